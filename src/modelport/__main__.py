@@ -1,0 +1,5 @@
+"""``python -m modelport``."""
+
+from modelport.cli.main import run
+
+run()

@@ -1,0 +1,98 @@
+"""Entry point of the ``modelport`` command.
+
+Each verb lives in its own module exposing ``register(app)``. Errors derived from ModelportError become one
+line ``modelport: error: …`` and the error's exit code; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+import typer
+from rich.console import Console
+
+from modelport.errors import ModelportError
+
+VERB_MODULES = (
+    "inspect",
+    "compare",
+    "bench",
+    "convert",
+    "port",
+    "doctor",
+    "optimize",
+    "transcribe",
+)
+
+
+def build_app() -> typer.Typer:
+    """Create the typer application with every verb registered."""
+    import importlib
+
+    app = typer.Typer(
+        name="modelport",
+        help="Port trained neural networks to fast inference runtimes — converted, verified, measured.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+    @app.callback()
+    def _root(
+        debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+        verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info logs."),
+    ) -> None:
+        level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+    for name in VERB_MODULES:
+        try:
+            module = importlib.import_module(f"modelport.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"modelport.cli.{name}":
+                continue
+            raise
+        module.register(app)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 verification mismatch, 2 bad input or failure)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        app = build_app()
+        app(args=args, prog_name="modelport", standalone_mode=False)
+    except ModelportError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"modelport: error: {exc}", markup=False)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        err.print("modelport: aborted", markup=False)
+        return 130
+    except click.exceptions.ClickException as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"modelport: error: {exc.format_message()}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("modelport: interrupted", markup=False)
+        return 130
+    return 0
+
+
+def run() -> None:  # pragma: no cover - console-script shim
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()
