@@ -1,0 +1,275 @@
+"""Model inputs: tensor specs, shape overrides, and feeds (random, .npy/.npz, images).
+
+Feeds are prepared before anything is timed or compared, and always checked against the model's inputs, so a
+wrong shape or dtype is reported by name before a runtime sees it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from modelport.errors import InvalidInputError, ModelLoadError
+
+Dim = int | str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """Name, dtype and shape of a model input or output; a dim is an int, a symbolic name, or None."""
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...] | None
+
+    @property
+    def is_static(self) -> bool:
+        return self.shape is not None and all(isinstance(d, int) and d >= 0 for d in self.shape)
+
+    def shape_text(self) -> str:
+        if self.shape is None:
+            return "unknown rank"
+        return "[" + ", ".join(_dim_text(d) for d in self.shape) + "]"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+
+
+def _dim_text(d: Dim) -> str:
+    if isinstance(d, int) and d >= 0:
+        return str(d)
+    return str(d) if isinstance(d, str) and d else "?"
+
+
+_SHAPE_RE = re.compile(r"^(?P<name>.+):(?P<dims>-?\d+(?:[,x]-?\d+)*)$")
+
+
+def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Parse ``name:1,3,224,224`` items (``x`` also separates dims) into a mapping.
+
+    Raises:
+        InvalidInputError: on malformed text or non-positive dims.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for raw in items:
+        for item in (s for s in raw.split(";") if s.strip()):
+            m = _SHAPE_RE.match(item.strip())
+            if not m:
+                raise InvalidInputError(
+                    f"cannot parse input shape {item!r}", hint="write NAME:D1,D2,… e.g. image:1,3,224,224"
+                )
+            dims = tuple(int(d) for d in re.split(r"[,x]", m.group("dims")))
+            if any(d <= 0 for d in dims):
+                raise InvalidInputError(f"input shape {item!r} has a non-positive dimension")
+            shapes[m.group("name")] = dims
+    return shapes
+
+
+def resolve_shapes(
+    specs: Sequence[TensorSpec], overrides: Mapping[str, Sequence[int]] | None = None, batch: int | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Concrete shape for every input: overrides first, then static dims, then ``batch`` for a dynamic dim 0.
+
+    Raises:
+        InvalidInputError: unknown input in overrides, wrong rank, or a dynamic dim with no value.
+    """
+    overrides = dict(overrides or {})
+    names = {s.name for s in specs}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise InvalidInputError(
+            f"--input-shape names unknown input(s) {', '.join(unknown)}",
+            hint=f"the model's inputs are: {', '.join(sorted(names))}",
+        )
+    result: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        if spec.name in overrides:
+            shape = tuple(int(d) for d in overrides[spec.name])
+            if spec.shape is not None and len(shape) != len(spec.shape):
+                raise InvalidInputError(
+                    f"--input-shape for {spec.name!r} has rank {len(shape)}, the model's input has rank "
+                    f"{len(spec.shape)} {spec.shape_text()}"
+                )
+            if spec.shape is not None:
+                for i, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
+                    if isinstance(want, int) and want >= 0 and want != got and not (i == 0 and batch):
+                        raise InvalidInputError(
+                            f"--input-shape for {spec.name!r} sets dim {i} to {got}, but the model fixes it "
+                            f"to {want} {spec.shape_text()}"
+                        )
+            result[spec.name] = shape
+            continue
+        if spec.shape is None:
+            raise InvalidInputError(
+                f"input {spec.name!r} has unknown rank", hint=f"give --input-shape {spec.name}:D1,D2,…"
+            )
+        dims: list[int] = []
+        for i, d in enumerate(spec.shape):
+            if isinstance(d, int) and d >= 0:
+                dims.append(batch if (i == 0 and batch is not None) else d)
+            elif i == 0 and batch is not None:
+                dims.append(batch)
+            else:
+                raise InvalidInputError(
+                    f"input {spec.name!r} has a dynamic dimension {i} ({_dim_text(d)}) in {spec.shape_text()}",
+                    hint=f"give its size with --input-shape {spec.name}:"
+                    + ",".join(str(x) if isinstance(x, int) and x >= 0 else "N" for x in spec.shape),
+                )
+        result[spec.name] = tuple(dims)
+    return result
+
+
+def random_feeds(
+    specs: Sequence[TensorSpec],
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    *,
+    seed: int = 0,
+    batch: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Seeded random feeds for every input: floats ~ U(0, 1), ints in [0, 10), bools uniform."""
+    concrete = resolve_shapes(specs, shapes, batch)
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for spec in specs:
+        shape = concrete[spec.name]
+        dtype = np.dtype(spec.dtype)
+        if dtype.kind == "f":
+            feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(dtype)
+        elif dtype.kind in "iu":
+            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[spec.name] = rng.random(shape) < 0.5
+        else:
+            raise InvalidInputError(f"cannot make random data for input {spec.name!r} of dtype {spec.dtype}")
+    return feeds
+
+
+def load_feeds(path: str | Path, specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:
+    """Load feeds from .npz (keys = input names) or .npy (single-input models); never unpickles objects."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError("feed file not found", path=p)
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as data:
+                feeds = {k: np.asarray(data[k]) for k in data.files}
+        elif p.suffix == ".npy":
+            if len(specs) != 1:
+                raise InvalidInputError(
+                    f"a .npy feed fits single-input models; this one has {len(specs)} inputs",
+                    path=p,
+                    hint="use an .npz with one array per input name",
+                )
+            feeds = {specs[0].name: np.load(p, allow_pickle=False)}
+        else:
+            raise InvalidInputError("feed files must be .npy or .npz", path=p)
+    except ValueError as exc:
+        raise InvalidInputError(f"cannot read feeds: {exc}", path=p) from exc
+    check_feeds(feeds, specs)
+    return feeds
+
+
+def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> None:
+    """Check names, dtypes and static dims of feeds against the model's inputs."""
+    names = {s.name for s in specs}
+    missing = [s.name for s in specs if s.name not in feeds]
+    extra = sorted(set(feeds) - names)
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {', '.join(missing)}")
+        if extra:
+            parts.append(f"unknown input(s) {', '.join(extra)}")
+        raise InvalidInputError("feeds do not match the model: " + "; ".join(parts))
+    for spec in specs:
+        arr = feeds[spec.name]
+        if np.dtype(arr.dtype) != np.dtype(spec.dtype):
+            raise InvalidInputError(
+                f"feed for {spec.name!r} has dtype {arr.dtype}, the model expects {spec.dtype}",
+                hint="cast the data or save it with the right dtype",
+            )
+        if spec.shape is not None:
+            if arr.ndim != len(spec.shape):
+                raise InvalidInputError(
+                    f"feed for {spec.name!r} has shape {list(arr.shape)}, the model expects {spec.shape_text()}"
+                )
+            for want, got in zip(spec.shape, arr.shape, strict=True):
+                if isinstance(want, int) and want >= 0 and want != got:
+                    raise InvalidInputError(
+                        f"feed for {spec.name!r} has shape {list(arr.shape)}, the model expects "
+                        f"{spec.shape_text()}"
+                    )
+
+
+class Layout(str, enum.Enum):
+    """Memory layout of an image tensor."""
+
+    NCHW = "NCHW"
+    NHWC = "NHWC"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePreprocess:
+    """How an image file becomes a tensor: resize, colour, scale, mean/std, layout.
+
+    ``tensor = ((pixels * scale) - mean) / std`` per channel, after resizing to ``size`` (H, W).
+    """
+
+    size: tuple[int, int] | None = None
+    layout: Layout = Layout.NCHW
+    grayscale: bool = False
+    bgr: bool = False
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    dtype: str = "float32"
+
+
+def load_image(path: str | Path, pre: ImagePreprocess) -> np.ndarray:
+    """Read an image (any format OpenCV reads) into a batch-of-one tensor following ``pre``."""
+    import cv2
+
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError("image not found", path=p)
+    flag = cv2.IMREAD_GRAYSCALE if pre.grayscale else cv2.IMREAD_COLOR
+    img = cv2.imread(str(p), flag)
+    if img is None:
+        raise InvalidInputError("cannot decode image", path=p, hint="use PNG, JPEG, BMP, TIFF or WebP")
+    return image_to_tensor(img if pre.grayscale or pre.bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB), pre)
+
+
+def image_to_tensor(pixels: np.ndarray, pre: ImagePreprocess) -> np.ndarray:
+    """Turn an H×W or H×W×C uint8/float array into a 1×C×H×W (or 1×H×W×C) tensor."""
+    import cv2
+
+    img = pixels
+    if pre.size is not None and img.shape[:2] != tuple(pre.size):
+        h, w = pre.size
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    if img.ndim == 2:
+        img = img[:, :, None]
+    x = img.astype(np.float32) * np.float32(pre.scale)
+    mean = np.asarray(pre.mean, dtype=np.float32).reshape(1, 1, -1)
+    std = np.asarray(pre.std, dtype=np.float32).reshape(1, 1, -1)
+    x = (x - mean) / std
+    if pre.layout is Layout.NCHW:
+        x = x.transpose(2, 0, 1)
+    return np.ascontiguousarray(x[None].astype(pre.dtype))
+
+
+def load_image_feeds(
+    paths: Sequence[str | Path], spec: TensorSpec, pre: ImagePreprocess
+) -> dict[str, np.ndarray]:
+    """Stack images into one batch for a single image input."""
+    if not paths:
+        raise InvalidInputError("no images given")
+    batch = np.concatenate([load_image(p, pre) for p in paths], axis=0)
+    feeds = {spec.name: batch}
+    check_feeds(feeds, [spec])
+    return feeds

@@ -1,0 +1,1 @@
+"""Reports: frozen dataclasses, the environment they were made in, and their renderers."""

@@ -1,0 +1,125 @@
+"""OpenVINO runner: CPU (and GPU when the plugin sees one), with the execution precision set explicitly.
+
+OpenVINO's CPU plugin defaults ``INFERENCE_PRECISION_HINT`` to bf16 on CPUs with AVX512-BF16 or AMX, which
+changes numerics silently. This runner always sets the hint from the requested precision and reports the
+precision the compiled model actually executes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.inputs import TensorSpec
+from modelport.runtimes.base import Precision, Runner, RunnerInfo
+
+_HINTS = {Precision.FP32: "f32", Precision.FP16: "f16", Precision.BF16: "bf16"}
+_EXECUTED = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def import_openvino() -> Any:
+    """Import openvino or raise RuntimeUnavailable naming the extra."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            "OpenVINO is not installed", hint="pip install 'modelport[openvino]'"
+        ) from exc
+    return openvino
+
+
+def ov_type_name(element_type: Any) -> str:
+    """numpy dtype name of an OpenVINO element type."""
+    return str(np.dtype(element_type.to_dtype()))
+
+
+class OpenVINORunner(Runner):
+    """Runs an OpenVINO IR (.xml + .bin) or an .onnx file with OpenVINO.
+
+    Precision: fp32 → hint f32, bf16 → hint bf16, fp16 → hint f16 (the CPU plugin runs f16 only where the ISA
+    has it, otherwise f32: the executed precision says which). int8 models run their quantized ops with an
+    f32 hint for the rest.
+    """
+
+    name = "openvino"
+
+    def load(self) -> None:
+        ov = import_openvino()
+        core = ov.Core()
+        device = self.options.device.upper()
+        if device not in core.available_devices and device not in {"AUTO", "MULTI", "HETERO"}:
+            raise RuntimeUnavailable(
+                f"OpenVINO has no device {device} here (available: {', '.join(core.available_devices)})",
+                hint="use --device cpu",
+            )
+        if not self.model_path.exists():
+            raise ModelLoadError("model file not found", path=self.model_path)
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        hint = _HINTS.get(self.options.precision, "f32")
+        config["INFERENCE_PRECISION_HINT"] = hint
+        if self.options.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.options.threads)
+        try:
+            model = core.read_model(str(self.model_path))
+            self._compiled = core.compile_model(model, device, config)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"OpenVINO cannot load the model: {first}", path=self.model_path) from exc
+        self._request = self._compiled.create_infer_request()
+        self._inputs = [
+            TensorSpec(p.get_any_name(), ov_type_name(p.get_element_type()), _shape(p.get_partial_shape()))
+            for p in self._compiled.inputs
+        ]
+        self._outputs = [p.get_any_name() for p in self._compiled.outputs]
+        executed = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = executed.get_type_name() if hasattr(executed, "get_type_name") else str(executed)
+        self._executed = _EXECUTED.get(name.lower(), name)
+        if self.options.precision is Precision.INT8:
+            self._executed = f"int8+{self._executed}"
+        self._version = ov.get_version()
+        known = device in core.available_devices
+        self._device_name = str(core.get_property(device, "FULL_DEVICE_NAME")) if known else device
+        self._threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        return list(self._inputs)
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+    def info(self) -> RunnerInfo:
+        return RunnerInfo(
+            runtime=self.name,
+            version=self._version,
+            device=self.options.device,
+            requested_precision=self.options.precision.value,
+            executed_precision=self._executed,
+            threads=self._threads,
+            details=(("device_name", self._device_name), ("inference_precision_hint", self._executed)),
+        )
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            self._request.infer(dict(feeds))
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InferenceError(f"OpenVINO failed: {first}", path=self.model_path) from exc
+        return [self._request.get_output_tensor(i).data.copy() for i in range(len(self._outputs))]
+
+
+def _shape(partial: Any) -> tuple[int | str | None, ...] | None:
+    if partial.rank.is_dynamic:
+        return None
+    dims: list[int | str | None] = []
+    for d in partial:
+        dims.append(d.get_length() if d.is_static else None)
+    return tuple(dims)

@@ -1,0 +1,1 @@
+"""Verification: compare outputs across models and runtimes."""
