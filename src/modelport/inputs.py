@@ -111,7 +111,12 @@ def resolve_shapes(
         dims: list[int] = []
         for i, d in enumerate(spec.shape):
             if isinstance(d, int) and d >= 0:
-                dims.append(batch if (i == 0 and batch is not None) else d)
+                if i == 0 and batch is not None and batch != d:
+                    raise InvalidInputError(
+                        f"input {spec.name!r} has a fixed batch of {d} {spec.shape_text()}, cannot run batch {batch}",
+                        hint="export the model with a dynamic batch dimension",
+                    )
+                dims.append(d)
             elif i == 0 and batch is not None:
                 dims.append(batch)
             else:

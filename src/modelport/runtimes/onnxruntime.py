@@ -120,7 +120,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            return list(self._session.run(self._outputs, dict(feeds)))
+            return list(self._session.run(self._outputs, feeds))  # type: ignore[arg-type]
         except Exception as exc:
             first = str(exc).strip().splitlines()[0]
             raise InferenceError(f"onnxruntime failed: {first}", path=self.model_path) from exc

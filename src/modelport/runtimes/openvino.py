@@ -107,13 +107,17 @@ class OpenVINORunner(Runner):
             details=(("device_name", self._device_name), ("inference_precision_hint", self._executed)),
         )
 
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # _run returns views into the request's output tensors; callers of infer keep the arrays.
+        return {k: np.array(v, copy=True) for k, v in super().infer(feeds).items()}
+
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            self._request.infer(dict(feeds))
+            self._request.infer(feeds)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise InferenceError(f"OpenVINO failed: {first}", path=self.model_path) from exc
-        return [self._request.get_output_tensor(i).data.copy() for i in range(len(self._outputs))]
+        return [self._request.get_output_tensor(i).data for i in range(len(self._outputs))]
 
 
 def _shape(partial: Any) -> tuple[int | str | None, ...] | None:

@@ -1,0 +1,1 @@
+"""Benchmarking: timing loops and latency statistics."""
