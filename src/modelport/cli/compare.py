@@ -1,0 +1,52 @@
+"""``modelport compare MODEL [MODEL2] --runtimes …``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from modelport.cli.common import comparison_table, console, print_json, shapes_option, split_list
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    def compare_cmd(
+        models: list[Path] = typer.Argument(..., help="One or two models; the first on the first runtime is the reference."),
+        runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
+        input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
+        feeds: Path | None = typer.Option(None, "--feeds", help=".npz (one array per input) or .npy feed file."),
+        rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default by precision)."),
+        atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default by precision)."),
+        precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
+        threads: int | None = typer.Option(None, "--threads", help="Runtime threads."),
+        seed: int = typer.Option(0, "--seed", help="Seed of random feeds."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Run the same inputs through every (model, runtime) pair and compare with the reference."""
+        from modelport.inputs import load_feeds
+        from modelport.runtimes import RunnerOptions, get_runner
+        from modelport.runtimes.base import Precision
+        from modelport.verify.compare import Tolerance, compare
+
+        prec = Precision.parse(precision)
+        default = Tolerance.for_precision(prec)
+        tol = Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
+        names = split_list(runtimes)
+        options = RunnerOptions(threads=threads, precision=prec)
+        feed_data = None
+        if feeds is not None:
+            with get_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
+                feed_data = load_feeds(feeds, ref.input_specs)
+        report = compare(models, names, feeds=feed_data, input_shapes=shapes_option(input_shape), seed=seed,
+                         tolerance=tol, options=options)
+        if as_json:
+            print_json(report.to_json())
+        else:
+            out = console()
+            ref = report.comparisons[0].reference if report.comparisons else "?"
+            out.print(f"reference: {ref}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds))
+            out.print(comparison_table(report.comparisons, f"outputs vs reference ({tol})"))
+            out.print("[green]all outputs match[/]" if report else "[red]mismatch[/]")
+        if not report:
+            raise typer.Exit(code=1)

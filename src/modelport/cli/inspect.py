@@ -1,0 +1,50 @@
+"""``modelport inspect MODEL``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from modelport.cli.common import console, print_json
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("inspect")
+    def inspect_cmd(
+        model: Path = typer.Argument(..., help="ONNX (.onnx) or OpenVINO IR (.xml) file."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        """Show a model's inputs, outputs, opsets, op types, parameters and external data."""
+        from modelport.inspect import inspect
+
+        summary = inspect(model)
+        if as_json:
+            print_json(summary.to_json())
+            return
+        out = console()
+        out.print(f"[bold]{summary.path}[/] ({summary.format.value}, {summary.file_bytes / 1024:.1f} KiB)")
+        if summary.producer or summary.ir_version is not None:
+            out.print(f"producer: {summary.producer or '?'}  ir_version: {summary.ir_version}")
+        if summary.opsets:
+            out.print("opsets: " + ", ".join(f"{d} {v}" for d, v in summary.opsets))
+        io = Table(title="inputs and outputs", title_justify="left")
+        for col in ("kind", "name", "dtype", "shape"):
+            io.add_column(col)
+        for kind, specs in (("input", summary.inputs), ("output", summary.outputs)):
+            for s in specs:
+                io.add_row(kind, s.name, s.dtype, s.shape_text())
+        out.print(io)
+        out.print(
+            f"nodes: {summary.node_count}  parameters: {summary.parameter_count:,} "
+            f"({summary.parameter_bytes / 2**20:.2f} MiB)"
+        )
+        if summary.external_data:
+            out.print("external data: " + ", ".join(summary.external_data))
+        ops = Table(title="op types", title_justify="left")
+        ops.add_column("op")
+        ops.add_column("count", justify="right")
+        for op, n in summary.op_histogram:
+            ops.add_row(op, str(n))
+        out.print(ops)
