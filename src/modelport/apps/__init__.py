@@ -1,0 +1,1 @@
+"""Applications built on ported models: speech transcription (Whisper), and more."""
