@@ -37,7 +37,11 @@ class TensorSpec:
         return "[" + ", ".join(_dim_text(d) for d in self.shape) + "]"
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "dtype": self.dtype, "shape": None if self.shape is None else list(self.shape)}
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": None if self.shape is None else list(self.shape),
+        }
 
 
 def _dim_text(d: Dim) -> str:
@@ -71,7 +75,9 @@ def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
 
 
 def resolve_shapes(
-    specs: Sequence[TensorSpec], overrides: Mapping[str, Sequence[int]] | None = None, batch: int | None = None
+    specs: Sequence[TensorSpec],
+    overrides: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
 ) -> dict[str, tuple[int, ...]]:
     """Concrete shape for every input: overrides first, then static dims, then ``batch`` for a dynamic dim 0.
 

@@ -34,8 +34,6 @@ class ModelSummary(JsonReport):
     ir_version: int | None = None
 
 
-
-
 def _onnx_dtype(elem_type: int) -> str:
     try:
         return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
@@ -82,7 +80,9 @@ def inspect_onnx(path: Path) -> ModelSummary:
     init_names = {t.name for t in proto.graph.initializer}
     hist: collections.Counter[str] = collections.Counter()
     _count_ops(proto.graph, hist)
-    constants = [a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
+    constants = [
+        a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")
+    ]
     tensors = list(proto.graph.initializer) + constants
     return ModelSummary(
         path=str(path),

@@ -102,7 +102,9 @@ def load_proto(path: str | Path, *, check: bool = True, load_external_data: bool
     fmt = sniff_format(p)
     if fmt is not Format.ONNX:
         raise ModelLoadError(
-            f"expected an ONNX model, found {fmt.value}", path=p, hint="convert it first with `modelport convert`"
+            f"expected an ONNX model, found {fmt.value}",
+            path=p,
+            hint="convert it first with `modelport convert`",
         )
     try:
         proto = onnx.load(str(p), load_external_data=load_external_data)

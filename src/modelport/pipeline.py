@@ -162,8 +162,9 @@ def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
 def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
     fmt = SUPPORTED[runtime][0]
     weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
-    return convert(model, fmt, _target_dir(out_dir, runtime, precision), precision=weights, name="model",
-                   verify=False)
+    return convert(
+        model, fmt, _target_dir(out_dir, runtime, precision), precision=weights, name="model", verify=False
+    )
 
 
 def _run_target(
@@ -177,7 +178,9 @@ def _run_target(
 ) -> TargetResult:
     fmt, supported = SUPPORTED[runtime]
     if precision not in supported:
-        return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
+        return TargetResult(
+            runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU"
+        )
     try:
         conv = _build_artifact(model, out_dir, runtime, precision)
     except ModelportError as exc:
@@ -185,27 +188,44 @@ def _run_target(
     artifact = Path(conv.artifact)
     exec_precision = Precision.FP32 if (runtime == "openvino" and precision is Precision.FP16) else precision
     comparison = verify_against_source(
-        model, artifact, fmt, feeds, precision=exec_precision, tolerance=Tolerance.for_precision(precision),
+        model,
+        artifact,
+        fmt,
+        feeds,
+        precision=exec_precision,
+        tolerance=Tolerance.for_precision(precision),
         threads=opts.threads,
     )
-    base = TargetResult(runtime, precision, "verified" if comparison.passed else "mismatch",
-                        reason="" if comparison.passed else _mismatch_reason(comparison),
-                        artifact=str(artifact), size_bytes=conv.size_bytes, convert_seconds=conv.seconds,
-                        verification=comparison)
+    base = TargetResult(
+        runtime,
+        precision,
+        "verified" if comparison.passed else "mismatch",
+        reason="" if comparison.passed else _mismatch_reason(comparison),
+        artifact=str(artifact),
+        size_bytes=conv.size_bytes,
+        convert_seconds=conv.seconds,
+        verification=comparison,
+    )
     options = RunnerOptions(threads=opts.threads, precision=exec_precision)
     with get_runner(runtime, artifact, options) as runner:
-        bench_feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed,
-                                   batch=opts.batch)
+        bench_feeds = random_feeds(
+            runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch
+        )
         stats = time_runner(runner, bench_feeds, opts.bench)
         accuracy = evaluate_classifier(runner, eval_set) if eval_set is not None else None
         info = runner.info()
-    return dataclasses.replace(base, runner=info, latency=stats, throughput=opts.batch / (stats.mean_ms / 1e3),
-                               accuracy=accuracy)
+    return dataclasses.replace(
+        base, runner=info, latency=stats, throughput=opts.batch / (stats.mean_ms / 1e3), accuracy=accuracy
+    )
 
 
 def _mismatch_reason(c: Comparison) -> str:
     w = c.worst
-    return "" if w is None else f"output {w.name!r}: max abs {w.max_abs:.3g}, {w.mismatch_fraction:.2%} outside {c.tolerance}"
+    return (
+        ""
+        if w is None
+        else f"output {w.name!r}: max abs {w.max_abs:.3g}, {w.mismatch_fraction:.2%} outside {c.tolerance}"
+    )
 
 
 def _fastest(targets: Sequence[TargetResult]) -> str | None:
@@ -249,8 +269,9 @@ def port(
         src = Path(model)
     fmt = sniff_format(src)
     if fmt is not Format.ONNX:
-        raise ModelportError(f"port takes ONNX models for now, this is {fmt.value}", path=src,
-                             hint="convert it to ONNX first")
+        raise ModelportError(
+            f"port takes ONNX models for now, this is {fmt.value}", path=src, hint="convert it to ONNX first"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     source_nodes = _count_nodes(src)
@@ -261,8 +282,9 @@ def port(
             feeds = {eval_set.input_name: eval_set.inputs[: max(opts.batch, 64)]}
             feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
         else:
-            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed,
-                                 batch=opts.batch)
+            feeds = random_feeds(
+                ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch
+            )
             feeds_text = f"random, seed {opts.seed}"
         source_accuracy = evaluate_classifier(ref, eval_set) if eval_set is not None else None
     results = []
@@ -271,9 +293,17 @@ def port(
             say(f"{runtime}/{precision.value}: convert, verify, benchmark")
             results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts))
     report = PortReport(
-        source=str(src), source_format=fmt, source_nodes=source_nodes, optimization=optimization,
-        batch=opts.batch, feeds=feeds_text, source_accuracy=source_accuracy, targets=tuple(results),
-        fastest=_fastest(results), environment=capture_environment(), seconds=time.perf_counter() - t0,
+        source=str(src),
+        source_format=fmt,
+        source_nodes=source_nodes,
+        optimization=optimization,
+        batch=opts.batch,
+        feeds=feeds_text,
+        source_accuracy=source_accuracy,
+        targets=tuple(results),
+        fastest=_fastest(results),
+        environment=capture_environment(),
+        seconds=time.perf_counter() - t0,
     )
     write_reports(report, out)
     return report
@@ -286,4 +316,3 @@ def write_reports(report: PortReport, out_dir: Path) -> None:
     write_text(out_dir / "report.json", report.to_json())
     write_text(out_dir / "report.md", port_markdown(report))
     write_text(out_dir / "report.html", port_html(report))
-

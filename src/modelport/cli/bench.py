@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
         threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
         precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
         warmup: int = typer.Option(10, "--warmup", help="Untimed runs first."),
-        iterations: int | None = typer.Option(None, "--iterations", "-n", help="Timed runs (overrides --seconds)."),
+        iterations: int | None = typer.Option(
+            None, "--iterations", "-n", help="Timed runs (overrides --seconds)."
+        ),
         seconds: float = typer.Option(2.0, "--seconds", help="Time budget per (runtime, batch)."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -46,11 +48,31 @@ def register(app: typer.Typer) -> None:
             print_json(report.to_json())
             return
         table = Table(title=f"latency of {model.name} (ms)", title_justify="left")
-        for col in ("runtime", "executes", "batch", "runs", "p50", "p90", "p99", "mean", "stdev", "samples/s"):
+        for col in (
+            "runtime",
+            "executes",
+            "batch",
+            "runs",
+            "p50",
+            "p90",
+            "p99",
+            "mean",
+            "stdev",
+            "samples/s",
+        ):
             table.add_column(col, justify="left" if col in ("runtime", "executes") else "right")
         for r in report.results:
             s = r.latency
-            table.add_row(r.runtime, r.runner.executed_precision, str(r.batch), str(s.n), f"{s.p50_ms:.3f}",
-                          f"{s.p90_ms:.3f}", f"{s.p99_ms:.3f}", f"{s.mean_ms:.3f}", f"{s.stdev_ms:.3f}",
-                          f"{r.throughput:.1f}")
+            table.add_row(
+                r.runtime,
+                r.runner.executed_precision,
+                str(r.batch),
+                str(s.n),
+                f"{s.p50_ms:.3f}",
+                f"{s.p90_ms:.3f}",
+                f"{s.p99_ms:.3f}",
+                f"{s.mean_ms:.3f}",
+                f"{s.stdev_ms:.3f}",
+                f"{r.throughput:.1f}",
+            )
         console().print(table)

@@ -36,7 +36,7 @@ def precisions_option(values: Sequence[str] | str | None) -> list[Precision]:
 
 def print_json(text: str) -> None:
     """Plain JSON on stdout (no rich markup or wrapping)."""
-    print(text)  # noqa: T201 - the CLI's output
+    print(text)
 
 
 def comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
@@ -46,8 +46,13 @@ def comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
     for c in comparisons:
         for o in c.outputs:
             table.add_row(
-                c.candidate, o.name, f"{o.max_abs:.3g}", f"{o.max_rel:.3g}", f"{o.mean_abs:.3g}",
-                f"{o.cosine:.6f}", f"{o.mismatch_fraction:.2%}",
+                c.candidate,
+                o.name,
+                f"{o.max_abs:.3g}",
+                f"{o.max_rel:.3g}",
+                f"{o.mean_abs:.3g}",
+                f"{o.cosine:.6f}",
+                f"{o.mismatch_fraction:.2%}",
                 "[green]pass[/]" if o.passed else f"[red]FAIL[/] {o.note}".rstrip(),
             )
     return table

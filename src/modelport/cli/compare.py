@@ -12,10 +12,14 @@ from modelport.cli.common import comparison_table, console, print_json, shapes_o
 def register(app: typer.Typer) -> None:
     @app.command("compare")
     def compare_cmd(
-        models: list[Path] = typer.Argument(..., help="One or two models; the first on the first runtime is the reference."),
+        models: list[Path] = typer.Argument(
+            ..., help="One or two models; the first on the first runtime is the reference."
+        ),
         runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
-        feeds: Path | None = typer.Option(None, "--feeds", help=".npz (one array per input) or .npy feed file."),
+        feeds: Path | None = typer.Option(
+            None, "--feeds", help=".npz (one array per input) or .npy feed file."
+        ),
         rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default by precision)."),
         atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default by precision)."),
         precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
@@ -31,21 +35,32 @@ def register(app: typer.Typer) -> None:
 
         prec = Precision.parse(precision)
         default = Tolerance.for_precision(prec)
-        tol = Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
+        tol = Tolerance(
+            rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol
+        )
         names = split_list(runtimes)
         options = RunnerOptions(threads=threads, precision=prec)
         feed_data = None
         if feeds is not None:
             with get_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
                 feed_data = load_feeds(feeds, ref.input_specs)
-        report = compare(models, names, feeds=feed_data, input_shapes=shapes_option(input_shape), seed=seed,
-                         tolerance=tol, options=options)
+        report = compare(
+            models,
+            names,
+            feeds=feed_data,
+            input_shapes=shapes_option(input_shape),
+            seed=seed,
+            tolerance=tol,
+            options=options,
+        )
         if as_json:
             print_json(report.to_json())
         else:
             out = console()
-            ref = report.comparisons[0].reference if report.comparisons else "?"
-            out.print(f"reference: {ref}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds))
+            reference = report.comparisons[0].reference if report.comparisons else "?"
+            out.print(
+                f"reference: {reference}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds)
+            )
             out.print(comparison_table(report.comparisons, f"outputs vs reference ({tol})"))
             out.print("[green]all outputs match[/]" if report else "[red]mismatch[/]")
         if not report:

@@ -42,12 +42,15 @@ def register(app: typer.Typer) -> None:
         out = console()
         err = console() if sys.stderr.isatty() else None
         with out.status("porting…") if out.is_terminal else _null():
-            report = port(model, out_dir, options=options,
-                          progress=(lambda m: err.log(m)) if err is not None else None)
+            report = port(
+                model, out_dir, options=options, progress=(lambda m: err.log(m)) if err is not None else None
+            )
         out.print(f"source: {report.source} ({report.source_nodes} nodes)")
         if report.optimization:
             o = report.optimization
-            out.print(f"optimized: {o.nodes_before} → {o.nodes_after} nodes ({', '.join(o.passes) or 'unchanged'})")
+            out.print(
+                f"optimized: {o.nodes_before} → {o.nodes_after} nodes ({', '.join(o.passes) or 'unchanged'})"
+            )
         if report.source_accuracy:
             a = report.source_accuracy
             out.print(f"source top-1 on {a.dataset}: {a.top1:.2%} ({a.samples} samples)")

@@ -70,8 +70,12 @@ def verify_against_source(
         out = cand.infer(feeds)
         info = cand.info()
     return compare_outputs(
-        ref_out, out, tol, reference_label=f"{source.name}@onnxruntime",
-        candidate_label=f"{artifact.name}@{runtime}/{info.executed_precision}", runner=info,
+        ref_out,
+        out,
+        tol,
+        reference_label=f"{source.name}@onnxruntime",
+        candidate_label=f"{artifact.name}@{runtime}/{info.executed_precision}",
+        runner=info,
     )
 
 
@@ -105,11 +109,17 @@ def convert(
         return report
     if feeds is None:
         with get_runner("onnxruntime", src_path) as ref:
-            feeds = random_feeds(ref.input_specs, input_shapes, seed=seed, batch=1 if not input_shapes else None)
+            feeds = random_feeds(
+                ref.input_specs, input_shapes, seed=seed, batch=1 if not input_shapes else None
+            )
     # fp16 weights run in f32 on CPU but carry fp16 rounding: verify with the fp16 tolerance.
     exec_precision = Precision.FP32 if prec is Precision.FP16 and dst_fmt is Format.OPENVINO_IR else prec
     comparison = verify_against_source(
-        src_path, Path(report.artifact), dst_fmt, feeds, precision=exec_precision,
+        src_path,
+        Path(report.artifact),
+        dst_fmt,
+        feeds,
+        precision=exec_precision,
         tolerance=tolerance or Tolerance.for_precision(prec),
     )
     try:

@@ -34,23 +34,35 @@ def target_rows(report: PortReport, with_reason: bool = True) -> list[list[str]]
     """One row per target: target, executed precision, status, max abs error, tolerance, p50, p90, fps, acc, size."""
     rows = []
     for t in report.targets:
-        rows.append([
-            t.label + (" ★" if t.label == report.fastest else ""),
-            t.runner.executed_precision if t.runner else "–",
-            _status(t, with_reason),
-            _fmt_err(t),
-            _fmt_tol(t),
-            _fmt_ms(t),
-            f"{t.latency.p90_ms:.3f}" if t.latency else "–",
-            f"{t.throughput:.1f}" if t.throughput else "–",
-            _fmt_acc(t),
-            f"{t.size_bytes / 1024:.1f}" if t.size_bytes else "–",
-        ])
+        rows.append(
+            [
+                t.label + (" ★" if t.label == report.fastest else ""),
+                t.runner.executed_precision if t.runner else "–",
+                _status(t, with_reason),
+                _fmt_err(t),
+                _fmt_tol(t),
+                _fmt_ms(t),
+                f"{t.latency.p90_ms:.3f}" if t.latency else "–",
+                f"{t.throughput:.1f}" if t.throughput else "–",
+                _fmt_acc(t),
+                f"{t.size_bytes / 1024:.1f}" if t.size_bytes else "–",
+            ]
+        )
     return rows
 
 
-HEADERS = ["target", "executes", "status", "max abs err", "tolerance", "p50 ms", "p90 ms", "samples/s",
-           "top-1", "size KiB"]
+HEADERS = [
+    "target",
+    "executes",
+    "status",
+    "max abs err",
+    "tolerance",
+    "p50 ms",
+    "p90 ms",
+    "samples/s",
+    "top-1",
+    "size KiB",
+]
 
 
 def port_markdown(report: PortReport) -> str:
@@ -63,8 +75,10 @@ def port_markdown(report: PortReport) -> str:
     ]
     if report.optimization:
         o = report.optimization
-        lines.append(f"- optimized: {o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
-                     f"({', '.join(o.passes) or 'no pass changed the graph'})")
+        lines.append(
+            f"- optimized: {o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
+            f"({', '.join(o.passes) or 'no pass changed the graph'})"
+        )
     if report.source_accuracy:
         a = report.source_accuracy
         lines.append(f"- source accuracy: top-1 {a.top1:.2%} on {a.samples} samples of {a.dataset}")
@@ -82,8 +96,9 @@ def port_markdown(report: PortReport) -> str:
     return "\n".join(lines)
 
 
-def bar_chart_svg(title: str, labels: Sequence[str], values: Sequence[float | None], unit: str,
-                  highlight: str | None = None) -> str:
+def bar_chart_svg(
+    title: str, labels: Sequence[str], values: Sequence[float | None], unit: str, highlight: str | None = None
+) -> str:
     """A horizontal bar chart as inline SVG (no external assets)."""
     width, bar_h, gap, left = 640, 22, 8, 170
     items = [(lab, v) for lab, v in zip(labels, values, strict=True) if v is not None]
@@ -119,15 +134,29 @@ def port_html(report: PortReport) -> str:
     body_rows = []
     for t, row in zip(report.targets, target_rows(report), strict=True):
         cls = "ok" if t.verified else ("" if t.status == "skipped" else "bad")
-        cells = "".join(f'<td class="{cls}">{esc(c)}</td>' if i == 2 else f"<td>{esc(c)}</td>"
-                        for i, c in enumerate(row))
+        cells = "".join(
+            f'<td class="{cls}">{esc(c)}</td>' if i == 2 else f"<td>{esc(c)}</td>" for i, c in enumerate(row)
+        )
         body_rows.append(f"<tr>{cells}</tr>")
     timed = [t for t in report.targets if t.latency]
-    latency_svg = bar_chart_svg("Median latency (p50, lower is better)", [t.label for t in timed],
-                                [t.latency.p50_ms if t.latency else None for t in timed], "ms", report.fastest)
+    latency_svg = bar_chart_svg(
+        "Median latency (p50, lower is better)",
+        [t.label for t in timed],
+        [t.latency.p50_ms if t.latency else None for t in timed],
+        "ms",
+        report.fastest,
+    )
     acc = [t for t in report.targets if t.accuracy]
-    acc_svg = (bar_chart_svg("Top-1 accuracy", [t.label for t in acc],
-                             [100 * t.accuracy.top1 if t.accuracy else None for t in acc], "%") if acc else "")
+    acc_svg = (
+        bar_chart_svg(
+            "Top-1 accuracy",
+            [t.label for t in acc],
+            [100 * t.accuracy.top1 if t.accuracy else None for t in acc],
+            "%",
+        )
+        if acc
+        else ""
+    )
     env = report.environment
     summary = esc(port_markdown(report).split("\n| ")[0]).replace("\n", "<br>\n")
     return f"""<!doctype html>

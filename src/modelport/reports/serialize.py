@@ -61,7 +61,11 @@ def from_jsonable(cls: Any, data: Any) -> Any:
         return {k: from_jsonable(args[1], v) for k, v in data.items()} if args else dict(data)
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
-        kwargs = {f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
+        kwargs = {
+            f.name: from_jsonable(hints[f.name], data[f.name])
+            for f in dataclasses.fields(cls)
+            if f.name in data
+        }
         return cls(**kwargs)
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return cls(data)

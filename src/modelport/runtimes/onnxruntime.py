@@ -147,7 +147,7 @@ def model_precision(path: Path) -> str:
     sizes: dict[int, int] = {}
     for t in proto.graph.initializer:
         sizes[t.data_type] = sizes.get(t.data_type, 0) + int(np.prod(t.dims, dtype=np.int64))
-    names = {
+    names: dict[int, Precision] = {
         onnx.TensorProto.FLOAT: Precision.FP32,
         onnx.TensorProto.FLOAT16: Precision.FP16,
         onnx.TensorProto.BFLOAT16: Precision.BF16,
@@ -158,5 +158,11 @@ def model_precision(path: Path) -> str:
     return names[max(floats, key=lambda k: floats[k])].value
 
 
-_QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger"}
-
+_QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+}

@@ -17,7 +17,14 @@ from modelport.inputs import TensorSpec
 from modelport.runtimes.base import Precision, Runner, RunnerInfo
 
 _HINTS = {Precision.FP32: "f32", Precision.FP16: "f16", Precision.BF16: "bf16"}
-_EXECUTED = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+_EXECUTED = {
+    "f32": "fp32",
+    "f16": "fp16",
+    "bf16": "bf16",
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+}
 
 
 def import_openvino() -> Any:

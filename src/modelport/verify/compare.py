@@ -128,7 +128,15 @@ def compare_arrays(name: str, ref: np.ndarray, out: np.ndarray, tol: Tolerance) 
     out = np.asarray(out)
     if ref.shape != out.shape:
         return OutputMetrics(
-            name, tuple(out.shape), str(out.dtype), float("inf"), float("inf"), float("inf"), 0.0, 1.0, False,
+            name,
+            tuple(out.shape),
+            str(out.dtype),
+            float("inf"),
+            float("inf"),
+            float("inf"),
+            0.0,
+            1.0,
+            False,
             note=f"shape {list(out.shape)} != reference {list(ref.shape)}",
         )
     if ref.size == 0:
@@ -139,8 +147,17 @@ def compare_arrays(name: str, ref: np.ndarray, out: np.ndarray, tol: Tolerance) 
     if r.dtype.kind not in "f":
         equal = r == o
         frac = float(1.0 - np.mean(equal))
-        return OutputMetrics(name, tuple(out.shape), str(out.dtype), float(frac > 0), float(frac > 0), frac,
-                             1.0 if frac == 0 else 0.0, frac, frac == 0)
+        return OutputMetrics(
+            name,
+            tuple(out.shape),
+            str(out.dtype),
+            float(frac > 0),
+            float(frac > 0),
+            frac,
+            1.0 if frac == 0 else 0.0,
+            frac,
+            frac == 0,
+        )
     nan_r, nan_o = np.isnan(r), np.isnan(o)
     nan_mismatch = nan_r != nan_o
     finite = ~(nan_r | nan_o)
@@ -259,8 +276,9 @@ def compare(
         log.info("running %s", target.label)
         out, info = run_target(target, feeds)
         comparisons.append(
-            compare_outputs(ref_out, out, tol, reference_label=reference.label, candidate_label=target.label,
-                            runner=info)
+            compare_outputs(
+                ref_out, out, tol, reference_label=reference.label, candidate_label=target.label, runner=info
+            )
         )
     return AccuracyReport(
         feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in feeds.items()),
