@@ -3,7 +3,8 @@
 For each model and runtime, in interleaved rounds (so drifts in machine load hit every method alike):
   * raw     — a minimal loop over the runtime's own session (``sess.run`` / ``request.infer``);
   * modelport — ``modelport.bench.timing.time_runner`` over modelport's runner;
-  * benchmark_app — OpenVINO's tool (OpenVINO only), ``-hint none -nstreams 1 -api sync -infer_precision f32`` (what the latency hint picks, with the thread count set).
+  * benchmark_app — OpenVINO's tool (OpenVINO only), ``-hint none -nstreams 1 -api sync -infer_precision f32``
+    (one stream, as the latency hint picks, with the thread count set).
 Each round reports a median latency; the table shows the median over rounds and modelport/raw ratios.
 
     .venv-bench/bin/python benchmarks/export_torchvision.py resnet50 mobilenet_v2
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.bench.timing import BenchConfig, time_callable, time_runner
+from modelport.bench.timing import BenchConfig, time_runner
 from modelport.reports.environment import capture_environment
 from modelport.runtimes import RunnerOptions, get_runner
 from modelport.runtimes.base import Precision
@@ -111,7 +112,7 @@ def bench_model(path: Path, rounds: int, iters: int, threads: int) -> dict[str, 
         app = via_benchmark_app(path, threads, iters)
         if app is not None:
             results["ov benchmark_app"].append(app)
-        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in results.items() if v))  # noqa: T201
+        print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in results.items() if v))
     return results
 
 
@@ -125,13 +126,15 @@ def render(rows: list[tuple[str, dict[str, list[float]]]], rounds: int, iters: i
         f"{rounds} interleaved rounds × {iters} timed runs; each cell is the median over rounds of per-round",
         "median latency (ms). Ratio = modelport / raw (1.00 = no overhead).",
         "",
-        "| model | ORT raw | ORT modelport | ratio | OV raw | OV modelport | ratio | OV benchmark_app | modelport / app |",
+        "| model | ORT raw | ORT modelport | ratio | OV raw | OV modelport | ratio | OV benchmark_app "
+        "| modelport / app |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, res in rows:
         med = {k: statistics.median(v) if v else float("nan") for k, v in res.items()}
+        ort_ratio = med["ort modelport"] / med["ort raw"]
         lines.append(
-            f"| {name} | {med['ort raw']:.3f} | {med['ort modelport']:.3f} | {med['ort modelport'] / med['ort raw']:.3f}"
+            f"| {name} | {med['ort raw']:.3f} | {med['ort modelport']:.3f} | {ort_ratio:.3f}"
             f" | {med['ov raw']:.3f} | {med['ov modelport']:.3f} | {med['ov modelport'] / med['ov raw']:.3f}"
             f" | {med['ov benchmark_app']:.3f} | {med['ov modelport'] / med['ov benchmark_app']:.3f} |"
         )
@@ -153,12 +156,12 @@ def main() -> None:
         path = args.cache / f"{name}.onnx"
         if not path.exists():
             raise SystemExit(f"{path} missing: run benchmarks/export_torchvision.py {name} first")
-        print(name)  # noqa: T201
+        print(name)
         rows.append((name, bench_model(path, args.rounds, args.iters, args.threads)))
     text = render(rows, args.rounds, args.iters, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(text)  # noqa: T201
+    print(text)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.models:
-        print(export(name, args.out))  # noqa: T201 - script output
+        print(export(name, args.out))
 
 
 if __name__ == "__main__":
