@@ -117,9 +117,7 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise AppError(
-            f"cannot read media (corrupt or not an audio/video file): {_first_line(exc)}", path=p
-        ) from exc
+        raise AppError(f"cannot read media (corrupt or not an audio/video file): {_first_line(exc)}", path=p) from exc
     with container:
         if not container.streams.audio:
             kinds = sorted({s.type for s in container.streams}) or ["none"]

@@ -209,9 +209,7 @@ class Transcriber:
                 )
             return
         if lang is not None and lang not in self.model.supported_languages:
-            raise InvalidInputError(
-                f"unknown language code {lang!r}", hint="use an ISO 639-1 code: en, de, ja …"
-            )
+            raise InvalidInputError(f"unknown language code {lang!r}", hint="use an ISO 639-1 code: en, de, ja …")
         if lang is None and not self._language_ids:
             raise InvalidInputError(
                 f"model {self.model_name} records no language tokens, so it cannot detect the language",
@@ -292,13 +290,9 @@ class Transcriber:
                 {"start": t, "end": min(t + step, audio.duration)}
                 for t in np.arange(0.0, audio.duration, step).tolist()
             ]
-        return pipeline.transcribe(
-            audio.samples, batch_size=options.batch_size, without_timestamps=False, **common
-        )
+        return pipeline.transcribe(audio.samples, batch_size=options.batch_size, without_timestamps=False, **common)
 
-    def _collect(
-        self, raw_segments: Iterable[Any], source: str, listener: TranscribeListener
-    ) -> Iterable[Segment]:
+    def _collect(self, raw_segments: Iterable[Any], source: str, listener: TranscribeListener) -> Iterable[Segment]:
         for index, raw in enumerate(raw_segments):
             if self._closed.is_set():
                 raise InferenceError("the transcriber was closed during transcription", path=source)

@@ -91,6 +91,5 @@ def output_paths(base: Path, formats: Sequence[OutputFormat]) -> list[Path]:
 def write_outputs(result: TranscriptionResult, base: Path, formats: Sequence[OutputFormat]) -> list[Path]:
     """Write each format atomically; returns the paths written."""
     return [
-        write_text(path, RENDERERS[fmt](result))
-        for fmt, path in zip(formats, output_paths(base, formats), strict=True)
+        write_text(path, RENDERERS[fmt](result)) for fmt, path in zip(formats, output_paths(base, formats), strict=True)
     ]

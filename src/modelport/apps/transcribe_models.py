@@ -86,9 +86,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "modelport" / "whisper-ct2"
 
 
-def resolve_model(
-    model: str | Path, *, cache_dir: Path | None = None, offline: bool = False
-) -> ResolvedModel:
+def resolve_model(model: str | Path, *, cache_dir: Path | None = None, offline: bool = False) -> ResolvedModel:
     """Turn a model path or name into a loadable CTranslate2 Whisper directory.
 
     Args:
@@ -206,9 +204,7 @@ def convert_transformers_checkpoint(src: Path, cache_dir: Path) -> Path:
     log.info("converting the Transformers checkpoint %s to CTranslate2 in %s", src, dest)
     try:
         with atomic_path(dest) as tmp:
-            ct2.converters.TransformersConverter(str(src), copy_files=copy).convert(
-                str(tmp), quantization="float16"
-            )
+            ct2.converters.TransformersConverter(str(src), copy_files=copy).convert(str(tmp), quantization="float16")
             if "tokenizer.json" not in copy:
                 tok = transformers.AutoTokenizer.from_pretrained(str(src))
                 tok.backend_tokenizer.save(str(tmp / "tokenizer.json"))

@@ -80,9 +80,7 @@ def parse_formats(text: str | None) -> tuple[OutputFormat, ...]:
             fmt = OutputFormat(name)
         except ValueError:
             known = ", ".join(f.value for f in OutputFormat)
-            raise InvalidInputError(
-                f"unknown output format {name!r}", hint=f"choose from {known}, all"
-            ) from None
+            raise InvalidInputError(f"unknown output format {name!r}", hint=f"choose from {known}, all") from None
         if fmt not in out:
             out.append(fmt)
     return tuple(out)
