@@ -82,3 +82,34 @@ def conv_bn(seed: int = 0) -> onnx.ModelProto:
         mean=rng.standard_normal(4).astype(np.float32),
         var=rng.uniform(0.5, 1.5, 4).astype(np.float32),
     )
+
+
+def wide_mlp(inputs: int = 64, hidden: int = 256, outputs: int = 10, seed: int = 0) -> onnx.ModelProto:
+    """x[batch,inputs] → MatMul + b → Relu → MatMul → y[batch,outputs]; enough weights (~75 KB) to matter."""
+    model = onnx.parser.parse_model(f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        wide (float[batch,{inputs}] x) => (float[batch,{outputs}] y) {{
+            h = MatMul(x, w1)
+            hb = Add(h, b1)
+            r = Relu(hb)
+            y = MatMul(r, w2)
+        }}
+    """)
+    rng = np.random.default_rng(seed)
+    return with_initializers(
+        model,
+        w1=(rng.standard_normal((inputs, hidden)) / np.sqrt(inputs)).astype(np.float32),
+        b1=rng.standard_normal(hidden).astype(np.float32),
+        w2=(rng.standard_normal((hidden, outputs)) / np.sqrt(hidden)).astype(np.float32),
+    )
+
+
+def mlp_reference(x: np.ndarray, model: onnx.ModelProto) -> np.ndarray:
+    """numpy reference of :func:`mlp` / :func:`wide_mlp`: relu(x @ w1 + b1) @ w2, in float64."""
+    w = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in model.graph.initializer}
+    return np.maximum(x.astype(np.float64) @ w["w1"] + w["b1"], 0.0) @ w["w2"]
+
+
+def fixed_batch_mlp(batch: int = 2) -> onnx.ModelProto:
+    """:func:`mlp` with a fixed leading dimension."""
+    return mlp(batch=batch)

@@ -176,6 +176,9 @@ def save_model(
             tmp.write_bytes(proto.SerializeToString())
         return path
     data_name = path.name + ".data"
+    if isinstance(model, onnx.ModelProto):  # onnx.save_model empties the tensors it moves out: use a copy
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
     with atomic_files(path.parent) as staging:
         onnx.save_model(
             proto,
