@@ -1,0 +1,39 @@
+"""The ONNX graph optimizer: registered passes, run to a fixed point, verified in ONNX Runtime.
+
+    >>> from modelport.passes import optimize_file
+    >>> report = optimize_file("model.onnx", "model.opt.onnx", input_shapes={"image": (1, 3, 480, 640)})
+    >>> report.nodes_before, report.nodes_after
+
+Importing this package registers every pass (``modelport.passes.registry()`` lists them).
+"""
+
+from __future__ import annotations
+
+from modelport.passes import cleanup, opset, reshape, rewrite, shapes  # noqa: F401  (register the passes)
+from modelport.passes.api import (
+    OptimizeResult,
+    default_passes,
+    optimize,
+    optimize_file,
+    resolve_passes,
+    run_passes,
+)
+from modelport.passes.base import ModelportPass, PassOptions, PassSpec, PassStats, Phase, register_pass, registry
+from modelport.passes.report import OptimizeReport
+
+__all__ = [
+    "ModelportPass",
+    "OptimizeReport",
+    "OptimizeResult",
+    "PassOptions",
+    "PassSpec",
+    "PassStats",
+    "Phase",
+    "default_passes",
+    "optimize",
+    "optimize_file",
+    "register_pass",
+    "registry",
+    "resolve_passes",
+    "run_passes",
+]

@@ -1,0 +1,324 @@
+"""``optimize`` and ``optimize_file``: choose passes, run them to a fixed point, check and verify the result.
+
+The pipeline has three phases (see :class:`~modelport.passes.base.Phase`): PREPARE passes run once
+(``convert-opset``, ``fix-dims``), LOOP passes run in an onnx-ir ``PassManager`` until none changes the graph
+(or ``max_iterations``), FINISH passes run once. Within a phase passes run in registration order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from modelport.errors import InvalidInputError, ModelLoadError, PassError
+from modelport.inputs import TensorSpec, random_feeds
+from modelport.model_io import check_proto, load_proto, save_model, to_proto
+from modelport.passes.base import (
+    InstrumentedPass,
+    ModelportPass,
+    PassOptions,
+    PassStats,
+    Phase,
+    count_nodes,
+    merge_stats,
+    pass_spec,
+    registry,
+)
+from modelport.passes.opset import ConvertOpsetOptions
+from modelport.passes.report import OptimizeReport, op_histogram
+from modelport.passes.shapes import FixDimsOptions, check_fix_dims
+from modelport.runtimes import RunnerOptions, get_runner
+from modelport.verify.compare import Comparison, Tolerance, compare_outputs
+
+log = logging.getLogger(__name__)
+
+#: Upper bound on fixed-point iterations of the loop phase.
+MAX_ITERATIONS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeResult:
+    """The optimized model (onnx-ir) and the report."""
+
+    model: ir.Model
+    report: OptimizeReport
+
+
+def default_passes() -> list[str]:
+    """Names of the passes that run when ``passes`` is not given, in pipeline order."""
+    return [s.name for s in _ordered(registry().values()) if s.default]
+
+
+#: Canonical order of the passes inside their phase; passes registered elsewhere (plugins, tests) follow,
+#: in registration order.
+PIPELINE_ORDER = (
+    "convert-opset",
+    "initializers-not-inputs",
+    "fix-dims",
+    "shape-inference",
+    "fold-constants",
+    "eliminate-noops",
+    "eliminate-identity",
+    "fold-batchnorm",
+    "decompose-batchnorm",
+    "fuse-conv-affine",
+    "fuse-pad-conv",
+    "eliminate-transposes",
+    "collapse-reshapes",
+    "matmul-add-to-gemm",
+    "fuse-relu6",
+    "fuse-hardswish",
+    "cse",
+    "remove-unused",
+    "dedup-initializers",
+    "topological-sort",
+)
+
+
+def _ordered(specs: Any) -> list[Any]:
+    names = list(registry())
+    order = {name: i for i, name in enumerate(PIPELINE_ORDER)}
+    return sorted(specs, key=lambda s: (s.phase, order.get(s.name, len(order) + names.index(s.name))))
+
+
+def resolve_passes(passes: Sequence[str] | None = None, skip: Sequence[str] = ()) -> list[str]:
+    """The pass names to run, in pipeline order.
+
+    ``passes`` may contain ``"default"`` (the default pipeline) next to opt-in names. Unknown names raise
+    PassError listing the valid ones.
+    """
+    wanted: list[str] = []
+    for name in default_passes() if passes is None else passes:
+        name = name.strip()
+        if not name:
+            continue
+        wanted.extend(default_passes() if name == "default" else [pass_spec(name).name])
+    skipped = {pass_spec(n).name for n in skip if n.strip()}
+    chosen = {n for n in wanted if n not in skipped}
+    return [s.name for s in _ordered(pass_spec(n) for n in chosen)]
+
+
+def run_passes(
+    model: ir.Model,
+    names: Sequence[str],
+    options: Mapping[str, PassOptions] | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+) -> tuple[tuple[PassStats, ...], int]:
+    """Run the named passes on ``model`` in place; returns merged per-pass stats and loop iterations."""
+    options = dict(options or {})
+    records: list[PassStats] = []
+    phases: dict[Phase, list[ModelportPass[Any]]] = {p: [] for p in Phase}
+    for name in names:
+        spec = pass_spec(name)
+        opts = options.get(name)
+        if opts is not None and not isinstance(opts, spec.options):
+            raise PassError(f"options for {name!r} must be {spec.options.__name__}, got {type(opts).__name__}")
+        phases[spec.phase].append(spec.cls(opts))
+    iterations = 0
+    for phase, passes in phases.items():
+        if not passes:
+            continue
+        wrapped = [InstrumentedPass(p, records) for p in passes]
+        if phase is Phase.LOOP:
+            manager = ir.passes.PassManager(wrapped, steps=max_iterations, early_stop=True)
+            start = len(records)
+            _run_unwrapped(manager, model)
+            iterations = (len(records) - start) // len(wrapped)
+        else:
+            _run_unwrapped(ir.passes.Sequential(*wrapped), model)
+    return merge_stats(records), iterations
+
+
+def _run_unwrapped(manager: ir.passes.PassBase, model: ir.Model) -> None:
+    """Run a manager, re-raising the modelport error a pass raised (onnx-ir wraps it in its PassError)."""
+    try:
+        manager(model)
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, PassError | InvalidInputError):
+                raise cause from exc
+            cause = cause.__cause__
+        raise PassError(f"optimization failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _input_specs(graph: ir.Graph) -> list[TensorSpec]:
+    specs = []
+    for v in graph.inputs:
+        if v.name in graph.initializers:
+            continue
+        dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
+        shape = None if v.shape is None else tuple(d if isinstance(d, int) else None for d in v.shape.dims)
+        specs.append(TensorSpec(v.name or "", dtype, shape))
+    return specs
+
+
+def verification_feeds(
+    graph: ir.Graph, input_shapes: Mapping[str, Sequence[int]] | None, batch: int | None, seed: int
+) -> dict[str, np.ndarray]:
+    """Seeded random feeds for the optimized model's inputs (a dynamic leading dim defaults to 1)."""
+    specs = _input_specs(graph)
+    shapes: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in (input_shapes or {}).items()}
+    for spec in specs:
+        if spec.name in shapes or spec.shape is None:
+            continue
+        dims = [d if d is not None else (batch or 1) if i == 0 else None for i, d in enumerate(spec.shape)]
+        if any(d is None for d in dims):
+            raise InvalidInputError(
+                f"cannot verify: input {spec.name!r} has dynamic dims {spec.shape_text()}",
+                hint=f"give --input-shape {spec.name}:D1,D2,… or use --no-verify",
+            )
+        shapes[spec.name] = tuple(int(d) for d in dims)  # type: ignore[arg-type]
+    return random_feeds(specs, shapes, seed=seed)
+
+
+def verify_models(
+    original: onnx.ModelProto,
+    optimized: onnx.ModelProto,
+    feed_sets: Sequence[Mapping[str, np.ndarray]],
+    tolerance: Tolerance,
+) -> Comparison:
+    """Run both models in ONNX Runtime (its graph optimizations off) on each feed set; returns the worst."""
+    options = RunnerOptions(graph_optimization=False)
+    worst: Comparison | None = None
+    with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
+        paths = []
+        for label, proto in (("original", original), ("optimized", optimized)):
+            path = Path(tmp) / f"{label}.onnx"
+            save_model(proto, path)
+            paths.append(path)
+        with get_runner("onnxruntime", paths[0], options) as ref, get_runner("onnxruntime", paths[1], options) as cand:
+            for feeds in feed_sets:
+                result = compare_outputs(
+                    ref.infer(feeds), cand.infer(feeds), tolerance,
+                    reference_label="original", candidate_label="optimized", runner=cand.info(),
+                )  # fmt: skip
+                if worst is None or (worst.passed, -worst.max_abs) > (result.passed, -result.max_abs):
+                    worst = result
+    assert worst is not None
+    return worst
+
+
+def _load(model: str | Path | ir.Model | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    if isinstance(model, ir.Model):
+        proto = to_proto(model)
+        check_proto(proto)
+        return proto, "<model>"
+    if isinstance(model, onnx.ModelProto):
+        check_proto(model)
+        return model, "<model>"
+    return load_proto(model), str(model)
+
+
+def optimize(
+    model: str | Path | ir.Model,
+    *,
+    passes: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
+    opset: int | None = None,
+    verify: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    tolerance: Tolerance | None = None,
+    seed: int = 0,
+    options: Mapping[str, PassOptions] | None = None,
+    max_iterations: int = MAX_ITERATIONS,
+) -> OptimizeResult:
+    """Optimize an ONNX model and verify it against the original in ONNX Runtime.
+
+    Args:
+        model: an .onnx path or an onnx-ir model (not modified: the passes work on a copy).
+        passes: pass names to run (``"default"`` stands for the default pipeline); None: the default pipeline.
+        skip: pass names to leave out.
+        input_shapes: ``{input name: shape}`` to fix (the ``fix-dims`` pass).
+        batch: leading dim for every input whose leading dim is dynamic.
+        opset: convert the default-domain opset to this version first (``convert-opset``).
+        verify: compare original and optimized outputs in ONNX Runtime (graph optimizations disabled).
+        feeds: inputs to verify on, in addition to seeded random ones.
+        tolerance: pass/fail bound (default: fp32, rtol 1e-4 / atol 1e-5).
+        seed: seed of the random feeds.
+        options: per-pass options dataclasses by pass name (override the ones built from the arguments).
+        max_iterations: bound on fixed-point iterations.
+
+    Returns:
+        The optimized model and its report.
+
+    Raises:
+        ModelLoadError: the model cannot be read or fails onnx.checker.
+        PassError: an unknown pass name, a failing pass, or an optimized model that fails onnx.checker.
+        InvalidInputError: an ``input_shapes`` entry naming an unknown input or of the wrong rank.
+        VerificationError: the optimized model's outputs differ beyond ``tolerance``.
+    """
+    start = time.perf_counter()
+    names = resolve_passes(passes, skip)
+    opts: dict[str, PassOptions] = {}
+    if input_shapes or batch is not None:
+        shapes = tuple((k, tuple(int(d) for d in v)) for k, v in (input_shapes or {}).items())
+        opts["fix-dims"] = FixDimsOptions(input_shapes=shapes, batch=batch)
+        names = resolve_passes([*names, "fix-dims"])
+    if opset is not None:
+        opts["convert-opset"] = ConvertOpsetOptions(target=opset)
+        names = resolve_passes([*names, "convert-opset"])
+    opts.update(options or {})
+    original, source = _load(model)
+    work = ir.serde.deserialize_model(original)
+    check_fix_dims(work.graph, opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
+    nodes_before, ops_before = count_nodes(work), op_histogram(work)
+    stats, iterations = run_passes(work, names, opts, max_iterations)
+    optimized = ir.serde.serialize_model(work)
+    try:
+        check_proto(optimized)
+    except ModelLoadError as exc:
+        raise PassError(f"the optimized model fails onnx.checker: {exc.message}", hint="skip the last pass "
+                        "that modified it (see --debug) and report the model") from exc  # fmt: skip
+    comparison = None
+    if verify:
+        feed_sets: list[Mapping[str, np.ndarray]] = [verification_feeds(work.graph, input_shapes, batch, seed)]
+        if feeds is not None:
+            feed_sets.append(feeds)
+        comparison = verify_models(original, optimized, feed_sets, tolerance or Tolerance.for_precision("fp32"))
+        comparison.require()
+    report = OptimizeReport(
+        source=source,
+        nodes_before=nodes_before,
+        nodes_after=count_nodes(work),
+        ops_before=ops_before,
+        ops_after=op_histogram(work),
+        passes=stats,
+        iterations=iterations,
+        verification=comparison,
+        seconds=time.perf_counter() - start,
+        size_before=original.ByteSize(),
+        size_after=optimized.ByteSize(),
+        opset_before=_opset(original),
+        opset_after=_opset(optimized),
+    )
+    log.info("optimized %s: %d → %d nodes", source, report.nodes_before, report.nodes_after)
+    return OptimizeResult(work, report)
+
+
+def _opset(proto: onnx.ModelProto) -> int:
+    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def optimize_file(src: str | Path, dst: str | Path, **kwargs: Any) -> OptimizeReport:
+    """Optimize ``src`` and write the result to ``dst`` atomically (nothing is written on any failure).
+
+    Takes the keyword arguments of :func:`optimize`; the report's sizes are the files' sizes on disk.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise InvalidInputError("refusing to overwrite the input model", path=dst, hint="choose another output")
+    result = optimize(src, **kwargs)
+    save_model(result.model, dst, source=src)
+    return result.report.with_sizes(src.stat().st_size, dst.stat().st_size)

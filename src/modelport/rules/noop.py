@@ -1,0 +1,142 @@
+"""Rules that replace no-op nodes by Identity (the identity-elimination pass then removes them).
+
+onnxscript already covers Mul/Div by scalar 1, Add/Sub scalar 0, Dropout at opset ≥ 12, Cast to the same type,
+Expand to the same shape, Transpose with the identity permutation and redundant Slices; these rules add what it
+lacks: neutral *tensors* (``x * ones``, ``x + zeros`` that do not broadcast ``x`` larger), Dropout before
+opset 12 (where inference is the identity and the mask output is unused), Pad with all-zero pads, and
+Reshape/Flatten/Squeeze whose statically known output shape equals the input's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_ir as ir
+from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
+
+from modelport.rules._util import broadcast_keeps_shape, const_array, is_all, static_shape
+
+
+class NeutralElementwise(RewriteRuleClassBase):
+    """``x ∘ c`` → ``x`` when ``c`` is the neutral element everywhere and does not broadcast ``x`` larger."""
+
+    def __init__(self, op_type: str, neutral: float, const_first: bool = False) -> None:
+        side = "cx" if const_first else "xc"
+        super().__init__(name=f"Neutral{op_type}{side}")
+        self.op_type = op_type
+        self.neutral = neutral
+        self.const_first = const_first
+
+    def pattern(self, op: Any, x: ir.Value, c: ir.Value) -> ir.Value:
+        fn = getattr(op, self.op_type)
+        return fn(c, x) if self.const_first else fn(x, c)
+
+    def check(self, context: Any, x: ir.Value, c: ir.Value) -> MatchResult:
+        result = MatchResult()
+        arr = const_array(c)
+        if not is_all(arr, self.neutral):
+            return result.fail(f"{c.name} is not a constant of all {self.neutral:g}")
+        assert arr is not None
+        shape = static_shape(x)
+        if shape is None:
+            if arr.size != 1 or arr.ndim > 0:
+                return result.fail("input shape unknown and the constant is not a scalar")
+        elif not broadcast_keeps_shape(shape, arr.shape):
+            return result.fail("the constant would broadcast the input to a larger shape")
+        if x.dtype is not None and c.dtype is not None and x.dtype != c.dtype:
+            return result.fail("dtypes differ")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, c: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
+class DropoutInference(RewriteRuleClassBase):
+    """``Dropout`` in inference (no ``training_mode``, or a constant False) with its mask unused → Identity."""
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Dropout(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        node = out.producer()
+        assert node is not None
+        if len(node.inputs) > 2 and node.inputs[2] is not None:
+            mode = const_array(node.inputs[2])
+            if mode is None or bool(mode.reshape(-1)[0]):
+                return result.fail("training_mode is not a constant False")
+        for mask in node.outputs[1:]:
+            if mask.uses() or mask.is_graph_output():
+                return result.fail("the mask output is used")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
+class ZeroPad(RewriteRuleClassBase):
+    """``Pad`` whose pads are all zero (attribute before opset 11, input after) → Identity."""
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Pad(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        node = out.producer()
+        assert node is not None
+        attr = node.attributes.get("pads")
+        if attr is not None:
+            pads = np.asarray(attr.as_ints())
+        else:
+            arr = const_array(node.inputs[1]) if len(node.inputs) > 1 else None
+            if arr is None:
+                return result.fail("pads are not constant")
+            pads = arr
+        if pads.size and not np.all(pads == 0):
+            return result.fail("pads are not all zero")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
+class SameShapeReshape(RewriteRuleClassBase):
+    """``Reshape``/``Flatten``/``Squeeze`` whose static output shape equals its input shape → Identity."""
+
+    def __init__(self, op_type: str) -> None:
+        super().__init__(name=f"SameShape{op_type}")
+        self.op_type = op_type
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        fn = getattr(op, self.op_type)
+        return fn(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        shape_in, shape_out = static_shape(x), static_shape(out)
+        if shape_in is None or shape_out is None:
+            return result.fail("shapes are not static")
+        if shape_in != shape_out:
+            return result.fail("the shape changes")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
+def noop_rules() -> RewriteRuleSet:
+    """modelport's own no-op rules (see the module docstring)."""
+    rules = [
+        NeutralElementwise.rule("Mul", 1.0),
+        NeutralElementwise.rule("Mul", 1.0, const_first=True),
+        NeutralElementwise.rule("Add", 0.0),
+        NeutralElementwise.rule("Add", 0.0, const_first=True),
+        NeutralElementwise.rule("Sub", 0.0),
+        NeutralElementwise.rule("Div", 1.0),
+        NeutralElementwise.rule("Pow", 1.0),
+        DropoutInference.rule(),
+        ZeroPad.rule(),
+        *(SameShapeReshape.rule(t) for t in ("Reshape", "Flatten", "Squeeze")),
+    ]
+    return RewriteRuleSet(rules)
