@@ -101,9 +101,13 @@ def resolve_shapes(
                     f"--input-shape for {spec.name!r} has rank {len(shape)}, the model's input has rank "
                     f"{len(spec.shape)} {spec.shape_text()}"
                 )
+            if batch is not None and shape:
+                shape = (batch, *shape[1:])  # the batch size sets dim 0; overrides give the other dims
             if spec.shape is not None:
                 for i, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
-                    if isinstance(want, int) and want >= 0 and want != got and not (i == 0 and batch):
+                    if i == 0 and batch is not None and isinstance(want, int) and want >= 0 and want != batch:
+                        raise _fixed_batch_error(spec, want, batch)
+                    if isinstance(want, int) and want >= 0 and want != got:
                         raise InvalidInputError(
                             f"--input-shape for {spec.name!r} sets dim {i} to {got}, but the model fixes it "
                             f"to {want} {spec.shape_text()}"
@@ -118,10 +122,7 @@ def resolve_shapes(
         for i, d in enumerate(spec.shape):
             if isinstance(d, int) and d >= 0:
                 if i == 0 and batch is not None and batch != d:
-                    raise InvalidInputError(
-                        f"input {spec.name!r} has a fixed batch of {d} {spec.shape_text()}, cannot run batch {batch}",
-                        hint="export the model with a dynamic batch dimension",
-                    )
+                    raise _fixed_batch_error(spec, d, batch)
                 dims.append(d)
             elif i == 0 and batch is not None:
                 dims.append(batch)
@@ -133,6 +134,13 @@ def resolve_shapes(
                 )
         result[spec.name] = tuple(dims)
     return result
+
+
+def _fixed_batch_error(spec: TensorSpec, fixed: int, batch: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"input {spec.name!r} has a fixed batch of {fixed} {spec.shape_text()}, cannot run batch {batch}",
+        hint="export the model with a dynamic batch dimension",
+    )
 
 
 def random_feeds(
@@ -212,8 +220,7 @@ def check_feeds(feeds: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) ->
             for want, got in zip(spec.shape, arr.shape, strict=True):
                 if isinstance(want, int) and want >= 0 and want != got:
                     raise InvalidInputError(
-                        f"feed for {spec.name!r} has shape {list(arr.shape)}, the model expects "
-                        f"{spec.shape_text()}"
+                        f"feed for {spec.name!r} has shape {list(arr.shape)}, the model expects {spec.shape_text()}"
                     )
 
 
@@ -274,9 +281,7 @@ def image_to_tensor(pixels: np.ndarray, pre: ImagePreprocess) -> np.ndarray:
     return np.ascontiguousarray(x[None].astype(pre.dtype))
 
 
-def load_image_feeds(
-    paths: Sequence[str | Path], spec: TensorSpec, pre: ImagePreprocess
-) -> dict[str, np.ndarray]:
+def load_image_feeds(paths: Sequence[str | Path], spec: TensorSpec, pre: ImagePreprocess) -> dict[str, np.ndarray]:
     """Stack images into one batch for a single image input."""
     if not paths:
         raise InvalidInputError("no images given")

@@ -1,0 +1,314 @@
+"""Inputs: shape parsing and resolution, random feeds, feed files, image preprocessing."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from modelport.errors import InvalidInputError, ModelLoadError
+from modelport.inputs import (
+    ImagePreprocess,
+    Layout,
+    TensorSpec,
+    check_feeds,
+    image_to_tensor,
+    load_feeds,
+    load_image,
+    load_image_feeds,
+    parse_input_shapes,
+    random_feeds,
+    resolve_shapes,
+)
+
+IMAGE = TensorSpec("image", "float32", ("N", 3, 224, 224))
+TOKENS = TensorSpec("tokens", "int64", ("batch", "seq"))
+MASK = TensorSpec("mask", "bool", (1, 4))
+X = TensorSpec("x", "float32", ("batch", 8))
+
+# --- parse_input_shapes ------------------------------------------------------------------------------
+
+
+def test_parse_input_shapes() -> None:
+    assert parse_input_shapes(["image:1,3,224,224"]) == {"image": (1, 3, 224, 224)}
+    assert parse_input_shapes(["image:1x3x32x32", "mask:2,4"]) == {"image": (1, 3, 32, 32), "mask": (2, 4)}
+    assert parse_input_shapes(["a:1,2;b:3"]) == {"a": (1, 2), "b": (3,)}
+    # names may contain colons (the last one separates the dims)
+    assert parse_input_shapes(["encoder:input:4"]) == {"encoder:input": (4,)}
+    assert parse_input_shapes([]) == {}
+
+
+@pytest.mark.parametrize("text", ["image", "image:", "image:1,,3", "image=1,3", ":1,3", "image:1,a"])
+def test_parse_input_shapes_bad_syntax(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="cannot parse input shape") as info:
+        parse_input_shapes([text])
+    assert "NAME:D1,D2" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["image:1,0,3", "image:-1,3"])
+def test_parse_input_shapes_non_positive(text: str) -> None:
+    with pytest.raises(InvalidInputError, match="non-positive"):
+        parse_input_shapes([text])
+
+
+# --- resolve_shapes ----------------------------------------------------------------------------------
+
+
+def test_resolve_shapes() -> None:
+    assert resolve_shapes([MASK]) == {"mask": (1, 4)}
+    assert resolve_shapes([IMAGE], batch=2) == {"image": (2, 3, 224, 224)}
+    assert resolve_shapes([IMAGE], {"image": (1, 3, 224, 224)}) == {"image": (1, 3, 224, 224)}
+    assert resolve_shapes([TOKENS, MASK], {"tokens": (1, 16)}) == {"tokens": (1, 16), "mask": (1, 4)}
+
+
+def test_resolve_shapes_batch_applies_to_overridden_input() -> None:
+    # overrides give the non-batch dims; the batch size sets dim 0 (bench measures several batches)
+    assert resolve_shapes([TOKENS], {"tokens": (1, 16)}, batch=4) == {"tokens": (4, 16)}
+
+
+def test_resolve_shapes_unknown_input_lists_valid_names() -> None:
+    with pytest.raises(InvalidInputError, match="unknown input") as info:
+        resolve_shapes([IMAGE, MASK], {"imag": (1, 3, 224, 224)})
+    message = str(info.value)
+    assert "imag" in message
+    assert "image, mask" in message
+
+
+def test_resolve_shapes_wrong_rank() -> None:
+    with pytest.raises(InvalidInputError, match="rank 3") as info:
+        resolve_shapes([IMAGE], {"image": (1, 224, 224)})
+    assert "rank 4" in str(info.value)
+
+
+def test_resolve_shapes_override_conflicts_with_fixed_dim() -> None:
+    with pytest.raises(InvalidInputError, match="sets dim 1 to 1, but the model fixes it to 3"):
+        resolve_shapes([IMAGE], {"image": (1, 1, 224, 224)})
+
+
+def test_resolve_shapes_dynamic_dim_without_value() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        resolve_shapes([TOKENS], batch=1)
+    message = str(info.value)
+    assert "'tokens'" in message
+    assert "dynamic dimension 1 (seq)" in message
+    assert "--input-shape tokens:N,N" in message
+
+
+def test_resolve_shapes_dynamic_batch_without_batch() -> None:
+    with pytest.raises(InvalidInputError, match="dynamic dimension 0") as info:
+        resolve_shapes([IMAGE])
+    assert "--input-shape image:N,3,224,224" in str(info.value)
+
+
+def test_resolve_shapes_unknown_rank() -> None:
+    with pytest.raises(InvalidInputError, match="unknown rank"):
+        resolve_shapes([TensorSpec("blob", "float32", None)], batch=1)
+    assert resolve_shapes([TensorSpec("blob", "float32", None)], {"blob": (2, 2)}) == {"blob": (2, 2)}
+
+
+def test_resolve_shapes_fixed_batch_vs_requested() -> None:
+    assert resolve_shapes([MASK], batch=1) == {"mask": (1, 4)}
+    with pytest.raises(InvalidInputError, match="fixed batch of 1") as info:
+        resolve_shapes([MASK], batch=4)
+    assert "cannot run batch 4" in str(info.value)
+    with pytest.raises(InvalidInputError, match="fixed batch of 1"):
+        resolve_shapes([MASK], {"mask": (1, 4)}, batch=4)
+
+
+# --- random feeds ------------------------------------------------------------------------------------
+
+
+def test_random_feeds_deterministic_and_typed() -> None:
+    specs = [X, TOKENS, TensorSpec("mask", "bool", ("batch", 4)), TensorSpec("h", "float16", (2, 3))]
+    shapes = {"tokens": (2, 5)}
+    a = random_feeds(specs, shapes, seed=7, batch=2)
+    b = random_feeds(specs, shapes, seed=7, batch=2)
+    c = random_feeds(specs, shapes, seed=8, batch=2)
+    assert {k: (v.shape, v.dtype) for k, v in a.items()} == {
+        "x": ((2, 8), np.dtype("float32")),
+        "tokens": ((2, 5), np.dtype("int64")),
+        "mask": ((2, 4), np.dtype("bool")),
+        "h": ((2, 3), np.dtype("float16")),
+    }
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["x"], c["x"])
+    assert a["x"].min() >= 0.0 and a["x"].max() < 1.0
+    assert a["tokens"].min() >= 0 and a["tokens"].max() < 10
+
+
+def test_random_feeds_bool_and_int_vary() -> None:
+    feeds = random_feeds([TensorSpec("m", "bool", (64,)), TensorSpec("i", "int32", (64,))], seed=0)
+    assert 0 < feeds["m"].sum() < 64
+    assert len(np.unique(feeds["i"])) > 3
+    assert feeds["i"].dtype == np.int32
+
+
+def test_random_feeds_unsupported_dtype() -> None:
+    with pytest.raises(InvalidInputError, match="cannot make random data for input 's'"):
+        random_feeds([TensorSpec("s", "object", (2,))])
+
+
+# --- feed files --------------------------------------------------------------------------------------
+
+
+def test_load_feeds_npz(tmp_path: Path) -> None:
+    x = np.arange(16, dtype=np.float32).reshape(2, 8)
+    m = np.ones((1, 4), dtype=bool)
+    p = tmp_path / "feeds.npz"
+    np.savez(p, x=x, mask=m)
+    feeds = load_feeds(p, [X, MASK])
+    np.testing.assert_array_equal(feeds["x"], x)
+    np.testing.assert_array_equal(feeds["mask"], m)
+
+
+def test_load_feeds_npy(tmp_path: Path) -> None:
+    x = np.ones((3, 8), dtype=np.float32)
+    p = tmp_path / "x.npy"
+    np.save(p, x)
+    np.testing.assert_array_equal(load_feeds(p, [X])["x"], x)
+
+
+def test_load_feeds_missing_key(tmp_path: Path) -> None:
+    p = tmp_path / "feeds.npz"
+    np.savez(p, x=np.ones((1, 8), np.float32))
+    with pytest.raises(InvalidInputError, match="missing input\\(s\\) mask"):
+        load_feeds(p, [X, MASK])
+
+
+def test_load_feeds_extra_key(tmp_path: Path) -> None:
+    p = tmp_path / "feeds.npz"
+    np.savez(p, x=np.ones((1, 8), np.float32), y=np.ones(1))
+    with pytest.raises(InvalidInputError, match="unknown input\\(s\\) y"):
+        load_feeds(p, [X])
+
+
+def test_load_feeds_wrong_dtype(tmp_path: Path) -> None:
+    p = tmp_path / "feeds.npz"
+    np.savez(p, x=np.ones((1, 8), np.float64))
+    with pytest.raises(InvalidInputError, match="'x' has dtype float64, the model expects float32"):
+        load_feeds(p, [X])
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (8,), (1, 8, 1)])
+def test_load_feeds_wrong_shape(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    p = tmp_path / "x.npy"
+    np.save(p, np.ones(shape, np.float32))
+    with pytest.raises(InvalidInputError, match=r"'x' has shape .*, the model expects \[batch, 8\]"):
+        load_feeds(p, [X])
+
+
+def test_load_feeds_npy_for_multi_input(tmp_path: Path) -> None:
+    p = tmp_path / "x.npy"
+    np.save(p, np.ones((1, 8), np.float32))
+    with pytest.raises(InvalidInputError, match="single-input models; this one has 2 inputs"):
+        load_feeds(p, [X, MASK])
+
+
+def test_load_feeds_refuses_pickles(tmp_path: Path) -> None:
+    obj = np.empty(2, dtype=object)
+    obj[:] = [{"a": 1}, None]
+    npy = tmp_path / "x.npy"
+    np.save(npy, obj, allow_pickle=True)
+    with pytest.raises(InvalidInputError, match="cannot read feeds"):
+        load_feeds(npy, [X])
+    npz = tmp_path / "x.npz"
+    np.savez(npz, x=obj)
+    with pytest.raises(InvalidInputError, match="cannot read feeds"):
+        load_feeds(npz, [X])
+    raw = tmp_path / "raw.npy"
+    raw.write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(InvalidInputError, match="cannot read feeds"):
+        load_feeds(raw, [X])
+
+
+def test_load_feeds_missing_and_wrong_suffix(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="feed file not found"):
+        load_feeds(tmp_path / "none.npz", [X])
+    p = tmp_path / "feeds.txt"
+    p.write_text("1 2 3")
+    with pytest.raises(InvalidInputError, match=r"\.npy or \.npz"):
+        load_feeds(p, [X])
+
+
+def test_check_feeds_accepts_any_dynamic_dim() -> None:
+    check_feeds({"x": np.zeros((5, 8), np.float32)}, [X])
+    with pytest.raises(InvalidInputError, match="has shape"):
+        check_feeds({"x": np.zeros((5, 9), np.float32)}, [X])
+
+
+# --- images ------------------------------------------------------------------------------------------
+
+
+def _write_png(path: Path, bgr: np.ndarray) -> Path:
+    assert cv2.imwrite(str(path), bgr)
+    return path
+
+
+def test_load_image_rgb_nchw_mean_std(tmp_path: Path) -> None:
+    bgr = np.zeros((2, 3, 3), np.uint8)
+    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 10, 20, 30  # B, G, R
+    bgr[1, 2] = (255, 0, 51)
+    png = _write_png(tmp_path / "img.png", bgr)
+    pre = ImagePreprocess(mean=(0.5, 0.25, 0.125), std=(0.5, 0.25, 0.125))
+    t = load_image(png, pre)
+    assert t.shape == (1, 3, 2, 3) and t.dtype == np.float32
+    # channel 0 is red: (30/255 - 0.5) / 0.5; channel 2 is blue: (10/255 - 0.125) / 0.125
+    np.testing.assert_allclose(t[0, 0, 0, 0], (30 / 255 - 0.5) / 0.5, rtol=1e-6)
+    np.testing.assert_allclose(t[0, 1, 0, 0], (20 / 255 - 0.25) / 0.25, rtol=1e-6)
+    np.testing.assert_allclose(t[0, 2, 0, 0], (10 / 255 - 0.125) / 0.125, rtol=1e-6)
+    np.testing.assert_allclose(t[0, :, 1, 2], [(51 / 255 - 0.5) / 0.5, -1.0, (1.0 - 0.125) / 0.125], rtol=1e-6)
+
+
+def test_load_image_bgr_nhwc_scale(tmp_path: Path) -> None:
+    bgr = np.array([[[0, 128, 255], [255, 255, 255]]], np.uint8)  # 1×2 pixels
+    png = _write_png(tmp_path / "img.png", bgr)
+    pre = ImagePreprocess(layout=Layout.NHWC, bgr=True, scale=1.0, mean=(127.5,), std=(127.5,))
+    t = load_image(png, pre)
+    assert t.shape == (1, 1, 2, 3)
+    np.testing.assert_allclose(t[0, 0, 0], [-1.0, 0.5 / 127.5, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(t[0, 0, 1], [1.0, 1.0, 1.0], rtol=1e-6)
+
+
+def test_load_image_grayscale_resize(tmp_path: Path) -> None:
+    gray = np.zeros((4, 4), np.uint8)
+    gray[:2, :2], gray[:2, 2:], gray[2:, :2], gray[2:, 2:] = 0, 100, 200, 250
+    png = _write_png(tmp_path / "g.png", gray)
+    pre = ImagePreprocess(size=(2, 2), grayscale=True, scale=1.0, dtype="float16")
+    t = load_image(png, pre)
+    assert t.shape == (1, 1, 2, 2) and t.dtype == np.float16
+    # INTER_AREA averages each 2×2 block, and every block is constant
+    np.testing.assert_array_equal(t[0, 0], [[0, 100], [200, 250]])
+
+
+def test_image_to_tensor_resize_non_square() -> None:
+    img = np.full((10, 20, 3), 60, np.uint8)
+    t = image_to_tensor(img, ImagePreprocess(size=(5, 4), scale=0.5))
+    assert t.shape == (1, 3, 5, 4)
+    np.testing.assert_allclose(t, 30.0)
+
+
+def test_load_image_feeds_batch(tmp_path: Path) -> None:
+    a = _write_png(tmp_path / "a.png", np.full((4, 4, 3), 255, np.uint8))
+    b = _write_png(tmp_path / "b.png", np.zeros((8, 8, 3), np.uint8))
+    spec = TensorSpec("image", "float32", ("N", 3, 4, 4))
+    feeds = load_image_feeds([a, b], spec, ImagePreprocess(size=(4, 4)))
+    assert feeds["image"].shape == (2, 3, 4, 4)
+    np.testing.assert_allclose(feeds["image"][0], 1.0)
+    np.testing.assert_allclose(feeds["image"][1], 0.0)
+    with pytest.raises(InvalidInputError, match="has shape"):
+        load_image_feeds([a], spec, ImagePreprocess(size=(5, 5)))
+
+
+def test_load_image_errors(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="image not found"):
+        load_image(tmp_path / "none.png", ImagePreprocess())
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(InvalidInputError, match="cannot decode image"):
+        load_image(bad, ImagePreprocess())
+    with pytest.raises(InvalidInputError, match="no images"):
+        load_image_feeds([], IMAGE, ImagePreprocess())
