@@ -15,7 +15,7 @@ from modelport.errors import ConversionError
 from modelport.formats import Format
 from modelport.model_io import atomic_files
 from modelport.runtimes.base import Precision
-from modelport.runtimes.openvino import import_openvino
+from modelport.runtimes.openvino import error_text, import_openvino
 
 
 @register_converter(Format.ONNX, Format.OPENVINO_IR)
@@ -31,8 +31,7 @@ def openvino_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
     try:
         model = ov.convert_model(str(src))
     except Exception as exc:  # OpenVINO's frontends raise several unrelated types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConversionError(f"OpenVINO cannot convert the model: {first}", path=src) from exc
+        raise ConversionError(f"OpenVINO cannot convert the model: {error_text(exc)}", path=src) from exc
     xml_name = f"{options.name}.xml"
     with atomic_files(out_dir) as staging:
         ov.save_model(model, str(staging / xml_name), compress_to_fp16=options.precision is Precision.FP16)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
 from modelport.runtimes.base import Precision, Runner, RunnerInfo
 
@@ -75,8 +76,13 @@ class OnnxRuntimeRunner(Runner):
             so.inter_op_num_threads = 1
         if not self.options.graph_optimization:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        if not self.model_path.exists():
-            raise ModelLoadError("model file not found", path=self.model_path)
+        fmt = sniff_format(self.model_path)  # missing, empty or not a model: ModelLoadError
+        if fmt is not Format.ONNX:
+            raise ModelLoadError(
+                f"onnxruntime runs ONNX models, this is {fmt.value}",
+                path=self.model_path,
+                hint="convert it first with `modelport convert`",
+            )
         try:
             self._session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)

@@ -7,12 +7,14 @@ precision the compiled model actually executes in.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import sniff_format
 from modelport.inputs import TensorSpec
 from modelport.runtimes.base import Precision, Runner, RunnerInfo
 
@@ -32,10 +34,18 @@ def import_openvino() -> Any:
     try:
         import openvino
     except ImportError as exc:
-        raise RuntimeUnavailable(
-            "OpenVINO is not installed", hint="pip install 'modelport[openvino]'"
-        ) from exc
+        raise RuntimeUnavailable("OpenVINO is not installed", hint="pip install 'modelport[openvino]'") from exc
     return openvino
+
+
+_SOURCE_LOCATION = re.compile(r"^(Exception from|Check '.*' failed at) \S+:\d+:?$")
+
+
+def error_text(exc: BaseException) -> str:
+    """The first informative line of an OpenVINO exception (skipping its "Exception from file.cpp:84:" lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not _SOURCE_LOCATION.match(line)]
+    return (useful or lines or [type(exc).__name__])[0]
 
 
 def ov_type_name(element_type: Any) -> str:
@@ -62,8 +72,7 @@ class OpenVINORunner(Runner):
                 f"OpenVINO has no device {device} here (available: {', '.join(core.available_devices)})",
                 hint="use --device cpu",
             )
-        if not self.model_path.exists():
-            raise ModelLoadError("model file not found", path=self.model_path)
+        sniff_format(self.model_path)  # missing, empty or not a model: a clear error before OpenVINO's frontends
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         hint = _HINTS.get(self.options.precision, "f32")
         config["INFERENCE_PRECISION_HINT"] = hint
@@ -73,8 +82,7 @@ class OpenVINORunner(Runner):
             model = core.read_model(str(self.model_path))
             self._compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"OpenVINO cannot load the model: {first}", path=self.model_path) from exc
+            raise ModelLoadError(f"OpenVINO cannot load the model: {error_text(exc)}", path=self.model_path) from exc
         self._request = self._compiled.create_infer_request()
         self._inputs = [
             TensorSpec(p.get_any_name(), ov_type_name(p.get_element_type()), _shape(p.get_partial_shape()))
@@ -122,8 +130,7 @@ class OpenVINORunner(Runner):
         try:
             self._request.infer(feeds)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise InferenceError(f"OpenVINO failed: {first}", path=self.model_path) from exc
+            raise InferenceError(f"OpenVINO failed: {error_text(exc)}", path=self.model_path) from exc
         return [self._request.get_output_tensor(i).data for i in range(len(self._outputs))]
 
 
