@@ -58,36 +58,9 @@ def default_passes() -> list[str]:
     return [s.name for s in _ordered(registry().values()) if s.default]
 
 
-#: Canonical order of the passes inside their phase; passes registered elsewhere (plugins, tests) follow,
-#: in registration order.
-PIPELINE_ORDER = (
-    "convert-opset",
-    "initializers-not-inputs",
-    "fix-dims",
-    "shape-inference",
-    "fold-constants",
-    "eliminate-noops",
-    "eliminate-identity",
-    "fold-batchnorm",
-    "decompose-batchnorm",
-    "fuse-conv-affine",
-    "fuse-pad-conv",
-    "eliminate-transposes",
-    "collapse-reshapes",
-    "matmul-add-to-gemm",
-    "fuse-relu6",
-    "fuse-hardswish",
-    "cse",
-    "remove-unused",
-    "dedup-initializers",
-    "topological-sort",
-)
-
-
 def _ordered(specs: Any) -> list[Any]:
     names = list(registry())
-    order = {name: i for i, name in enumerate(PIPELINE_ORDER)}
-    return sorted(specs, key=lambda s: (s.phase, order.get(s.name, len(order) + names.index(s.name))))
+    return sorted(specs, key=lambda s: names.index(s.name))
 
 
 def resolve_passes(passes: Sequence[str] | None = None, skip: Sequence[str] = ()) -> list[str]:

@@ -32,7 +32,7 @@ class PassOptions:
     """Options of a pass that has none (the base of every options dataclass)."""
 
 
-O = TypeVar("O", bound=PassOptions)
+OptT = TypeVar("OptT", bound=PassOptions)
 
 
 class Phase(int, enum.Enum):
@@ -43,7 +43,7 @@ class Phase(int, enum.Enum):
     FINISH = 2
 
 
-class ModelportPass(ir.passes.InPlacePass, Generic[O]):
+class ModelportPass(ir.passes.InPlacePass, Generic[OptT]):
     """A registered, in-place graph pass with frozen options.
 
     Subclasses implement :meth:`apply`, which changes ``model`` in place and returns whether it changed.
@@ -52,9 +52,9 @@ class ModelportPass(ir.passes.InPlacePass, Generic[O]):
     name: ClassVar[str] = ""
     options_class: ClassVar[type[PassOptions]] = PassOptions
 
-    def __init__(self, options: O | None = None) -> None:
+    def __init__(self, options: OptT | None = None) -> None:
         super().__init__()
-        self.options: O = options if options is not None else self.options_class()  # type: ignore[assignment]
+        self.options: OptT = options if options is not None else self.options_class()  # type: ignore[assignment]
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         return ir.passes.PassResult(model, bool(self.apply(model)))
@@ -79,6 +79,31 @@ class PassSpec:
     summary: str
     engine: str
 
+
+#: Canonical order of the passes inside their phase; passes registered elsewhere (plugins, tests) follow,
+#: in registration order.
+PIPELINE_ORDER = (
+    "convert-opset",
+    "initializers-not-inputs",
+    "fix-dims",
+    "shape-inference",
+    "fold-constants",
+    "eliminate-noops",
+    "eliminate-identity",
+    "fold-batchnorm",
+    "decompose-batchnorm",
+    "fuse-conv-affine",
+    "fuse-pad-conv",
+    "eliminate-transposes",
+    "collapse-reshapes",
+    "matmul-add-to-gemm",
+    "fuse-relu6",
+    "fuse-hardswish",
+    "cse",
+    "remove-unused",
+    "dedup-initializers",
+    "topological-sort",
+)
 
 _REGISTRY: dict[str, PassSpec] = {}
 
@@ -117,15 +142,21 @@ def register_pass(
 
 
 def registry() -> dict[str, PassSpec]:
-    """A copy of the registry, in registration (= pipeline) order."""
-    return dict(_REGISTRY)
+    """A copy of the registry in pipeline order: by phase, then PIPELINE_ORDER, then registration order."""
+    names = list(_REGISTRY)
+    order = {name: i for i, name in enumerate(PIPELINE_ORDER)}
+
+    def key(spec: PassSpec) -> tuple[int, int]:
+        return int(spec.phase), order.get(spec.name, len(order) + names.index(spec.name))
+
+    return {s.name: s for s in sorted(_REGISTRY.values(), key=key)}
 
 
 def pass_spec(name: str) -> PassSpec:
     """The spec registered under ``name``; PassError listing the valid names otherwise."""
     spec = _REGISTRY.get(name.strip())
     if spec is None:
-        raise PassError(f"unknown pass {name!r}", hint=f"valid passes: {', '.join(_REGISTRY)}")
+        raise PassError(f"unknown pass {name!r}", hint=f"valid passes: {', '.join(registry())}")
     return spec
 
 

@@ -87,7 +87,8 @@ class FuseBatchNormIntoMatMul(RewriteRuleClassBase):
         weights = const_array(w)
         assert affine is not None and weights is not None
         scale, shift = affine
-        bias = np.zeros(weights.shape[1]) if b is None else np.broadcast_to(const_array(b), weights.shape[1])
+        bias_arr = const_array(b) if b is not None else None
+        bias = np.zeros(weights.shape[1]) if bias_arr is None else np.broadcast_to(bias_arr, weights.shape[1])
         dtype = weights.dtype
         new_w = (weights * scale[None, :]).astype(dtype)
         new_b = (bias * scale + shift).astype(dtype)

@@ -1,0 +1,121 @@
+"""``modelport optimize MODEL -o OUT [--passes …] [--skip …] [--input-shape …] [--batch N] [--opset N]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from modelport.cli.common import console, print_json, shapes_option, split_list
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from modelport.passes import PassSpec
+    from modelport.verify.compare import Tolerance
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``optimize`` verb to the app."""
+
+    @app.command("optimize")
+    def optimize_cmd(
+        model: Path | None = typer.Argument(None, help="The ONNX model to optimize (never modified)."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Where to write the optimized model."),
+        passes: list[str] = typer.Option(
+            [], "--passes", help="Comma-separated passes to run ('default' = the default pipeline)."
+        ),
+        skip: list[str] = typer.Option([], "--skip", help="Comma-separated passes to leave out."),
+        input_shape: list[str] = typer.Option(
+            [], "--input-shape", help="NAME:D1,D2,… fixes an input's shape (repeatable)."
+        ),
+        batch: int | None = typer.Option(None, "--batch", help="Fix every input's dynamic leading dim."),
+        opset: int | None = typer.Option(None, "--opset", help="Convert to this default-domain opset."),
+        verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare outputs in ONNX Runtime."),
+        feeds: Path | None = typer.Option(None, "--feeds", help=".npz/.npy feeds to verify on as well."),
+        rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default 1e-4)."),
+        atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default 1e-5)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the random verification feeds."),
+        list_passes: bool = typer.Option(False, "--list-passes", help="List the passes and exit."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Optimize an ONNX graph (fold, fuse, eliminate) and verify it against the original."""
+        from modelport.errors import InvalidInputError
+        from modelport.passes import optimize_file, registry
+
+        if list_passes:
+            _print_passes(registry())
+            return
+        if model is None or output is None:
+            raise InvalidInputError("optimize needs a MODEL and --output/-o OUT", hint="see modelport optimize --help")
+        tol = _tolerance(rtol, atol)
+        feed_data = _load_feeds(feeds, model) if feeds is not None else None
+        report = optimize_file(
+            model,
+            output,
+            passes=split_list(passes) or None,
+            skip=split_list(skip),
+            input_shapes=shapes_option(input_shape),
+            batch=batch,
+            opset=opset,
+            verify=verify,
+            feeds=feed_data,
+            tolerance=tol,
+            seed=seed,
+        )
+        if as_json:
+            print_json(report.to_json())
+            return
+        out = console()
+        table = Table(title=f"{model.name} → {output}", title_justify="left")
+        for col in ("pass", "modified", "nodes before", "nodes after", "runs", "seconds"):
+            table.add_column(col, justify="left" if col in ("pass", "modified") else "right")
+        for p in report.passes:
+            table.add_row(
+                p.name, "yes" if p.modified else "no", str(p.nodes_before), str(p.nodes_after), str(p.runs),
+                f"{p.seconds:.3f}",
+            )  # fmt: skip
+        out.print(table)
+        out.print(
+            f"nodes: {report.nodes_before} → {report.nodes_after} ({report.removed_fraction:.1%} removed) in "
+            f"{report.iterations} iteration(s); size {report.size_before / 2**20:.2f} → "
+            f"{report.size_after / 2**20:.2f} MiB; opset {report.opset_before} → {report.opset_after}; "
+            f"{report.seconds:.2f} s"
+        )
+        if report.verification is None:
+            out.print("verification: skipped (--no-verify)")
+        else:
+            v = report.verification
+            worst = v.worst
+            where = f" (output {worst.name!r})" if worst is not None else ""
+            out.print(
+                f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{where}, tolerance {v.tolerance}"
+            )
+
+
+def _tolerance(rtol: float | None, atol: float | None) -> Tolerance:
+    from modelport.verify.compare import Tolerance
+
+    default = Tolerance.for_precision("fp32")
+    return Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
+
+
+def _load_feeds(feeds: Path, model: Path) -> dict[str, np.ndarray]:
+    from modelport.inputs import load_feeds
+    from modelport.runtimes import RunnerOptions, get_runner
+
+    with get_runner("onnxruntime", model, RunnerOptions(graph_optimization=False)) as runner:
+        return dict(load_feeds(feeds, runner.input_specs))
+
+
+def _print_passes(specs: dict[str, PassSpec]) -> None:
+    table = Table(title="passes (in pipeline order within each phase)", title_justify="left")
+    for col in ("name", "phase", "default", "engine", "what it does"):
+        table.add_column(col)
+    for spec in specs.values():
+        table.add_row(
+            spec.name, spec.phase.name.lower(), "yes" if spec.default else "opt-in", spec.engine, spec.summary
+        )
+    console().print(table)
