@@ -160,15 +160,17 @@ def compare_arrays(name: str, ref: np.ndarray, out: np.ndarray, tol: Tolerance) 
         )
     nan_r, nan_o = np.isnan(r), np.isnan(o)
     nan_mismatch = nan_r != nan_o
-    finite = ~(nan_r | nan_o)
-    diff = np.where(finite, np.abs(o - r), 0.0)
+    finite = np.isfinite(r) & np.isfinite(o)
+    # an infinity matches only the same infinity; against anything else the error is infinite
+    inf_mismatch = ~(finite | nan_r | nan_o) & (r != o)
+    diff = np.where(finite, np.abs(np.where(finite, o, 0.0) - np.where(finite, r, 0.0)), 0.0)
+    diff = np.where(inf_mismatch, np.inf, diff)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(finite & (np.abs(r) > 0), diff / np.abs(r), np.where(diff > 0, np.inf, 0.0))
     if exact:
         bad = (diff > 0) | nan_mismatch
     else:
         bad = (diff > tol.atol + tol.rtol * np.abs(np.where(finite, r, 0.0))) | nan_mismatch
-        bad |= np.isinf(r) != np.isinf(o)
     rv, ov = np.where(finite, r, 0.0).ravel(), np.where(finite, o, 0.0).ravel()
     nr, no = float(np.linalg.norm(rv)), float(np.linalg.norm(ov))
     cosine = float(rv @ ov / (nr * no)) if nr > 0 and no > 0 else (1.0 if nr == no else 0.0)
@@ -262,9 +264,7 @@ def compare(
     tol = tolerance or Tolerance.for_precision(opts.precision)
     targets = [Target(Path(m), rt, opts) for m in models for rt in names]
     if len(targets) < 2:
-        raise InvalidInputError(
-            "nothing to compare against", hint="give two models, or two or more --runtimes"
-        )
+        raise InvalidInputError("nothing to compare against", hint="give two models, or two or more --runtimes")
     reference = targets[0]
     with get_runner(reference.runtime, reference.model, reference.options) as ref_runner:
         if feeds is None:
