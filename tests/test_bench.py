@@ -1,0 +1,172 @@
+"""Benchmarking: the timing loop, latency statistics, bench() on runtimes, and configuration checks."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import models
+from modelport.bench.timing import BenchConfig, BenchReport, LatencyStats, bench, time_callable
+from modelport.errors import InvalidInputError
+
+FAST = BenchConfig(warmup=1, iterations=5)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+
+
+def test_time_callable_iterations_and_warmup() -> None:
+    fn = Counter()
+    samples = time_callable(fn, BenchConfig(warmup=3, iterations=7))
+    assert fn.calls == 10
+    assert len(samples) == 7
+    assert all(s >= 0 for s in samples)
+
+
+def test_time_callable_no_warmup() -> None:
+    fn = Counter()
+    assert len(time_callable(fn, BenchConfig(warmup=0, iterations=1))) == 1
+    assert fn.calls == 1
+
+
+def test_time_callable_time_budget() -> None:
+    fn = Counter()
+    t0 = time.perf_counter()
+    samples = time_callable(fn, BenchConfig(warmup=2, seconds=0.05, min_iterations=4))
+    elapsed = time.perf_counter() - t0
+    assert fn.calls == len(samples) + 2
+    assert len(samples) >= 4
+    assert 0.05 <= elapsed < 2.0
+
+
+def test_time_callable_min_iterations_beats_budget() -> None:
+    def slow() -> None:
+        time.sleep(0.002)
+
+    samples = time_callable(slow, BenchConfig(warmup=0, seconds=0.001, min_iterations=5))
+    assert len(samples) == 5
+    assert min(samples) >= 0.002
+
+
+def test_time_callable_measures_duration() -> None:
+    samples = time_callable(lambda: time.sleep(0.01), BenchConfig(warmup=0, iterations=3))
+    assert all(0.01 <= s < 0.5 for s in samples)
+
+
+def test_latency_stats_known_samples() -> None:
+    seconds = [0.001, 0.002, 0.003, 0.004, 0.010]
+    s = LatencyStats.from_seconds(seconds)
+    ms = np.array(seconds) * 1e3
+    assert s.n == 5
+    assert s.mean_ms == pytest.approx(4.0)
+    assert s.min_ms == pytest.approx(1.0) and s.max_ms == pytest.approx(10.0)
+    assert s.p50_ms == pytest.approx(3.0)
+    assert s.p90_ms == pytest.approx(np.percentile(ms, 90))
+    assert s.p90_ms == pytest.approx(7.6)  # linear: 4 + 0.6·(10 − 4)
+    assert s.p99_ms == pytest.approx(np.percentile(ms, 99))
+    assert s.stdev_ms == pytest.approx(np.std(ms, ddof=1))
+    assert s.stdev_ms == pytest.approx(statistics.stdev(ms))
+
+
+def test_latency_stats_single_sample() -> None:
+    s = LatencyStats.from_seconds([0.005])
+    assert s.n == 1 and s.stdev_ms == 0.0
+    assert s.p50_ms == s.p99_ms == s.mean_ms == pytest.approx(5.0)
+
+
+@pytest.fixture(scope="module")
+def mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models.save(models.mlp(), tmp_path_factory.mktemp("bench") / "mlp.onnx")
+
+
+def test_bench_batches_and_runtimes(mlp_path: Path) -> None:
+    report = bench(mlp_path, "onnxruntime,openvino", batches=[1, 4], config=FAST)
+    assert isinstance(report, BenchReport)
+    assert [(r.runtime, r.batch) for r in report.results] == [
+        ("onnxruntime", 1),
+        ("onnxruntime", 4),
+        ("openvino", 1),
+        ("openvino", 4),
+    ]
+    for r in report.results:
+        assert r.model == "mlp.onnx"
+        assert r.latency.n == 5
+        assert 0 < r.latency.min_ms <= r.latency.p50_ms <= r.latency.max_ms
+        assert r.throughput == pytest.approx(r.batch / (r.latency.mean_ms / 1e3))
+        assert r.runner.runtime == r.runtime
+        assert r.runner.executed_precision == "fp32"
+        assert r.label == f"{r.runtime}/fp32"
+    assert dict(report.config)["iterations"] == "5"
+    assert BenchReport.from_json(report.to_json()) == report
+
+
+def test_bench_counts_runs(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
+
+    shapes: list[tuple[int, ...]] = []
+    original = OnnxRuntimeRunner._run
+
+    def spy(self: OnnxRuntimeRunner, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        shapes.append(feeds["x"].shape)
+        return original(self, feeds)
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
+    bench(mlp_path, "onnxruntime", batches=[3], config=BenchConfig(warmup=2, iterations=4))
+    # one checked infer, 2 warmup runs and 4 timed runs, all on batch 3
+    assert shapes == [(3, 8)] * 7
+
+
+def test_bench_input_shape_keeps_requested_batch(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
+
+    shapes: set[tuple[int, ...]] = set()
+    original = OnnxRuntimeRunner._run
+
+    def spy(self: OnnxRuntimeRunner, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        shapes.add(feeds["x"].shape)
+        return original(self, feeds)
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
+    report = bench(mlp_path, "onnxruntime", batches=[2], config=FAST, input_shapes={"x": (1, 8)})
+    assert shapes == {(2, 8)}
+    assert report.results[0].batch == 2
+
+
+def test_bench_fixed_batch_model(tmp_path: Path) -> None:
+    path = models.save(models.fixed_batch_mlp(1), tmp_path / "fixed.onnx")
+    assert len(bench(path, "onnxruntime", batches=[1], config=FAST).results) == 1
+    with pytest.raises(InvalidInputError, match="fixed batch of 1") as info:
+        bench(path, "onnxruntime", batches=[4], config=FAST)
+    assert "cannot run batch 4" in str(info.value)
+
+
+def test_bench_bad_batches(mlp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="batch sizes must be"):
+        bench(mlp_path, "onnxruntime", batches=[0], config=FAST)
+    with pytest.raises(InvalidInputError, match="batch sizes must be"):
+        bench(mlp_path, "onnxruntime", batches=[], config=FAST)
+    with pytest.raises(InvalidInputError, match="unknown runtime"):
+        bench(mlp_path, "tensorrtx", config=FAST)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"warmup": -1}, "--warmup must be"),
+        ({"iterations": 0}, "--iterations must be"),
+        ({"seconds": 0.0}, "--seconds must be"),
+        ({"seconds": -1.0}, "--seconds must be"),
+    ],
+)
+def test_bench_config_validation(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        BenchConfig(**kwargs)  # type: ignore[arg-type]
