@@ -142,7 +142,9 @@ def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, 
         except ImportError:
             optimize_file = None  # type: ignore[assignment]
         if optimize_file is not None:
-            rep = optimize_file(src, dst, input_shapes=dict(opts.input_shapes) or None, seed=opts.seed)
+            # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
+            shapes = {name: (opts.batch, *dims[1:]) for name, dims in opts.input_shapes}
+            rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
             verification = getattr(rep, "verification", None)
             return dst, OptimizationSummary(
                 nodes_before=rep.nodes_before,
@@ -162,9 +164,7 @@ def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
 def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
     fmt = SUPPORTED[runtime][0]
     weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
-    return convert(
-        model, fmt, _target_dir(out_dir, runtime, precision), precision=weights, name="model", verify=False
-    )
+    return convert(model, fmt, _target_dir(out_dir, runtime, precision), precision=weights, name="model", verify=False)
 
 
 def _run_target(
@@ -178,9 +178,7 @@ def _run_target(
 ) -> TargetResult:
     fmt, supported = SUPPORTED[runtime]
     if precision not in supported:
-        return TargetResult(
-            runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU"
-        )
+        return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
     try:
         conv = _build_artifact(model, out_dir, runtime, precision)
     except ModelportError as exc:
@@ -282,9 +280,7 @@ def port(
             feeds = {eval_set.input_name: eval_set.inputs[: max(opts.batch, 64)]}
             feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
         else:
-            feeds = random_feeds(
-                ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch
-            )
+            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch)
             feeds_text = f"random, seed {opts.seed}"
         source_accuracy = evaluate_classifier(ref, eval_set) if eval_set is not None else None
     results = []

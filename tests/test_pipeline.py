@@ -1,0 +1,218 @@
+"""The port pipeline: every target converted, verified, benchmarked and reported; the shipped MNIST model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import models
+from modelport.bench.timing import BenchConfig
+from modelport.errors import ModelportError
+from modelport.pipeline import PortOptions, PortReport, port
+from modelport.reports.environment import capture_environment
+from modelport.runtimes import Precision
+from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
+from modelport.verify.compare import Tolerance
+
+FAST = BenchConfig(warmup=1, iterations=5)
+ALL = (Precision.FP32, Precision.FP16, Precision.BF16)
+
+
+def _bf16_expected() -> str:
+    env = capture_environment()
+    return "bf16" if env.has_flag("avx512_bf16") or env.has_flag("amx_bf16") else "fp32"
+
+
+@pytest.fixture(scope="module")
+def ported(tmp_path_factory: pytest.TempPathFactory) -> tuple[PortReport, Path, list[str]]:
+    d = tmp_path_factory.mktemp("port")
+    src = models.save(models.conv_bn(), d / "convbn.onnx")
+    out = d / "out"
+    messages: list[str] = []
+    report = port(
+        src,
+        out,
+        options=PortOptions(precisions=ALL, optimize=False, bench=FAST, batch=2),
+        progress=messages.append,
+    )
+    return report, out, messages
+
+
+def test_port_targets(ported: tuple[PortReport, Path, list[str]]) -> None:
+    report, _, _ = ported
+    assert [(t.label, t.status) for t in report.targets] == [
+        ("onnxruntime/fp32", "verified"),
+        ("onnxruntime/fp16", "verified"),
+        ("onnxruntime/bf16", "skipped"),
+        ("openvino/fp32", "verified"),
+        ("openvino/fp16", "verified"),
+        ("openvino/bf16", "verified"),
+    ]
+    skipped = report.targets[2]
+    assert skipped.reason == "onnxruntime does not run bf16 on CPU"
+    assert skipped.latency is None and skipped.artifact == ""
+    assert report and report.passed
+
+
+def test_port_verified_targets(ported: tuple[PortReport, Path, list[str]]) -> None:
+    report, out, _ = ported
+    executed = {
+        "onnxruntime/fp32": "fp32",
+        "onnxruntime/fp16": "fp16",
+        "openvino/fp32": "fp32",
+        "openvino/fp16": "fp32",  # fp16 weights, f32 execution
+        "openvino/bf16": _bf16_expected(),
+    }
+    for t in report.targets:
+        if not t.verified:
+            continue
+        suffix = "onnx" if t.runtime == "onnxruntime" else "xml"
+        assert t.artifact == str(out / "targets" / f"{t.runtime}-{t.precision.value}" / f"model.{suffix}")
+        assert Path(t.artifact).is_file()
+        assert t.size_bytes > 0
+        assert t.runner is not None and t.runner.executed_precision == executed[t.label]
+        v = t.verification
+        assert v is not None and v.passed
+        assert v.tolerance == Tolerance.for_precision(t.precision)
+        if t.precision is Precision.FP32:
+            assert v.max_abs <= 1e-5
+        assert t.latency is not None and t.latency.n == 5
+        assert t.throughput == pytest.approx(2 / (t.latency.mean_ms / 1e3))
+        assert t.accuracy is None
+
+
+def test_port_report_fields(ported: tuple[PortReport, Path, list[str]]) -> None:
+    report, out, messages = ported
+    assert report.source.endswith("convbn.onnx")
+    assert report.source_nodes == 3
+    assert report.optimization is None
+    assert report.batch == 2
+    assert report.feeds == "random, seed 0"
+    assert report.source_accuracy is None
+    assert (out / "model.onnx").is_file()
+    assert messages[0] == "preparing the source model"
+    assert "openvino/bf16: convert, verify, benchmark" in messages
+
+
+def test_port_fastest(ported: tuple[PortReport, Path, list[str]]) -> None:
+    report, _, _ = ported
+    verified = [t for t in report.targets if t.verified and t.latency is not None]
+    best = min(verified, key=lambda t: t.latency.p50_ms if t.latency else np.inf)
+    assert report.fastest == best.label
+
+
+def test_port_writes_reports(ported: tuple[PortReport, Path, list[str]]) -> None:
+    report, out, _ = ported
+    text = (out / "report.json").read_text()
+    assert PortReport.from_json(text) == report
+    assert json.loads(text)["targets"][0]["precision"] == "fp32"
+    md = (out / "report.md").read_text()
+    assert "| target | executes | status |" in md
+    for t in report.targets:
+        assert f"| {t.label}" in md
+    assert f"**{report.fastest}**" in md
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!doctype html>")
+    assert html.count("<svg") == 1  # latency plot; no accuracy plot without a dataset
+    assert "openvino/bf16" in html
+    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "report.html", "report.json", "report.md", "targets"]
+
+
+def test_port_mismatch_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Tolerance.for_precision
+
+    def strict_fp16(precision: Precision | str) -> Tolerance:
+        # fp16 weights cannot be exact: a zero fp16 tolerance makes those targets fail verification
+        return Tolerance(0, 0) if Precision(precision) is Precision.FP16 else original(precision)
+
+    monkeypatch.setattr(Tolerance, "for_precision", staticmethod(strict_fp16))
+    src = models.save(models.wide_mlp(), tmp_path / "wide.onnx")
+    report = port(src, tmp_path / "out", options=PortOptions(optimize=False, bench=FAST))
+    status = {t.label: t.status for t in report.targets}
+    assert status == {
+        "onnxruntime/fp32": "verified",
+        "onnxruntime/fp16": "mismatch",
+        "openvino/fp32": "verified",
+        "openvino/fp16": "mismatch",
+    }
+    for t in report.targets:
+        if t.status == "mismatch":
+            assert "output 'y'" in t.reason and "rtol=0, atol=0" in t.reason
+            assert t.latency is not None  # still measured, never chosen
+    assert report.fastest in ("onnxruntime/fp32", "openvino/fp32")
+    assert not report and not report.passed
+    assert "mismatch: output 'y'" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_port_failed_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelport.convert import openvino as ov_convert
+    from modelport.errors import ConversionError
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ConversionError("engine exploded")
+
+    monkeypatch.setattr(ov_convert.import_openvino(), "convert_model", broken)
+    src = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    report = port(src, tmp_path / "out", options=PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST))
+    status = {t.label: (t.status, t.reason) for t in report.targets}
+    assert status["onnxruntime/fp32"] == ("verified", "")
+    assert status["openvino/fp32"][0] == "failed"
+    assert "OpenVINO cannot convert the model" in status["openvino/fp32"][1]
+    assert report.fastest == "onnxruntime/fp32"
+    assert not report
+
+
+def test_port_input_shapes_and_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shapes: set[tuple[int, ...]] = set()
+    original = OnnxRuntimeRunner._run
+
+    def spy(self: OnnxRuntimeRunner, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        shapes.add(feeds["x"].shape)
+        return original(self, feeds)
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
+    src = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    options = PortOptions(
+        targets=("onnxruntime",), precisions=(Precision.FP32,), input_shapes=(("x", (1, 8)),), batch=3, bench=FAST
+    )
+    report = port(src, tmp_path / "out", options=options)
+    assert report.passed
+    assert shapes == {(3, 8)}  # the requested batch, everywhere
+
+
+def test_port_refuses_non_onnx(tmp_path: Path) -> None:
+    p = tmp_path / "model.xml"
+    p.write_text('<?xml version="1.0"?>\n<net name="m" version="11"></net>\n')
+    with pytest.raises(ModelportError, match="port takes ONNX models for now, this is openvino"):
+        port(p, tmp_path / "out")
+
+
+def test_port_default_mnist_model(tmp_path: Path) -> None:
+    # the whole 10,000-image test split: about 1.5 s per target on two cores
+    options = PortOptions(optimize=False, bench=FAST, eval_limit=None)
+    report = port(None, tmp_path, options=options)
+    assert report.source.endswith("mnist_convnet.onnx")
+    assert report.feeds == "64 real samples from mnist-test"
+    assert report.source_accuracy is not None
+    assert report.source_accuracy.samples == 10_000
+    assert report.source_accuracy.top1 >= 0.98
+    assert [t.label for t in report.targets] == [
+        "onnxruntime/fp32",
+        "onnxruntime/fp16",
+        "openvino/fp32",
+        "openvino/fp16",
+    ]
+    for t in report.targets:
+        assert t.verified, t.reason
+        assert t.accuracy is not None and t.accuracy.samples == 10_000
+        assert t.accuracy.top1 >= 0.98
+        # fp32 and fp16 agree with the source on nearly every image
+        assert abs(t.accuracy.top1 - report.source_accuracy.top1) <= 0.002
+        assert t.accuracy.top5 is not None and t.accuracy.top5 >= t.accuracy.top1
+    assert report
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("<svg") == 2  # latency and accuracy
+    assert "source accuracy: top-1" in (tmp_path / "report.md").read_text()
