@@ -25,7 +25,7 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
+        return {str(k.value if isinstance(k, enum.Enum) else k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -58,14 +58,13 @@ def from_jsonable(cls: Any, data: Any) -> Any:
     if origin is list:
         return [from_jsonable(args[0], v) for v in data] if args else list(data)
     if origin is dict:
-        return {k: from_jsonable(args[1], v) for k, v in data.items()} if args else dict(data)
+        if not args:
+            return dict(data)
+        key = args[0] if isinstance(args[0], type) and issubclass(args[0], enum.Enum) else str
+        return {key(k): from_jsonable(args[1], v) for k, v in data.items()}
     if isinstance(cls, type) and dataclasses.is_dataclass(cls):
         hints = typing.get_type_hints(cls)
-        kwargs = {
-            f.name: from_jsonable(hints[f.name], data[f.name])
-            for f in dataclasses.fields(cls)
-            if f.name in data
-        }
+        kwargs = {f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(cls) if f.name in data}
         return cls(**kwargs)
     if isinstance(cls, type) and issubclass(cls, enum.Enum):
         return cls(data)
