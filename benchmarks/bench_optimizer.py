@@ -84,6 +84,8 @@ def export_torchvision(name: str, exporter: str, out_dir: Path) -> Path:
     model = builder(weights=None, **kwargs).eval()
     x = torch.rand(1, 3, size, size)
     tmp = dst.with_name(dst.name + ".tmp.onnx")
+    # The legacy exporter cannot export nn.MultiheadAttention's fused inference fast path (vit_b_16).
+    torch.backends.mha.set_fastpath_enabled(False)
     with torch.no_grad():
         if exporter == "legacy":
             torch.onnx.export(model, (x,), str(tmp), input_names=["input"], opset_version=17, dynamo=False)

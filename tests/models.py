@@ -113,3 +113,133 @@ def mlp_reference(x: np.ndarray, model: onnx.ModelProto) -> np.ndarray:
 def fixed_batch_mlp(batch: int = 2) -> onnx.ModelProto:
     """:func:`mlp` with a fixed leading dimension."""
     return mlp(batch=batch)
+
+
+# --- optimizer test models and helpers (modelport optimize) -------------------------------------------------
+
+
+def _rand(rng: np.random.Generator, *shape: int, low: float | None = None) -> np.ndarray:
+    if low is not None:
+        return rng.uniform(low, low + 1.0, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def build(text: str, seed: int = 0, **shapes: tuple[int, ...] | np.ndarray) -> onnx.ModelProto:
+    """Parse ``text`` and add float32 initializers: a shape tuple gets N(0, 1) values, an array is used as is."""
+    model = onnx.parser.parse_model(text)
+    rng = np.random.default_rng(seed)
+    arrays = {k: v if isinstance(v, np.ndarray) else _rand(rng, *v) for k, v in shapes.items()}
+    return with_initializers(model, **arrays)
+
+
+def bn_params(channels: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """scale/bias/mean/var initializers of a BatchNormalization over ``channels``."""
+    rng = np.random.default_rng(seed)
+    return {
+        "scale": _rand(rng, channels, low=0.5),
+        "bias": _rand(rng, channels),
+        "mean": _rand(rng, channels),
+        "var": _rand(rng, channels, low=0.5),
+    }
+
+
+def matmul_bn(with_bias: bool = True) -> onnx.ModelProto:
+    """x[N,8] → MatMul(8×6) [+ b] → BatchNormalization → y (BatchNorm1d after Linear)."""
+    add = "h = Add(m, b)" if with_bias else ""
+    extra = {"b": (6,)} if with_bias else {}
+    return build(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        mbn (float[N,8] x) => (float[N,6] y) {{
+            m = MatMul(x, w)
+            {add}
+            y = BatchNormalization({"h" if with_bias else "m"}, scale, bias, mean, var)
+        }}
+        """,
+        w=(8, 6),
+        **extra,
+        **bn_params(6),
+    )
+
+
+def bn_scale_shift() -> onnx.ModelProto:
+    """Caffe2-style BN followed by per-channel Mul and Add, then Relu."""
+    return build(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        bss (float[1,4,5,5] x) => (float[1,4,5,5] y) {
+            n = BatchNormalization(x, scale, bias, mean, var)
+            s = Mul(n, k)
+            t = Add(s, c)
+            y = Relu(t)
+        }
+        """,
+        k=(4, 1, 1),
+        c=(1, 4, 1, 1),
+        **bn_params(4),
+    )
+
+
+def standalone_bn() -> onnx.ModelProto:
+    """A BatchNormalization after Relu (nothing to fold it into)."""
+    return build(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        sbn (float[1,4,5,5] x) => (float[1,4,5,5] y) {
+            r = Relu(x)
+            y = BatchNormalization(r, scale, bias, mean, var)
+        }
+        """,
+        **bn_params(4),
+    )
+
+
+def ort_outputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Run a model in ONNX Runtime with all of its own graph optimizations disabled."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return list(sess.run(None, feeds))
+
+
+def feeds_for(model: onnx.ModelProto, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:
+    """Seeded float feeds for every non-initializer input (dynamic dims → ``batch``)."""
+    rng = np.random.default_rng(seed)
+    inits = {i.name for i in model.graph.initializer}
+    feeds = {}
+    for inp in model.graph.input:
+        if inp.name in inits:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else batch for d in inp.type.tensor_type.shape.dim]
+        feeds[inp.name] = rng.standard_normal(dims).astype(np.float32)
+    return feeds
+
+
+def op_types(model: onnx.ModelProto) -> list[str]:
+    """Op types of the main graph, in order."""
+    return [n.op_type for n in model.graph.node]
+
+
+def run_optimizer(
+    model: onnx.ModelProto, passes: list[str] | None, *, rtol: float = 1e-5, atol: float = 1e-5, **kwargs: object
+) -> tuple[onnx.ModelProto, object]:
+    """Optimize with ``passes``, then check: onnx.checker (full), same outputs in ORT (own optimizations off),
+    and idempotence (running the same passes again modifies nothing). Returns the optimized model and report."""
+    import onnx_ir as ir
+
+    from modelport.passes import optimize
+
+    result = optimize(ir.serde.deserialize_model(model), passes=passes, **kwargs)  # type: ignore[arg-type]
+    out = ir.serde.serialize_model(result.model)
+    onnx.checker.check_model(out, full_check=True)
+    batch = int(kwargs.get("batch") or 1)  # type: ignore[call-overload]
+    feeds = feeds_for(out, batch=batch)
+    for ref, got in zip(ort_outputs(model, feeds), ort_outputs(out, feeds), strict=True):
+        np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol)
+    again = optimize(ir.serde.deserialize_model(out), passes=passes).report
+    changed = [p.name for p in again.passes if p.modified]
+    assert not changed, f"second run still modified: {changed}"
+    return out, result.report

@@ -71,11 +71,13 @@ class EliminateNoOps(RulesPass):
 
 @register_pass(
     "fold-batchnorm",
-    summary="Fold BatchNormalization into a preceding Conv, ConvTranspose, Gemm or rank-2 MatMul (+ bias)",
+    summary="Fold BatchNormalization into a preceding Conv, ConvTranspose, Gemm or rank-2 MatMul (+ bias), "
+    "and per-channel Mul/Add after a BatchNormalization into its scale and bias",
     engine="onnxscript + modelport",
 )
 class FoldBatchNorm(RulesPass):
-    """Conv / ConvTranspose / Gemm: onnxscript's ``fuse_batchnorm`` rules; MatMul (+Add): modelport's."""
+    """Conv / ConvTranspose / Gemm: onnxscript's ``fuse_batchnorm`` rules; MatMul (+Add) and Mul/Add after BN:
+    modelport's."""
 
     def rules(self) -> RewriteRuleSet:
         return RewriteRuleSet(
@@ -84,6 +86,7 @@ class FoldBatchNorm(RulesPass):
                 osr.fuse_batchnorm_into_conv_transpose_rule,
                 osr.fuse_batchnorm_into_gemm_rule,
                 *batchnorm.batchnorm_matmul_rules().rules,
+                *batchnorm.batchnorm_affine_rules().rules,
             ]
         )
 

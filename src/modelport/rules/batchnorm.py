@@ -11,6 +11,9 @@ axis, so ``BN(x·W + b) = x·(W·diag(s)) + (b·s + t)``: the columns of ``W`` a
 single ``Gemm(x, W', b')``. Higher-rank products put ``x``'s rows on axis 1, which ``W`` cannot absorb, so
 they are left alone.
 
+**Mul/Add after BN** (Caffe2's BN → Scale pairs): ``s' · BN(x) + t' `` is again a BatchNormalization with
+``γ' = γ·s'`` and ``β' = β·s' + t'`` when ``s'`` and ``t'`` vary only along the channel axis.
+
 **Decomposition** (opt-in, for runtimes without a BatchNormalization kernel, e.g. TFLite's builtins):
 ``BN(x) = x · s + t`` with ``s`` and ``t`` shaped [C, 1, …, 1] to broadcast over the spatial axes.
 (Folding into a preceding Conv / ConvTranspose / Gemm is onnxscript's ``fuse_batchnorm`` rules.)
@@ -24,7 +27,7 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
 
-from modelport.rules._util import const_array, rank_of
+from modelport.rules._util import const_array, per_axis_vector, rank_of
 
 
 def batchnorm_affine(node: ir.Node) -> tuple[np.ndarray, np.ndarray] | None:
@@ -128,6 +131,57 @@ class DecomposeBatchNorm(RewriteRuleClassBase):
         scale = op.initializer(ir.tensor(affine[0].reshape(shape).astype(np_dtype)), name=f"{bn.name}_scale")
         shift = op.initializer(ir.tensor(affine[1].reshape(shape).astype(np_dtype)), name=f"{bn.name}_shift")
         return op.Add(op.Mul(x, scale), shift)
+
+
+class FuseAffineIntoBatchNorm(RewriteRuleClassBase):
+    """``BN(x) · s`` → ``BN(x; γ·s, β·s)`` and ``BN(x) + t`` → ``BN(x; γ, β + t)`` for per-channel constants."""
+
+    def __init__(self, op_type: str) -> None:
+        super().__init__(name=f"Fuse{op_type}IntoBatchNorm")
+        self.op_type = op_type
+
+    def pattern(self, op: Any, x: ir.Value, c: ir.Value) -> ir.Value:
+        bn = op.BatchNormalization(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["bn"])
+        return getattr(op, self.op_type)(bn, c)
+
+    def _vector(self, bn: ir.Value, c: ir.Value) -> np.ndarray | None:
+        node = bn.producer()
+        arr, rank = const_array(c), rank_of(bn)
+        gamma = const_array(node.inputs[1]) if node is not None and len(node.inputs) > 1 else None
+        if arr is None or rank is None or gamma is None or rank < 2 or arr.ndim > rank:
+            return None
+        return per_axis_vector(arr, rank, 1, gamma.shape[0])
+
+    def check(self, context: Any, x: ir.Value, c: ir.Value, bn: ir.Value) -> MatchResult:
+        result = MatchResult()
+        node = bn.producer()
+        assert node is not None
+        if not _inference_only(node, result):
+            return result
+        if batchnorm_affine(node) is None or self._vector(bn, c) is None:
+            return result.fail("parameters are not constant or the constant is not per channel")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, c: ir.Value, bn: ir.Value) -> ir.Value:
+        node = bn.producer()
+        vec = self._vector(bn, c)
+        assert node is not None and vec is not None
+        gamma, beta = const_array(node.inputs[1]), const_array(node.inputs[2])
+        assert gamma is not None and beta is not None
+        if self.op_type == "Mul":
+            gamma, beta = gamma * vec, beta * vec
+        else:
+            beta = beta + vec
+        dtype = gamma.dtype
+        g = op.initializer(ir.tensor(gamma.astype(dtype)), name=f"{bn.name}_{self.op_type}_scale")
+        b = op.initializer(ir.tensor(beta.astype(dtype)), name=f"{bn.name}_{self.op_type}_bias")
+        attrs = {k: v for k, v in node.attributes.items() if k in ("epsilon", "momentum", "spatial")}
+        return op.BatchNormalization(x, g, b, node.inputs[3], node.inputs[4], **attrs)
+
+
+def batchnorm_affine_rules() -> RewriteRuleSet:
+    """Per-channel Mul/Add after a BatchNormalization folded into its scale and bias."""
+    return RewriteRuleSet([FuseAffineIntoBatchNorm.rule("Mul"), FuseAffineIntoBatchNorm.rule("Add")], commute=True)
 
 
 def batchnorm_matmul_rules() -> RewriteRuleSet:

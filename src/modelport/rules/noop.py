@@ -1,9 +1,10 @@
 """Rules that replace no-op nodes by Identity (the identity-elimination pass then removes them).
 
 onnxscript already covers Mul/Div by scalar 1, Add/Sub scalar 0, Dropout at opset ≥ 12, Cast to the same type,
-Expand to the same shape, Transpose with the identity permutation and redundant Slices; these rules add what it
-lacks: neutral *tensors* (``x * ones``, ``x + zeros`` that do not broadcast ``x`` larger), Dropout before
-opset 12 (where inference is the identity and the mask output is unused), Pad with all-zero pads, and
+Expand to the same shape, Transpose with the identity permutation and some redundant Slices; these rules add
+what it lacks: neutral *tensors* (``x * ones``, ``x + zeros`` that do not broadcast ``x`` larger), Dropout
+before opset 12 (where inference is the identity and the mask output is unused), Pad with all-zero pads,
+Slices with unit steps whose static output shape is the input's, single-output Split, and
 Reshape/Flatten/Squeeze whose statically known output shape equals the input's.
 """
 
@@ -125,6 +126,50 @@ class SameShapeReshape(RewriteRuleClassBase):
         return op.Identity(x)
 
 
+class FullSlice(RewriteRuleClassBase):
+    """``Slice`` with unit steps whose static output shape equals its input's (so it takes every element)."""
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Slice(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        node = out.producer()
+        assert node is not None
+        shape_in = static_shape(x)
+        if shape_in is None or shape_in != static_shape(out):
+            return result.fail("shapes are not static or differ")
+        if len(node.inputs) > 4 and node.inputs[4] is not None:
+            steps = const_array(node.inputs[4])
+            if steps is None or not np.all(steps == 1):
+                return result.fail("steps are not all 1")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
+class SinglePieceSplit(RewriteRuleClassBase):
+    """``Split`` into a single output is the identity."""
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Split(x, _allow_other_inputs=True, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        node = out.producer()
+        assert node is not None
+        if len(node.outputs) != 1:
+            return result.fail("Split has several outputs")
+        shape_in, shape_out = static_shape(x), static_shape(out)
+        if shape_in is not None and shape_out is not None and shape_in != shape_out:
+            return result.fail("the single piece is smaller than the input")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        return op.Identity(x)
+
+
 def noop_rules() -> RewriteRuleSet:
     """modelport's own no-op rules (see the module docstring)."""
     rules = [
@@ -137,6 +182,8 @@ def noop_rules() -> RewriteRuleSet:
         NeutralElementwise.rule("Pow", 1.0),
         DropoutInference.rule(),
         ZeroPad.rule(),
+        FullSlice.rule(),
+        SinglePieceSplit.rule(),
         *(SameShapeReshape.rule(t) for t in ("Reshape", "Flatten", "Squeeze")),
     ]
     return RewriteRuleSet(rules)

@@ -6,6 +6,7 @@ For a permutation ``p`` write ``T_p(x)`` for ``Transpose(x, perm=p)``; ``T_p(x)[
 * A binary element-wise ``∘`` with both operands transposed the same way: ``T_p(a) ∘ T_p(b) = T_p(a ∘ b)``.
 * With a constant ``c`` (numpy-broadcast to the rank ``r`` of ``x`` by prepending unit axes):
   ``T_p(a) ∘ c = T_p(a ∘ T_{p⁻¹}(c))``, so the constant is transposed once, at rewrite time.
+* A Transpose that keeps the relative order of its non-unit axes does not move any data: it is a Reshape.
 * Two Transposes compose, ``T_q(T_p(x)) = T_{p∘q}(x)``, and an identity permutation is removed; both of these
   are onnxscript's ``transpose_transpose`` / ``no_op_transpose`` rules.
 
@@ -141,9 +142,33 @@ class TransposeThroughBinaryConst(RewriteRuleClassBase):
         return op.Transpose(inner, perm=perm)
 
 
+class TransposeOfUnitDimsToReshape(RewriteRuleClassBase):
+    """A Transpose that keeps the order of its non-unit axes only moves size-1 axes: the buffer is unchanged,
+    so it is a Reshape (which then merges with neighbouring Reshapes)."""
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Transpose(x, _allow_other_attributes=True, _outputs=["out"])
+
+    def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
+        result = MatchResult()
+        perm, shape, out_shape = _perm(out), static_shape(x), static_shape(out)
+        if perm is None or shape is None or out_shape is None:
+            return result.fail("perm or static shapes unknown")
+        moved = [a for a in perm if shape[a] != 1]
+        if moved != sorted(moved):
+            return result.fail("non-unit axes change order")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
+        shape = static_shape(out)
+        assert shape is not None
+        const = op.initializer(ir.tensor(np.asarray(shape, dtype=np.int64)), name=f"{out.name}_shape")
+        return op.Reshape(x, const)
+
+
 def transpose_push_rules() -> RewriteRuleSet:
     """Rules that move Transposes below element-wise ops (see the module docstring)."""
-    rules = [TransposeThroughUnary.rule(t) for t in UNARY_ELEMENTWISE]
+    rules = [TransposeOfUnitDimsToReshape.rule(), *(TransposeThroughUnary.rule(t) for t in UNARY_ELEMENTWISE)]
     for t in BINARY_ELEMENTWISE:
         rules.append(TransposeThroughBinary.rule(t))
         rules.append(TransposeThroughBinaryConst.rule(t, False))
