@@ -149,6 +149,13 @@ def test_bench_fixed_batch_model(tmp_path: Path) -> None:
     assert "cannot run batch 4" in str(info.value)
 
 
+def test_bench_default_batch_is_the_models(tmp_path: Path, mlp_path: Path) -> None:
+    fixed = models.save(models.fixed_batch_mlp(2), tmp_path / "fixed2.onnx")
+    report = bench(fixed, "onnxruntime,openvino", config=FAST)
+    assert [r.batch for r in report.results] == [2, 2]
+    assert [r.batch for r in bench(mlp_path, "onnxruntime", config=FAST).results] == [1]
+
+
 def test_bench_bad_batches(mlp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="batch sizes must be"):
         bench(mlp_path, "onnxruntime", batches=[0], config=FAST)

@@ -15,6 +15,7 @@ from modelport.inputs import (
     Layout,
     TensorSpec,
     check_feeds,
+    default_batch,
     image_to_tensor,
     load_feeds,
     load_image,
@@ -116,6 +117,13 @@ def test_resolve_shapes_fixed_batch_vs_requested() -> None:
     assert "cannot run batch 4" in str(info.value)
     with pytest.raises(InvalidInputError, match="fixed batch of 1"):
         resolve_shapes([MASK], {"mask": (1, 4)}, batch=4)
+
+
+def test_default_batch() -> None:
+    assert default_batch([X]) == 1
+    assert default_batch([MASK]) == 1
+    assert default_batch([TensorSpec("a", "float32", (4, 3)), X]) == 4
+    assert default_batch([TensorSpec("s", "float32", ()), TensorSpec("u", "float32", None)]) == 1
 
 
 # --- random feeds ------------------------------------------------------------------------------------

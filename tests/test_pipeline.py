@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -181,6 +182,17 @@ def test_port_input_shapes_and_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
     report = port(src, tmp_path / "out", options=options)
     assert report.passed
     assert shapes == {(3, 8)}  # the requested batch, everywhere
+
+
+def test_port_fixed_batch_model(tmp_path: Path) -> None:
+    src = models.save(models.fixed_batch_mlp(2), tmp_path / "fixed.onnx")
+    options = PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST)
+    report = port(src, tmp_path / "out", options=options)
+    assert report.batch == 2  # the model's own batch when none is asked for
+    assert [t.status for t in report.targets] == ["verified", "verified"]
+    assert all(t.verification and t.verification.outputs[0].shape == (2, 4) for t in report.targets)
+    with pytest.raises(ModelportError, match="fixed batch of 2"):
+        port(src, tmp_path / "out3", options=dataclasses.replace(options, batch=3))
 
 
 def test_port_refuses_non_onnx(tmp_path: Path) -> None:

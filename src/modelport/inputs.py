@@ -143,6 +143,14 @@ def _fixed_batch_error(spec: TensorSpec, fixed: int, batch: int) -> InvalidInput
     )
 
 
+def default_batch(specs: Sequence[TensorSpec]) -> int:
+    """The batch a model runs when none is asked for: its inputs' fixed leading dimension, else 1."""
+    for spec in specs:
+        if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
+            return spec.shape[0]
+    return 1
+
+
 def random_feeds(
     specs: Sequence[TensorSpec],
     shapes: Mapping[str, Sequence[int]] | None = None,

@@ -22,7 +22,7 @@ from modelport.convert.base import ConversionReport
 from modelport.errors import ModelportError
 from modelport.evaluate import EvalResult, EvalSet, evaluate_classifier
 from modelport.formats import Format, sniff_format
-from modelport.inputs import random_feeds
+from modelport.inputs import default_batch, random_feeds
 from modelport.model_io import load_proto, save_model, write_text
 from modelport.reports.environment import Environment, capture_environment
 from modelport.reports.serialize import JsonReport
@@ -50,7 +50,7 @@ class PortOptions:
         precisions: precisions to try on each runtime (unsupported pairs are reported as skipped).
         optimize: run ``modelport optimize`` on the source first.
         input_shapes: concrete shapes for dynamic dims.
-        batch: batch size for verification feeds and benchmarks.
+        batch: batch size for verification feeds and benchmarks (None: the model's fixed batch, else 1).
         threads: runtime threads (None: all cores).
         bench: timing settings.
         seed: seed of random feeds.
@@ -61,7 +61,7 @@ class PortOptions:
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
     optimize: bool = True
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    batch: int = 1
+    batch: int | None = None
     threads: int | None = None
     bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
     seed: int = 0
@@ -143,7 +143,7 @@ def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, 
             optimize_file = None  # type: ignore[assignment]
         if optimize_file is not None:
             # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
-            shapes = {name: (opts.batch, *dims[1:]) for name, dims in opts.input_shapes}
+            shapes = {name: (opts.batch, *dims[1:]) if opts.batch else dims for name, dims in opts.input_shapes}
             rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
             verification = getattr(rep, "verification", None)
             return dst, OptimizationSummary(
@@ -205,15 +205,14 @@ def _run_target(
         verification=comparison,
     )
     options = RunnerOptions(threads=opts.threads, precision=exec_precision)
+    batch = opts.batch or 1  # resolved by port()
     with get_runner(runtime, artifact, options) as runner:
-        bench_feeds = random_feeds(
-            runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch
-        )
+        bench_feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
         stats = time_runner(runner, bench_feeds, opts.bench)
         accuracy = evaluate_classifier(runner, eval_set) if eval_set is not None else None
         info = runner.info()
     return dataclasses.replace(
-        base, runner=info, latency=stats, throughput=opts.batch / (stats.mean_ms / 1e3), accuracy=accuracy
+        base, runner=info, latency=stats, throughput=batch / (stats.mean_ms / 1e3), accuracy=accuracy
     )
 
 
@@ -276,11 +275,13 @@ def port(
     say("preparing the source model")
     prepared, optimization = _prepare_source(src, out, opts)
     with get_runner("onnxruntime", prepared, RunnerOptions(threads=opts.threads)) as ref:
+        batch = opts.batch or default_batch(ref.input_specs)
+        opts = dataclasses.replace(opts, batch=batch)
         if eval_set is not None:
-            feeds = {eval_set.input_name: eval_set.inputs[: max(opts.batch, 64)]}
+            feeds = {eval_set.input_name: eval_set.inputs[: max(batch, 64)]}
             feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
         else:
-            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch)
+            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
             feeds_text = f"random, seed {opts.seed}"
         source_accuracy = evaluate_classifier(ref, eval_set) if eval_set is not None else None
     results = []
@@ -293,7 +294,7 @@ def port(
         source_format=fmt,
         source_nodes=source_nodes,
         optimization=optimization,
-        batch=opts.batch,
+        batch=batch,
         feeds=feeds_text,
         source_accuracy=source_accuracy,
         targets=tuple(results),

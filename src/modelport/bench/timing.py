@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from modelport.errors import InvalidInputError
-from modelport.inputs import random_feeds
+from modelport.inputs import default_batch, random_feeds
 from modelport.reports.serialize import JsonReport
 from modelport.runtimes import RunnerInfo, RunnerOptions, get_runner, parse_runtimes
 from modelport.runtimes.base import Runner
@@ -137,7 +137,7 @@ def bench(
     model: str | Path,
     runtimes: Sequence[str] | str = ("onnxruntime",),
     *,
-    batches: Sequence[int] = (1,),
+    batches: Sequence[int] | None = None,
     options: RunnerOptions | None = None,
     config: BenchConfig | None = None,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
@@ -148,21 +148,22 @@ def bench(
     Args:
         model: model file.
         runtimes: runtime names.
-        batches: batch sizes (the leading dim of every input; needs a dynamic or matching batch dim).
+        batches: batch sizes (the leading dim of every input; needs a dynamic or matching batch dim); None: the
+            model's own batch (its fixed leading dim, else 1).
         options: threads, device, precision.
         config: warmup / iterations / seconds.
         input_shapes: shapes for dynamic dims other than the batch.
         seed: seed of the random feeds.
     """
     names = parse_runtimes(runtimes if isinstance(runtimes, str) else list(runtimes))
-    if not batches or any(b < 1 for b in batches):
+    if batches is not None and (not batches or any(b < 1 for b in batches)):
         raise InvalidInputError("batch sizes must be ≥ 1")
     cfg = config or BenchConfig()
     opts = options or RunnerOptions()
     results = []
     for name in names:
         with get_runner(name, model, opts) as runner:
-            for b in batches:
+            for b in batches if batches is not None else [default_batch(runner.input_specs)]:
                 feeds = random_feeds(runner.input_specs, input_shapes, seed=seed, batch=b)
                 log.info("timing %s batch %d", name, b)
                 stats = time_runner(runner, feeds, cfg)

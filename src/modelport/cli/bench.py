@@ -15,13 +15,13 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         model: Path = typer.Argument(..., help="Model file."),
         runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
-        batch: str = typer.Option("1", "--batch", help="Comma-separated batch sizes."),
+        batch: str | None = typer.Option(
+            None, "--batch", help="Comma-separated batch sizes (default: the model's fixed batch, else 1)."
+        ),
         threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
         precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
         warmup: int = typer.Option(10, "--warmup", help="Untimed runs first."),
-        iterations: int | None = typer.Option(
-            None, "--iterations", "-n", help="Timed runs (overrides --seconds)."
-        ),
+        iterations: int | None = typer.Option(None, "--iterations", "-n", help="Timed runs (overrides --seconds)."),
         seconds: float = typer.Option(2.0, "--seconds", help="Time budget per (runtime, batch)."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from modelport.runtimes.base import Precision
 
         try:
-            batches = [int(b) for b in split_list(batch)]
+            batches = None if batch is None else [int(b) for b in split_list(batch)]
         except ValueError:
             raise InvalidInputError(f"--batch takes integers, got {batch!r}") from None
         report = bench(

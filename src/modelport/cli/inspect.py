@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelport.cli.common import console, print_json
@@ -24,7 +25,7 @@ def register(app: typer.Typer) -> None:
             print_json(summary.to_json())
             return
         out = console()
-        out.print(f"[bold]{summary.path}[/] ({summary.format.value}, {summary.file_bytes / 1024:.1f} KiB)")
+        out.print(f"[bold]{escape(summary.path)}[/] ({summary.format.value}, {summary.file_bytes / 1024:.1f} KiB)")
         if summary.producer or summary.ir_version is not None:
             out.print(f"producer: {summary.producer or '?'}  ir_version: {summary.ir_version}")
         if summary.opsets:
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
             io.add_column(col)
         for kind, specs in (("input", summary.inputs), ("output", summary.outputs)):
             for s in specs:
-                io.add_row(kind, s.name, s.dtype, s.shape_text())
+                io.add_row(kind, escape(s.name), s.dtype, escape(s.shape_text()))  # "[batch, 8]" is not markup
         out.print(io)
         out.print(
             f"nodes: {summary.node_count}  parameters: {summary.parameter_count:,} "

@@ -6,12 +6,12 @@ line ``modelport: error: …`` and the error's exit code; ``--debug`` adds the t
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
 
-import click
 import typer
 from rich.console import Console
 
@@ -61,6 +61,17 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """typer's command-line parsing errors: newer typer vendors click (``typer._click``), older typer uses click."""
+    found: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 verification mismatch, 2 bad input or failure)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -68,26 +79,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         app = build_app()
-        app(args=args, prog_name="modelport", standalone_mode=False)
+        # without standalone mode, a verb's `raise typer.Exit(code)` comes back as the return value
+        result = app(args=args, prog_name="modelport", standalone_mode=False)
     except ModelportError as exc:
         if debug:
             traceback.print_exc()
         err.print(f"modelport: error: {exc}", markup=False)
         return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("modelport: aborted", markup=False)
         return 130
-    except click.exceptions.ClickException as exc:
+    except _usage_errors() as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"modelport: error: {exc.format_message()}", markup=False)
+        err.print(f"modelport: error: {exc.format_message()}", markup=False)  # type: ignore[attr-defined]
         return 2
     except KeyboardInterrupt:
         err.print("modelport: interrupted", markup=False)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:  # pragma: no cover - console-script shim

@@ -20,7 +20,9 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(Path("modelport-out"), "--output", "-o", help="Output directory."),
         no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip graph optimization."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
-        batch: int = typer.Option(1, "--batch", help="Batch size for verification and benchmarks."),
+        batch: int | None = typer.Option(
+            None, "--batch", help="Batch size for verification and benchmarks (default: the model's, else 1)."
+        ),
         threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
         seconds: float = typer.Option(1.0, "--seconds", help="Benchmark time per target."),
         eval_limit: int | None = typer.Option(None, "--eval-limit", help="Cap evaluation samples."),
@@ -42,15 +44,11 @@ def register(app: typer.Typer) -> None:
         out = console()
         err = console() if sys.stderr.isatty() else None
         with out.status("porting…") if out.is_terminal else _null():
-            report = port(
-                model, out_dir, options=options, progress=(lambda m: err.log(m)) if err is not None else None
-            )
+            report = port(model, out_dir, options=options, progress=(lambda m: err.log(m)) if err is not None else None)
         out.print(f"source: {report.source} ({report.source_nodes} nodes)")
         if report.optimization:
             o = report.optimization
-            out.print(
-                f"optimized: {o.nodes_before} → {o.nodes_after} nodes ({', '.join(o.passes) or 'unchanged'})"
-            )
+            out.print(f"optimized: {o.nodes_before} → {o.nodes_after} nodes ({', '.join(o.passes) or 'unchanged'})")
         if report.source_accuracy:
             a = report.source_accuracy
             out.print(f"source top-1 on {a.dataset}: {a.top1:.2%} ({a.samples} samples)")

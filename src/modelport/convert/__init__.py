@@ -11,7 +11,7 @@ import numpy as np
 from modelport.convert.base import ConversionReport, ConvertOptions, get_converter, register_converter
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, sniff_format
-from modelport.inputs import TensorSpec, random_feeds
+from modelport.inputs import default_batch, random_feeds
 from modelport.runtimes import RunnerOptions, get_runner
 from modelport.runtimes.base import Precision
 from modelport.verify.compare import Comparison, Tolerance, compare_outputs
@@ -79,14 +79,6 @@ def verify_against_source(
     )
 
 
-def _verification_batch(specs: Sequence[TensorSpec]) -> int:
-    """Batch of the verification feeds: the model's fixed leading dimension if it has one, else 1."""
-    for spec in specs:
-        if spec.shape and isinstance(spec.shape[0], int) and spec.shape[0] > 0:
-            return spec.shape[0]
-    return 1
-
-
 def convert(
     src: str | Path,
     to: str | Format,
@@ -117,7 +109,7 @@ def convert(
         return report
     if feeds is None:
         with get_runner("onnxruntime", src_path) as ref:
-            batch = None if input_shapes else _verification_batch(ref.input_specs)
+            batch = None if input_shapes else default_batch(ref.input_specs)
             feeds = random_feeds(ref.input_specs, input_shapes, seed=seed, batch=batch)
     # fp16 weights run in f32 on CPU but carry fp16 rounding: verify with the fp16 tolerance.
     exec_precision = Precision.FP32 if prec is Precision.FP16 and dst_fmt is Format.OPENVINO_IR else prec
