@@ -77,6 +77,20 @@ def test_console_script_help() -> None:
         assert verb in result.stdout
 
 
+def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("Usage: modelport") and "modelport: error" not in err
+    assert "port" in err and "Commands" in err
+
+
+def test_verb_help(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "bench", "--help")
+    assert code == 0
+    assert "--batch" in out and "--iterations" in out
+
+
 def test_inspect_text(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:
     code, out, err = run(capsys, "inspect", files["mlp"])
     assert code == 0, err
@@ -215,6 +229,20 @@ def test_port(capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_pa
     assert {"report.json", "report.md", "report.html"} <= {p.name for p in tmp_path.iterdir()}
     report = json.loads((tmp_path / "report.json").read_text())
     assert [t["status"] for t in report["targets"]] == ["verified", "skipped", "verified", "verified"]
+
+
+def test_port_progress_goes_to_stderr(
+    capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(
+        capsys, "port", files["two"], "--to", "onnxruntime", "--precision", "fp32", "-o", tmp_path, "--seconds", "0.05",
+        "--no-optimize",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "preparing the source model" in err
+    assert "preparing the source model" not in out
+    assert "onnxruntime/fp32" in out
 
 
 def test_port_mismatch_exits_1(

@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("modelport: aborted", markup=False)
         return 130
     except _usage_errors() as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `modelport`: show the help, not an error line
+            err.print(exc.format_message(), markup=False)  # type: ignore[attr-defined]
+            return 2
         if debug:
             traceback.print_exc()
         err.print(f"modelport: error: {exc.format_message()}", markup=False)  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from modelport.cli.common import console, precisions_option, shapes_option, split_list
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
             eval_limit=eval_limit,
         )
         out = console()
-        err = console() if sys.stderr.isatty() else None
+        err = Console(stderr=True, highlight=False) if sys.stderr.isatty() else None  # progress: stderr only
         with out.status("porting…") if out.is_terminal else _null():
             report = port(model, out_dir, options=options, progress=(lambda m: err.log(m)) if err is not None else None)
         out.print(f"source: {report.source} ({report.source_nodes} nodes)")
