@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common as common
 
 from modelport.errors import InvalidInputError, ModelLoadError, PassError
 from modelport.inputs import TensorSpec, random_feeds
@@ -248,6 +249,8 @@ def optimize(
     check_fix_dims(work.graph, opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
     nodes_before, ops_before = count_nodes(work), op_histogram(work)
     stats, iterations = run_passes(work, names, opts, max_iterations)
+    if any(v.shape is None for v in work.graph.outputs):
+        common.ShapeInferencePass(strict_mode=False)(work)  # graph outputs need a shape to pass the checker
     optimized = ir.serde.serialize_model(work)
     try:
         check_proto(optimized)

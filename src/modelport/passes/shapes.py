@@ -128,10 +128,12 @@ class FixDims(ModelportPass[FixDimsOptions]):
                     value.shape = shape
                     changed = True
         if changed:
-            inputs = set(model.graph.inputs)
+            outputs = set(model.graph.outputs)
             for node in ir.traversal.RecursiveGraphIterator(model.graph):
                 for out in node.outputs:
-                    if out not in inputs and out.const_value is None:
+                    if out not in outputs and out.const_value is None:
                         out.shape = None
+            # Re-infer at once so that the graph outputs get the new sizes whatever passes follow.
+            common.ShapeInferencePass(strict_mode=False)(model)
             log.info("fixed input dims: %s", new)
         return changed
