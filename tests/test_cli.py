@@ -269,22 +269,38 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], verb: str, tmp_path: P
     assert_one_error(code, err, "missing.onnx", "file not found")
 
 
-@pytest.mark.parametrize("verb", ["inspect", "bench", "port"])
-def test_non_model_file(capsys: pytest.CaptureFixture[str], files: dict[str, Path], verb: str, tmp_path: Path) -> None:
-    extra = ["-o", str(tmp_path)] if verb == "port" else []
-    code, _, err = run(capsys, verb, files["text"], *extra)
+# capfd: what the runtimes' C++ code writes to file descriptor 2 counts as well
+
+
+@pytest.mark.parametrize(("verb", "runtime"), [("inspect", None), ("bench", "ort"), ("bench", "ov"), ("port", None)])
+def test_non_model_file(
+    capfd: pytest.CaptureFixture[str], files: dict[str, Path], verb: str, runtime: str | None, tmp_path: Path
+) -> None:
+    extra = ["-o", str(tmp_path)] if verb == "port" else ["-r", runtime] if runtime else []
+    code, _, err = run(capfd, verb, files["text"], *extra)
     assert_one_error(code, err, "notes.onnx", "not a model file")
 
 
-@pytest.mark.parametrize(("verb", "runtime"), [("inspect", None), ("bench", "onnxruntime"), ("bench", "openvino")])
-def test_truncated_onnx(capsys: pytest.CaptureFixture[str], files: dict[str, Path], verb: str, runtime: str) -> None:
-    extra = ["-r", runtime] if runtime else []
-    code, _, err = run(capsys, verb, files["cut"], *extra)
+@pytest.mark.parametrize(
+    "args",
+    [["inspect"], ["bench", "-r", "onnxruntime"], ["bench", "-r", "openvino"], ["compare", "-r", "ov,ort"], ["port"]],
+)
+def test_truncated_onnx(
+    capfd: pytest.CaptureFixture[str], files: dict[str, Path], args: list[str], tmp_path: Path
+) -> None:
+    extra = ["-o", str(tmp_path)] if args[0] == "port" else []
+    code, _, err = run(capfd, args[0], files["cut"], *args[1:], *extra)
     assert_one_error(code, err, "cut.onnx")
-    if verb == "inspect":
-        assert "truncated or corrupt" in err
+    if args[-1] == "onnxruntime":
+        assert "onnxruntime cannot load the model" in err
     else:
-        assert "cannot load the model" in err
+        assert "truncated or corrupt" in err
+
+
+def test_convert_truncated_onnx(capfd: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path) -> None:
+    code, _, err = run(capfd, "convert", files["cut"], "--to", "openvino", "-o", tmp_path / "out")
+    assert_one_error(code, err, "cut.onnx", "truncated or corrupt")
+    assert not (tmp_path / "out").exists()
 
 
 def test_checker_failure(capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from modelport.convert.base import ConversionReport, ConvertOptions, files_size, register_converter
 from modelport.errors import ConversionError
 from modelport.formats import Format
-from modelport.model_io import atomic_files
+from modelport.model_io import atomic_files, load_proto
 from modelport.runtimes.base import Precision
 from modelport.runtimes.openvino import error_text, import_openvino
 
@@ -28,6 +28,7 @@ def openvino_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
             hint="bf16 is an execution precision: convert to fp32 and run with --precision bf16",
         )
     t0 = time.perf_counter()
+    load_proto(src, check=False, load_external_data=False)  # a broken file: ModelLoadError, not frontend noise
     try:
         model = ov.convert_model(str(src))
     except Exception as exc:  # OpenVINO's frontends raise several unrelated types

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
-from modelport.formats import sniff_format
+from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
 from modelport.runtimes.base import Precision, Runner, RunnerInfo
 
@@ -72,7 +72,12 @@ class OpenVINORunner(Runner):
                 f"OpenVINO has no device {device} here (available: {', '.join(core.available_devices)})",
                 hint="use --device cpu",
             )
-        sniff_format(self.model_path)  # missing, empty or not a model: a clear error before OpenVINO's frontends
+        # missing, empty, not a model or a broken ONNX file: a clear error before OpenVINO's frontends (which try
+        # every format in turn and log each failure to stderr)
+        if sniff_format(self.model_path) is Format.ONNX:
+            from modelport.model_io import load_proto
+
+            load_proto(self.model_path, check=False, load_external_data=False)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         hint = _HINTS.get(self.options.precision, "f32")
         config["INFERENCE_PRECISION_HINT"] = hint
