@@ -11,13 +11,15 @@ need_apt=()
 for tool in espeak-ng ffmpeg sox; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
+# Fashion-MNIST (IDX files) for the dataset tests: a data package, so check its file, not a command.
+[ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "setup: warning: ${need_apt[*]} missing and apt-get unavailable; speech tests will fail" >&2
+    echo "setup: warning: ${need_apt[*]} missing and apt-get unavailable; the tests that use them will fail" >&2
   fi
 fi
 

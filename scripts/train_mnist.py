@@ -22,8 +22,8 @@ Usage (from the repository root, about 2–3 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import io
 import logging
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -135,13 +135,13 @@ def train(args: argparse.Namespace, train_set: LabeledImages, valid_set: Labeled
 
 def export_onnx(model: nn.Module) -> onnx.ModelProto:
     """Export with a dynamic batch, keeping BatchNormalization, then insert the inference Dropout."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the legacy exporter is chosen on purpose (see the module docstring)
+    # The legacy exporter is chosen on purpose (see the module docstring): silence its deprecation warning.
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.filterwarnings("ignore", "You are using the legacy TorchScript", DeprecationWarning)
         torch.onnx.export(
             model.eval(),
             (torch.zeros(1, 1, 28, 28),),
-            buffer,
+            Path(tmp) / "exported.onnx",
             dynamo=False,
             opset_version=OPSET,
             input_names=[INPUT_NAME],
@@ -150,7 +150,7 @@ def export_onnx(model: nn.Module) -> onnx.ModelProto:
             training=torch.onnx.TrainingMode.PRESERVE,
             do_constant_folding=False,
         )
-    proto = onnx.load_from_string(buffer.getvalue())
+        proto = onnx.load(Path(tmp) / "exported.onnx")
     insert_dropout(proto, DROPOUT)
     proto.doc_string = "MNIST ConvNet (modelport default model); made by scripts/train_mnist.py"
     for key, value in {"mean": str(MEAN), "std": str(STD), "labels": ",".join(MNIST_LABELS)}.items():

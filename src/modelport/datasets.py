@@ -102,23 +102,41 @@ def _plain_dtype(*args: Any) -> np.dtype[Any]:
     return dtype
 
 
+def _frombuffer(buffer: Any, dtype: np.dtype[Any], shape: tuple[int, ...], order: str) -> np.ndarray:
+    """``numpy._core.numeric._frombuffer``, which rebuilds arrays pickled with protocol 5."""
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"unknown array order {order!r}")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order="F" if order == "F" else "C")
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as protocol 2 uses it to pickle bytes, limited to latin-1 (no codec lookup)."""
+    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1")
+
+
 def _allowed_globals() -> dict[tuple[str, str], Any]:
     reconstruct = _numpy_reconstruct()
     return {
         ("numpy.core.multiarray", "_reconstruct"): reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): _plain_dtype,
+        ("_codecs", "encode"): _latin1_encode,
     }
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that rebuilds numpy arrays, tuples, lists and scalars and nothing else.
 
-    ``find_class`` answers only numpy's array reconstruction helpers (``_reconstruct``, ``ndarray`` and a
-    ``dtype`` that refuses object dtypes); any other global, such as ``os.system`` or ``builtins.eval``,
-    raises :class:`pickle.UnpicklingError` before it is imported, let alone called. Tuples, lists, dicts,
-    strings and numbers need no globals. Python 2 pickles (like ``mnist.pkl.gz``) need ``encoding="latin1"``.
+    ``find_class`` answers only numpy's array reconstruction helpers (``_reconstruct`` and ``_frombuffer``,
+    ``ndarray`` and a ``dtype`` that refuses object dtypes) and the latin-1 ``_codecs.encode`` that protocol 2
+    uses for bytes; any other global, such as ``os.system`` or ``builtins.eval``, raises
+    :class:`pickle.UnpicklingError` before it is imported, let alone called. Tuples, lists, dicts, strings and
+    numbers need no globals. Python 2 pickles (like ``mnist.pkl.gz``) need ``encoding="latin1"``.
     """
 
     def __init__(self, file: BinaryIO, *, encoding: str = "latin1") -> None:
