@@ -166,6 +166,25 @@ def test_port_failed_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert not report
 
 
+def test_port_runtime_failure_fails_only_that_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelport.errors import ModelLoadError
+    from modelport.runtimes.openvino import OpenVINORunner
+
+    def broken(self: OpenVINORunner) -> None:
+        raise ModelLoadError("OpenVINO cannot load the model: unsupported op", path=self.model_path)
+
+    monkeypatch.setattr(OpenVINORunner, "load", broken)
+    src = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    report = port(src, tmp_path / "out", options=PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST))
+    ov = report.targets[1]
+    assert (ov.label, ov.status) == ("openvino/fp32", "failed")
+    assert "unsupported op" in ov.reason
+    assert ov.artifact.endswith("model.xml") and ov.latency is None
+    assert report.targets[0].verified and report.fastest == "onnxruntime/fp32"
+    assert not report
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
 def test_port_input_shapes_and_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shapes: set[tuple[int, ...]] = set()
     original = OnnxRuntimeRunner._run

@@ -176,13 +176,38 @@ def _run_target(
     eval_set: EvalSet | None,
     opts: PortOptions,
 ) -> TargetResult:
-    fmt, supported = SUPPORTED[runtime]
+    supported = SUPPORTED[runtime][1]
     if precision not in supported:
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
     try:
         conv = _build_artifact(model, out_dir, runtime, precision)
     except ModelportError as exc:
         return TargetResult(runtime, precision, "failed", reason=str(exc))
+    artifact = Path(conv.artifact)
+    try:
+        return _verify_and_measure(runtime, precision, model, conv, feeds, eval_set, opts)
+    except ModelportError as exc:  # the runtime cannot load or run the artifact: this target failed, not port
+        return TargetResult(
+            runtime,
+            precision,
+            "failed",
+            reason=str(exc),
+            artifact=str(artifact),
+            size_bytes=conv.size_bytes,
+            convert_seconds=conv.seconds,
+        )
+
+
+def _verify_and_measure(
+    runtime: str,
+    precision: Precision,
+    model: Path,
+    conv: ConversionReport,
+    feeds: Mapping[str, np.ndarray],
+    eval_set: EvalSet | None,
+    opts: PortOptions,
+) -> TargetResult:
+    fmt = SUPPORTED[runtime][0]
     artifact = Path(conv.artifact)
     exec_precision = Precision.FP32 if (runtime == "openvino" and precision is Precision.FP16) else precision
     comparison = verify_against_source(
