@@ -82,6 +82,19 @@ def test_save_with_external_data(tmp_path: Path) -> None:
     assert proto.SerializeToString() == before
 
 
+def test_inspect_external_data(tmp_path: Path) -> None:
+    from modelport.inspect import inspect
+
+    path = save_model(models.wide_mlp(), tmp_path / "wide.onnx", external_data=True)
+    summary = inspect(path)
+    assert summary.external_data == ("wide.onnx.data",)
+    assert summary.parameter_count == 64 * 256 + 256 + 256 * 10
+    assert summary.parameter_bytes == 4 * summary.parameter_count
+    assert [s.name for s in summary.inputs] == ["x"] and summary.inputs[0].shape == ("batch", 64)
+    assert summary.opsets == (("ai.onnx", 17),)
+    assert dict(summary.op_histogram) == {"MatMul": 2, "Add": 1, "Relu": 1}
+
+
 def test_save_without_external_data_has_no_data_file(tmp_path: Path) -> None:
     path = save_model(models.wide_mlp(), tmp_path / "wide.onnx", external_data=False)
     assert external_data_files(path) == []
