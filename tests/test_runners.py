@@ -120,6 +120,20 @@ def test_openvino_bf16(mlp_path: Path, x: np.ndarray) -> None:
     assert compare_arrays("y", fp32, bf16, Tolerance.for_precision("bf16")).passed
 
 
+def test_openvino_fp16(mlp_path: Path, x: np.ndarray) -> None:
+    env = capture_environment()
+    # f16 where the ISA has it; elsewhere f32, never the coarser bf16 the CPU plugin would pick on its own
+    expected = "fp16" if env.has_flag("avx512_fp16") or env.has_flag("amx_fp16") else "fp32"
+    with get_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP16)) as runner:
+        info = runner.info()
+        out = runner.infer({"x": x})["y"]
+    assert info.requested_precision == "fp16"
+    assert info.executed_precision == expected
+    ref = models.mlp_reference(x, models.mlp())
+    # fp16 tolerance (1e-2): 11-bit mantissa rounding per op
+    assert compare_arrays("y", ref, out, Tolerance.for_precision("fp16")).passed
+
+
 def test_openvino_default_threads_reported(mlp_path: Path) -> None:
     with get_runner("openvino", mlp_path) as runner:
         threads = runner.info().threads

@@ -80,6 +80,8 @@ class OpenVINORunner(Runner):
             load_proto(self.model_path, check=False, load_external_data=False)
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         hint = _HINTS.get(self.options.precision, "f32")
+        if hint == "f16" and device in core.available_devices and not _has_capability(core, device, "FP16"):
+            hint = "f32"  # the CPU plugin would quietly run bf16 (coarser than asked) where the ISA lacks f16
         config["INFERENCE_PRECISION_HINT"] = hint
         if self.options.threads:
             config["INFERENCE_NUM_THREADS"] = int(self.options.threads)
@@ -137,6 +139,13 @@ class OpenVINORunner(Runner):
         except RuntimeError as exc:
             raise InferenceError(f"OpenVINO failed: {error_text(exc)}", path=self.model_path) from exc
         return [self._request.get_output_tensor(i).data for i in range(len(self._outputs))]
+
+
+def _has_capability(core: Any, device: str, capability: str) -> bool:
+    try:
+        return capability in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return False
 
 
 def _shape(partial: Any) -> tuple[int | str | None, ...] | None:
