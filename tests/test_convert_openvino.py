@@ -13,7 +13,7 @@ from modelport.convert import ConversionReport, convert, get_converter
 from modelport.errors import ConversionError, InvalidInputError, ModelportError, VerificationError
 from modelport.formats import Format, sniff_format
 from modelport.inspect import inspect
-from modelport.runtimes import Precision, RunnerOptions, get_runner
+from modelport.runtimes import Precision, get_runner
 from modelport.runtimes.onnxruntime import model_precision
 from modelport.verify.compare import Tolerance
 
@@ -179,9 +179,3 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
         convert(bad, "openvino", out)
     assert "\n" not in str(info.value)
     assert not out.exists() or list(out.iterdir()) == []
-
-
-def test_runs_ir_at_bf16(src_dir: Path, tmp_path: Path) -> None:
-    report = convert(src_dir / "mlp.onnx", "openvino", tmp_path)
-    with get_runner("openvino", report.artifact, RunnerOptions(precision=Precision.BF16)) as runner:
-        assert runner.info().requested_precision == "bf16"
