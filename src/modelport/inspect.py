@@ -80,9 +80,7 @@ def inspect_onnx(path: Path) -> ModelSummary:
     init_names = {t.name for t in proto.graph.initializer}
     hist: collections.Counter[str] = collections.Counter()
     _count_ops(proto.graph, hist)
-    constants = [
-        a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")
-    ]
+    constants = [a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.HasField("t")]
     tensors = list(proto.graph.initializer) + constants
     return ModelSummary(
         path=str(path),

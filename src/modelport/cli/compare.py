@@ -17,9 +17,7 @@ def register(app: typer.Typer) -> None:
         ),
         runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
-        feeds: Path | None = typer.Option(
-            None, "--feeds", help=".npz (one array per input) or .npy feed file."
-        ),
+        feeds: Path | None = typer.Option(None, "--feeds", help=".npz (one array per input) or .npy feed file."),
         rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default by precision)."),
         atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default by precision)."),
         precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
@@ -35,9 +33,7 @@ def register(app: typer.Typer) -> None:
 
         prec = Precision.parse(precision)
         default = Tolerance.for_precision(prec)
-        tol = Tolerance(
-            rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol
-        )
+        tol = Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
         names = split_list(runtimes)
         options = RunnerOptions(threads=threads, precision=prec)
         feed_data = None
@@ -58,9 +54,7 @@ def register(app: typer.Typer) -> None:
         else:
             out = console()
             reference = report.comparisons[0].reference if report.comparisons else "?"
-            out.print(
-                f"reference: {reference}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds)
-            )
+            out.print(f"reference: {reference}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds))
             out.print(comparison_table(report.comparisons, f"outputs vs reference ({tol})"))
             out.print("[green]all outputs match[/]" if report else "[red]mismatch[/]")
         if not report:

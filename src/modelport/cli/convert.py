@@ -17,9 +17,7 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "--output", "-o", help="Output directory."),
         precision: str = typer.Option("fp32", "--precision", help="Weights precision: fp32 or fp16."),
         name: str | None = typer.Option(None, "--name", help="Artifact base name (default: source's)."),
-        input_shape: list[str] = typer.Option(
-            [], "--input-shape", help="NAME:D1,D2,… for verification feeds."
-        ),
+        input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for verification feeds."),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification against the source."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
@@ -40,8 +38,7 @@ def register(app: typer.Typer) -> None:
             return
         out = console()
         out.print(
-            f"wrote {report.artifact} ({report.size_bytes / 1024:.1f} KiB, {report.engine}, "
-            f"{report.seconds:.2f} s)"
+            f"wrote {report.artifact} ({report.size_bytes / 1024:.1f} KiB, {report.engine}, {report.seconds:.2f} s)"
         )
         if report.verification is not None:
             out.print(
