@@ -227,8 +227,12 @@ def test_port(capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_pa
     assert "onnxruntime/bf16: skipped: onnxruntime does not run bf16 on CPU" in out
     assert "fastest verified target:" in out
     assert {"report.json", "report.md", "report.html"} <= {p.name for p in tmp_path.iterdir()}
-    report = json.loads((tmp_path / "report.json").read_text())
+    text = (tmp_path / "report.json").read_text()
+    report = json.loads(text)
     assert [t["status"] for t in report["targets"]] == ["verified", "skipped", "verified", "verified"]
+    from modelport.pipeline import PortReport
+
+    assert PortReport.from_json(text).to_json() == text  # with the optimizer's summary (optimization is on)
 
 
 def test_port_progress_goes_to_stderr(
