@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import models
-from modelport.bench.timing import BenchConfig
+from modelport.bench.timing import BenchConfig, LatencyStats
 from modelport.errors import ModelportError
-from modelport.pipeline import PortOptions, PortReport, port
+from modelport.pipeline import TIE_RATIO, PortOptions, PortReport, TargetResult, port
 from modelport.reports.environment import capture_environment
 from modelport.runtimes import Precision
 from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
@@ -101,8 +101,32 @@ def test_port_report_fields(ported: tuple[PortReport, Path, list[str]]) -> None:
 def test_port_fastest(ported: tuple[PortReport, Path, list[str]]) -> None:
     report, _, _ = ported
     verified = [t for t in report.targets if t.verified and t.latency is not None]
-    best = min(verified, key=lambda t: t.latency.p50_ms if t.latency else np.inf)
-    assert report.fastest == best.label
+    best = min(t.latency.p50_ms for t in verified if t.latency)
+    chosen = next(t for t in verified if t.label == report.fastest)
+    assert chosen.latency is not None and chosen.latency.p50_ms <= best * TIE_RATIO
+    # within the tie band nothing more precise exists
+    rank = ["fp32", "fp16", "bf16", "int8"]
+    ties = [t for t in verified if t.latency and t.latency.p50_ms <= best * TIE_RATIO]
+    assert rank.index(chosen.precision.value) == min(rank.index(t.precision.value) for t in ties)
+
+
+def _target(runtime: str, precision: Precision, p50: float, status: str = "verified") -> TargetResult:
+    stats = LatencyStats(n=1, mean_ms=p50, stdev_ms=0.0, min_ms=p50, p50_ms=p50, p90_ms=p50, p99_ms=p50, max_ms=p50)
+    return TargetResult(runtime, precision, status, latency=stats)
+
+
+def test_fastest_prefers_precision_within_noise_and_ignores_unverified() -> None:
+    from modelport.pipeline import _fastest
+
+    targets = [
+        _target("onnxruntime", Precision.FP32, 1.00),
+        _target("openvino", Precision.BF16, 0.97),  # 3 % faster: a tie, fp32 wins
+        _target("openvino", Precision.FP16, 0.50, status="mismatch"),  # fastest but not verified
+    ]
+    assert _fastest(targets) == "onnxruntime/fp32"
+    targets.append(_target("openvino", Precision.FP16, 0.80))  # 20 % faster: a real win
+    assert _fastest(targets) == "openvino/fp16"
+    assert _fastest([_target("openvino", Precision.FP32, 1.0, status="failed")]) is None
 
 
 def test_port_writes_reports(ported: tuple[PortReport, Path, list[str]]) -> None:

@@ -250,11 +250,20 @@ def _mismatch_reason(c: Comparison) -> str:
     )
 
 
+#: more accurate first: a tie in speed goes to the precision that loses less.
+_PRECISION_RANK = {Precision.FP32: 0, Precision.FP16: 1, Precision.BF16: 2, Precision.INT8: 3}
+#: medians within this ratio of the best count as a tie (timing noise on a loaded machine is a few %).
+TIE_RATIO = 1.05
+
+
 def _fastest(targets: Sequence[TargetResult]) -> str | None:
-    timed = [t for t in targets if t.verified and t.latency is not None]
+    """The verified target with the lowest median latency; within 5 % of it, the most precise one wins."""
+    timed = [(t, t.latency.p50_ms) for t in targets if t.verified and t.latency is not None]
     if not timed:
         return None
-    return min(timed, key=lambda t: t.latency.p50_ms if t.latency else float("inf")).label
+    best = min(ms for _, ms in timed)
+    ties = [(t, ms) for t, ms in timed if ms <= best * TIE_RATIO]
+    return min(ties, key=lambda tm: (_PRECISION_RANK[tm[0].precision], tm[1]))[0].label
 
 
 def default_eval_set(limit: int | None = None) -> tuple[Path, EvalSet]:
@@ -303,7 +312,8 @@ def port(
         batch = opts.batch or default_batch(ref.input_specs)
         opts = dataclasses.replace(opts, batch=batch)
         if eval_set is not None:
-            feeds = {eval_set.input_name: eval_set.inputs[: max(batch, 64)]}
+            fixed = any(s.shape and isinstance(s.shape[0], int) and s.shape[0] > 0 for s in ref.input_specs)
+            feeds = {eval_set.input_name: eval_set.inputs[: batch if fixed else max(batch, 64)]}
             feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
         else:
             feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
