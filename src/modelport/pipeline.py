@@ -137,22 +137,18 @@ def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, 
     """Copy (or optimize) the source into ``out_dir/model.onnx``: every target starts from that file."""
     dst = out_dir / "model.onnx"
     if opts.optimize:
-        try:
-            from modelport.passes import optimize_file
-        except ImportError:
-            optimize_file = None  # type: ignore[assignment]
-        if optimize_file is not None:
-            # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
-            shapes = {name: (opts.batch, *dims[1:]) if opts.batch else dims for name, dims in opts.input_shapes}
-            rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
-            verification = getattr(rep, "verification", None)
-            return dst, OptimizationSummary(
-                nodes_before=rep.nodes_before,
-                nodes_after=rep.nodes_after,
-                passes=tuple(p.name for p in rep.passes if p.modified),
-                seconds=rep.seconds,
-                max_abs_error=verification.max_abs if verification is not None else None,
-            )
+        from modelport.passes import optimize_file
+
+        # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
+        shapes = {name: (opts.batch, *dims[1:]) if opts.batch else dims for name, dims in opts.input_shapes}
+        rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
+        return dst, OptimizationSummary(
+            nodes_before=rep.nodes_before,
+            nodes_after=rep.nodes_after,
+            passes=tuple(p.name for p in rep.passes if p.modified),
+            seconds=rep.seconds,
+            max_abs_error=rep.verification.max_abs if rep.verification is not None else None,
+        )
     save_model(load_proto(src), dst, source=src)
     return dst, None
 
@@ -175,7 +171,9 @@ def _run_target(
     feeds: Mapping[str, np.ndarray],
     eval_set: EvalSet | None,
     opts: PortOptions,
+    reference: Path,
 ) -> TargetResult:
+    """Build, verify (against ``reference``, the untouched source), benchmark and evaluate one target."""
     supported = SUPPORTED[runtime][1]
     if precision not in supported:
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
@@ -185,7 +183,7 @@ def _run_target(
         return TargetResult(runtime, precision, "failed", reason=str(exc))
     artifact = Path(conv.artifact)
     try:
-        return _verify_and_measure(runtime, precision, model, conv, feeds, eval_set, opts)
+        return _verify_and_measure(runtime, precision, reference, conv, feeds, eval_set, opts)
     except ModelportError as exc:  # the runtime cannot load or run the artifact: this target failed, not port
         return TargetResult(
             runtime,
@@ -201,7 +199,7 @@ def _run_target(
 def _verify_and_measure(
     runtime: str,
     precision: Precision,
-    model: Path,
+    reference: Path,
     conv: ConversionReport,
     feeds: Mapping[str, np.ndarray],
     eval_set: EvalSet | None,
@@ -211,7 +209,7 @@ def _verify_and_measure(
     artifact = Path(conv.artifact)
     exec_precision = Precision.FP32 if (runtime == "openvino" and precision is Precision.FP16) else precision
     comparison = verify_against_source(
-        model,
+        reference,
         artifact,
         fmt,
         feeds,
@@ -323,7 +321,7 @@ def port(
     for runtime in targets:
         for precision in opts.precisions:
             say(f"{runtime}/{precision.value}: convert, verify, benchmark")
-            results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts))
+            results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts, src))
     report = PortReport(
         source=str(src),
         source_format=fmt,
