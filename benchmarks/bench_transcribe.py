@@ -67,6 +67,7 @@ class Variant:
     """One measured configuration: its runs, WER, and RSS growth per run."""
 
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     rss_growth_mb: list[float] = field(default_factory=list)
     peak_rss_mb: list[float] = field(default_factory=list)
     wer: float = float("nan")
@@ -74,6 +75,10 @@ class Variant:
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu_seconds)
 
 
 def make_audio(work: Path) -> tuple[Path, Path]:
@@ -107,9 +112,10 @@ def measure(fn: Callable[[], str], variant: Variant) -> None:
     """Run ``fn`` (returns the transcript) once, recording time, RSS growth and WER."""
     before = current_rss_bytes()
     with PeakRssSampler(0.005) as rss:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         text = fn()
         variant.seconds.append(time.perf_counter() - started)
+        variant.cpu_seconds.append(time.process_time() - cpu_started)
     variant.rss_growth_mb.append((rss.peak - before) / 2**20)
     variant.peak_rss_mb.append(rss.peak / 2**20)
     variant.wer = word_error_rate(TEXT, text)
@@ -127,9 +133,7 @@ def bench_group(model_dir: Path, compute: str, audio: Path, warmup: Path, n_roun
         if batch == 1:
             segs, _ = direct.transcribe(str(path), beam_size=BEAM, vad_filter=True)
         else:
-            segs, _ = batched.transcribe(
-                str(path), beam_size=BEAM, vad_filter=True, batch_size=batch, without_timestamps=False
-            )
+            segs, _ = batched.transcribe(str(path), beam_size=BEAM, vad_filter=True, batch_size=batch)
         return " ".join(s.text.strip() for s in segs)
 
     def run_ours(batch: int, path: Path) -> str:
@@ -223,6 +227,11 @@ def versions() -> str:
     )
 
 
+def paired_overhead(direct: list[float], ours: list[float]) -> float:
+    """Median over rounds of (modelport / direct − 1), in percent: each round's pair ran back to back."""
+    return (statistics.median(o / d for d, o in zip(direct, ours, strict=True)) - 1) * 100
+
+
 def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, total: float) -> str:
     lines = [
         "# Transcription benchmark (`benchmarks/bench_transcribe.py`)",
@@ -231,20 +240,25 @@ def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, 
         f"- Versions: {versions()}",
         f"- Audio: {duration:.1f} s of English speech by espeak-ng ({len(TEXT.split())} words), wav",
         f"- Settings: beam {BEAM}, VAD on, language detected; batched = `BatchedInferencePipeline`, batch size {BATCH}",
-        f"- Medians of the runs listed; whole benchmark took {total / 60:.1f} min",
+        "- Times are medians of the runs listed. Overhead is the median over rounds of modelport / direct − 1, "
+        "each round's two runs back to back, in wall time and in CPU time (user + system of all the process's "
+        "threads, steadier than wall time on a busy machine)",
+        f"- The whole benchmark took {total / 60:.1f} min",
         "",
         "## modelport vs direct faster-whisper (API, same process, interleaved runs)",
         "",
-        "| model | compute | pipeline | direct s | modelport s | overhead | RTF (modelport) "
-        "| WER direct | WER modelport | RSS growth direct / modelport (MiB) | runs |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | compute | pipeline | direct s | modelport s | overhead, wall | overhead, CPU time "
+        "| RTF (modelport) | WER direct | WER modelport | RSS growth direct / modelport (MiB) | runs |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     keys = sorted({k[:3] for k in api}, key=lambda k: (k[0] != "tiny.en", k[1] != "int8", k[2]))
     for key in keys:
         d, m = api[(*key, "direct")], api[(*key, "modelport")]
         lines.append(
             f"| {key[0]} | {key[1]} | {key[2]} | {d.median:.2f} | {m.median:.2f} | "
-            f"{(m.median / d.median - 1) * 100:+.1f} % | {m.median / duration:.3f} | {d.wer:.3f} | {m.wer:.3f} | "
+            f"{paired_overhead(d.seconds, m.seconds):+.1f} % | "
+            f"{paired_overhead(d.cpu_seconds, m.cpu_seconds):+.1f} % | "
+            f"{m.median / duration:.3f} | {d.wer:.3f} | {m.wer:.3f} | "
             f"{max(d.rss_growth_mb):.0f} / {max(m.rss_growth_mb):.0f} | {len(m.seconds)} |"
         )
     lines += [
@@ -273,15 +287,18 @@ def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, 
         lines.append(f"| {name} | {v.median:.2f} | {runs} | {statistics.median(v.peak_rss_mb):.0f} |")
     lines += ["", "## Every run (seconds)", ""]
     for key, v in api.items():
-        lines.append(f"- {' / '.join(key)}: {', '.join(f'{s:.2f}' for s in v.seconds)}")
+        wall = ", ".join(f"{s:.2f}" for s in v.seconds)
+        cpu = ", ".join(f"{s:.2f}" for s in v.cpu_seconds)
+        lines.append(f"- {' / '.join(key)}: wall {wall}; CPU {cpu}")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/transcribe.md"))
-    parser.add_argument("--rounds", type=int, default=3, help="runs per configuration")
-    parser.add_argument("--base-float32-rounds", type=int, default=2, help="runs for the slowest configuration")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per configuration")
+    parser.add_argument("--tiny-int8-rounds", type=int, default=7, help="runs for tiny.en int8 (overhead check)")
+    parser.add_argument("--base-float32-rounds", type=int, default=1, help="runs for the slowest configuration")
     parser.add_argument("--cli-rounds", type=int, default=3)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -292,9 +309,14 @@ def main() -> None:
         if duration < 60:
             raise SystemExit(f"the benchmark audio is {duration:.1f} s, expected ≥ 60 s")
         models = model_dirs(work)
-        rounds = {"default": args.rounds, "base/float32": args.base_float32_rounds}
-        api = bench_api(models, audio, warmup, rounds)
+        rounds = {
+            "default": args.rounds,
+            "tiny.en/int8": args.tiny_int8_rounds,
+            "base/float32": args.base_float32_rounds,
+        }
+        # Processes first, while this one is small: a child's ru_maxrss starts at its parent's size at fork.
         cli = bench_cli(models["tiny.en"], audio, work, args.cli_rounds)
+        api = bench_api(models, audio, warmup, rounds)
     text = render(api, cli, duration, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

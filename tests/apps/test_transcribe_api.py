@@ -102,11 +102,10 @@ def test_batched_and_sequential_pipelines_agree(tiny_en: Transcriber, speech: Sp
     _assert_segments_well_formed(batched)
 
 
-def test_batched_without_vad_decodes_fixed_windows(tiny_en: Transcriber, speech: SpeechFiles) -> None:
-    result = tiny_en.transcribe_file(speech.long_wav, DecodeOptions(batch_size=4, vad=False))
-    assert not result.vad and result.duration_after_vad == pytest.approx(result.duration, abs=0.01)
-    assert _wer(LONG_TEXT, result) < WER_LONG, result.text
-    assert result.segments[-1].end > 30.0  # the second window was transcribed
+def test_batched_pipeline_refuses_vad_off() -> None:
+    with pytest.raises(InvalidInputError, match="batched pipeline cuts the audio"):
+        DecodeOptions(batch_size=4, vad=False)
+    assert DecodeOptions(batch_size=4).use_vad(60.0) and not DecodeOptions(batch_size=4).use_vad(10.0)
 
 
 def test_word_timestamps_lie_inside_their_segments(tiny_en: Transcriber, speech: SpeechFiles) -> None:

@@ -192,6 +192,7 @@ def test_two_workers_prefix_lines_with_the_file(
         (lambda s, m, t: [str(s.en_wav), "-m", m, "--language", "de"], "English-only"),
         (lambda s, m, t: [str(s.en_wav), "-m", m, "--format", "docx"], "unknown output format 'docx'"),
         (lambda s, m, t: [str(s.en_wav), "-m", m, "--batch-size", "0"], "batch size must be"),
+        (lambda s, m, t: [str(s.en_wav), "-m", m, "-b", "4", "--no-vad"], "batched pipeline cuts the audio"),
     ],
 )
 def test_each_error_is_one_line_and_exit_2(

@@ -72,9 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Length of the fixed windows the batched pipeline decodes when VAD is off (Whisper's input length).
-CHUNK_SECONDS = 30.0
-
 
 @dataclass(frozen=True)
 class StartInfo:
@@ -284,13 +281,10 @@ class Transcriber:
         if options.batch_size == 1:
             return self.model.transcribe(audio.samples, **common)
         pipeline = import_faster_whisper().BatchedInferencePipeline(self.model)
-        if not vad:  # the batched pipeline needs chunk bounds: fixed 30 s windows
-            step = CHUNK_SECONDS
-            common["clip_timestamps"] = [
-                {"start": t, "end": min(t + step, audio.duration)}
-                for t in np.arange(0.0, audio.duration, step).tolist()
-            ]
-        return pipeline.transcribe(audio.samples, batch_size=options.batch_size, without_timestamps=False, **common)
+        # without_timestamps stays at its default (True): with timestamps on, faster-whisper 1.2's batched
+        # pipeline can drop a chunk's last sentence when the window ends before its closing timestamp
+        # (seen here; faster-whisper issue 1427). A batched segment is therefore one VAD chunk (≤ 30 s).
+        return pipeline.transcribe(audio.samples, batch_size=options.batch_size, **common)
 
     def _collect(self, raw_segments: Iterable[Any], source: str, listener: TranscribeListener) -> Iterable[Segment]:
         for index, raw in enumerate(raw_segments):

@@ -124,7 +124,8 @@ class DecodeOptions:
         language: an ISO 639-1 code (``en``, ``de`` …), or None to detect it.
         task: transcribe, or translate into English.
         vad: voice activity detection on/off; None turns it on for audio longer than 30 s.
-        batch_size: > 1 uses faster-whisper's batched pipeline (chunks decoded together).
+        batch_size: > 1 uses faster-whisper's batched pipeline (speech chunks found by VAD, decoded together);
+            it cannot run with VAD off.
         beam_size: beam search width.
         word_timestamps: align each word and record its start, end and probability.
     """
@@ -141,6 +142,11 @@ class DecodeOptions:
             raise InvalidInputError(f"batch size must be ≥ 1, got {self.batch_size}")
         if self.beam_size < 1:
             raise InvalidInputError(f"beam size must be ≥ 1, got {self.beam_size}")
+        if self.batch_size > 1 and self.vad is False:
+            raise InvalidInputError(
+                "the batched pipeline cuts the audio at the pauses voice activity detection finds",
+                hint="drop --no-vad, or use --batch-size 1",
+            )
         if self.language is not None and self.language.lower() == "auto":
             object.__setattr__(self, "language", None)
 
