@@ -170,18 +170,22 @@ def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return list(sess.run(None, feeds))
 
 
-def median_ms(fn: Callable[[], Any], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def interleaved_medians(fns: dict[str, Callable[[], Any]], runs: int, warmup: int = 3) -> dict[str, float]:
+    """Median ms of each function, timed in round-robin rounds so that load from other jobs on the machine
+    hits every variant alike (the machine's cores are shared)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+        for key, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[key].append((time.perf_counter() - t) * 1000)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
-def ort_latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
+def ort_runner(path: Path, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -189,10 +193,10 @@ def ort_latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
     so.intra_op_num_threads = THREADS
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return median_ms(lambda: sess.run(None, feeds), runs)
+    return lambda: sess.run(None, feeds)
 
 
-def ov_latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
+def ov_runner(path: Path, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
     import openvino as ov
 
     core = ov.Core()
@@ -201,7 +205,7 @@ def ov_latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
     )
     request = compiled.create_infer_request()
     data = list(feeds.values())
-    return median_ms(lambda: request.infer(data), runs)
+    return lambda: request.infer(data)
 
 
 def node_count(path: Path) -> int:
@@ -239,13 +243,14 @@ def max_abs(ref: list[np.ndarray], out: list[np.ndarray]) -> float:
 
 
 def bench_model(label: str, src: Path, out_dir: Path, runs: int) -> list[Row]:
-    """Optimize ``src`` with every tool and measure the four models."""
-    rows = []
+    """Optimize ``src`` with every tool, then measure the four models (latencies interleaved)."""
+    rows: dict[str, Row] = {}
+    paths: dict[str, Path] = {}
     feeds = feeds_for(src)
     reference = ort_outputs(src, feeds)
+    stem = label.replace(" (", ".").replace(")", "")
     for tool in TOOLS:
-        row = Row(label, tool)
-        stem = label.replace(" (", ".").replace(")", "")
+        row = rows[tool] = Row(label, tool)
         path = src if tool == "input" else out_dir / f"{stem}.{tool}.onnx"
         try:
             if tool != "input":
@@ -254,17 +259,28 @@ def bench_model(label: str, src: Path, out_dir: Path, runs: int) -> list[Row]:
                 row.optimize_s = time.perf_counter() - t
             row.nodes, row.size_mb = node_count(path), file_mb(path)
             row.max_abs = max_abs(reference, ort_outputs(path, feeds))
-            row.ort_ms = ort_latency(path, feeds, runs)
-            row.ov_ms = ov_latency(path, feeds, runs)
+            paths[tool] = path
         except Exception as exc:  # a tool failing on a model is a result, not a crash of the benchmark
-            row.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''}"
+            row.error = _error(exc)
             log.debug("%s/%s failed\n%s", label, tool, traceback.format_exc())
+    for attr, make in (("ort_ms", ort_runner), ("ov_ms", ov_runner)):
+        fns = {}
+        for tool, path in paths.items():
+            try:
+                fns[tool] = make(path, feeds)
+            except Exception as exc:
+                rows[tool].error = (rows[tool].error + f" {attr}: " + _error(exc)).strip()
+        for tool, ms in interleaved_medians(fns, runs).items():
+            setattr(rows[tool], attr, ms)
+        fns.clear()
+    for row in rows.values():
         log.info("%s", row)
-        rows.append(row)
-    return rows
+    return list(rows.values())
 
 
-# ------------------------------------------------------------------------------------------------ report
+def _error(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:120] if text else ''}"
 
 
 def _fmt(v: float | int | None, spec: str) -> str:
@@ -281,8 +297,10 @@ def render(rows: list[Row], meta: dict[str, Any]) -> str:
         f"Versions: {meta['versions']}.",
         "",
         "Latency = median of "
-        f"{meta['runs']} runs after 3 warm-ups; ORT with all graph optimizations, OpenVINO CPU with "
-        "`INFERENCE_PRECISION_HINT=f32`. Max abs diff: against the input model, both in ORT with graph "
+        f"{meta['runs']} runs after 3 warm-ups, the four variants timed in round-robin rounds (the cores are "
+        "shared with other jobs, so absolute numbers are noisy; compare within a model); ORT with all graph "
+        "optimizations, OpenVINO CPU with `INFERENCE_PRECISION_HINT=f32`. Max abs diff: against the input "
+        "model, both in ORT with graph "
         "optimizations off, same seeded random feed. modelport's time is `optimize_file(..., verify=False)` "
         "(verification, on by default, adds two ORT runs).",
         "",

@@ -99,9 +99,9 @@ PIPELINE_ORDER = (
     "matmul-add-to-gemm",
     "fuse-relu6",
     "fuse-hardswish",
+    "dedup-initializers",
     "cse",
     "remove-unused",
-    "dedup-initializers",
     "topological-sort",
 )
 

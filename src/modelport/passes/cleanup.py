@@ -26,13 +26,14 @@ class FoldConstantsOptions(PassOptions):
     Attributes:
         input_size_limit: fold a node only if every constant input has at most this many elements
             (Shape/Size are always folded). onnxscript's own default is 8,192; simplifiers fold everything.
-        output_size_limit: keep a node whose folded result would exceed this many elements.
+        output_size_limit: keep a node whose folded result would exceed this many elements (2²⁸ float32 =
+            1 GiB, under protobuf's 2 GiB; larger models are saved with external data anyway).
         fold_constant_of_shape: also materialize ``ConstantOfShape`` (placeholder weights become initializers,
             which lets BatchNorm/affine folding see them, at the price of a larger file).
     """
 
     input_size_limit: int = 1 << 26
-    output_size_limit: int = 1 << 26
+    output_size_limit: int = 1 << 28
     fold_constant_of_shape: bool = True
 
 
@@ -94,15 +95,14 @@ class RemoveUnused(ModelportPass[PassOptions]):
 
 @register_pass(
     "dedup-initializers",
-    summary="Merge initializers with identical dtype, shape and content",
-    phase=Phase.FINISH,
+    summary="Merge initializers with identical dtype, shape and content (then cse can merge the nodes using them)",
     engine="onnx-ir",
 )
 class DeduplicateInitializers(ModelportPass[PassOptions]):
-    """onnx-ir's DeduplicateInitializersPass, then removal of what it orphaned."""
+    """onnx-ir's DeduplicateHashedInitializersPass (content hashes, any size), then removal of what it orphaned."""
 
     def apply(self, model: ir.Model) -> bool:
-        modified = common.DeduplicateInitializersPass()(model).modified
+        modified = common.DeduplicateHashedInitializersPass()(model).modified
         if modified:
             common.CommonSubexpressionEliminationPass()(model)
             common.RemoveUnusedNodesPass()(model)
