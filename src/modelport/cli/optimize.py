@@ -13,7 +13,7 @@ from modelport.cli.common import console, print_json, shapes_option, split_list
 if TYPE_CHECKING:
     import numpy as np
 
-    from modelport.passes import PassSpec
+    from modelport.passes import OptimizeReport, PassSpec
     from modelport.verify.compare import Tolerance
 
 
@@ -67,32 +67,35 @@ def register(app: typer.Typer) -> None:
         )
         if as_json:
             print_json(report.to_json())
-            return
-        out = console()
-        table = Table(title=f"{model.name} → {output}", title_justify="left")
-        for col in ("pass", "modified", "nodes before", "nodes after", "runs", "seconds"):
-            table.add_column(col, justify="left" if col in ("pass", "modified") else "right")
-        for p in report.passes:
-            table.add_row(
-                p.name, "yes" if p.modified else "no", str(p.nodes_before), str(p.nodes_after), str(p.runs),
-                f"{p.seconds:.3f}",
-            )  # fmt: skip
-        out.print(table)
-        out.print(
-            f"nodes: {report.nodes_before} → {report.nodes_after} ({report.removed_fraction:.1%} removed) in "
-            f"{report.iterations} iteration(s); size {report.size_before / 2**20:.2f} → "
-            f"{report.size_after / 2**20:.2f} MiB; opset {report.opset_before} → {report.opset_after}; "
-            f"{report.seconds:.2f} s"
-        )
-        if report.verification is None:
-            out.print("verification: skipped (--no-verify)")
         else:
-            v = report.verification
-            worst = v.worst
-            where = f" (output {worst.name!r})" if worst is not None else ""
-            out.print(
-                f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{where}, tolerance {v.tolerance}"
-            )
+            _render(report, model, output)
+
+
+def _render(report: OptimizeReport, model: Path, output: Path) -> None:
+    """Per-pass table, node counts, sizes and the verification line."""
+    out = console()
+    table = Table(title=f"{model.name} → {output}", title_justify="left")
+    for col in ("pass", "modified", "nodes before", "nodes after", "runs", "seconds"):
+        table.add_column(col, justify="left" if col in ("pass", "modified") else "right")
+    for p in report.passes:
+        table.add_row(
+            p.name, "yes" if p.modified else "no", str(p.nodes_before), str(p.nodes_after), str(p.runs),
+            f"{p.seconds:.3f}",
+        )  # fmt: skip
+    out.print(table)
+    out.print(
+        f"nodes: {report.nodes_before} → {report.nodes_after} ({report.removed_fraction:.1%} removed) in "
+        f"{report.iterations} iteration(s); size {report.size_before / 2**20:.2f} → "
+        f"{report.size_after / 2**20:.2f} MiB; opset {report.opset_before} → {report.opset_after}; "
+        f"{report.seconds:.2f} s"
+    )
+    if report.verification is None:
+        out.print("verification: skipped (--no-verify)")
+    else:
+        v = report.verification
+        worst = v.worst
+        where = f" (output {worst.name!r})" if worst is not None else ""
+        out.print(f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{where}, tolerance {v.tolerance}")
 
 
 def _tolerance(rtol: float | None, atol: float | None) -> Tolerance:

@@ -234,15 +234,7 @@ def optimize(
         VerificationError: the optimized model's outputs differ beyond ``tolerance``.
     """
     start = time.perf_counter()
-    names = resolve_passes(passes, skip)
-    opts: dict[str, PassOptions] = {}
-    if input_shapes or batch is not None:
-        shapes = tuple((k, tuple(int(d) for d in v)) for k, v in (input_shapes or {}).items())
-        opts["fix-dims"] = FixDimsOptions(input_shapes=shapes, batch=batch)
-        names = resolve_passes([*names, "fix-dims"])
-    if opset is not None:
-        opts["convert-opset"] = ConvertOpsetOptions(target=opset)
-        names = resolve_passes([*names, "convert-opset"])
+    names, opts = _plan(resolve_passes(passes, skip), input_shapes, batch, opset)
     opts.update(options or {})
     original, source = _load(model)
     work = ir.serde.deserialize_model(original)
@@ -281,6 +273,21 @@ def optimize(
     )
     log.info("optimized %s: %d → %d nodes", source, report.nodes_before, report.nodes_after)
     return OptimizeResult(work, report)
+
+
+def _plan(
+    names: list[str], input_shapes: Mapping[str, Sequence[int]] | None, batch: int | None, opset: int | None
+) -> tuple[list[str], dict[str, PassOptions]]:
+    """Add fix-dims / convert-opset with their options when the arguments ask for them."""
+    opts: dict[str, PassOptions] = {}
+    if input_shapes or batch is not None:
+        shapes = tuple((k, tuple(int(d) for d in v)) for k, v in (input_shapes or {}).items())
+        opts["fix-dims"] = FixDimsOptions(input_shapes=shapes, batch=batch)
+        names = resolve_passes([*names, "fix-dims"])
+    if opset is not None:
+        opts["convert-opset"] = ConvertOpsetOptions(target=opset)
+        names = resolve_passes([*names, "convert-opset"])
+    return names, opts
 
 
 def _opset(proto: onnx.ModelProto) -> int:
