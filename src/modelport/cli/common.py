@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.table import Table
 
-from modelport.inputs import parse_input_shapes
+from modelport.errors import InvalidInputError
+from modelport.inputs import ImagePreprocess, Layout, TensorSpec, parse_input_shapes
 from modelport.runtimes.base import Precision
 from modelport.verify.compare import Comparison
 
@@ -56,3 +57,55 @@ def comparison_table(comparisons: Sequence[Comparison], title: str) -> Table:
                 "[green]pass[/]" if o.passed else f"[red]FAIL[/] {o.note}".rstrip(),
             )
     return table
+
+
+def _floats(text: str, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in split_list(text))
+    except ValueError:
+        raise InvalidInputError(f"{what} takes comma-separated numbers, got {text!r}") from None
+
+
+def single_input(specs: Sequence[TensorSpec]) -> TensorSpec:
+    """The only input of an image model; image feeds need exactly one."""
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs)
+        raise InvalidInputError(f"--image needs a single-input model; this one has {len(specs)} ({names})")
+    return specs[0]
+
+
+def image_preprocess(
+    spec: TensorSpec,
+    size: str | None,
+    layout: str,
+    mean: str,
+    std: str,
+    scale: float,
+    bgr: bool,
+    grayscale: bool,
+) -> ImagePreprocess:
+    """Build the image preprocessing from CLI options; the size defaults to the input's static H, W."""
+    try:
+        lay = Layout(layout.upper())
+    except ValueError:
+        raise InvalidInputError(f"--layout must be NCHW or NHWC, got {layout!r}") from None
+    hw: tuple[int, int] | None = None
+    if size:
+        dims = tuple(int(v) for v in _floats(size, "--image-size"))
+        if len(dims) != 2 or min(dims) <= 0:
+            raise InvalidInputError(f"--image-size takes H,W, got {size!r}")
+        hw = (dims[0], dims[1])
+    elif spec.shape is not None and len(spec.shape) == 4:
+        h, w = spec.shape[2:4] if lay is Layout.NCHW else spec.shape[1:3]
+        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+            hw = (h, w)
+    return ImagePreprocess(
+        size=hw,
+        layout=lay,
+        grayscale=grayscale,
+        bgr=bgr,
+        scale=scale,
+        mean=_floats(mean, "--mean"),
+        std=_floats(std, "--std"),
+        dtype=spec.dtype,
+    )

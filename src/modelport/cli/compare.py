@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from modelport.cli.common import comparison_table, console, print_json, shapes_option, split_list
+from modelport.cli.common import (
+    comparison_table,
+    console,
+    image_preprocess,
+    print_json,
+    shapes_option,
+    single_input,
+    split_list,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +26,14 @@ def register(app: typer.Typer) -> None:
         runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
         feeds: Path | None = typer.Option(None, "--feeds", help=".npz (one array per input) or .npy feed file."),
+        image: list[Path] = typer.Option([], "--image", help="Image file(s) batched into the single image input."),
+        image_size: str | None = typer.Option(None, "--image-size", help="H,W to resize to (default: model's)."),
+        layout: str = typer.Option("NCHW", "--layout", help="Image tensor layout: NCHW or NHWC."),
+        mean: str = typer.Option("0", "--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406."),
+        std: str = typer.Option("1", "--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225."),
+        scale: float = typer.Option(1 / 255, "--scale", help="Pixel scale applied first (default 1/255)."),
+        bgr: bool = typer.Option(False, "--bgr", help="Keep OpenCV's BGR channel order."),
+        grayscale: bool = typer.Option(False, "--grayscale", help="Read images as one channel."),
         rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default by precision)."),
         atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default by precision)."),
         precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
@@ -26,7 +42,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Run the same inputs through every (model, runtime) pair and compare with the reference."""
-        from modelport.inputs import load_feeds
+        from modelport.errors import InvalidInputError
+        from modelport.inputs import load_feeds, load_image_feeds
         from modelport.runtimes import RunnerOptions, get_runner
         from modelport.runtimes.base import Precision
         from modelport.verify.compare import Tolerance, compare
@@ -37,9 +54,16 @@ def register(app: typer.Typer) -> None:
         names = split_list(runtimes)
         options = RunnerOptions(threads=threads, precision=prec)
         feed_data = None
-        if feeds is not None:
+        if feeds is not None and image:
+            raise InvalidInputError("give either --feeds or --image, not both")
+        if feeds is not None or image:
             with get_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
-                feed_data = load_feeds(feeds, ref.input_specs)
+                if feeds is not None:
+                    feed_data = load_feeds(feeds, ref.input_specs)
+                else:
+                    spec = single_input(ref.input_specs)
+                    pre = image_preprocess(spec, image_size, layout, mean, std, scale, bgr, grayscale)
+                    feed_data = load_image_feeds(image, spec, pre)
         report = compare(
             models,
             names,
