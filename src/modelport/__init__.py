@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "doctor": "modelport.reports.environment",
     "optimize": "modelport.passes",
     "transcribe": "modelport.apps.transcribe",
+    "quantize": "modelport.quantize",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 #: which precisions each runtime can execute on CPU, and the artifact format it needs.
 SUPPORTED: dict[str, tuple[Format, tuple[Precision, ...]]] = {
-    "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16)),
-    "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16)),
+    "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16, Precision.INT8)),
+    "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)),
 }
 
 Progress = Callable[[str], None]
@@ -95,6 +95,7 @@ class TargetResult(JsonReport):
     latency: LatencyStats | None = None
     throughput: float | None = None
     accuracy: EvalResult | None = None
+    flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
 
     @property
     def label(self) -> str:
@@ -177,6 +178,10 @@ def _run_target(
     supported = SUPPORTED[runtime][1]
     if precision not in supported:
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
+    if precision is Precision.INT8:  # calibrated on the eval set, judged by its accuracy drop (modelport.quantize)
+        from modelport.quantize.target import int8_target
+
+        return int8_target(runtime, model, _target_dir(out_dir, runtime, precision), feeds, eval_set, opts, reference)
     try:
         conv = _build_artifact(model, out_dir, runtime, precision)
     except ModelportError as exc:
@@ -256,7 +261,7 @@ TIE_RATIO = 1.05
 
 def _fastest(targets: Sequence[TargetResult]) -> str | None:
     """The verified target with the lowest median latency; within 5 % of it, the most precise one wins."""
-    timed = [(t, t.latency.p50_ms) for t in targets if t.verified and t.latency is not None]
+    timed = [(t, t.latency.p50_ms) for t in targets if t.verified and t.latency is not None and not t.flags]
     if not timed:
         return None
     best = min(ms for _, ms in timed)
@@ -322,6 +327,10 @@ def port(
         for precision in opts.precisions:
             say(f"{runtime}/{precision.value}: convert, verify, benchmark")
             results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts, src))
+    if any(t.precision is Precision.INT8 for t in results):
+        from modelport.quantize.target import flag_slower_int8
+
+        results = flag_slower_int8(results)  # an INT8 target slower than its FP32 sibling is never the fastest
     report = PortReport(
         source=str(src),
         source_format=fmt,

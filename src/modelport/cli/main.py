@@ -26,6 +26,8 @@ VERB_MODULES = (
     "doctor",
     "optimize",
     "transcribe",
+    "quantize",
+    "example",
 )
 
 

@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
     def port_cmd(
         model: Path | None = typer.Argument(None, help="ONNX model (default: the shipped MNIST ConvNet)."),
         to: str = typer.Option("onnxruntime,openvino", "--to", help="Comma-separated target runtimes."),
-        precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated: fp32, fp16, bf16."),
+        precision: str = typer.Option("fp32,fp16", "--precision", help="Comma-separated: fp32, fp16, bf16, int8."),
         out_dir: Path = typer.Option(Path("modelport-out"), "--output", "-o", help="Output directory."),
         no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip graph optimization."),
         input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),

@@ -1,0 +1,146 @@
+"""``modelport quantize MODEL --runtime onnxruntime|openvino|tflite --calib SOURCE [--eval SOURCE] -o OUT``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelport.cli.common import console, print_json, split_list
+from modelport.errors import InvalidInputError
+from modelport.inputs import ImagePreprocess
+
+if TYPE_CHECKING:
+    from modelport.quantize.report import QuantizeReport
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in split_list(text))
+    except ValueError:
+        raise InvalidInputError(f"{what} takes comma-separated numbers, got {text!r}") from None
+
+
+def preprocess_option(
+    size: str | None, mean: str | None, std: str | None, scale: float | None, bgr: bool
+) -> ImagePreprocess | None:
+    """ImagePreprocess from the CLI's image options (None when none was given: the source's default)."""
+    if size is None and mean is None and std is None and scale is None and not bgr:
+        return None
+    dims = _floats(size, "--size")
+    if dims is not None and (len(dims) != 2 or any(d < 1 for d in dims)):
+        raise InvalidInputError(f"--size takes H,W, got {size!r}")
+    base = ImagePreprocess()
+    return ImagePreprocess(
+        size=(int(dims[0]), int(dims[1])) if dims else None,
+        bgr=bgr,
+        scale=base.scale if scale is None else scale,
+        mean=_floats(mean, "--mean") or base.mean,
+        std=_floats(std, "--std") or base.std,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("quantize")
+    def quantize_cmd(
+        model: Path = typer.Argument(..., help="ONNX model (OpenVINO IR for openvino; SavedModel/Keras for tflite)."),
+        runtime: str = typer.Option("onnxruntime", "--runtime", "-r", help="onnxruntime, openvino or tflite."),
+        calib: str = typer.Option(
+            ..., "--calib", help="Image folder, .npy/.npz, mnist[:split], fashion-mnist[:split], or random."
+        ),
+        out_dir: Path = typer.Option(..., "--output", "-o", help="Output directory."),
+        samples: int = typer.Option(300, "--samples", help="Calibration samples."),
+        eval_source: str | None = typer.Option(None, "--eval", help="Evaluation data (labelled: top-1 and drop)."),
+        eval_samples: int | None = typer.Option(None, "--eval-samples", help="Cap evaluation samples."),
+        max_drop: float | None = typer.Option(
+            None, "--max-drop", help="Allowed top-1 drop in points (OpenVINO: NNCF accuracy control)."
+        ),
+        per_channel: bool = typer.Option(False, "--per-channel", help="Per-channel weight scales (ONNX Runtime)."),
+        method: str | None = typer.Option(None, "--method", help="Calibration: minmax, entropy, percentile."),
+        types: str = typer.Option("auto", "--types", help="ONNX Runtime types: auto, u8s8, s8s8, u8u8."),
+        mode: str = typer.Option("static", "--mode", help="static, or dynamic (ONNX Runtime)."),
+        exclude: list[str] = typer.Option([], "--exclude", help="Op type or node name to keep in float."),
+        fp16: bool = typer.Option(False, "--fp16", help="Add an FP16 variant to the comparison."),
+        int8_io: bool = typer.Option(False, "--int8-io", help="TFLite: int8 inputs and outputs."),
+        size: str | None = typer.Option(None, "--size", help="Images: resize to H,W (default: the model's)."),
+        mean: str | None = typer.Option(None, "--mean", help="Images: per-channel mean after scaling."),
+        std: str | None = typer.Option(None, "--std", help="Images: per-channel std."),
+        scale: float | None = typer.Option(None, "--scale", help="Images: pixel scale (default 1/255)."),
+        bgr: bool = typer.Option(False, "--bgr", help="Images: keep BGR channel order."),
+        batch: int | None = typer.Option(None, "--batch", help="Latency batch (default: the model's, else 1)."),
+        threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
+        seconds: float = typer.Option(1.0, "--seconds", help="Timing budget per variant."),
+        seed: int = typer.Option(0, "--seed", help="Seed of sample draws and random data."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Quantize to INT8 with real calibration data; measure size, latency and accuracy against FP32."""
+        from modelport.bench.timing import BenchConfig
+        from modelport.quantize import CalibrationMethod, Mode, QuantizeOptions, QuantTypes, quantize
+
+        options = QuantizeOptions(
+            samples=samples,
+            eval_samples=eval_samples,
+            per_channel=per_channel,
+            method=CalibrationMethod.parse(method) if method else None,  # type: ignore[arg-type]
+            types=QuantTypes.parse(types),  # type: ignore[arg-type]
+            mode=Mode.parse(mode),  # type: ignore[arg-type]
+            exclude=tuple(split_list(exclude)),
+            max_drop=max_drop,
+            preprocess=preprocess_option(size, mean, std, scale, bgr),
+            batch=batch,
+            threads=threads,
+            bench=BenchConfig(warmup=5, seconds=seconds),
+            fp16=fp16,
+            int8_io=int8_io,
+            seed=seed,
+        )
+        err = Console(stderr=True, highlight=False)
+        report = quantize(
+            model,
+            out_dir,
+            runtime=runtime,
+            calib=calib,
+            eval=eval_source,
+            options=options,
+            progress=(lambda m: err.log(m)) if sys.stderr.isatty() else None,
+        )
+        if as_json:
+            print_json(report.to_json())
+        else:
+            _print_report(report)
+        report.require()
+
+
+def _print_report(r: QuantizeReport) -> None:
+    from modelport.quantize.render import HEADERS, layers_text, variant_row
+
+    out = console()
+    out.print(f"{r.runtime}: {r.engine}", markup=False)
+    out.print(f"why: {r.choice}", markup=False)
+    out.print(f"calibration: {r.calibration.samples} samples of {r.calibration.source}", markup=False)
+    for w in (*r.calibration.warnings, *r.evaluation.warnings):
+        out.print(f"warning: {w}", markup=False)
+    if r.trials:
+        trials = Table(title="settings tried", title_justify="left")
+        for h in ("setting", "p50 ms", "speed-up", "int8 ops", "float layers", "chosen"):
+            trials.add_column(h, justify="left" if h == "setting" else "right")
+        for t in r.trials:
+            trials.add_row(
+                t.setting, f"{t.p50_ms:.3f}", f"{t.speedup:.2f}×", str(t.int8_ops), str(t.float_layers), "✓" * t.chosen
+            )
+        out.print(trials)
+    table = Table(title=f"fp32 vs int8 on {r.runtime} (batch {r.batch})", title_justify="left")
+    for h in HEADERS:
+        table.add_column(h, justify="left" if h in ("variant", "executes", "flags") else "right")
+    for v in r.variants:
+        table.add_row(*variant_row(v))
+    out.print(table)
+    out.print(f"layers: {layers_text(r)}", markup=False)
+    out.print(f"{r.status}: {r.reason}", markup=False)
+    out.print(f"wrote {r.artifact} and {Path(r.artifact).parent / 'quantize.md'}", markup=False)
