@@ -7,10 +7,12 @@ Usage::
 What it measures, on a ≥ 60 s English file spoken by espeak-ng (known text, so WER is exact):
 
 1. API level, in this process: for Whisper tiny.en and base, int8 and float32, sequential and batched
-   (batch size 8): ``Transcriber.transcribe_file`` vs ``WhisperModel.transcribe`` + consuming the segments,
-   same model files, same settings (beam 5, VAD on, 2 threads), runs interleaved (the order alternates every
-   round) and the median taken. Peak RSS is sampled during each run; the table gives the growth over the
-   resident size just before the run (both models stay loaded in the process, so absolute peaks mix them).
+   (batch size 8): ``Transcriber.transcribe_file`` vs ``WhisperModel.transcribe`` + consuming the segments
+   on the same loaded CTranslate2 model, same settings (beam 5, VAD on, 2 threads), runs interleaved (the
+   order alternates every round) and the median taken. Audio decoding alone (modelport's PyAV decoder vs
+   faster-whisper's) is timed too: it is the only step modelport does itself. Peak RSS is sampled during
+   each run; the table gives the growth over the resident size just before the run (the model is loaded
+   before, so it is not counted).
 2. End to end, one process per run: ``modelport transcribe FILE --model DIR`` vs the seed's kind of script
    (load, transcribe, print each segment), wall time and the child's own peak RSS (``os.wait4``).
 
@@ -126,7 +128,8 @@ def bench_group(model_dir: Path, compute: str, audio: Path, warmup: Path, n_roun
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     ours = Transcriber(ModelOptions(model=model_dir, compute_type=ComputeType(compute), threads=THREADS))
-    direct = WhisperModel(str(model_dir), device="cpu", compute_type=compute, cpu_threads=THREADS)
+    # The direct calls run on the very same CTranslate2 model, so the only difference is modelport's code.
+    direct: WhisperModel = ours.model
     batched = BatchedInferencePipeline(direct)
 
     def run_direct(batch: int, path: Path) -> str:
@@ -153,6 +156,25 @@ def bench_group(model_dir: Path, compute: str, audio: Path, warmup: Path, n_roun
                 print(f"{compute} {pipeline} {impl}: {variant.seconds[-1]:.2f} s", file=sys.stderr, flush=True)
     ours.close()
     return results
+
+
+def bench_decode(audio: Path, rounds: int = 10) -> dict[str, Variant]:
+    """Audio decoding alone: modelport's decoder vs faster-whisper's, interleaved."""
+    from faster_whisper import decode_audio as fw_decode
+
+    out = {"faster_whisper.decode_audio": Variant(), "modelport decode_audio": Variant()}
+    fns: list[tuple[str, Callable[[], object]]] = [
+        ("faster_whisper.decode_audio", lambda: fw_decode(str(audio))),
+        ("modelport decode_audio", lambda: decode_audio(audio)),
+    ]
+    for r in range(rounds + 1):
+        for name, fn in fns if r % 2 == 0 else fns[::-1]:
+            started, cpu = time.perf_counter(), time.process_time()
+            fn()
+            if r > 0:  # round 0 warms up
+                out[name].seconds.append(time.perf_counter() - started)
+                out[name].cpu_seconds.append(time.process_time() - cpu)
+    return out
 
 
 def bench_api(models: dict[str, Path], audio: Path, warmup: Path, rounds: dict[str, int]) -> dict[tuple, Variant]:
@@ -232,7 +254,9 @@ def paired_overhead(direct: list[float], ours: list[float]) -> float:
     return (statistics.median(o / d for d, o in zip(direct, ours, strict=True)) - 1) * 100
 
 
-def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, total: float) -> str:
+def render(
+    api: dict[tuple, Variant], cli: dict[str, Variant], decode: dict[str, Variant], duration: float, total: float
+) -> str:
     lines = [
         "# Transcription benchmark (`benchmarks/bench_transcribe.py`)",
         "",
@@ -245,7 +269,7 @@ def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, 
         "threads, steadier than wall time on a busy machine)",
         f"- The whole benchmark took {total / 60:.1f} min",
         "",
-        "## modelport vs direct faster-whisper (API, same process, interleaved runs)",
+        "## modelport vs direct faster-whisper (API, same process and model, interleaved runs)",
         "",
         "| model | compute | pipeline | direct s | modelport s | overhead, wall | overhead, CPU time "
         "| RTF (modelport) | WER direct | WER modelport | RSS growth direct / modelport (MiB) | runs |",
@@ -275,6 +299,15 @@ def render(api: dict[tuple, Variant], cli: dict[str, Variant], duration: float, 
             f"| {model} | {compute} | {s.median:.2f} | {b.median:.2f} | {s.median / b.median:.2f}× "
             f"| {s.wer:.3f} | {b.wer:.3f} |"
         )
+    lines += [
+        "",
+        "## Audio decoding alone (the file above, 10 interleaved runs)",
+        "",
+        "| decoder | wall s (median) | CPU s (median) |",
+        "|---|---:|---:|",
+    ]
+    for name, v in decode.items():
+        lines.append(f"| {name} | {v.median:.3f} | {v.cpu_median:.3f} |")
     lines += [
         "",
         "## End to end: `modelport transcribe` vs the seed's direct script (tiny.en, int8, one process per run)",
@@ -316,8 +349,9 @@ def main() -> None:
         }
         # Processes first, while this one is small: a child's ru_maxrss starts at its parent's size at fork.
         cli = bench_cli(models["tiny.en"], audio, work, args.cli_rounds)
+        decode = bench_decode(audio)
         api = bench_api(models, audio, warmup, rounds)
-    text = render(api, cli, duration, time.perf_counter() - started)
+    text = render(api, cli, decode, duration, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

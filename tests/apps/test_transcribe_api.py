@@ -186,6 +186,7 @@ def test_options_the_model_cannot_honour_are_refused(
     with pytest.raises(InvalidInputError, match="batch size"):
         DecodeOptions(batch_size=0)
     assert DecodeOptions(language="auto").language is None
+    assert DecodeOptions(language=" DE ").language == "de"
 
 
 def test_result_round_trips_through_json(tiny_en: Transcriber, speech: SpeechFiles) -> None:

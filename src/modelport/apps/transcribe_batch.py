@@ -26,7 +26,6 @@ from modelport.apps.transcribe_types import (
     OutputFormat,
 )
 from modelport.errors import InvalidInputError, ModelportError
-from modelport.model_io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -187,5 +186,7 @@ def transcribe_files(
         load_seconds=round(transcriber.load_seconds, 3),
     )
     if out is not None:
+        from modelport.model_io import write_text
+
         write_text(out / MANIFEST_NAME, manifest.to_json() + "\n")
     return manifest

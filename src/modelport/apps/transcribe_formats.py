@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from modelport.apps.transcribe_types import OutputFormat, Segment, TranscriptionResult
-from modelport.model_io import write_text
 
 
 def format_timestamp(seconds: float, marker: str = ",") -> str:
@@ -90,6 +89,8 @@ def output_paths(base: Path, formats: Sequence[OutputFormat]) -> list[Path]:
 
 def write_outputs(result: TranscriptionResult, base: Path, formats: Sequence[OutputFormat]) -> list[Path]:
     """Write each format atomically; returns the paths written."""
+    from modelport.model_io import write_text  # imports onnx: keep `import modelport.apps.transcribe` light
+
     return [
         write_text(path, RENDERERS[fmt](result)) for fmt, path in zip(formats, output_paths(base, formats), strict=True)
     ]

@@ -24,7 +24,6 @@ from typing import Any
 
 from modelport.apps.transcribe_types import ComputeType, Device
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
-from modelport.model_io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +199,8 @@ def convert_transformers_checkpoint(src: Path, cache_dir: Path) -> Path:
             "converting a Transformers checkpoint needs transformers and torch",
             hint="pip install 'modelport[whisper,torch]'",
         ) from exc
+    from modelport.model_io import atomic_path  # imports onnx: only when a conversion is needed
+
     copy = [name for name in _COPY_FILES if (src / name).is_file()]
     log.info("converting the Transformers checkpoint %s to CTranslate2 in %s", src, dest)
     try:

@@ -147,8 +147,9 @@ class DecodeOptions:
                 "the batched pipeline cuts the audio at the pauses voice activity detection finds",
                 hint="drop --no-vad, or use --batch-size 1",
             )
-        if self.language is not None and self.language.lower() == "auto":
-            object.__setattr__(self, "language", None)
+        if self.language is not None:
+            code = self.language.strip().lower()
+            object.__setattr__(self, "language", None if code in ("", "auto") else code)
 
     def use_vad(self, duration: float) -> bool:
         """Whether VAD is used for audio of ``duration`` seconds."""
