@@ -138,8 +138,8 @@ def test_given_feeds(src_dir: Path, tmp_path: Path) -> None:
 
 
 def test_no_route_lists_routes(src_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConversionError, match="no converter from onnx to tflite") as info:
-        convert(src_dir / "mlp.onnx", "tflite", tmp_path / "out")
+    with pytest.raises(ConversionError, match="no converter from onnx to keras") as info:
+        convert(src_dir / "mlp.onnx", "keras", tmp_path / "out")
     assert "onnx→openvino" in str(info.value) and "onnx→onnx" in str(info.value)
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConversionError, match="no converter from openvino to onnx"):

@@ -150,9 +150,11 @@ def test_runner_registry_and_aliases() -> None:
 
 
 def test_unknown_runtime_lists_valid(mlp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="unknown runtime 'tensorflow'") as info:
-        get_runner("tensorflow", mlp_path)
-    assert "valid runtimes: onnxruntime, openvino" in str(info.value)
+    with pytest.raises(InvalidInputError, match="unknown runtime 'tvm'") as info:
+        get_runner("tvm", mlp_path)
+    assert "valid runtimes: litert, litert-noxnnpack, onnxruntime, openvino, tensorflow, tensorrt, torch" in str(
+        info.value
+    )
 
 
 def test_missing_openvino(monkeypatch: pytest.MonkeyPatch, mlp_path: Path) -> None:

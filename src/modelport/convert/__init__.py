@@ -1,4 +1,10 @@
-"""Conversion between formats, every artifact verified against its source."""
+"""Conversion between formats, every artifact verified against its source.
+
+:func:`convert` produces one target and returns its :class:`ConversionReport` (verified against the source);
+:func:`convert_chain` produces several targets through optional ``via`` formats and returns a
+:class:`~modelport.convert.chain.ChainReport` with every hop verified against the previous artifact and the
+source. Both plan the route over the registered converters (:mod:`modelport.convert.chain`).
+"""
 
 from __future__ import annotations
 
@@ -9,24 +15,47 @@ from pathlib import Path
 import numpy as np
 
 from modelport.convert.base import ConversionReport, ConvertOptions, get_converter, register_converter
+from modelport.convert.chain import RUNTIME_FOR_FORMAT, ChainReport, HopReport, SourceSpec, parse_formats, run_chain
+from modelport.convert.io_match import adapt_feeds, align_outputs
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, sniff_format
-from modelport.inputs import default_batch, random_feeds
 from modelport.runtimes import RunnerOptions, get_runner
 from modelport.runtimes.base import Precision
 from modelport.verify.compare import Comparison, Tolerance, compare_outputs
 
 __all__ = [
+    "ChainReport",
     "ConversionReport",
     "ConvertOptions",
+    "HopReport",
     "convert",
+    "convert_chain",
     "get_converter",
+    "parse_format",
     "register_converter",
     "runtime_for_format",
+    "source_format",
     "verify_against_source",
 ]
 
-_RUNTIME_FOR_FORMAT = {Format.ONNX: "onnxruntime", Format.OPENVINO_IR: "openvino"}
+#: kept for callers of the spine's name; the table lives in :mod:`modelport.convert.chain`.
+_RUNTIME_FOR_FORMAT = RUNTIME_FOR_FORMAT
+
+_ALIASES = {
+    "ov": Format.OPENVINO_IR,
+    "ir": Format.OPENVINO_IR,
+    "openvino_ir": Format.OPENVINO_IR,
+    "litert": Format.TFLITE,
+    "lite": Format.TFLITE,
+    "savedmodel": Format.SAVED_MODEL,
+    "saved-model": Format.SAVED_MODEL,
+    "sm": Format.SAVED_MODEL,
+    "pb": Format.TF_GRAPHDEF,
+    "graphdef": Format.TF_GRAPHDEF,
+    "pytorch": Format.TORCH,
+    "trt": Format.TENSORRT,
+    "engine": Format.TENSORRT,
+}
 
 
 def runtime_for_format(fmt: Format) -> str:
@@ -38,17 +67,26 @@ def runtime_for_format(fmt: Format) -> str:
 
 
 def parse_format(text: str | Format) -> Format:
+    """A format from its name or an alias (``ov``, ``litert``, ``saved-model``, ``pb``, ``trt`` …)."""
     if isinstance(text, Format):
         return text
-    aliases = {"ov": Format.OPENVINO_IR, "ir": Format.OPENVINO_IR, "openvino_ir": Format.OPENVINO_IR}
     key = text.strip().lower()
-    if key in aliases:
-        return aliases[key]
+    if key in _ALIASES:
+        return _ALIASES[key]
     try:
         return Format(key)
     except ValueError:
         valid = ", ".join(f.value for f in Format)
         raise InvalidInputError(f"unknown format {text!r}", hint=f"valid: {valid}") from None
+
+
+def source_format(src: str | Path) -> Format:
+    """The format of a source: a file's sniffed format, or TORCH for a ``package.module:factory`` path."""
+    from modelport.runtimes.torch import is_module_spec
+
+    if is_module_spec(src):
+        return Format.TORCH
+    return sniff_format(src)
 
 
 def verify_against_source(
@@ -61,21 +99,110 @@ def verify_against_source(
     tolerance: Tolerance | None = None,
     threads: int | None = None,
 ) -> Comparison:
-    """Run source (ONNX Runtime) and artifact (its native runtime at ``precision``) on ``feeds``; compare."""
+    """Run source (ONNX Runtime) and artifact (its native runtime at ``precision``) on ``feeds``; compare.
+
+    The feeds are renamed/transposed to the artifact's inputs and its outputs back to the source's names and
+    layouts (a TFLite artifact from onnx2tf is NHWC).
+    """
     tol = tolerance or Tolerance.for_precision(precision)
     with get_runner("onnxruntime", source, RunnerOptions(threads=threads)) as ref:
         ref_out = ref.infer(feeds)
     runtime = runtime_for_format(artifact_format)
     with get_runner(runtime, artifact, RunnerOptions(threads=threads, precision=precision)) as cand:
-        out = cand.infer(feeds)
+        out = cand.infer(adapt_feeds(feeds, cand.input_specs))
         info = cand.info()
     return compare_outputs(
         ref_out,
-        out,
+        align_outputs(ref_out, out),
         tol,
         reference_label=f"{source.name}@onnxruntime",
         candidate_label=f"{artifact.name}@{runtime}/{info.executed_precision}",
         runner=info,
+    )
+
+
+def convert_chain(
+    src: str | Path,
+    to: str | Format | Sequence[str | Format],
+    out_dir: str | Path,
+    *,
+    via: str | Sequence[str | Format] = (),
+    precision: Precision | str = Precision.FP32,
+    name: str | None = None,
+    verify: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    inputs_as_nchw: Sequence[str] = (),
+    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
+    trust_remote_code: bool = False,
+    opset: int = 17,
+    seed: int = 0,
+    tolerance: Tolerance | None = None,
+    threads: int | None = None,
+    progress: object = None,
+) -> ChainReport:
+    """Convert ``src`` to every format in ``to`` (through ``via``), verifying each hop; see :mod:`.chain`.
+
+    Args:
+        src: model file, SavedModel directory, or ``package.module:factory`` for a PyTorch module.
+        to: target format(s): ``"onnx,openvino,tflite"`` or a list.
+        out_dir: where the artifacts go (``<name>.onnx``, ``<name>.xml``/``.bin``, ``<name>.tflite``,
+            ``<name>_saved_model/``, ``<name>.engine``).
+        via: formats to pass through first, in order (``"saved_model,tflite"``).
+        precision: weights precision of the targets (intermediate hops are fp32).
+        name: artifacts' base name (default: the source's stem).
+        verify: run and compare every hop (False: convert only).
+        feeds: inputs for verification (default: seeded random feeds for the source's inputs).
+        input_shapes: concrete shapes for the source's dynamic dims; routes that need fixed shapes (TFLite,
+            PyTorch export) use them.
+        inputs, outputs: TF GraphDef tensor names (naming inner tensors cuts the graph).
+        inputs_as_nchw: inputs tf2onnx transposes to NCHW / onnx2tf keeps NCHW.
+        dynamic_axes: PyTorch → ONNX: input name → axes exported as dynamic.
+        trust_remote_code: allow unpickling whole PyTorch modules.
+        opset: ONNX opset.
+        seed: seed of the random feeds.
+        tolerance: override the precision's default tolerance for every comparison.
+        threads: runtime threads for verification.
+        progress: callable taking a message (e.g. the CLI's status line).
+
+    Raises:
+        ConversionError: no route, or an engine failed (names the op and node when the engine does).
+        VerificationError: a hop differs beyond tolerance (everything written is removed).
+        InvalidInputError: unknown tensor names, shapes missing where a route needs them.
+    """
+    src_path = Path(src) if not isinstance(src, Path) else src
+    fmt = source_format(src)
+    targets = parse_formats([to] if isinstance(to, Format) else to)
+    via_formats = parse_formats(via) if via else []
+    prec = Precision.parse(precision) if isinstance(precision, str) else precision
+    shapes = tuple((k, tuple(int(d) for d in v)) for k, v in (input_shapes or {}).items())
+    default_name = src_path.stem if fmt is not Format.TORCH or src_path.exists() else str(src).split(":")[-1]
+    options = ConvertOptions(
+        precision=prec,
+        name=name or default_name,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        input_shapes=shapes,
+        inputs_as_nchw=tuple(inputs_as_nchw),
+        dynamic_axes=tuple((k, tuple(v)) for k, v in (dynamic_axes or {}).items()),
+        trust_remote_code=trust_remote_code,
+        opset=opset,
+    )
+    spec = SourceSpec(src_path, fmt, tuple(inputs), tuple(outputs), trust_remote_code, shapes)
+    return run_chain(
+        spec,
+        targets,
+        Path(out_dir),
+        options,
+        via=via_formats,
+        verify=verify,
+        feeds=feeds,
+        seed=seed,
+        tolerance=tolerance,
+        threads=threads,
+        progress=progress if callable(progress) else None,
     )
 
 
@@ -91,40 +218,41 @@ def convert(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     seed: int = 0,
     tolerance: Tolerance | None = None,
+    via: str | Sequence[str | Format] = (),
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    inputs_as_nchw: Sequence[str] = (),
+    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
+    trust_remote_code: bool = False,
+    opset: int = 17,
 ) -> ConversionReport:
     """Convert ``src`` to format ``to`` in ``out_dir`` and verify the artifact against the source.
 
+    Returns the last hop's report, its ``verification`` the comparison with the source (a multi-hop route
+    verifies every hop on the way; use :func:`convert_chain` for all of them).
+
     Raises:
         ConversionError: no route or the engine failed. VerificationError: outputs differ beyond tolerance
-        (the artifact is removed).
+        (the artifacts are removed).
     """
-    src_path = Path(src)
-    src_fmt = sniff_format(src_path)
-    dst_fmt = parse_format(to)
-    prec = Precision.parse(precision) if isinstance(precision, str) else precision
-    converter = get_converter(src_fmt, dst_fmt)
-    options = ConvertOptions(precision=prec, name=name or src_path.stem)
-    report = converter(src_path, Path(out_dir), options)
-    if not verify:
-        return report
-    if feeds is None:
-        with get_runner("onnxruntime", src_path) as ref:
-            batch = None if input_shapes else default_batch(ref.input_specs)
-            feeds = random_feeds(ref.input_specs, input_shapes, seed=seed, batch=batch)
-    # fp16 weights run in f32 on CPU but carry fp16 rounding: verify with the fp16 tolerance.
-    exec_precision = Precision.FP32 if prec is Precision.FP16 and dst_fmt is Format.OPENVINO_IR else prec
-    comparison = verify_against_source(
-        src_path,
-        Path(report.artifact),
-        dst_fmt,
-        feeds,
-        precision=exec_precision,
-        tolerance=tolerance or Tolerance.for_precision(prec),
+    chain = convert_chain(
+        src,
+        [parse_format(to)],
+        out_dir,
+        via=via,
+        precision=precision,
+        name=name,
+        verify=verify,
+        feeds=feeds,
+        input_shapes=input_shapes,
+        inputs=inputs,
+        outputs=outputs,
+        inputs_as_nchw=inputs_as_nchw,
+        dynamic_axes=dynamic_axes,
+        trust_remote_code=trust_remote_code,
+        opset=opset,
+        seed=seed,
+        tolerance=tolerance,
     )
-    try:
-        comparison.require()
-    except Exception:
-        for f in report.files:
-            Path(f).unlink(missing_ok=True)
-        raise
-    return dataclasses.replace(report, verification=comparison)
+    last = chain.hops[-1]
+    return dataclasses.replace(last.conversion, verification=last.against_source)

@@ -25,10 +25,29 @@ class ConvertOptions:
     Attributes:
         precision: weights precision of the artifact (fp32, fp16).
         name: base file name of the artifact (without suffix).
+        inputs: input tensor names where the source needs them (TF GraphDef: ``image_tensor:0``); naming
+            inner tensors cuts the graph there.
+        outputs: output tensor names (TF GraphDef), likewise.
+        input_shapes: ``(input name, shape)`` pairs for routes that need fixed shapes (TFLite, PyTorch export).
+        inputs_as_nchw: inputs that tf2onnx transposes from NHWC to NCHW (ONNX's layout).
+        dynamic_axes: ``(input name, axes)`` pairs exported as dynamic by the PyTorch → ONNX route.
+        trust_remote_code: allow unpickling whole PyTorch modules (runs code from the file).
+        opset: ONNX opset of ONNX artifacts.
     """
 
     precision: Precision = Precision.FP32
     name: str = "model"
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    inputs_as_nchw: tuple[str, ...] = ()
+    dynamic_axes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    trust_remote_code: bool = False
+    opset: int = 17
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """``input_shapes`` as a dict."""
+        return dict(self.input_shapes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +64,7 @@ class ConversionReport(JsonReport):
     seconds: float
     engine: str
     verification: Comparison | None = None
+    notes: tuple[str, ...] = ()
 
 
 class Converter(Protocol):
@@ -81,9 +101,32 @@ def get_converter(src: Format, dst: Format) -> Converter:
 def _load_builtin_converters() -> None:
     import importlib
 
-    for module in ("modelport.convert.openvino", "modelport.convert.onnx_precision"):
+    for module in (
+        "modelport.convert.openvino",
+        "modelport.convert.onnx_precision",
+        "modelport.convert.torch_onnx",
+        "modelport.convert.tf",
+        "modelport.convert.tf_onnx",
+        "modelport.convert.tflite",
+        "modelport.convert.onnx_tflite",
+        "modelport.convert.torch_tflite",
+        "modelport.convert.tensorrt",
+    ):
         importlib.import_module(module)
 
 
+def registered_routes() -> list[tuple[Format, Format]]:
+    """Every (source, target) pair with a registered converter."""
+    _load_builtin_converters()
+    return sorted(_CONVERTERS, key=lambda r: (r[0].value, r[1].value))
+
+
 def files_size(paths: list[Path]) -> int:
-    return sum(p.stat().st_size for p in paths if p.exists())
+    """Bytes of the files (directories counted with everything in them)."""
+    total = 0
+    for p in paths:
+        if p.is_dir():
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        elif p.exists():
+            total += p.stat().st_size
+    return total

@@ -12,9 +12,22 @@ from modelport.runtimes.base import Precision, Runner, RunnerInfo, RunnerOptions
 RUNNERS: dict[str, tuple[str, str]] = {
     "onnxruntime": ("modelport.runtimes.onnxruntime", "OnnxRuntimeRunner"),
     "openvino": ("modelport.runtimes.openvino", "OpenVINORunner"),
+    "litert": ("modelport.runtimes.litert", "LiteRTRunner"),
+    "litert-noxnnpack": ("modelport.runtimes.litert", "LiteRTNoXnnpackRunner"),
+    "tensorflow": ("modelport.runtimes.tf", "TensorFlowRunner"),
+    "torch": ("modelport.runtimes.torch", "TorchRunner"),
+    "tensorrt": ("modelport.runtimes.tensorrt", "TensorRTRunner"),
 }
 
-ALIASES: dict[str, str] = {"ort": "onnxruntime", "onnx": "onnxruntime", "ov": "openvino"}
+ALIASES: dict[str, str] = {
+    "ort": "onnxruntime",
+    "onnx": "onnxruntime",
+    "ov": "openvino",
+    "tflite": "litert",
+    "tf": "tensorflow",
+    "pytorch": "torch",
+    "trt": "tensorrt",
+}
 
 __all__ = [
     "ALIASES",
