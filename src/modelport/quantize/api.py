@@ -165,7 +165,7 @@ def prepare(
         ev_info = dataclasses.replace(
             _data_info(cal, None, ()), warnings=("no --eval data: the error is measured on the calibration samples",)
         )
-    if options.max_drop is not None and not ev.labelled:
+    if options.max_drop is not None and (evaluation is None or not ev.labelled):
         raise InvalidInputError(
             "--max-drop needs labelled evaluation data to measure a top-1 drop",
             hint="give labelled --eval data: mnist:test, an image folder of class sub-folders, an .npz with 'labels'",

@@ -380,8 +380,8 @@ def load_feed_file(path: Path, specs: Sequence[TensorSpec]) -> SampleSet:
 
 def random_samples(specs: Sequence[TensorSpec], n: int, *, seed: int) -> SampleSet:
     """``n`` seeded random samples (floats U(0, 1)); dynamic dims other than the batch must be fixed."""
-    one = random_feeds(specs, seed=seed, batch=n)
-    return SampleSet("random", one, None, synthetic=True)
+    shaped = [dataclasses.replace(s, shape=(n, *s.shape[1:])) if s.shape else s for s in specs]
+    return SampleSet("random", random_feeds(shaped, seed=seed), None, synthetic=True)
 
 
 def from_items(items: Iterable[Any], specs: Sequence[TensorSpec], name: str = "callable") -> SampleSet:

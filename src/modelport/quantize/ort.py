@@ -189,6 +189,14 @@ def resolve_exclusions(model: Path, exclude: Sequence[str]) -> list[str]:
     return excluded
 
 
+def _producers(model: Path, names: Sequence[str]) -> list[str]:
+    """Nodes producing the first (activation) input of the named nodes."""
+    nodes = load_proto(model, check=False, load_external_data=False).graph.node
+    by_output = {o: n.name for n in nodes for o in n.output}
+    inputs = [n.input[0] for n in nodes if n.name in names and n.input]
+    return [by_output[i] for i in inputs if i in by_output]
+
+
 def quantize_onnx(
     pre: Path,
     dst: Path,
@@ -199,47 +207,72 @@ def quantize_onnx(
     fixed_batch: bool,
     exclude: Sequence[str] = (),
 ) -> None:
-    """Write the INT8 model of the pre-processed ``pre`` to ``dst`` (atomically)."""
+    """Write the INT8 model of the pre-processed ``pre`` to ``dst`` (atomically).
+
+    Excluded compute layers must stay float in what ORT executes, but ORT's WeightBiasQuantization re-quantizes
+    the float weights of a Gemm/Conv whose input arrives through a DequantizeLinear. When ORT's optimized graph
+    holds fewer float compute layers than were excluded, the producers of their inputs are excluded too (up to
+    three steps), which keeps their inputs float.
+    """
+    nodes = resolve_exclusions(pre, exclude) if exclude else []
+    proto_nodes = load_proto(pre, check=False, load_external_data=False).graph.node
+    compute = [n.name for n in proto_nodes if n.name in nodes and n.op_type in FLOAT_LAYER_OPS]
+    with atomic_path(dst) as tmp:
+        for step in range(4):
+            _run_quantizer(pre, tmp, samples, setting, batch, fixed_batch, nodes)
+            if not compute or len(layer_summary(tmp).float_layers) >= len(compute) or step == 3:
+                break
+            more = [p for p in _producers(pre, nodes) if p not in nodes]
+            if not more:
+                break
+            log.info("ORT re-quantized excluded layers; also keeping %s in float", ", ".join(more))
+            nodes += more
+
+
+def _run_quantizer(
+    pre: Path,
+    dst: Path,
+    samples: SampleSet,
+    setting: OrtSetting,
+    batch: int,
+    fixed_batch: bool,
+    nodes: Sequence[str],
+) -> None:
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     qtype = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-    nodes = resolve_exclusions(pre, exclude) if exclude else None
     method = {
         CalibrationMethod.MINMAX: OrtMethod.MinMax,
         CalibrationMethod.ENTROPY: OrtMethod.Entropy,
         CalibrationMethod.PERCENTILE: OrtMethod.Percentile,
     }[setting.method]
-    with atomic_path(dst) as tmp:
-        try:
-            if setting.mode is Mode.DYNAMIC:
-                quantize_dynamic(
-                    str(pre),
-                    str(tmp),
-                    per_channel=setting.per_channel,
-                    reduce_range=setting.reduce_range,
-                    weight_type=qtype[setting.weight],
-                    nodes_to_exclude=nodes,
-                )
-            else:
-                quantize_static(
-                    str(pre),
-                    str(tmp),
-                    _reader(samples, batch, fixed_batch),
-                    quant_format=QuantFormat.QDQ,
-                    per_channel=setting.per_channel,
-                    reduce_range=setting.reduce_range,
-                    activation_type=qtype[setting.activation],
-                    weight_type=qtype[setting.weight],
-                    nodes_to_exclude=nodes,
-                    calibrate_method=method,
-                    extra_options={"CalibMaxIntermediateOutputs": 64},
-                )
-        except (InvalidInputError, ConversionError):
-            raise
-        except Exception as exc:  # the quantizer raises plain exceptions on graphs it cannot handle
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConversionError(f"ONNX Runtime quantization failed: {first}", path=pre) from exc
+    try:
+        if setting.mode is Mode.DYNAMIC:
+            quantize_dynamic(
+                str(pre),
+                str(dst),
+                per_channel=setting.per_channel,
+                reduce_range=setting.reduce_range,
+                weight_type=qtype[setting.weight],
+                nodes_to_exclude=list(nodes) or None,
+            )
+        else:
+            quantize_static(
+                str(pre),
+                str(dst),
+                _reader(samples, batch, fixed_batch),
+                quant_format=QuantFormat.QDQ,
+                per_channel=setting.per_channel,
+                reduce_range=setting.reduce_range,
+                activation_type=qtype[setting.activation],
+                weight_type=qtype[setting.weight],
+                nodes_to_exclude=list(nodes) or None,
+                calibrate_method=method,
+            )  # no CalibMaxIntermediateOutputs: ORT 1.32's MinMax calibrator drops the batches it flushes
+    except Exception as exc:  # the quantizer raises plain exceptions on graphs it cannot handle
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"ONNX Runtime quantization failed: {first}", path=pre) from exc
 
 
 def layer_summary(artifact: Path, threads: int | None = None) -> LayerSummary:
