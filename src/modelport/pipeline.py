@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 SUPPORTED: dict[str, tuple[Format, tuple[Precision, ...]]] = {
     "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16, Precision.INT8)),
     "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)),
+    "litert": (Format.TFLITE, (Precision.FP32, Precision.FP16)),
 }
 
 Progress = Callable[[str], None]
@@ -161,7 +162,11 @@ def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
 def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
     fmt = SUPPORTED[runtime][0]
     weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
-    return convert(model, fmt, _target_dir(out_dir, runtime, precision), precision=weights, name="model", verify=False)
+    # TFLite keeps the ONNX inputs' NCHW layout: the artifact takes the same feeds (and eval set) as the source
+    graph = load_proto(model, check=False, load_external_data=False).graph
+    nchw = [i.name for i in graph.input] if fmt is Format.TFLITE else []
+    target = _target_dir(out_dir, runtime, precision)
+    return convert(model, fmt, target, precision=weights, name="model", verify=False, inputs_as_nchw=nchw)
 
 
 def _run_target(

@@ -2,8 +2,8 @@
 
 * SavedModel: its ``serving_default`` signature (or its only one); inputs and outputs by signature key.
 * Frozen GraphDef: run in a ``tf.compat.v1.Session``; inputs and outputs are tensor names (``image_tensor:0``),
-  given with ``inputs=`` / ``outputs=`` or found: every Placeholder is an input, every op whose outputs
-  nothing consumes (except Const/NoOp/Assert/SaveV2 …) an output.
+  given with ``inputs=`` / ``outputs=`` or found: every Placeholder is an input, every op none of whose
+  outputs is consumed (except Const/NoOp/Assert/SaveV2 …) an output.
 * Keras: ``keras.saving.load_model`` (Keras 3), ``tf_keras`` for legacy .h5 files.
 
 TensorFlow's intra-op threads are process-wide and fixed once its runtime starts; a GraphDef session takes
@@ -77,8 +77,8 @@ def graph_io(graph: Any, inputs: Sequence[str] = (), outputs: Sequence[str] = ()
     if outputs:
         out_tensors = [_tensor(graph, n, "--outputs") for n in outputs]
     else:
-        consumed = {t.name for op in ops for t in op.inputs}
-        out_tensors = [t for op in ops if op.type not in _NOT_OUTPUTS for t in op.outputs if t.name not in consumed]
+        consumed = {t.op.name for op in ops for t in op.inputs}  # ops some output of which is used
+        out_tensors = [t for op in ops if op.type not in _NOT_OUTPUTS and op.name not in consumed for t in op.outputs]
     if not in_tensors or not out_tensors:
         raise InvalidInputError(
             "cannot tell the graph's inputs and outputs", hint="name them with --inputs and --outputs"
