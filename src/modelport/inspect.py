@@ -1,4 +1,8 @@
-"""``inspect``: what a model file holds — inputs, outputs, opsets, ops, parameters, external data."""
+"""``inspect``: what a model file holds — inputs, outputs, opsets, ops, parameters, external data.
+
+ONNX and OpenVINO IR here; TFLite (tensors, ops, quantization parameters) and SavedModel (signatures with
+dtypes and ``-1`` dims, like ``saved_model_cli show``) in :mod:`modelport.inspect_tf`.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,27 @@ from modelport.formats import Format, sniff_format
 from modelport.inputs import Dim, TensorSpec
 from modelport.model_io import external_data_files, load_proto
 from modelport.reports.serialize import JsonReport
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedTensor(JsonReport):
+    """A TFLite tensor's quantization: per-tensor (one scale) or per-axis (``axis`` ≥ 0)."""
+
+    name: str
+    dtype: str
+    scales: tuple[float, ...]
+    zero_points: tuple[int, ...]
+    axis: int = -1
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureSummary(JsonReport):
+    """A SavedModel or TFLite signature: its key, method and typed inputs/outputs (``None`` = ``-1`` dims)."""
+
+    key: str
+    method: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +57,9 @@ class ModelSummary(JsonReport):
     external_data: tuple[str, ...] = ()
     producer: str = ""
     ir_version: int | None = None
+    tensor_count: int = 0
+    quantized: tuple[QuantizedTensor, ...] = ()
+    signatures: tuple[SignatureSummary, ...] = ()
 
 
 def _onnx_dtype(elem_type: int) -> str:
@@ -136,7 +164,7 @@ def inspect_openvino(path: Path) -> ModelSummary:
 
 
 def inspect(path: str | Path) -> ModelSummary:
-    """Summarise a model file (ONNX or OpenVINO IR).
+    """Summarise a model file (ONNX, OpenVINO IR, TFLite or a SavedModel directory).
 
     Raises:
         ModelLoadError: missing, unreadable or unsupported file.
@@ -147,6 +175,10 @@ def inspect(path: str | Path) -> ModelSummary:
         return inspect_onnx(p)
     if fmt is Format.OPENVINO_IR:
         return inspect_openvino(p)
+    if fmt in (Format.TFLITE, Format.SAVED_MODEL):
+        from modelport.inspect_tf import inspect_saved_model, inspect_tflite
+
+        return inspect_tflite(p) if fmt is Format.TFLITE else inspect_saved_model(p)
     from modelport.errors import ModelLoadError
 
     raise ModelLoadError(f"inspect does not read {fmt.value} models yet", path=p)

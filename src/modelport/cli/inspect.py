@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from modelport.cli.common import console, print_json
+from modelport.inspect import ModelSummary
 
 
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
-        model: Path = typer.Argument(..., help="ONNX (.onnx) or OpenVINO IR (.xml) file."),
+        model: Path = typer.Argument(..., help="ONNX (.onnx), OpenVINO IR (.xml), TFLite file or SavedModel dir."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Show a model's inputs, outputs, opsets, op types, parameters and external data."""
@@ -49,3 +51,32 @@ def register(app: typer.Typer) -> None:
         for op, n in summary.op_histogram:
             ops.add_row(op, str(n))
         out.print(ops)
+        _print_tf_extras(out, summary)
+
+
+def _print_tf_extras(out: Console, summary: ModelSummary) -> None:
+    """Signatures (SavedModel/TFLite, like ``saved_model_cli show``) and TFLite quantization parameters."""
+    for sig in summary.signatures:
+        table = Table(title=f"signature {sig.key!r} ({sig.method})", title_justify="left")
+        for col in ("kind", "key", "dtype", "shape"):
+            table.add_column(col)
+        for kind, specs in (("input", sig.inputs), ("output", sig.outputs)):
+            for s in specs:
+                dims = "unknown rank" if s.shape is None else str([-1 if d is None else d for d in s.shape])
+                table.add_row(kind, escape(s.name), s.dtype, escape(dims))
+        out.print(table)
+    if summary.tensor_count:
+        out.print(f"tensors: {summary.tensor_count}  quantized: {len(summary.quantized)}")
+    if summary.quantized:
+        table = Table(title="quantization (scale, zero point)", title_justify="left")
+        for col in ("tensor", "dtype", "scale", "zero point", "axis"):
+            table.add_column(col)
+        for q in summary.quantized[:50]:
+            scale = (
+                f"{q.scales[0]:.6g}"
+                if len(q.scales) == 1
+                else f"{len(q.scales)} scales ({min(q.scales):.3g}…{max(q.scales):.3g})"
+            )
+            zero = str(q.zero_points[0]) if len(set(q.zero_points)) == 1 else f"{len(q.zero_points)} values"
+            table.add_row(escape(q.name), q.dtype, scale, zero, "-" if q.axis < 0 else str(q.axis))
+        out.print(table)

@@ -25,6 +25,7 @@ VERB_MODULES = (
     "port",
     "doctor",
     "optimize",
+    "edit",
     "transcribe",
     "quantize",
     "example",

@@ -1,0 +1,1 @@
+"""Model editing tools (one module per edit)."""
