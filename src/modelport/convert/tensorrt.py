@@ -2,7 +2,8 @@
 
 The engine is built for the GPU it is built on. Inputs with dynamic dims get one optimization profile whose
 min/opt/max are the shape from ``input_shapes`` (or batch 1 for a dynamic batch): the engine then runs that
-shape. fp16 sets ``BuilderFlag.FP16`` (TensorRT picks fp16 kernels where faster, keeping fp32 elsewhere), so
+shape. fp32 clears ``BuilderFlag.TF32`` (on by default on Ampere and newer, it rounds matmul/conv inputs to a
+10-bit mantissa). fp16 sets ``BuilderFlag.FP16`` (TensorRT picks fp16 kernels where faster, keeping fp32 elsewhere), so
 its outputs are judged with the fp16 tolerance. A node the parser cannot take is reported by op and node name.
 """
 
@@ -87,6 +88,8 @@ def tensorrt_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
         if not builder.platform_has_fast_fp16:
             raise ConversionError("this GPU has no fast fp16", hint="build an fp32 engine")
         config.set_flag(trt.BuilderFlag.FP16)
+    elif hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 (10-bit mantissa) is on by default on Ampere+: fp32 means fp32
     profile = _profile(trt, builder, network, options.shapes())
     if profile is not None:
         config.add_optimization_profile(profile)

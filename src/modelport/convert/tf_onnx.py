@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def import_tf2onnx() -> Any:
         from modelport.errors import RuntimeUnavailable
 
         raise RuntimeUnavailable("tf2onnx is not installed", hint="pip install 'modelport[tf]'") from exc
-    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # its shape-inference warnings are not actionable
     return tf2onnx
 
 
@@ -192,7 +193,9 @@ def onnx_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> Conve
     nchw = [match_name(n, list(details["inputs"])) for n in options.inputs_as_nchw]
     nchw_tensors = [details["inputs"][k] for k in nchw]
     try:
-        proto, _ = tf2onnx.convert.from_tflite(str(src), opset=options.opset, inputs_as_nchw=nchw_tensors or None)
+        with warnings.catch_warnings():  # tf2onnx reads TFLite with the deprecated tf.lite.Interpreter
+            warnings.simplefilter("ignore")
+            proto, _ = tf2onnx.convert.from_tflite(str(src), opset=options.opset, inputs_as_nchw=nchw_tensors or None)
     except Exception as exc:  # tf2onnx raises bare Exceptions naming the failing op
         raise ConversionError(f"tf2onnx failed: {_first_line(exc)}", path=src) from exc
     mapping = {t: k for k, t in {**details["inputs"], **details["outputs"]}.items() if t != k}

@@ -12,6 +12,7 @@ its own thread count.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,12 +39,17 @@ _NOT_OUTPUTS = {
 
 
 def import_tensorflow() -> Any:
-    """Import TensorFlow quietly (C++ info logs off unless TF_CPP_MIN_LOG_LEVEL is set) or raise RuntimeUnavailable."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow quietly or raise RuntimeUnavailable naming the extra.
+
+    Quiet: its C++ logs are off unless ``TF_CPP_MIN_LOG_LEVEL`` is already set, and its Python logger shows
+    errors only (deprecation notices of the TF1 APIs the GraphDef routes use are not the user's concern).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import tensorflow as tf
     except ImportError as exc:
         raise RuntimeUnavailable("TensorFlow is not installed", hint="pip install 'modelport[tf]'") from exc
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
 
 
