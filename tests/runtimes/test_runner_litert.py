@@ -91,7 +91,7 @@ def test_fp16_weights(tflite: dict[str, Any]) -> None:
 def test_errors(tflite: dict[str, Any], tmp_path: Path) -> None:
     onnx_file = models.save(models.mlp(), tmp_path / "mlp.onnx")
     with (
-        pytest.raises(ModelLoadError, match="LiteRT runs .tflite models, this is onnx"),
+        pytest.raises(ModelLoadError, match=r"LiteRT runs \.tflite models, this is onnx"),
         get_runner("litert", onnx_file),
     ):
         pass

@@ -17,9 +17,9 @@ def test_missing_tensorrt_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\0" * 16)
+    runner = get_runner("trt", engine)
     with pytest.raises(RuntimeUnavailable, match=r"TensorRT is not installed .*modelport\[tensorrt\]"):
-        with get_runner("trt", engine):
-            pass
+        runner.load()
     from modelport.convert import convert
 
     src = models.save(models.mlp(), tmp_path / "mlp.onnx")

@@ -83,9 +83,9 @@ def test_graph_def_found_and_named_io(tf_models: dict[str, Any]) -> None:
 
     with TensorFlowRunner(pb, inputs=ins, outputs=[outs[0]]) as runner:
         assert runner.output_names == [outs[0]]
+    runner = TensorFlowRunner(pb, outputs=["nope:0"])
     with pytest.raises(InvalidInputError, match="--outputs names a tensor 'nope:0' the graph does not have") as info:
-        with TensorFlowRunner(pb, outputs=["nope:0"]):
-            pass
+        runner.load()
     assert "placeholders are a:0, b:0" in str(info.value)
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "convert"))
-import torch_nets  # noqa: E402
-from modelport.errors import InvalidInputError, ModelLoadError  # noqa: E402
-from modelport.runtimes import RunnerOptions, get_runner  # noqa: E402
-from modelport.runtimes.torch import TorchRunner, is_module_spec, torch_file_kind  # noqa: E402
+import torch_nets
+
+from modelport.errors import InvalidInputError, ModelLoadError
+from modelport.runtimes import RunnerOptions, get_runner
+from modelport.runtimes.torch import TorchRunner, is_module_spec, torch_file_kind
 
 X = np.random.default_rng(0).random((2, 3, 16, 16), dtype=np.float32)
 
@@ -64,9 +65,8 @@ def test_pickles(tmp_path: Path) -> None:
     pickled, weights = tmp_path / "model.pt", tmp_path / "weights.pt"
     torch.save(torch_nets.convnet(), pickled)
     torch.save(torch_nets.convnet().state_dict(), weights)
-    with pytest.raises(ModelLoadError, match="unpickling it would run code") as info:
-        with TorchRunner(pickled):
-            pass
+    with pytest.raises(ModelLoadError, match="unpickling it would run code") as info, TorchRunner(pickled):
+        pass
     assert "--trust-remote-code" in str(info.value)
     with TorchRunner(pickled, trust_remote_code=True) as runner:
         out = runner.infer({"image": X})
@@ -78,9 +78,8 @@ def test_pickles(tmp_path: Path) -> None:
 def test_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="cannot import torch_nets:nope"), TorchRunner("torch_nets:nope"):
         pass
-    with pytest.raises(ModelLoadError, match="returned object, not a torch.nn.Module"):
-        with TorchRunner("torch_nets:not_a_module"):
-            pass
+    with pytest.raises(ModelLoadError, match=r"returned object, not a torch\.nn\.Module"):
+        TorchRunner("torch_nets:not_a_module").load()
     with TorchRunner("torch_nets:convnet") as runner, pytest.raises(InvalidInputError, match="unknown rank"):
         from modelport.inputs import random_feeds
 
