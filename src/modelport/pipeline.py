@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 SUPPORTED: dict[str, tuple[Format, tuple[Precision, ...]]] = {
     "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16, Precision.INT8)),
     "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)),
-    "litert": (Format.TFLITE, (Precision.FP32, Precision.FP16)),
+    "litert": (Format.TFLITE, (Precision.FP32, Precision.FP16, Precision.INT8)),
 }
 
 Progress = Callable[[str], None]

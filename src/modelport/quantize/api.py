@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from modelport.errors import InvalidInputError, RuntimeUnavailable
+from modelport.errors import InvalidInputError
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec, default_batch
 from modelport.model_io import atomic_path, external_data_files, write_text
@@ -45,7 +45,7 @@ MIN_COSINE = 0.99
 #: batch for evaluation and ONNX Runtime calibration on models with a dynamic batch dimension.
 EVAL_BATCH = 100
 ORT_CALIB_BATCH = 16
-RUNTIMES = ("onnxruntime", "openvino", "tflite")
+RUNTIMES = ("onnxruntime", "openvino", "litert")
 
 Progress = Callable[[str], None]
 
@@ -80,20 +80,18 @@ class Built:
     settings: tuple[tuple[str, str], ...]
     choice: str
     trials: tuple[Trial, ...] = ()
+    reference: Path | None = None  # the FP32 model on this runtime when it is not the source (TFLite)
+    fp16: Path | None = None  # an FP16 model the engine made on the way
 
 
 def _runtime(name: str) -> str:
-    key = name.strip().lower()
-    if key in ("tflite", "litert"):
-        import importlib.util
-
-        if importlib.util.find_spec("modelport.quantize.tflite") is None:
-            raise RuntimeUnavailable(
-                "TFLite INT8 needs the LiteRT runner and the ONNX → TFLite converter, not in this build yet",
-                hint="quantize for onnxruntime or openvino",
-            )
-        return "tflite"
-    return canonical_runtime(key)
+    key = canonical_runtime(name)
+    if key not in RUNTIMES:
+        raise InvalidInputError(
+            f"quantize builds INT8 for onnxruntime, openvino and litert (tflite), not {key}",
+            hint="pick one of those runtimes with --runtime",
+        )
+    return key
 
 
 def _check_combination(src: Path, runtime: str, options: QuantizeOptions) -> Format:
@@ -101,7 +99,7 @@ def _check_combination(src: Path, runtime: str, options: QuantizeOptions) -> For
     accepted = {
         "onnxruntime": (Format.ONNX,),
         "openvino": (Format.ONNX, Format.OPENVINO_IR),
-        "tflite": (Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
+        "litert": (Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
     }[runtime]
     if fmt not in accepted:
         raise InvalidInputError(
@@ -130,10 +128,10 @@ def _data_info(samples: SampleSet, requested: int | None, warnings: Sequence[str
 
 
 def _specs(src: Path, runtime: str, threads: int | None) -> tuple[TensorSpec, ...]:
-    if runtime == "tflite":
+    if runtime == "litert":
         from modelport.quantize.tflite import source_specs
 
-        return tuple(source_specs(src))
+        return tuple(source_specs(src, threads))
     with get_runner(runtime, src, RunnerOptions(threads=threads)) as runner:
         return tuple(runner.input_specs)
 
@@ -194,7 +192,7 @@ def prepare(
 
 
 def _runner(runtime: str, path: Path, precision: Precision, threads: int | None) -> Runner:
-    if runtime == "tflite":
+    if runtime == "litert":
         from modelport.quantize.tflite import runner
 
         return runner(path, precision, threads)
@@ -274,7 +272,7 @@ def build_openvino(job: Job, work: Path) -> Built:
     return Built(xml, tuple(files), openvino.engine_name(), settings, openvino.explain(job.env))
 
 
-def build_tflite(job: Job, work: Path) -> Built:
+def build_litert(job: Job, work: Path) -> Built:
     from modelport.quantize import tflite
 
     return tflite.build(job, work)
@@ -283,7 +281,7 @@ def build_tflite(job: Job, work: Path) -> Built:
 _BUILDERS: dict[str, Callable[[Job, Path], Built]] = {
     "onnxruntime": build_onnxruntime,
     "openvino": build_openvino,
-    "tflite": build_tflite,
+    "litert": build_litert,
 }
 
 
@@ -300,11 +298,9 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def _fp16_variant(job: Job) -> Path | None:
-    if job.runtime == "tflite":
-        from modelport.quantize.tflite import fp16_artifact
-
-        return fp16_artifact(job)
+def _fp16_variant(job: Job, built: Built) -> Path | None:
+    if built.fp16 is not None:
+        return built.fp16
     if sniff_format(job.src) is not Format.ONNX:
         log.warning("no fp16 variant: the source is not ONNX")
         return None
@@ -331,9 +327,9 @@ def _layers(job: Job, artifact: Path) -> LayerSummary:
 
 def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
     """Time FP32, INT8 (and FP16) in interleaved rounds; evaluate each; summarise INT8's layers."""
-    paths = [(Precision.FP32, job.src), (Precision.INT8, built.artifact)]
+    paths = [(Precision.FP32, built.reference or job.src), (Precision.INT8, built.artifact)]
     if job.options.fp16:
-        fp16 = _fp16_variant(job)
+        fp16 = _fp16_variant(job, built)
         if fp16 is not None:
             paths.append((Precision.FP16, fp16))
     runners = [_runner(job.runtime, p, prec, job.options.threads) for prec, p in paths]
@@ -409,9 +405,9 @@ def quantize(
     """Quantize ``model`` to INT8 for ``runtime``, measure it against FP32 and write the report.
 
     Args:
-        model: ONNX (any runtime), OpenVINO IR (openvino), SavedModel/Keras (tflite).
+        model: ONNX (any runtime), OpenVINO IR (openvino), SavedModel/Keras (litert).
         out_dir: where ``<name>.int8.*``, ``quantize.json`` and ``quantize.md`` go.
-        runtime: "onnxruntime", "openvino" or "tflite".
+        runtime: "onnxruntime", "openvino" or "litert" (alias "tflite").
         calib: calibration source (see :mod:`modelport.quantize.calibration`); "random" warns.
         eval: evaluation source; labelled data gives top-1/top-5 and the drop (None: the calibration samples).
         options: see :class:`~modelport.quantize.options.QuantizeOptions`.

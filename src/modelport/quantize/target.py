@@ -32,7 +32,7 @@ from modelport.runtimes.base import Precision
 from modelport.verify.compare import Tolerance
 
 FLAG = "slower-than-fp32"
-_FORMATS = {"onnxruntime": Format.ONNX, "openvino": Format.OPENVINO_IR, "tflite": Format.TFLITE}
+_FORMATS = {"onnxruntime": Format.ONNX, "openvino": Format.OPENVINO_IR, "litert": Format.TFLITE}
 
 
 def int8_target(

@@ -1,0 +1,124 @@
+"""``modelport quantize``: its table, JSON and exit codes, and one clear error line for each bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import models
+from modelport.cli.main import main
+from modelport.datasets import default_model_path
+
+MODEL = str(default_model_path())
+QUICK = ("--samples", "64", "--eval-samples", "1000", "--seconds", "0.05", "--types", "u8s8")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error(code: int, err: str, *fragments: str, exit_code: int = 2) -> None:
+    assert code == exit_code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("modelport: error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_quantize_prints_the_side_by_side_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "quantize", MODEL, "--calib", "mnist", "--eval", "mnist:test", "-o", tmp_path, *QUICK)
+    assert code == 0, err
+    assert "onnxruntime: onnxruntime.quantization" in out and "U8S8 as asked (--types)" in out
+    table = out[out.index("fp32 vs int8 on onnxruntime") :]
+    for header in ("variant", "size KiB", "p50 ms", "speed-up", "top-1", "top-5", "agreement"):
+        assert header in table
+    assert "│ fp32" in table and "│ int8" in table
+    assert "verified: INT8 top-1" in out and "points (allowed 1)" in out
+    assert "compute layers left in float" in out
+    assert (tmp_path / "mnist_convnet.int8.onnx").exists() and (tmp_path / "quantize.md").exists()
+
+
+def test_quantize_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(
+        capsys, "quantize", MODEL, "-r", "ov", "--calib", "mnist", "-o", tmp_path, "--json", *QUICK[:2], *QUICK[4:6]
+    )
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["runtime"] == "openvino" and report["status"] == "verified"
+    assert [v["name"] for v in report["variants"]] == ["fp32", "int8"]
+    assert report["evaluation"]["warnings"] == ["no --eval data: the error is measured on the calibration samples"]
+    assert report["environment"]["cpu_flags"]  # the CPU flags are recorded with every report
+
+
+def test_missed_drop_exits_1_with_the_measured_drop(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(
+        capsys,
+        "quantize",
+        MODEL,
+        "--calib",
+        "random",
+        "--eval",
+        "mnist:test",
+        "--max-drop",
+        "1",
+        "-o",
+        tmp_path,
+        *QUICK,
+    )
+    one_error(code, err, "drop", "points (allowed 1)", exit_code=1)
+    assert "warning: calibrating on random data" in out and "drop-exceeded" in out
+
+
+def test_more_samples_than_data_warns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data = tmp_path / "few.npy"
+    np.save(data, np.random.default_rng(0).random((5, 8), dtype=np.float32))
+    src = models.save(models.wide_mlp(inputs=8), tmp_path / "mlp.onnx")
+    code, out, err = run(
+        capsys, "quantize", src, "--calib", data, "-o", tmp_path / "q", "--samples", "300", "--seconds", "0.05"
+    )
+    assert code == 0, err
+    assert "warning: calibration asked for 300 samples but feeds:few.npy holds only 5: using 5" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("--calib", "{empty}"), ("no images in the folder",)),
+        (("--calib", "{nhwc}"), ("looks NHWC and the model takes NCHW",)),
+        (("--calib", "{f64}"), ("holds float64, the model expects float32",)),
+        (("--calib", "mnist", "--max-drop", "1"), ("--max-drop needs labelled evaluation data",)),
+        (("--calib", "mnist", "--eval", "random"), ("random data cannot measure accuracy",)),
+        (("--calib", "nowhere/at/all"), ("calibration source not found",)),
+        (("--calib", "mnist", "--runtime", "tensorflow"), ("unknown runtime 'tensorflow'",)),
+        (("--calib", "mnist", "--runtime", "openvino", "--mode", "dynamic"), ("dynamic quantization is an ONNX",)),
+        (("--calib", "mnist", "--method", "median"), ("unknown CalibrationMethod 'median'",)),
+        (("--calib", "mnist", "--types", "s4s4"), ("unknown QuantTypes 's4s4'",)),
+        (("--calib", "mnist", "--samples", "0"), ("--samples must be ≥ 1",)),
+        (("--calib", "mnist", "--size", "28"), ("--size takes H,W",)),
+        (("--calib", "mnist", "--mean", "a,b"), ("--mean takes comma-separated numbers",)),
+    ],
+)
+def test_bad_input_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: tuple[str, ...], fragments: tuple[str, ...]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    np.save(tmp_path / "nhwc.npy", np.zeros((4, 28, 28, 1), np.float32))
+    np.save(tmp_path / "f64.npy", np.zeros((4, 1, 28, 28), np.float64))
+    paths = {"empty": tmp_path / "empty", "nhwc": tmp_path / "nhwc.npy", "f64": tmp_path / "f64.npy"}
+    filled = [a.format(**paths) for a in args]
+    code, _, err = run(capsys, "quantize", MODEL, "-o", tmp_path / "out", *filled)
+    one_error(code, err, *fragments)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_unsupported_runtime_model_combination(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    xml = tmp_path / "model.xml"
+    xml.write_text('<?xml version="1.0"?>\n<net name="x" version="11"></net>\n')
+    code, _, err = run(capsys, "quantize", xml, "--calib", "random", "-o", tmp_path / "o")
+    one_error(code, err, "onnxruntime quantization takes onnx models, this is openvino")
