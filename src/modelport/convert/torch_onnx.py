@@ -1,6 +1,6 @@
 """PyTorch → ONNX through ``torch.onnx.export``: the dynamo exporter first, the legacy one as the fallback.
 
-The dynamo exporter (``torch.export`` + onnxscript) writes clean graphs but fails on some real models (a
+The dynamo exporter (``torch.export`` + onnxscript, opset ≥ 18) writes clean graphs but fails on some real models (a
 data-dependent branch, torchvision's ``batched_nms`` in ssdlite320); the legacy TorchScript-tracing
 exporter handles those. The fallback is automatic and its reason is logged and kept in the report's notes.
 
@@ -31,6 +31,9 @@ from modelport.runtimes.torch import flatten_outputs, import_torch, load_torch_m
 
 log = logging.getLogger(__name__)
 
+#: the dynamo exporter writes opset 18 natively; down-converting fails on common ops (ReduceMean's axes input)
+DYNAMO_MIN_OPSET = 18
+
 
 def example_inputs(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]], seed: int = 0) -> list[Any]:
     """Seeded example tensors for every input, shaped by ``shapes`` or the spec's static shape.
@@ -56,11 +59,7 @@ def example_inputs(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[in
             )
         shape = tuple(int(d) for d in given)  # type: ignore[arg-type]
         dtype = np.dtype(spec.dtype)
-        arr = (
-            rng.random(shape).astype(dtype)
-            if dtype.kind == "f"
-            else rng.integers(0, 10, shape).astype(dtype)
-        )
+        arr = rng.random(shape).astype(dtype) if dtype.kind == "f" else rng.integers(0, 10, shape).astype(dtype)
         tensors.append(torch.from_numpy(arr))
     return tensors
 
@@ -81,7 +80,7 @@ def _dynamo(
         dynamo=True,
         input_names=names,
         output_names=outputs,
-        opset_version=options.opset,
+        opset_version=max(options.opset, DYNAMO_MIN_OPSET),
         dynamic_shapes=dynamic_shapes,
         external_data=False,
         verbose=False,
@@ -145,8 +144,11 @@ def export_onnx(src: str | Path, dst: Path, options: ConvertOptions) -> tuple[st
                 ) from legacy_exc
             exporter = "legacy"
         proto = load_proto(path)
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), options.opset)
+    if opset != options.opset:
+        notes.append(f"opset {opset} (the {exporter} exporter's minimum; {options.opset} was asked)")
     save_model(proto, dst)
-    return exporter, notes
+    return f"{exporter} exporter (opset {opset})", notes
 
 
 @register_converter(Format.TORCH, Format.ONNX)
@@ -169,7 +171,7 @@ def onnx_from_torch(src: Path, out_dir: Path, options: ConvertOptions) -> Conver
         files=(str(dst),),
         size_bytes=dst.stat().st_size,
         seconds=time.perf_counter() - t0,
-        engine=f"torch.onnx {exporter} exporter, torch {torch.__version__} (opset {options.opset})",
+        engine=f"torch.onnx {exporter}, torch {torch.__version__}",
         notes=tuple(notes),
     )
 
