@@ -14,7 +14,7 @@ import pytest
 import models
 from modelport.bench.timing import BenchConfig, LatencyStats
 from modelport.datasets import default_model_path
-from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable, VerificationError
+from modelport.errors import InvalidInputError, ModelLoadError, VerificationError
 from modelport.quantize import (
     AccuracyDropError,
     CalibrationMethod,
@@ -210,13 +210,12 @@ def test_bad_combinations_are_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "model.xml").write_text('<?xml version="1.0"?>\n<net name="x" version="11"></net>\n')
     with pytest.raises(InvalidInputError, match="onnxruntime quantization takes onnx models, this is openvino"):
         quantize(tmp_path / "model.xml", tmp_path / "o", calib="random")
-    with pytest.raises(InvalidInputError, match="unknown runtime 'tensorflow'"):
-        quantize(src, tmp_path, runtime="tensorflow", calib="mnist")
+    with pytest.raises(InvalidInputError, match="unknown runtime 'bogus'"):
+        quantize(src, tmp_path, runtime="bogus", calib="mnist")
+    with pytest.raises(
+        InvalidInputError, match=r"INT8 for onnxruntime, openvino and litert \(tflite\), not tensorflow"
+    ):
+        quantize(src, tmp_path, runtime="tf", calib="mnist")
     with pytest.raises(ModelLoadError, match="file not found"):
         quantize(tmp_path / "missing.onnx", tmp_path, calib="mnist")
     assert not list(tmp_path.glob("*.onnx"))  # nothing half-written
-
-
-def test_tflite_without_the_litert_route_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeUnavailable, match="TFLite INT8 needs the LiteRT runner"):
-        quantize(default_model_path(), tmp_path, runtime="tflite", calib="mnist")
