@@ -116,7 +116,10 @@ def tflite_from_onnx(
             "result": str(work / "result.json"),
         }
         (work / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        _run_worker(work, src, timeout_s)
+        nodes: dict[str, list[str]] = {}
+        for node in proto.graph.node:
+            nodes.setdefault(node.op_type, []).append(node.name or node.output[0])
+        _run_worker(work, src, timeout_s, nodes)
         produced = work / "out" / f"model{_SUFFIX[precision]}"
         if not produced.exists():
             raise ConversionError(f"onnx2tf wrote no {produced.name}", path=src)
@@ -146,7 +149,7 @@ def name_tflite_outputs(src: Path, dst: Path, names: Sequence[str]) -> None:
     flatbuffer_utils.write_model(model, str(dst))
 
 
-def _run_worker(work: Path, src: Path, timeout_s: float) -> None:
+def _run_worker(work: Path, src: Path, timeout_s: float, nodes: Mapping[str, list[str]]) -> None:
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -162,18 +165,24 @@ def _run_worker(work: Path, src: Path, timeout_s: float) -> None:
     if proc.returncode == 0 and result is not None and result.get("error") is None:
         return
     log.debug("onnx2tf output:\n%s\n%s", proc.stdout[-8000:], proc.stderr[-8000:])
-    raise _onnx2tf_error(proc.stdout + proc.stderr, result, src)
+    raise _onnx2tf_error(proc.stdout + proc.stderr, result, src, nodes)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _onnx2tf_error(output: str, result: dict[str, str] | None, src: Path) -> ConversionError:
+def _onnx2tf_error(
+    output: str, result: dict[str, str] | None, src: Path, nodes: Mapping[str, list[str]]
+) -> ConversionError:
     text = _ANSI.sub("", output)
     op = re.findall(r"onnx_op_type:\s*(\S+)", text)
     node = re.findall(r"onnx_op_name:\s*(\S+)", text)
     errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR:")]
     detail = (result or {}).get("error") or (errors[-1] if errors else "") or "no message"
+    missing = re.search(r"No module named 'onnx2tf\.ops\.(\w+)'", detail)
+    if missing:  # onnx2tf has one module per op it converts
+        op, node = [missing.group(1)], nodes.get(missing.group(1), ["?"])[:1]
+        detail = f"onnx2tf has no converter for {op[0]}"
     if op:
         return ConversionError(
             f"onnx2tf cannot convert op {op[-1]} (node {node[-1] if node else '?'}): {detail.strip()[:300]}",
