@@ -177,6 +177,43 @@ def bench_decode(audio: Path, rounds: int = 10) -> dict[str, Variant]:
     return out
 
 
+def profile_own_code(model_dir: Path, audio: Path) -> tuple[float, float]:
+    """Self time of modelport's own Python functions in one batched tiny.en run (cProfile), and the run's time.
+
+    Everything else in the run is faster-whisper, CTranslate2, PyAV and ONNX Runtime (VAD), which a direct
+    script runs too; this bounds the overhead without the noise of comparing two timed runs.
+    """
+    import cProfile
+    import pstats
+
+    with Transcriber(ModelOptions(model=model_dir, threads=THREADS)) as transcriber:
+        transcriber.transcribe_file(audio, DecodeOptions(batch_size=BATCH))  # warm-up
+        profile = cProfile.Profile()
+        started = time.perf_counter()
+        profile.enable()
+        transcriber.transcribe_file(audio, DecodeOptions(batch_size=BATCH))
+        profile.disable()
+        elapsed = time.perf_counter() - started
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    own = sum(row[2] for (filename, _, _), row in stats.items() if f"{os.sep}modelport{os.sep}" in filename)
+    return own, elapsed
+
+
+def bench_startup(rounds: int = 3) -> dict[str, Variant]:
+    """Process start-up: the CLI (imports every verb) vs importing faster_whisper."""
+    cmds = {
+        "python -c 'import faster_whisper'": [sys.executable, "-c", "import faster_whisper"],
+        "modelport --help": [str(Path(sys.executable).parent / "modelport"), "--help"],
+    }
+    out = {name: Variant() for name in cmds}
+    for _ in range(rounds):
+        for name, cmd in cmds.items():
+            wall, peak = run_child(cmd)
+            out[name].seconds.append(wall)
+            out[name].peak_rss_mb.append(peak)
+    return out
+
+
 def bench_api(models: dict[str, Path], audio: Path, warmup: Path, rounds: dict[str, int]) -> dict[tuple, Variant]:
     """API-level comparison; keys are (model, compute, pipeline, impl)."""
     results: dict[tuple, Variant] = {}
@@ -254,9 +291,17 @@ def paired_overhead(direct: list[float], ours: list[float]) -> float:
     return (statistics.median(o / d for d, o in zip(direct, ours, strict=True)) - 1) * 100
 
 
-def render(
-    api: dict[tuple, Variant], cli: dict[str, Variant], decode: dict[str, Variant], duration: float, total: float
-) -> str:
+@dataclass
+class Extras:
+    """The smaller measurements: decoder, own-code profile, start-up."""
+
+    decode: dict[str, Variant]
+    own_seconds: float
+    profiled_seconds: float
+    startup: dict[str, Variant]
+
+
+def render(api: dict[tuple, Variant], cli: dict[str, Variant], extras: Extras, duration: float, total: float) -> str:
     lines = [
         "# Transcription benchmark (`benchmarks/bench_transcribe.py`)",
         "",
@@ -306,8 +351,16 @@ def render(
         "| decoder | wall s (median) | CPU s (median) |",
         "|---|---:|---:|",
     ]
-    for name, v in decode.items():
+    for name, v in extras.decode.items():
         lines.append(f"| {name} | {v.median:.3f} | {v.cpu_median:.3f} |")
+    lines += [
+        "",
+        "## modelport's own code (cProfile self time of `modelport.*` functions, one batched tiny.en run)",
+        "",
+        f"{extras.own_seconds * 1000:.1f} ms of {extras.profiled_seconds:.2f} s "
+        f"({extras.own_seconds / extras.profiled_seconds * 100:.2f} %): the rest is faster-whisper, CTranslate2, "
+        "PyAV and ONNX Runtime (VAD), which the direct script runs as well.",
+    ]
     lines += [
         "",
         "## End to end: `modelport transcribe` vs the seed's direct script (tiny.en, int8, one process per run)",
@@ -318,6 +371,15 @@ def render(
     for name, v in cli.items():
         runs = ", ".join(f"{s:.2f}" for s in v.seconds)
         lines.append(f"| {name} | {v.median:.2f} | {runs} | {statistics.median(v.peak_rss_mb):.0f} |")
+    lines += [
+        "",
+        "## Process start-up (3 runs each)",
+        "",
+        "| command | wall s (median) | peak RSS MiB (median) |",
+        "|---|---:|---:|",
+    ]
+    for name, v in extras.startup.items():
+        lines.append(f"| `{name}` | {v.median:.2f} | {statistics.median(v.peak_rss_mb):.0f} |")
     lines += ["", "## Every run (seconds)", ""]
     for key, v in api.items():
         wall = ", ".join(f"{s:.2f}" for s in v.seconds)
@@ -349,9 +411,12 @@ def main() -> None:
         }
         # Processes first, while this one is small: a child's ru_maxrss starts at its parent's size at fork.
         cli = bench_cli(models["tiny.en"], audio, work, args.cli_rounds)
+        startup = bench_startup()
         decode = bench_decode(audio)
+        own, profiled = profile_own_code(models["tiny.en"], audio)
         api = bench_api(models, audio, warmup, rounds)
-    text = render(api, cli, decode, duration, time.perf_counter() - started)
+    extras = Extras(decode, own, profiled, startup)
+    text = render(api, cli, extras, duration, time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -117,7 +117,7 @@ def decode_audio(path: str | Path) -> DecodedAudio:
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise AppError(f"cannot read media (corrupt or not an audio/video file): {_first_line(exc)}", path=p) from exc
+        raise AppError(f"cannot read media (corrupt or not an audio/video file): {first_line(exc)}", path=p) from exc
     with container:
         if not container.streams.audio:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -130,7 +130,7 @@ def decode_audio(path: str | Path) -> DecodedAudio:
         try:
             samples = _decode_stream(av, container, stream)
         except av.error.FFmpegError as exc:
-            raise AppError(f"audio stream cannot be decoded: {_first_line(exc)}", path=p) from exc
+            raise AppError(f"audio stream cannot be decoded: {first_line(exc)}", path=p) from exc
         codec = stream.codec_context.name or "unknown"
         rate = int(stream.codec_context.sample_rate or 0)
         channels = int(stream.codec_context.channels or 0)
@@ -179,7 +179,8 @@ def _group_frames(av: Any, frames: Iterator[Any]) -> Iterator[Any]:
         yield fifo.read()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its ``strerror`` for OS and FFmpeg errors)."""
     strerror = getattr(exc, "strerror", None)
     text = (strerror if isinstance(strerror, str) and strerror else str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelport.apps.audio import first_line
 from modelport.apps.transcribe_types import ComputeType, Device
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
 
@@ -158,7 +159,7 @@ def _hub_model_dir(name: str, *, offline: bool) -> Path:
     try:
         return Path(fw.download_model(name))
     except (OSError, ValueError) as exc:
-        raise _offline_error(name, _first_line(exc)) from exc
+        raise _offline_error(name, first_line(exc)) from exc
 
 
 def _offline_error(name: str, why: str) -> ModelLoadError:
@@ -211,7 +212,7 @@ def convert_transformers_checkpoint(src: Path, cache_dir: Path) -> Path:
                 tok.backend_tokenizer.save(str(tmp / "tokenizer.json"))
     except (OSError, ValueError, RuntimeError, KeyError, AttributeError) as exc:
         raise ModelLoadError(
-            f"cannot convert the Transformers checkpoint to CTranslate2: {_first_line(exc)}", path=src
+            f"cannot convert the Transformers checkpoint to CTranslate2: {first_line(exc)}", path=src
         ) from exc
     return dest
 
@@ -269,7 +270,7 @@ def load_whisper(resolved: ResolvedModel, device: str, compute_type: str, thread
         )
     except Exception as exc:  # CTranslate2 and tokenizers raise bare RuntimeError/Exception
         raise ModelLoadError(
-            f"cannot load the CTranslate2 Whisper model: {_first_line(exc)}",
+            f"cannot load the CTranslate2 Whisper model: {first_line(exc)}",
             path=resolved.path,
             hint="check that the directory holds a complete CTranslate2 Whisper conversion",
         ) from exc
@@ -279,8 +280,3 @@ def model_language_ids(resolved: ResolvedModel) -> list[int]:
     """The language token ids in the CTranslate2 config (empty when the conversion recorded none)."""
     ids = _read_json(resolved.path / "config.json").get("lang_ids") or []
     return [int(i) for i in ids]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
