@@ -262,8 +262,12 @@ class FloatIORunner(Runner):
 
 
 def runner(path: Path, precision: Precision, threads: int | None) -> Runner:
-    """A LiteRT runner taking float feeds whatever the model's input type."""
-    return FloatIORunner(path, RunnerOptions(threads=threads, precision=precision))
+    """A LiteRT runner taking float feeds whatever the model's input type, on every core unless told otherwise.
+
+    LiteRT's own default (``num_threads=None``) ran the float MNIST ConvNet 8× slower at batch 64 than with an
+    explicit thread count here (22 ms vs 2.8 ms; the int8 model was unaffected), which would flatter INT8.
+    """
+    return FloatIORunner(path, RunnerOptions(threads=threads or os.cpu_count() or 1, precision=precision))
 
 
 def layer_summary(path: Path) -> LayerSummary:
