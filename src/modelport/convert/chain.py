@@ -201,7 +201,7 @@ def _run_artifact(
     options = RunnerOptions(threads=threads, precision=exec_precision(fmt, precision))
     with open_runner(fmt, path, options, source) as runner:
         specs = runner.input_specs
-        own = adapt_feeds(feeds, specs) if reference is not None else dict(feeds)
+        own = adapt_feeds(feeds, specs)  # names (an .npy feed has none) and layouts of this artifact
         out = runner.infer(own)
         info = runner.info()
     aligned = align_outputs(reference, out) if reference is not None else out

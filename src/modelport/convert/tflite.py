@@ -27,10 +27,8 @@ from modelport.model_io import write_bytes
 from modelport.runtimes.base import Precision
 from modelport.runtimes.tf import import_tensorflow
 
-_UNSUPPORTED = re.compile(
-    r"loc\(fused\[\"(?P<op>[^\"]+?):?\", \"(?P<node>[^\"]+)\"\]\): "
-    r"'(?P<tfop>[\w.]+)' op is neither a custom op nor a flex op"
-)
+_NOT_BUILTIN = re.compile(r"'(?:tf\.)?(?P<op>[\w.]+)' op is neither a custom op nor a flex op")
+_NODE = re.compile(r'fused\["[^"]*", "(?P<node>[^"@]+)')
 
 
 def fixed_signature(spec_shapes: Mapping[str, Any], shapes: Mapping[str, Sequence[int]]) -> dict[str, list[int | None]]:
@@ -66,10 +64,18 @@ def fixed_signature(spec_shapes: Mapping[str, Any], shapes: Mapping[str, Sequenc
 
 
 def converter_errors(text: str) -> list[tuple[str, str]]:
-    """``(op, node)`` pairs of the TFLite converter's "neither a custom op nor a flex op" errors, in order."""
+    """``(op, node)`` pairs of the TFLite converter's "neither a custom op nor a flex op" errors, in order.
+
+    The converter writes them as ``loc(…fused["TensorArrayV3:", "Preprocessor/map/TensorArray@fn"]…): 'tf.
+    TensorArrayV3' op is neither a custom op nor a flex op``.
+    """
     seen: list[tuple[str, str]] = []
-    for m in _UNSUPPORTED.finditer(text):
-        pair = (m.group("tfop").removeprefix("tf."), m.group("node"))
+    for line in text.splitlines():
+        op = _NOT_BUILTIN.search(line)
+        if op is None:
+            continue
+        node = _NODE.search(line)
+        pair = (op.group("op"), node.group("node") if node else "?")
         if pair not in seen:
             seen.append(pair)
     return seen
