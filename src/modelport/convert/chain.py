@@ -1,8 +1,9 @@
 """Conversion chains: source → (via formats) → targets, every hop verified.
 
 Planning: the registered converters form a graph of formats. ``via`` formats are visited in order, then each
-target; a stop already produced is reused, anything else is reached by the shortest path from the most
-recently produced format (so ``.pb --via saved_model,tflite --to onnx,openvino,tflite`` runs
+target; a stop already produced is reused, anything else is reached by the cheapest path (1 per hop; ONNX →
+TFLite through onnx2tf counts 1.5) from the most recently produced format that reaches it (so
+``.pb --via saved_model,tflite --to onnx,openvino,tflite`` runs
 pb → saved_model → tflite → onnx → openvino, and the TFLite target is the via artifact).
 
 Verification: the source runs once on seeded feeds (or the given ones). Every artifact runs on the same feeds,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import heapq
 import itertools
 import logging
 import shutil
@@ -141,22 +143,30 @@ def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) 
     return hops
 
 
+#: extra cost of hops that rewrite the graph's layout through a third-party tool: with two routes of equal length,
+#: a TF-native model reaches TFLite through TensorFlow's own converter rather than through ONNX and onnx2tf.
+_HOP_COST: dict[tuple[Format, Format], float] = {(Format.ONNX, Format.TFLITE): 1.5}
+
+
 def _shortest(graph: Mapping[Format, list[Format]], starts: list[Format], goal: Format) -> list[Format] | None:
-    best: list[Format] | None = None
-    for start in starts:  # most recent first: ties go to the latest artifact
-        queue: collections.deque[list[Format]] = collections.deque([[start]])
-        seen = {start}
-        while queue:
-            path = queue.popleft()
-            if path[-1] is goal:
-                if best is None or len(path) < len(best):
-                    best = path
-                break
-            for nxt in graph.get(path[-1], []):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    queue.append([*path, nxt])
-    return best
+    """Cheapest path (Dijkstra over hop costs) to ``goal`` from the first start (most recent first) that reaches it."""
+    for start in starts:  # a chain goes on from its latest artifact; earlier ones only when that cannot reach goal
+        frontier: list[tuple[float, int, list[Format]]] = [(0.0, 0, [start])]
+        done: set[Format] = set()
+        counter = 0
+        while frontier:
+            cost, _, path = heapq.heappop(frontier)
+            node = path[-1]
+            if node in done:
+                continue
+            done.add(node)
+            if node is goal:
+                return path
+            for nxt in graph.get(node, []):
+                if nxt not in done:
+                    counter += 1
+                    heapq.heappush(frontier, (cost + _HOP_COST.get((node, nxt), 1.0), counter, [*path, nxt]))
+    return None
 
 
 def open_runner(fmt: Format, path: Path, options: RunnerOptions, source: SourceSpec | None = None) -> Runner:

@@ -1,0 +1,64 @@
+"""Route planning over the registered converters, and matching names/layouts across formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelport.convert.chain import parse_formats, plan
+from modelport.convert.io_match import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
+from modelport.errors import ConversionError, InvalidInputError
+from modelport.formats import Format as F
+from modelport.inputs import TensorSpec
+
+
+def test_plans() -> None:
+    # the seeds' chain: via formats in order, then each target from the latest artifact
+    assert plan(F.TF_GRAPHDEF, [F.ONNX, F.OPENVINO_IR, F.TFLITE], [F.SAVED_MODEL, F.TFLITE]) == [
+        (F.TF_GRAPHDEF, F.SAVED_MODEL),
+        (F.SAVED_MODEL, F.TFLITE),
+        (F.TFLITE, F.ONNX),
+        (F.ONNX, F.OPENVINO_IR),
+    ]
+    assert plan(F.TF_GRAPHDEF, [F.ONNX]) == [(F.TF_GRAPHDEF, F.SAVED_MODEL), (F.SAVED_MODEL, F.ONNX)]
+    assert plan(F.ONNX, [F.ONNX]) == [(F.ONNX, F.ONNX)]  # same format: the precision converter
+    assert plan(F.ONNX, [F.OPENVINO_IR, F.TFLITE]) == [(F.ONNX, F.OPENVINO_IR), (F.ONNX, F.TFLITE)]
+    assert plan(F.TORCH, [F.TFLITE], [F.ONNX]) == [(F.TORCH, F.ONNX), (F.ONNX, F.TFLITE)]
+    assert plan(F.TORCH, [F.TFLITE]) == [(F.TORCH, F.TFLITE)]  # litert-torch, the direct route
+    assert plan(F.KERAS, [F.TFLITE]) == [(F.KERAS, F.SAVED_MODEL), (F.SAVED_MODEL, F.TFLITE)]
+    with pytest.raises(ConversionError, match="no converter from openvino to onnx") as info:
+        plan(F.OPENVINO_IR, [F.ONNX])
+    assert "onnx→tflite" in str(info.value)
+    assert parse_formats("tflite, ov,onnx,litert") == [F.TFLITE, F.OPENVINO_IR, F.ONNX]
+    with pytest.raises(InvalidInputError, match="unknown format 'caffe'"):
+        parse_formats("onnx,caffe")
+
+
+def test_names() -> None:
+    assert canonical("serving_default_Preprocessor/sub:0") == "preprocessor_sub"
+    assert canonical("image_tensor:0") == canonical("image_tensor") == "image_tensor"
+    assert pair_names(["image_tensor:0"], ["image_tensor"]) == [("image_tensor:0", "image_tensor")]
+    assert pair_names(["a", "b"], ["b", "a"]) == [("a", "a"), ("b", "b")]
+    assert pair_names(["x"], ["serving_default_input:0"]) == [("x", "serving_default_input:0")]  # by position
+    with pytest.raises(InvalidInputError, match="cannot pair tensors"):
+        pair_names(["a", "b"], ["a"])
+    assert match_name("Preprocessor/sub:0", ["Preprocessor_sub"]) == "Preprocessor_sub"
+    with pytest.raises(InvalidInputError, match="the model has no input 'z'"):
+        match_name("z", ["x", "y"])
+
+
+def test_layouts() -> None:
+    nhwc = np.arange(1 * 4 * 5 * 6, dtype=np.float64).reshape(1, 4, 5, 6)
+    nchw = adapt_feed(nhwc, TensorSpec("x", "float32", (1, 6, None, None)))
+    assert nchw.shape == (1, 6, 4, 5) and nchw.dtype == np.float32
+    np.testing.assert_array_equal(nchw, nhwc.transpose(0, 3, 1, 2))
+    assert adapt_feed(nhwc, TensorSpec("x", "float64", (1, 4, 5, 6))) is nhwc  # fits as it is
+    back = adapt_feed(nchw, TensorSpec("x", "float32", (None, 4, 5, 6)))
+    np.testing.assert_array_equal(back, nhwc)
+    with pytest.raises(InvalidInputError, match="does not fit input 'x'"):
+        adapt_feed(nhwc, TensorSpec("x", "float32", (1, 7, 7, 7)))
+    feeds = adapt_feeds({"input:0": nhwc}, [TensorSpec("input", "float32", (1, 6, 4, 5))])
+    assert list(feeds) == ["input"] and feeds["input"].shape == (1, 6, 4, 5)
+    out = align_outputs({"y": nchw, "n": np.zeros(3)}, {"Identity": nhwc, "Identity_1": np.zeros(3)})
+    assert list(out) == ["y", "n"] and out["y"].shape == (1, 6, 4, 5)
+    np.testing.assert_array_equal(out["y"], nchw)
