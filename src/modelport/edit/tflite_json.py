@@ -130,7 +130,7 @@ def json_to_tflite(src: str | Path, dst: str | Path) -> Path:
     try:
         doc = json.loads(src.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"cannot read the JSON: {exc}", path=src) from exc
+        raise InvalidInputError(f"not a TFLite JSON written by modelport ({exc})", path=src) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG or not isinstance(doc.get("model"), dict):
         raise InvalidInputError(
             "not a TFLite JSON written by modelport",
