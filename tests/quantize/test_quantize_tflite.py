@@ -9,12 +9,15 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
+import models
 from modelport.bench.timing import BenchConfig
 from modelport.datasets import default_model_path
 from modelport.errors import InvalidInputError
 from modelport.quantize import QuantizeOptions, QuantizeReport, quantize
+from modelport.quantize.tflite import zero_padded_maxpools
 from modelport.runtimes import get_runner
 
 FAST = BenchConfig(warmup=1, iterations=6)
@@ -100,3 +103,26 @@ def test_saved_model_source(tmp_path: Path) -> None:
     assert report.settings[0] == ("route", "saved_model → TFLiteConverter")
     with pytest.raises(InvalidInputError, match="--exclude is for onnxruntime and openvino"):
         quantize(saved, tmp_path / "x", runtime="litert", calib="random", options=QuantizeOptions(exclude=("Conv",)))
+
+
+def test_maxpool_after_relu_pads_with_zero_exactly() -> None:
+    """onnx2tf pads MaxPool with −3.4e38, which wrecks int8 calibration; after a ReLU, zeros give the same result."""
+    text = """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N,3,9,9] x) => (float[N,3,5,5] y, float[N,3,5,5] z) {
+            r = Relu(x)
+            y = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(r)
+            z = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(x)
+        }
+    """
+    model = models.parse(text)
+    x = {"x": np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)}
+    before = models.ort_outputs(model, x)
+    assert zero_padded_maxpools(model) == 1  # the MaxPool on raw x (negative values) keeps its −∞ padding
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Pad", "MaxPool", "MaxPool"]
+    pool = model.graph.node[2]
+    assert not any(a.name == "pads" for a in pool.attribute)
+    onnx.checker.check_model(model, full_check=True)
+    after = models.ort_outputs(model, x)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)

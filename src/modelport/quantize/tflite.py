@@ -86,15 +86,81 @@ def _run_worker(module: str, request: Mapping[str, Any], work: Path, src: Path, 
     raise ConversionError(f"{what} failed: {detail.strip().splitlines()[0][:400]}", path=src)
 
 
+#: ops whose outputs are never negative: a MaxPool after one can pad with 0 instead of −∞ and compute the same.
+NON_NEGATIVE = frozenset({"Relu", "Sigmoid", "Softplus", "Abs"})
+
+
+def zero_padded_maxpools(proto: Any) -> int:
+    """Rewrite ``MaxPool(pads)`` after a non-negative op as ``Pad(0) → MaxPool`` (exact there); returns how many.
+
+    onnx2tf turns MaxPool padding into a PadV2 with the float minimum (−3.4e38); calibrating that tensor gives it a
+    scale of ~1e36 and XNNPACK refuses the INT8 model (resnet50: "failed to create XNNPACK runtime"). Every
+    window holds at least one real value ≥ 0, so the maximum is the same with zeros in the padding.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    graph = proto.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    nodes = []
+    changed = 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        pads = list(attrs.get("pads", []))
+        src = producer.get(node.input[0]) if node.op_type == "MaxPool" and node.input else None
+        nonneg = src is not None and src.op_type in NON_NEGATIVE
+        if not (nonneg and any(pads) and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
+            nodes.append(node)
+            continue
+        half = len(pads) // 2
+        full = [0, 0, *pads[:half], 0, 0, *pads[half:]]  # ONNX Pad: all begins, then all ends (N, C first)
+        name = f"{node.name or node.output[0]}_zero_pad"
+        graph.initializer.append(numpy_helper.from_array(np.asarray(full, np.int64), f"{name}_pads"))
+        nodes.append(helper.make_node("Pad", [node.input[0], f"{name}_pads"], [f"{name}_out"], name=name))
+        node.input[0] = f"{name}_out"
+        kept = [a for a in node.attribute if a.name != "pads"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        nodes.append(node)
+        changed += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if changed:
+        onnx.checker.check_model(proto)
+    return changed
+
+
+def check_ranges(path: Path, limit: float = 1e10) -> None:
+    """ConversionError naming the tensor when calibration gave one a degenerate scale (LiteRT cannot run it)."""
+    from modelport.runtimes.litert import import_litert_interpreter
+
+    interp = import_litert_interpreter().Interpreter(model_path=str(path))
+    for t in interp.get_tensor_details():
+        scales = t["quantization_parameters"]["scales"]
+        if len(scales) and float(np.max(scales)) > limit:
+            scale = float(np.max(scales))
+            raise ConversionError(
+                f"INT8 tensor {t['name']!r} got a degenerate range (scale {scale:.3g}) from calibration",
+                path=path,
+                hint="an op fed by ±3.4e38 padding or constants (e.g. MaxPool padding on inputs that can be "
+                "negative); calibrate on real data, or quantize for onnxruntime/openvino",
+            )
+
+
 def _onnx_saved_model(src: Path, work: Path, specs: Sequence[TensorSpec]) -> Path:
     """onnx2tf's SavedModel of the ONNX file, every input kept in its ONNX layout."""
     from modelport.convert.onnx_tflite import CALIBRATION_FILE, onnx2tf_version
+    from modelport.model_io import save_model
 
     onnx2tf_version()  # RuntimeUnavailable when onnx2tf is missing
     stage = work / "onnx2tf"
     stage.mkdir()
-    copy = stage / "model.onnx"
-    copy.write_bytes(src.read_bytes())  # onnx2tf works on (and may rewrite) a copy
+    copy = stage / "model.onnx"  # onnx2tf works on (and may rewrite) a copy
+    proto = load_proto(src)
+    rewritten = zero_padded_maxpools(proto)
+    if rewritten:
+        log.info("%s: %d MaxPool(s) after ReLU padded with 0 for int8 calibration", src.name, rewritten)
+    save_model(proto, copy)
     # onnx2tf downloads a calibration sample for 3-channel image models unless this file is in its directory
     np.save(stage / CALIBRATION_FILE, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
     request = {
@@ -163,6 +229,7 @@ def build(job: Job, work: Path) -> Built:
         _run_worker("modelport.quantize._tflite_worker", request, work, job.src, "the TFLite converter")
         for n in names.values():
             _name_outputs(staging / n, outputs)
+        check_ranges(staging / names["int8"])
     files = {p: job.out_dir / n for p, n in names.items()}
     settings = (
         ("route", f"{route} → TFLiteConverter"),
