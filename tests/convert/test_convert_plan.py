@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import models
+from modelport.convert import convert_chain
 from modelport.convert.chain import parse_formats, plan
 from modelport.convert.io_match import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
 from modelport.errors import ConversionError, InvalidInputError
 from modelport.formats import Format as F
 from modelport.inputs import TensorSpec
+from modelport.verify.compare import Tolerance
 
 
 def test_plans() -> None:
@@ -62,3 +67,23 @@ def test_layouts() -> None:
     out = align_outputs({"y": nchw, "n": np.zeros(3)}, {"Identity": nhwc, "Identity_1": np.zeros(3)})
     assert list(out) == ["y", "n"] and out["y"].shape == (1, 6, 4, 5)
     np.testing.assert_array_equal(out["y"], nchw)
+
+
+def test_nothing_to_convert(tmp_path: Path) -> None:
+    pb = tmp_path / "graph.pb"
+    pb.write_bytes(b"\x0a\x00")
+    with pytest.raises(ConversionError, match="nothing to convert: the source is already tf_graphdef"):
+        convert_chain(pb, "pb", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fp16_targets_chain(tmp_path: Path) -> None:
+    # ONNX → ONNX fp16 (a target) → OpenVINO from that fp16 model: each hop judged with the fp16 tolerance
+    src = models.save(models.wide_mlp(), tmp_path / "wide.onnx")
+    chain = convert_chain(src, "onnx,openvino", tmp_path / "out", precision="fp16", name="wide16")
+    assert [h.label for h in chain.hops] == ["onnx → onnx", "onnx → openvino"]
+    assert Path(chain.hops[1].conversion.source) == tmp_path / "out" / "wide16.onnx"
+    for hop in chain.hops:
+        assert hop.against_source is not None and hop.against_source.tolerance == Tolerance.for_precision("fp16")
+        assert 0 < hop.against_source.max_abs < 1e-2
+    assert chain.hops[1].against_previous is not None and chain.passed

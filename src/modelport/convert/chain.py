@@ -9,7 +9,8 @@ pb → saved_model → tflite → onnx → openvino, and the TFLite target is th
 Verification: the source runs once on seeded feeds (or the given ones). Every artifact runs on the same feeds,
 renamed and transposed to its inputs (:mod:`modelport.convert.io_match`), and its outputs, renamed and
 transposed back, are compared with the previous artifact's (the hop) and with the source's (the drift).
-Each comparison uses the tolerance of the hop's precision. A hop outside tolerance stops the chain with a
+A hop is compared with the previous artifact within the tolerance of its precision, and with the source within
+the loosest tolerance of the hops so far (the drift the chain allows). A hop outside tolerance stops the chain with a
 VerificationError; every file the chain wrote is removed on any failure, so nothing half-written remains.
 
 Precision: intermediate hops are fp32; the requested precision applies to the hops that produce a target.
@@ -261,6 +262,11 @@ def run_chain(
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
     hops = plan(source.format, targets, via)
+    if not hops:
+        raise ConversionError(
+            f"nothing to convert: the source is already {', '.join(t.value for t in targets)}",
+            hint="name another target format with --to",
+        )
     for pair in hops:
         get_converter(*pair)  # fail before writing anything
     written: list[Path] = []
@@ -273,6 +279,75 @@ def run_chain(
             else:
                 path.unlink(missing_ok=True)
         raise
+
+
+@dataclasses.dataclass
+class _State:
+    """What a running chain knows: the source's run and feeds, the latest artifact per format, what it wrote."""
+
+    source: SourceSpec
+    options: ConvertOptions
+    threads: int | None
+    written: list[Path]
+    src_run: _Run | None = None
+    feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    latest: dict[Format, tuple[Path, _Run | None]] = dataclasses.field(default_factory=dict)
+    #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
+    #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
+    drift: Tolerance | None = None
+
+
+def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_dir: Path) -> ConversionReport:
+    """Run one converter from the latest ``a`` artifact; record every file it wrote."""
+    prev_path, prev_run = state.latest[a]
+    from_source = prev_path == state.source.path
+    if from_source:
+        shapes = state.options.input_shapes
+    else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
+        shapes = _dynamic_shapes(prev_run.specs, prev_run.feeds) if prev_run else ()
+    opts = dataclasses.replace(state.options, precision=precision, input_shapes=shapes)
+    if not from_source:
+        opts = dataclasses.replace(opts, inputs=(), outputs=())
+    before = set(out_dir.iterdir()) if out_dir.exists() else set()
+    conversion = get_converter(a, b)(prev_path, out_dir, opts)
+    state.written.extend(Path(f) for f in conversion.files)
+    after = set(out_dir.iterdir()) if out_dir.exists() else set()
+    state.written.extend(p for p in after - before if p not in state.written)
+    return conversion
+
+
+def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> _Run:
+    source = state.source
+    state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, state.threads)
+    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, None, state.threads, source)
+    run.label = f"{source.path.name}@{RUNTIME_FOR_FORMAT[source.format]}"
+    state.latest[source.format] = (source.path, run)
+    return run
+
+
+def _verify_hop(
+    state: _State, hop: HopReport, a: Format, precision: Precision, tolerance: Tolerance | None
+) -> tuple[HopReport, _Run]:
+    """Run the hop's artifact; compare it with the previous artifact and the source; raise on a mismatch."""
+    assert state.src_run is not None
+    prev_path, prev_run = state.latest[a]
+    assert prev_run is not None
+    b = hop.conversion.target_format
+    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.src_run.outputs, state.threads)
+    tol = tolerance or Tolerance.for_precision(precision)
+    drift = tol if state.drift is None else Tolerance(max(tol.rtol, state.drift.rtol), max(tol.atol, state.drift.atol))
+    state.drift = drift
+
+    def versus(ref: _Run, tolerance: Tolerance) -> Comparison:
+        return compare_outputs(
+            ref.outputs, run.outputs, tolerance, reference_label=ref.label, candidate_label=run.label, runner=run.info
+        )
+
+    vs_prev = versus(prev_run, tol) if prev_path != state.source.path else None
+    vs_src = versus(state.src_run, drift)
+    hop = dataclasses.replace(hop, against_previous=vs_prev, against_source=vs_src)
+    _require(hop)
+    return hop, run
 
 
 def _run(
@@ -290,73 +365,31 @@ def _run(
     written: list[Path],
     t0: float,
 ) -> ChainReport:
-    src_run: _Run | None = None
-    feed_arrays: dict[str, np.ndarray] = {}
-    latest: dict[Format, tuple[Path, _Run | None]] = {source.format: (source.path, None)}
-    shapes = options.input_shapes
+    state = _State(source, options, threads, written, latest={source.format: (source.path, None)})
     reports: list[HopReport] = []
     produced: dict[Format, str] = {}
     for i, (a, b) in enumerate(hops):
         is_target = b in targets and all(h[1] is not b for h in hops[i + 1 :])
         precision = options.precision if is_target else Precision.FP32
-        prev_path, prev_run = latest[a]
-        from_source = prev_path == source.path
-        hop_shapes = shapes if from_source else (_dynamic_shapes(prev_run.specs, prev_run.feeds) if prev_run else ())
-        hop_opts = dataclasses.replace(options, precision=precision, input_shapes=hop_shapes)
-        if not from_source:
-            hop_opts = dataclasses.replace(hop_opts, inputs=(), outputs=())  # tensor names belong to the source
         say(f"converting {a.value} → {b.value}")
-        before = set(out_dir.iterdir()) if out_dir.exists() else set()
-        conversion = get_converter(a, b)(prev_path, out_dir, hop_opts)
-        written.extend(Path(f) for f in conversion.files)
-        after = set(out_dir.iterdir()) if out_dir.exists() else set()
-        written.extend(p for p in after - before if p not in written)
-        artifact = Path(conversion.artifact)
+        conversion = _convert_hop(state, a, b, precision, out_dir)
         hop = HopReport(conversion, RUNTIME_FOR_FORMAT[b], is_target)
         run: _Run | None = None
-        if verify and src_run is None:  # after the first conversion, so a broken source fails in the converter
-            say(f"running the source {source.path.name}")
-            feed_arrays = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, threads)
-            src_run = _run_artifact(source.format, source.path, Precision.FP32, feed_arrays, None, threads, source)
-            src_run.label = f"{source.path.name}@{RUNTIME_FOR_FORMAT[source.format]}"
-            latest[source.format] = (source.path, src_run)
-            prev_run = src_run if from_source else prev_run
-        if verify and src_run is not None and prev_run is not None:
-            say(f"verifying {artifact.name}")
-            run = _run_artifact(b, artifact, precision, feed_arrays, src_run.outputs, threads)
-            tol = tolerance or Tolerance.for_precision(precision)
-            vs_prev = None
-            if not from_source:
-                vs_prev = compare_outputs(
-                    prev_run.outputs,
-                    run.outputs,
-                    tol,
-                    reference_label=prev_run.label,
-                    candidate_label=run.label,
-                    runner=run.info,
-                )
-            vs_src = compare_outputs(
-                src_run.outputs,
-                run.outputs,
-                tol,
-                reference_label=src_run.label,
-                candidate_label=run.label,
-                runner=run.info,
-            )
-            hop = dataclasses.replace(hop, against_previous=vs_prev, against_source=vs_src)
-            _require(hop)
+        if verify:
+            if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
+                say(f"running the source {source.path.name}")
+                state.src_run = _run_source(state, feeds, seed)
+            say(f"verifying {Path(conversion.artifact).name}")
+            hop, run = _verify_hop(state, hop, a, precision, tolerance)
         reports.append(hop)
-        latest[b] = (artifact, run)
+        state.latest[b] = (Path(conversion.artifact), run)
         if is_target:
-            produced[b] = str(artifact)
-    for t in targets:
-        if t not in produced and t in latest and t is not source.format:
-            produced[t] = str(latest[t][0])
+            produced[b] = conversion.artifact
     return ChainReport(
         source=str(source.path),
         source_format=source.format,
         source_runtime=RUNTIME_FOR_FORMAT[source.format],
-        feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in feed_arrays.items()),
+        feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in state.feeds.items()),
         hops=tuple(reports),
         targets=tuple((t, produced[t]) for t in targets if t in produced),
         seconds=time.perf_counter() - t0,
