@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch  # before TensorFlow: imported after it, torch.export segfaults (exit 139) with torch 2.14
-import torchvision  # noqa: F401 - likewise
+import torchvision
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -45,14 +45,12 @@ from modelport.runtimes.torch import TorchRunner
 
 
 def resnet50() -> Any:
-    import torchvision
 
     torch.manual_seed(0)
     return torchvision.models.resnet50(weights=None).eval()
 
 
 def mobilenet_v2() -> Any:
-    import torchvision
 
     torch.manual_seed(0)
     return torchvision.models.mobilenet_v2(weights=None).eval()
