@@ -142,7 +142,7 @@ def test_auto_types_measure_and_fall_back_when_int8_is_slower(tmp_path: Path, mo
         ("static QDQ S8S8 minmax per-tensor", True),
     ]
     assert report.trials[0].speedup == pytest.approx(1 / 1.5) and report.trials[1].speedup == pytest.approx(1.25)
-    assert "measured here it was not faster than FP32, so static QDQ S8S8" in report.choice
+    assert "measured here static QDQ U8S8 minmax per-tensor was not faster than FP32, static QDQ S8S8" in report.choice
     assert ("activations", "s8") in report.settings
 
 

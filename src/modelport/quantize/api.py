@@ -237,11 +237,15 @@ def build_onnxruntime(job: Job, work: Path) -> Built:
             log.warning(
                 "%s: INT8 %s ran at %.2f× FP32's speed; trying the next setting", job.src.name, setting.label, speed
             )
-    best = len(trials) - 1 if trials[-1].speedup > 1.0 else max(range(len(trials)), key=lambda i: trials[i].speedup)
+    beat = trials[-1].speedup > 1.0
+    best = len(trials) - 1 if beat else max(range(len(trials)), key=lambda i: trials[i].speedup)
     trials[best] = dataclasses.replace(trials[best], chosen=True)
-    choice = (
-        why if best == 0 else f"{why}; but measured here it was not faster than FP32, so {trials[best].setting} won"
-    )
+    if beat and best == 0:
+        choice = why
+    elif beat:
+        choice = f"{why}; measured here {trials[0].setting} was not faster than FP32, {trials[best].setting} was"
+    else:
+        choice = f"{why}; measured here no setting beat FP32, the fastest was kept ({trials[best].setting})"
     dst = job.out_dir / f"{job.name}.int8.onnx"
     with atomic_path(dst) as tmp:
         shutil.copyfile(paths[best], tmp)
