@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ from modelport.runtimes import RunnerOptions, get_runner
 from modelport.runtimes.base import Precision
 
 CACHE = Path("benchmarks/.cache")
+#: every runtime gets every core (LiteRT's own default is one thread).
+THREADS = os.cpu_count() or 1
 
 
 @dataclasses.dataclass
@@ -78,7 +81,7 @@ def layers(report: QuantizeReport) -> str:
 def build(name: str, runtime: str, work: Path, samples: int, types: QuantTypes = QuantTypes.AUTO) -> QuantizeReport:
     mnist = name == "mnist"
     opts = QuantizeOptions(
-        samples=300 if mnist else samples, types=types, bench=BenchConfig(warmup=3, seconds=1.0), threads=None
+        samples=300 if mnist else samples, types=types, bench=BenchConfig(warmup=3, seconds=1.0), threads=THREADS
     )
     return quantize(
         model_path(name),
@@ -93,7 +96,8 @@ def build(name: str, runtime: str, work: Path, samples: int, types: QuantTypes =
 def time_variants(
     runtime: str, variants: list[tuple[str, Path, Precision]], feeds: dict, rounds: int, iters: int
 ) -> dict[str, list[float]]:
-    runners = {label: get_runner(runtime, path, RunnerOptions(precision=prec)) for label, path, prec in variants}
+    options = {label: RunnerOptions(threads=THREADS, precision=prec) for label, _, prec in variants}
+    runners = {label: get_runner(runtime, path, options[label]) for label, path, _ in variants}
     for r in runners.values():
         r.__enter__()
         r.infer(feeds)
@@ -112,7 +116,7 @@ def time_variants(
 
 def bench_model(name: str, runtime: str, args: argparse.Namespace, batches: list[int]) -> list[Row]:
     report = build(name, runtime, args.work, args.samples)
-    variants = [("fp32", Path(report.source), Precision.FP32), ("int8", Path(report.artifact), Precision.INT8)]
+    variants = [("fp32", Path(report.fp32.artifact), Precision.FP32), ("int8", Path(report.artifact), Precision.INT8)]
     extra: dict[str, QuantizeReport] = {}
     if runtime == "onnxruntime" and dict(report.settings).get("activations") != "s8":
         label = "int8 S8S8 (ORT default)"
@@ -120,7 +124,7 @@ def bench_model(name: str, runtime: str, args: argparse.Namespace, batches: list
         variants.append((label, Path(extra[label].artifact), Precision.INT8))
     if runtime == "openvino":
         variants.append(("bf16 hint (CPU default)", Path(report.source), Precision.BF16))
-    with get_runner(runtime, Path(report.source)) as r:
+    with get_runner(runtime, Path(report.fp32.artifact)) as r:
         specs = r.input_specs
     rows: list[Row] = []
     for batch in batches:
@@ -178,6 +182,7 @@ def markdown(rows: list[Row], minutes: float, args: argparse.Namespace) -> str:
         f"- CPU flags that matter for INT8: {', '.join(env.cpu_flags)} "
         f"(AMX {'present' if env.has_flag('amx_int8') else 'absent'})",
         f"- Versions: {versions}, Python {env.python}",
+        f"- Threads: {THREADS} on every runtime (LiteRT: XNNPACK on)",
         f"- Timing: {args.rounds} interleaved rounds × {args.iters} calls (MNIST: × {args.iters * 20}); "
         "median of the per-round medians; speed-up = FP32 median / variant median on the same runtime",
         f"- Calibration: resnet50/mobilenet_v2 (random weights) on {args.samples} random samples, quality measured "
@@ -204,7 +209,7 @@ def markdown(rows: list[Row], minutes: float, args: argparse.Namespace) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v2", "mnist"])
-    parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino"])
+    parser.add_argument("--runtimes", nargs="+", default=["onnxruntime", "openvino", "litert"])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--samples", type=int, default=64, help="synthetic calibration samples (torchvision models)")
