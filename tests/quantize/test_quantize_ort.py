@@ -66,7 +66,7 @@ def test_mnist_int8_is_quantized_and_fused(mnist_ort: QuantizeReport) -> None:
     assert counts.get("QLinearConv", 0) >= 2 and counts.get("QGemm", 0) + counts.get("QLinearMatMul", 0) >= 1
     assert layers.float_layers == ()  # U8S8 on x86: ORT fused every Conv and Gemm
     assert ("activations", "u8") in mnist_ort.settings and ("weights", "s8") in mnist_ort.settings
-    assert mnist_ort.choice == "U8S8 as asked (--types)"
+    assert mnist_ort.choice.startswith("U8S8 as asked (--types)")  # + "no setting beat FP32" when slower
 
 
 def test_report_has_sizes_latency_side_by_side_and_files(mnist_ort: QuantizeReport) -> None:
