@@ -49,8 +49,12 @@ def preprocess_option(
 def register(app: typer.Typer) -> None:
     @app.command("quantize")
     def quantize_cmd(
-        model: Path = typer.Argument(..., help="ONNX model (also OpenVINO IR for openvino; SavedModel/Keras for litert)."),
-        runtime: str = typer.Option("onnxruntime", "--runtime", "-r", help="onnxruntime, openvino or litert (alias tflite)."),
+        model: Path = typer.Argument(
+            ..., help="ONNX model (also OpenVINO IR for openvino; SavedModel/Keras for litert)."
+        ),
+        runtime: str = typer.Option(
+            "onnxruntime", "--runtime", "-r", help="onnxruntime, openvino or litert (alias tflite)."
+        ),
         calib: str = typer.Option(
             ..., "--calib", help="Image folder, .npy/.npz, mnist[:split], fashion-mnist[:split], or random."
         ),
