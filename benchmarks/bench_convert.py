@@ -42,6 +42,9 @@ from modelport.formats import Format
 from modelport.reports.environment import capture_environment
 from modelport.runtimes import RunnerOptions, get_runner
 from modelport.runtimes.torch import TorchRunner
+from modelport.verify.compare import Tolerance
+
+DEEP_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-4)
 
 
 def resnet50() -> Any:
@@ -82,8 +85,15 @@ def build(model: str, out: Path) -> tuple[ChainReport, list[tuple[str, str, Path
         runs = [("tensorflow (SavedModel)", "tensorflow", saved)]
     else:
         x = rng.random((1, 3, 224, 224), dtype=np.float32)
+        # 50+ layers of random weights accumulate more fp32 summation-order error than the default 1e-4/1e-5
+        # allows (OpenVINO vs ONNX Runtime: 2.9e-5 on 0.1 % of resnet50's logits): 1e-3/1e-4, reported
         chain = convert_chain(
-            f"bench_convert:{model}", "onnx,openvino,tflite", out, input_shapes={"x": (1, 3, 224, 224)}, name=model
+            f"bench_convert:{model}",
+            "onnx,openvino,tflite",
+            out,
+            input_shapes={"x": (1, 3, 224, 224)},
+            name=model,
+            tolerance=DEEP_TOLERANCE,
         )
         runs = [("torch (eager)", "torch", Path(f"bench_convert:{model}"))]
     targets = dict(chain.targets)
@@ -135,6 +145,9 @@ def render(rows: list[dict[str, Any]], hops: list[dict[str, Any]], env: Any, arg
         f"--rounds {args.rounds} --seconds {args.seconds} --threads {' '.join(map(str, args.threads))}`",
         "",
         "## Conversion time per hop (s)",
+        "",
+        f"Verification tolerance: fp32 default (rtol 1e-4, atol 1e-5) for ssdlite, {DEEP_TOLERANCE} for the "
+        "torchvision models (random weights, 50+ layers).",
         "",
         "| model | hop | engine | seconds | max abs error vs source |",
         "|---|---|---|---:|---:|",
