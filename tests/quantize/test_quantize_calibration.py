@@ -67,6 +67,16 @@ def test_images_resized_and_laid_out_for_the_model(mnist_folders: tuple[Path, Pa
     assert samples.inputs["input"].shape == (3, 3, 32, 32)
 
 
+def test_dynamic_image_size_needs_a_size(mnist_folders: tuple[Path, Path, np.ndarray]) -> None:
+    _, loose, _ = mnist_folders
+    spec = [TensorSpec("x", "float32", ("N", 3, "H", "W"))]
+    with pytest.raises(InvalidInputError, match="dynamic height/width") as exc:
+        load_samples(loose, spec)
+    assert "--image-size H,W" in str(exc.value)
+    samples, _ = load_samples(loose, spec, preprocess=ImagePreprocess(size=(20, 24)), limit=4)
+    assert samples.inputs["x"].shape == (4, 3, 20, 24)
+
+
 def test_mnist_dataset_source_uses_the_card_normalisation() -> None:
     card = default_model_metadata()
     samples, _ = load_samples("mnist:test", MNIST_SPEC, role="evaluation", limit=10_000)

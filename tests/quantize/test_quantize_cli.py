@@ -101,7 +101,7 @@ def test_more_samples_than_data_warns(capsys: pytest.CaptureFixture[str], tmp_pa
         (("--calib", "mnist", "--method", "median"), ("unknown CalibrationMethod 'median'",)),
         (("--calib", "mnist", "--types", "s4s4"), ("unknown QuantTypes 's4s4'",)),
         (("--calib", "mnist", "--samples", "0"), ("--samples must be ≥ 1",)),
-        (("--calib", "mnist", "--size", "28"), ("--size takes H,W",)),
+        (("--calib", "mnist", "--image-size", "28"), ("--image-size takes H,W",)),
         (("--calib", "mnist", "--mean", "a,b"), ("--mean takes comma-separated numbers",)),
     ],
 )

@@ -33,9 +33,9 @@ def preprocess_option(
     """ImagePreprocess from the CLI's image options (None when none was given: the source's default)."""
     if size is None and mean is None and std is None and scale is None and not bgr:
         return None
-    dims = _floats(size, "--size")
+    dims = _floats(size, "--image-size")
     if dims is not None and (len(dims) != 2 or any(d < 1 for d in dims)):
-        raise InvalidInputError(f"--size takes H,W, got {size!r}")
+        raise InvalidInputError(f"--image-size takes H,W, got {size!r}")
     base = ImagePreprocess()
     return ImagePreprocess(
         size=(int(dims[0]), int(dims[1])) if dims else None,
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         exclude: list[str] = typer.Option([], "--exclude", help="Op type or node name to keep in float."),
         fp16: bool = typer.Option(False, "--fp16", help="Add an FP16 variant to the comparison."),
         int8_io: bool = typer.Option(False, "--int8-io", help="TFLite: int8 inputs and outputs."),
-        size: str | None = typer.Option(None, "--size", help="Images: resize to H,W (default: the model's)."),
+        size: str | None = typer.Option(None, "--image-size", help="Images: resize to H,W (default: the model's)."),
         mean: str | None = typer.Option(None, "--mean", help="Images: per-channel mean after scaling."),
         std: str | None = typer.Option(None, "--std", help="Images: per-channel std."),
         scale: float | None = typer.Option(None, "--scale", help="Images: pixel scale (default 1/255)."),

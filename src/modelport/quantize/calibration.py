@@ -295,7 +295,7 @@ def load_image_folder(
     if fitted.size is None:
         raise InvalidInputError(
             f"input {target.name!r} has a dynamic height/width: images need one size",
-            hint="give --size H,W",
+            hint="give --image-size H,W",
         )
     picked = np.arange(len(files))
     if limit is not None and limit < len(files):
