@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -10,7 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelport.cli.common import console, print_json
-from modelport.inspect import ModelSummary
+
+if TYPE_CHECKING:
+    from modelport.inspect import ModelSummary
 
 
 def register(app: typer.Typer) -> None:

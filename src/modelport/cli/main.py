@@ -17,25 +17,41 @@ from rich.console import Console
 
 from modelport.errors import ModelportError
 
-VERB_MODULES = (
-    "inspect",
-    "compare",
-    "bench",
-    "convert",
-    "port",
-    "doctor",
-    "optimize",
-    "edit",
-    "transcribe",
-    "quantize",
-    "example",
-)
+#: verb → the module under modelport.cli that registers it (several verbs may share one module).
+VERBS: dict[str, str] = {
+    "inspect": "inspect",
+    "compare": "compare",
+    "bench": "bench",
+    "convert": "convert",
+    "port": "port",
+    "doctor": "doctor",
+    "optimize": "optimize",
+    "edit": "edit",
+    "transcribe": "transcribe",
+    "bench-transcribe": "transcribe",
+    "quantize": "quantize",
+    "example": "example",
+}
+VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
+_ROOT_FLAGS = {"--debug", "--verbose", "-v"}
 
 
-def build_app() -> typer.Typer:
-    """Create the typer application with every verb registered."""
-    import importlib
+def invoked_verb(args: Sequence[str]) -> str | None:
+    """The verb a command line runs (the first argument that is not a root flag), if it is a known one."""
+    for arg in args:
+        if arg in _ROOT_FLAGS:
+            continue
+        return arg if arg in VERBS else None
+    return None
 
+
+def build_app(verb: str | None = None) -> typer.Typer:
+    """Create the typer application.
+
+    Args:
+        verb: register only the module of this verb (start-up imports only what that verb needs);
+            None registers every verb (for help and unknown verbs).
+    """
     app = typer.Typer(
         name="modelport",
         help="Port trained neural networks to fast inference runtimes — converted, verified, measured.",
@@ -53,14 +69,8 @@ def build_app() -> typer.Typer:
         level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
-    for name in VERB_MODULES:
-        try:
-            module = importlib.import_module(f"modelport.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"modelport.cli.{name}":
-                continue
-            raise
-        module.register(app)
+    for name in (VERBS[verb],) if verb in VERBS else VERB_MODULES:
+        importlib.import_module(f"modelport.cli.{name}").register(app)
     return app
 
 
@@ -81,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        app = build_app()
+        app = build_app(invoked_verb(args))
         # without standalone mode, a verb's `raise typer.Exit(code)` comes back as the return value
         result = app(args=args, prog_name="modelport", standalone_mode=False)
     except ModelportError as exc:

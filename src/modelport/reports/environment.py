@@ -183,9 +183,18 @@ class DoctorReport(JsonReport):
     executable: str
 
 
+def _import_quietly(module: str) -> object:
+    """Import an engine; TensorFlow through modelport's importer (its Python logger at errors only)."""
+    if module == "tensorflow":
+        from modelport.runtimes.tf import import_tensorflow
+
+        return import_tensorflow()
+    return importlib.import_module(module)
+
+
 def _probe(name: str, module: str, devices: object) -> RuntimeStatus:
     try:
-        mod = importlib.import_module(module)
+        mod = _import_quietly(module)
     except Exception as exc:  # an engine may fail to import for many reasons (ABI, missing libs)
         return RuntimeStatus(name, False, "", (), f"{type(exc).__name__}: {exc}".splitlines()[0])
     version = str(getattr(mod, "__version__", ""))
