@@ -232,6 +232,8 @@ def test_target_rows_without_reason() -> None:
     assert [r[2] for r in rows] == ["verified", "mismatch", "skipped"]
     assert all(len(r) == len(HEADERS) for r in rows)
     assert rows[0][8] == "99.00%" and rows[0][9] == "2.0"
+    # a mismatched target still shows how far off it is and against which tolerance
+    assert rows[1][3] == "5.00e-01" and rows[1][4] == "rtol=0.01, atol=0.01"
 
 
 def test_port_html() -> None:

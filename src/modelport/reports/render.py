@@ -19,11 +19,11 @@ def _fmt_acc(t: TargetResult) -> str:
 
 
 def _fmt_err(t: TargetResult) -> str:
-    return f"{t.verification.max_abs:.2e}" if t.verification else "–"
+    return f"{t.verification.max_abs:.2e}" if t.verification is not None else "–"
 
 
 def _fmt_tol(t: TargetResult) -> str:
-    return str(t.verification.tolerance) if t.verification else "–"
+    return str(t.verification.tolerance) if t.verification is not None else "–"
 
 
 def _status(t: TargetResult, with_reason: bool = True) -> str:
