@@ -316,7 +316,9 @@ def test_checker_failure(capsys: pytest.CaptureFixture[str], files: dict[str, Pa
 
 def test_unknown_runtime(capsys: pytest.CaptureFixture[str], files: dict[str, Path]) -> None:
     code, _, err = run(capsys, "bench", files["mlp"], "-r", "onnxruntime,tvm")
-    assert_one_error(code, err, "unknown runtime 'tvm'", "valid runtimes: litert, litert-noxnnpack, onnxruntime, openvino")
+    assert_one_error(
+        code, err, "unknown runtime 'tvm'", "valid runtimes: litert, litert-noxnnpack, onnxruntime, openvino"
+    )
     code, _, err = run(capsys, "compare", files["mlp"], "-r", "tfl", "--input-shape", "x:1,8")
     assert_one_error(code, err, "unknown runtime 'tfl'")
 
