@@ -112,3 +112,24 @@ def test_graph_def_cut_and_bad_names(frozen: dict[str, Any], tmp_path: Path) -> 
     with pytest.raises(InvalidInputError, match="--inputs names a tensor 'y:0'"):
         convert(pb, "saved_model", tmp_path / "bad", inputs=["y:0"], outputs=["out:0"])
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
+
+
+def test_legacy_h5_to_onnx(tmp_path: Path) -> None:
+    import_tensorflow()
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential(
+        [tf_keras.layers.Input((5,), name="feat"), tf_keras.layers.Dense(3, activation="tanh", name="dense")]
+    )
+    h5 = tmp_path / "legacy.h5"
+    model.save(h5)
+    report = convert(h5, "onnx", tmp_path / "out")
+    assert report.source_format is Format.KERAS and sniff_format(h5) is Format.KERAS
+    v = report.verification
+    assert v is not None and v.passed and v.max_abs < 1e-6
+    x = np.random.default_rng(0).random((4, 5), dtype=np.float32)
+    with get_runner("onnxruntime", report.artifact) as ort:
+        (spec,) = ort.input_specs
+        got = next(iter(ort.infer({spec.name: x}).values()))
+    np.testing.assert_allclose(got, model(x).numpy(), rtol=1e-5, atol=1e-6)
