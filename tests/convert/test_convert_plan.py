@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,10 @@ import models
 from modelport.convert import convert_chain
 from modelport.convert.chain import parse_formats, plan
 from modelport.convert.io_match import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
-from modelport.errors import ConversionError, InvalidInputError
+from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
 from modelport.formats import Format as F
 from modelport.inputs import TensorSpec
+from modelport.runtimes import get_runner
 from modelport.verify.compare import Tolerance
 
 
@@ -87,3 +89,18 @@ def test_fp16_targets_chain(tmp_path: Path) -> None:
         assert hop.against_source is not None and hop.against_source.tolerance == Tolerance.for_precision("fp16")
         assert 0 < hop.against_source.max_abs < 1e-2
     assert chain.hops[1].against_previous is not None and chain.passed
+
+
+def test_missing_engines_name_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = tmp_path / "sm"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    tflite = tmp_path / "m.tflite"
+    tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 32)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now raises ImportError
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    with pytest.raises(RuntimeUnavailable, match=r"TensorFlow is not installed \(pip install 'modelport\[tf\]'\)"):
+        convert_chain(saved, "onnx", tmp_path / "out")
+    with pytest.raises(RuntimeUnavailable, match=r"LiteRT \(ai-edge-litert\) is not installed .*modelport\[tflite\]"):
+        get_runner("litert", tflite).load()
+    assert not (tmp_path / "out").exists()
