@@ -89,16 +89,22 @@ def saved_model_from_keras(src: Path, out_dir: Path, options: ConvertOptions) ->
     t0 = time.perf_counter()
     model, legacy = load_keras(src)
     dst = out_dir / f"{options.name}_saved_model"
-    try:
-        with atomic_path(dst) as tmp:
-            if legacy:
-                tf.saved_model.save(model, str(tmp))
-            else:
-                model.export(str(tmp), format="tf_saved_model", verbose=False)
-    except (ValueError, TypeError) as exc:
-        raise ConversionError(f"Keras cannot export the model: {exc}", path=src) from exc
+    with atomic_path(dst) as tmp:
+        export_keras(model, legacy, tmp, src)
     engine = f"{'tf_keras' if legacy else 'keras'} export, tensorflow {tf.__version__}"
     return _report(src, Format.KERAS, dst, t0, engine, ())
+
+
+def export_keras(model: Any, legacy: bool, dst: Path, src: Path) -> None:
+    """Write ``model`` as a SavedModel at ``dst``: ``model.export`` (Keras 3) or ``tf.saved_model.save`` (tf_keras)."""
+    tf = import_tensorflow()
+    try:
+        if legacy:
+            tf.saved_model.save(model, str(dst))
+        else:
+            model.export(str(dst), format="tf_saved_model", verbose=False)
+    except (ValueError, TypeError) as exc:
+        raise ConversionError(f"Keras cannot export the model: {exc}", path=src) from exc
 
 
 def load_keras(src: Path) -> tuple[Any, bool]:

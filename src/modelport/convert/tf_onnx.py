@@ -13,6 +13,7 @@ every node whose op ONNX does not define is reported by op type and node name.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -25,7 +26,7 @@ import onnx
 
 from modelport.convert.base import ConversionReport, ConvertOptions, register_converter
 from modelport.convert.io_match import match_name
-from modelport.convert.tf import load_keras
+from modelport.convert.tf import export_keras, load_keras
 from modelport.errors import ConversionError
 from modelport.formats import Format
 from modelport.model_io import save_model
@@ -168,19 +169,13 @@ def onnx_from_saved_model(src: Path, out_dir: Path, options: ConvertOptions) -> 
 def onnx_from_keras(src: Path, out_dir: Path, options: ConvertOptions) -> ConversionReport:
     """Keras → temporary SavedModel → ONNX (tf2onnx ``from_keras`` does not take Keras 3 models)."""
     _require_fp32(options)
-    tf = import_tensorflow()
     t0 = time.perf_counter()
     model, legacy = load_keras(src)
     with tempfile.TemporaryDirectory(prefix="modelport-keras-") as tmp:
         saved = Path(tmp) / "saved_model"
-        if legacy:
-            tf.saved_model.save(model, str(saved))
-        else:
-            model.export(str(saved), format="tf_saved_model", verbose=False)
+        export_keras(model, legacy, saved, src)
         report = onnx_from_saved_model(saved, out_dir, options)
-    return ConversionReport(
-        **{**report.__dict__, "source": str(src), "source_format": Format.KERAS, "seconds": time.perf_counter() - t0}
-    )
+    return dataclasses.replace(report, source=str(src), source_format=Format.KERAS, seconds=time.perf_counter() - t0)
 
 
 @register_converter(Format.TFLITE, Format.ONNX)
