@@ -84,8 +84,9 @@ def tensorrt_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
     _parse(trt, network, logger, src)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # the runner reads layer precisions back
     if options.precision is Precision.FP16:
-        if not builder.platform_has_fast_fp16:
+        if not getattr(builder, "platform_has_fast_fp16", True):
             raise ConversionError("this GPU has no fast fp16", hint="build an fp32 engine")
         config.set_flag(trt.BuilderFlag.FP16)
     elif hasattr(trt.BuilderFlag, "TF32"):

@@ -109,7 +109,8 @@ class TensorRTRunner(Runner):
         )
 
     def _engine_precision(self) -> str:
-        """The precision the engine was built for, read from its inspector (fp32 when it does not say)."""
+        """The precision the engine's layers run in, read from its inspector (engines built by modelport keep
+        detailed layer information; fp32 when an engine does not say)."""
         try:
             inspector = self._engine.create_engine_inspector()
             text = inspector.get_engine_information(self._trt.LayerInformationFormat.JSON)
