@@ -66,7 +66,7 @@ def test_chain_table_and_json(capsys: pytest.CaptureFixture[str], saved_model: P
     assert code == 0, err
     assert "wrote" in out and "net.tflite" in out and "net.onnx" in out
     assert "saved_model → tflite" in out and "tflite → onnx" in out and "pass" in out
-    code, out, err = run(capsys, *args, "-o", tmp_path / "b", "--json")
+    code, out, err = run(capsys, *args, "-o", tmp_path / "b", "--json", "--optimize")
     assert code == 0, err
     report = ChainReport.from_json(out)
     assert [h.label for h in report.hops] == ["saved_model → tflite", "tflite → onnx"]
@@ -74,6 +74,7 @@ def test_chain_table_and_json(capsys: pytest.CaptureFixture[str], saved_model: P
     assert [f.value for f, _ in report.targets] == ["tflite", "onnx"]
     onnx_hop = report.hops[1]
     assert "inputs as NCHW: image" in onnx_hop.conversion.notes
+    assert any(n.startswith("optimized by modelport: ") for n in onnx_hop.conversion.notes)  # then verified
     assert onnx_hop.against_previous is not None and onnx_hop.against_previous.max_abs < 1e-5
 
 

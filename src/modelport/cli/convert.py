@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         opset: int = typer.Option(17, "--opset", help="ONNX opset."),
         feeds: Path | None = typer.Option(None, "--feeds", help="Verification inputs: .npz by input name, or .npy."),
         seed: int = typer.Option(0, "--seed", help="Seed of the random verification feeds."),
+        optimize: bool = typer.Option(
+            False, "--optimize", help="Optimize every ONNX artifact converted from another format (modelport optimize)."
+        ),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
         as_json: bool = typer.Option(False, "--json", help="Print the chain report as JSON."),
     ) -> None:
@@ -114,6 +117,7 @@ def register(app: typer.Typer) -> None:
             opset=opset,
             seed=seed,
             progress=None,
+            optimize=optimize,
         )
         if as_json:
             # one target and no --via: the target's ConversionReport (as `modelport.convert.convert` returns it)
@@ -133,6 +137,9 @@ def register(app: typer.Typer) -> None:
                     f"wrote {escape(c.artifact)} ({c.size_bytes / 1024:.1f} KiB, {escape(c.engine)}, {c.seconds:.2f} s)"
                 )
         out.print(hop_table(report))
+        for hop in report.hops:
+            for note in hop.conversion.notes:
+                out.print(f"  {escape(hop.label)}: {escape(note)}")
         last = [h.against_source for h in report.hops if h.target and h.against_source is not None]
         if last:
             out.print(comparison_table(last, f"targets against the source ({last[0].tolerance})"))

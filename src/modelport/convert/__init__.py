@@ -142,6 +142,7 @@ def convert_chain(
     tolerance: Tolerance | None = None,
     threads: int | None = None,
     progress: object = None,
+    optimize: bool = False,
 ) -> ChainReport:
     """Convert ``src`` to every format in ``to`` (through ``via``), verifying each hop; see :mod:`.chain`.
 
@@ -166,6 +167,7 @@ def convert_chain(
         tolerance: override the precision's default tolerance for every comparison.
         threads: runtime threads for verification.
         progress: callable taking a message (e.g. the CLI's status line).
+        optimize: run modelport's optimizer on every ONNX artifact converted from another format.
 
     Raises:
         ConversionError: no route, or an engine failed (names the op and node when the engine does).
@@ -203,6 +205,7 @@ def convert_chain(
         tolerance=tolerance,
         threads=threads,
         progress=progress if callable(progress) else None,
+        optimize=optimize,
     )
 
 

@@ -257,8 +257,13 @@ def run_chain(
     tolerance: Tolerance | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    optimize: bool = False,
 ) -> ChainReport:
-    """Plan and run a chain; see the module docstring. Removes everything it wrote when it fails."""
+    """Plan and run a chain; see the module docstring. Removes everything it wrote when it fails.
+
+    ``optimize`` runs modelport's optimizer on every ONNX artifact converted from another format (the seeds'
+    ``… → ONNX → optimize → OpenVINO``), before it is verified and converted on.
+    """
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
     hops = plan(source.format, targets, via)
@@ -271,7 +276,10 @@ def run_chain(
         get_converter(*pair)  # fail before writing anything
     written: list[Path] = []
     try:
-        return _run(source, targets, out_dir, options, hops, verify, feeds, seed, tolerance, threads, say, written, t0)
+        state = _State(
+            source, options, threads, written, latest={source.format: (source.path, None)}, optimize=optimize
+        )
+        return _run(state, targets, out_dir, hops, verify, feeds, seed, tolerance, say, t0)
     except BaseException:
         for path in reversed(written):
             if path.is_dir():
@@ -292,6 +300,7 @@ class _State:
     src_run: _Run | None = None
     feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     latest: dict[Format, tuple[Path, _Run | None]] = dataclasses.field(default_factory=dict)
+    optimize: bool = False
     #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
     #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
     drift: Tolerance | None = None
@@ -313,7 +322,29 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     state.written.extend(Path(f) for f in conversion.files)
     after = set(out_dir.iterdir()) if out_dir.exists() else set()
     state.written.extend(p for p in after - before if p not in state.written)
+    if state.optimize and b is Format.ONNX and a is not Format.ONNX:
+        conversion = _optimize_onnx(conversion)
     return conversion
+
+
+def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
+    """Run modelport's optimizer on a converted ONNX artifact in place (the hop's verification then covers it)."""
+    from modelport.model_io import save_model
+    from modelport.passes import optimize
+
+    t0 = time.perf_counter()
+    path = Path(conversion.artifact)
+    result = optimize(path, verify=False)
+    save_model(result.model, path)
+    rep = result.report
+    changed = ", ".join(p.name for p in rep.passes if p.modified) or "nothing to do"
+    note = f"optimized by modelport: {rep.nodes_before} → {rep.nodes_after} nodes ({changed})"
+    return dataclasses.replace(
+        conversion,
+        size_bytes=path.stat().st_size,
+        seconds=conversion.seconds + time.perf_counter() - t0,
+        notes=(*conversion.notes, note),
+    )
 
 
 def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> _Run:
@@ -351,21 +382,18 @@ def _verify_hop(
 
 
 def _run(
-    source: SourceSpec,
+    state: _State,
     targets: Sequence[Format],
     out_dir: Path,
-    options: ConvertOptions,
     hops: list[tuple[Format, Format]],
     verify: bool,
     feeds: Mapping[str, np.ndarray] | None,
     seed: int,
     tolerance: Tolerance | None,
-    threads: int | None,
     say: Progress,
-    written: list[Path],
     t0: float,
 ) -> ChainReport:
-    state = _State(source, options, threads, written, latest={source.format: (source.path, None)})
+    source, options = state.source, state.options
     reports: list[HopReport] = []
     produced: dict[Format, str] = {}
     for i, (a, b) in enumerate(hops):

@@ -25,7 +25,7 @@ from typing import Any
 import onnx
 
 from modelport.convert.base import ConversionReport, ConvertOptions, register_converter
-from modelport.convert.io_match import match_name
+from modelport.convert.io_match import canonical, match_name
 from modelport.convert.tf import export_keras, load_keras
 from modelport.errors import ConversionError
 from modelport.formats import Format
@@ -155,6 +155,7 @@ def onnx_from_saved_model(src: Path, out_dir: Path, options: ConvertOptions) -> 
             opset=options.opset,
             input_names=inputs,
             output_names=outputs,
+            shape_override=_unknown_rank_shapes(graph_def, inputs, renames, options.shapes()) or None,
             inputs_as_nchw=nchw,
             tensors_to_rename=renames,
             initialized_tables=tables,
@@ -163,6 +164,25 @@ def onnx_from_saved_model(src: Path, out_dir: Path, options: ConvertOptions) -> 
         raise ConversionError(f"tf2onnx failed: {_first_line(exc)}", path=src) from exc
     notes = [f"inputs as NCHW: {', '.join(nchw)}"] if nchw else []
     return _finish(proto, src, Format.SAVED_MODEL, out_dir, options, t0, notes)
+
+
+def _unknown_rank_shapes(
+    graph_def: Any, inputs: Sequence[str], renames: Mapping[str, str], shapes: Mapping[str, Sequence[int]]
+) -> dict[str, list[int]]:
+    """Given shapes for the inputs whose rank the graph does not know (tf2onnx would take them for scalars).
+
+    Inputs with a known rank keep their dynamic dims in ONNX.
+    """
+    placeholders = {n.name: n for n in graph_def.node if n.op == "Placeholder"}
+    result: dict[str, list[int]] = {}
+    for name in inputs:
+        node = placeholders.get(name.split(":")[0])
+        if node is None or not node.attr["shape"].shape.unknown_rank:
+            continue
+        for key, shape in shapes.items():
+            if canonical(key) in (canonical(name), canonical(renames.get(name, name))):
+                result[name] = [int(d) for d in shape]
+    return result
 
 
 @register_converter(Format.KERAS, Format.ONNX)
