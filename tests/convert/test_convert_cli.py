@@ -152,18 +152,14 @@ def test_inspect_tflite_and_saved_model(capsys: pytest.CaptureFixture[str], save
 
 
 @pytest.mark.slow
-def test_port_to_onnxruntime_openvino_tflite(tmp_path: Path) -> None:
-    from modelport.bench.timing import BenchConfig
-    from modelport.pipeline import PortOptions, port
-    from modelport.runtimes import Precision
+def test_port_to_onnxruntime_openvino_tflite(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from modelport.pipeline import PortReport
 
-    options = PortOptions(
-        targets=("onnxruntime", "openvino", "tflite"),
-        precisions=(Precision.FP32,),
-        bench=BenchConfig(warmup=2, iterations=20),
-        eval_limit=500,
-    )
-    report = port(None, tmp_path, options=options)
+    args = ["--to", "onnxruntime,openvino,tflite", "--precision", "fp32", "--seconds", "0.2", "--eval-limit", "500"]
+    code, out, err = run(capsys, "port", *args, "-o", tmp_path)
+    assert code == 0, err
+    assert "litert/fp32" in out and "verified" in out
+    report = PortReport.from_json((tmp_path / "report.json").read_text())
     assert [t.label for t in report.targets] == ["onnxruntime/fp32", "openvino/fp32", "litert/fp32"]
     assert report.passed and all(t.status == "verified" for t in report.targets)
     lite = report.targets[2]
