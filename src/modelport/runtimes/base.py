@@ -88,6 +88,8 @@ class Runner(abc.ABC):
         self.model_path = Path(model)
         self.options = options or RunnerOptions()
         self._loaded = False
+        self._inputs: list[TensorSpec] = []
+        self._outputs: list[str] = []
 
     def __enter__(self) -> Runner:
         if not self._loaded:
@@ -109,14 +111,14 @@ class Runner(abc.ABC):
         """Free the session."""
 
     @property
-    @abc.abstractmethod
     def input_specs(self) -> list[TensorSpec]:
-        """The model's inputs as this runtime sees them."""
+        """The model's inputs as this runtime sees them (``load`` fills ``self._inputs``)."""
+        return list(self._inputs)
 
     @property
-    @abc.abstractmethod
     def output_names(self) -> list[str]:
-        """The model's output names, in order."""
+        """The model's output names, in order (``load`` fills ``self._outputs``)."""
+        return list(self._outputs)
 
     @abc.abstractmethod
     def info(self) -> RunnerInfo:

@@ -106,14 +106,6 @@ class LiteRTRunner(Runner):
     def close(self) -> None:
         self._interp = None
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def quantization(self) -> dict[str, tuple[float, int]]:
         """``(scale, zero_point)`` of every quantized input and output by name (float tensors are left out)."""
         result: dict[str, tuple[float, int]] = {}

@@ -100,14 +100,6 @@ class OnnxRuntimeRunner(Runner):
     def close(self) -> None:
         self._session = None
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def info(self) -> RunnerInfo:
         providers = self._session.get_providers()
         executed = self._executed

@@ -110,14 +110,6 @@ class OpenVINORunner(Runner):
         self._request = None
         self._compiled = None
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def info(self) -> RunnerInfo:
         return RunnerInfo(
             runtime=self.name,

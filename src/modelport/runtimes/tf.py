@@ -238,14 +238,6 @@ class TensorFlowRunner(Runner):
         self._keras = None
         self._saved_model = None
 
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._outputs)
-
     def info(self) -> RunnerInfo:
         return RunnerInfo(
             runtime=self.name,

@@ -217,7 +217,7 @@ class TorchRunner(Runner):
         ] or [TensorSpec(n, "float32", tuple(d)) for n, d in self.input_shapes.items()]
         if not self._inputs:
             raise InvalidInputError("cannot tell the model's inputs", hint="give --input-shape NAME:D1,D2,…")
-        self._outputs: list[str] | None = None
+        self._outputs = []  # learnt from the first run
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
         self._torch = torch
@@ -226,12 +226,8 @@ class TorchRunner(Runner):
         self._module = None
 
     @property
-    def input_specs(self) -> list[TensorSpec]:
-        return list(self._inputs)
-
-    @property
     def output_names(self) -> list[str]:
-        if self._outputs is None:
+        if not self._outputs:
             raise InvalidInputError("the torch runner learns its outputs from a first run")
         return list(self._outputs)
 
@@ -240,7 +236,7 @@ class TorchRunner(Runner):
 
         check_feeds(feeds, self._inputs)
         outs = self._run(feeds)
-        if self._outputs is None or len(self._outputs) != len(outs):
+        if len(self._outputs) != len(outs):
             self._outputs = ["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))]
         return dict(zip(self._outputs, outs, strict=True))
 
