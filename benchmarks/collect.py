@@ -1,0 +1,58 @@
+"""Assemble docs/benchmarks.md from the latest results in benchmarks/results/*.md.
+
+    .venv/bin/python benchmarks/collect.py
+
+Each benchmark script writes its own table (with the machine, versions and the command that made it) to
+benchmarks/results/<name>.md; this script puts them under one page in a fixed order.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ORDER = (
+    ("overhead", "benchmarks/bench_overhead.py", "the spine: `modelport bench` vs raw loops and benchmark_app"),
+    ("optimizer", "benchmarks/bench_optimizer.py", "`modelport optimize` vs onnxsim and onnxslim"),
+    ("convert", "benchmarks/bench_convert.py", "conversion chains: time per hop, latency on every runtime"),
+    ("int8", "benchmarks/bench_int8.py", "INT8 vs FP32 on ONNX Runtime, OpenVINO and LiteRT"),
+    ("transcribe", "benchmarks/bench_transcribe.py", "Whisper: modelport vs direct faster-whisper"),
+)
+
+INTRO = """# Benchmarks
+
+Latest results of the side-by-side benchmarks in `benchmarks/`. Each section names the script and command
+that produced it, the machine and the engine versions. Regenerate this page with
+`.venv/bin/python benchmarks/collect.py` after running a benchmark.
+
+All figures below were measured on the development machine: a 2-core AMD EPYC (Zen 4; AVX-512, VNNI and
+AVX512-BF16, no AMX), 24 GiB, no GPU. The two cores were shared with other jobs during several of the runs,
+which each section states; ratios from interleaved rounds are steadier than the absolute milliseconds.
+
+| section | script | what it compares |
+|---|---|---|
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="assemble docs/benchmarks.md")
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
+    args = parser.parse_args()
+    parts = [INTRO]
+    sections = []
+    for name, script, what in ORDER:
+        path = args.results / f"{name}.md"
+        if not path.exists():
+            parts.append(f"| {name} | `{script}` | {what} — **not run yet** |\n")
+            continue
+        parts.append(f"| [{name}](#{name}) | `{script}` | {what} |\n")
+        body = path.read_text(encoding="utf-8").strip()
+        # demote the result file's headings one level under this page's section
+        body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+        sections.append(f'\n<a id="{name}"></a>\n\n## {name}\n\n{body}\n')
+    args.out.write_text("".join(parts) + "".join(sections), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
