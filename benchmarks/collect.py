@@ -14,6 +14,7 @@ from pathlib import Path
 ORDER = (
     ("overhead", "benchmarks/bench_overhead.py", "the spine: `modelport bench` vs raw loops and benchmark_app"),
     ("optimizer", "benchmarks/bench_optimizer.py", "`modelport optimize` vs onnxsim and onnxslim"),
+    ("optimizer_onnxoptimizer", "benchmarks/bench_onnxoptimizer_nodes.py", "node counts vs onnxoptimizer"),
     ("convert", "benchmarks/bench_convert.py", "conversion chains: time per hop, latency on every runtime"),
     ("int8", "benchmarks/bench_int8.py", "INT8 vs FP32 on ONNX Runtime, OpenVINO and LiteRT"),
     ("transcribe", "benchmarks/bench_transcribe.py", "Whisper: modelport vs direct faster-whisper"),
