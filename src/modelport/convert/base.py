@@ -7,7 +7,8 @@ A converter turns one model file into another format, delegating to the vendor t
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -65,6 +66,33 @@ class ConversionReport(JsonReport):
     engine: str
     verification: Comparison | None = None
     notes: tuple[str, ...] = ()
+
+    @classmethod
+    def for_file(
+        cls,
+        src: Path,
+        source_format: Format,
+        target_format: Format,
+        precision: Precision,
+        artifact: Path,
+        started: float,
+        engine: str,
+        notes: Sequence[str] = (),
+    ) -> ConversionReport:
+        """The report of a converter that wrote the one file ``artifact``, timed from ``started``
+        (a ``time.perf_counter()`` reading)."""
+        return cls(
+            source=str(src),
+            source_format=source_format,
+            target_format=target_format,
+            precision=precision,
+            artifact=str(artifact),
+            files=(str(artifact),),
+            size_bytes=artifact.stat().st_size,
+            seconds=time.perf_counter() - started,
+            engine=engine,
+            notes=tuple(notes),
+        )
 
 
 class Converter(Protocol):

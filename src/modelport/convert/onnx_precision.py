@@ -49,14 +49,12 @@ def onnx_to_precision(src: Path, out_dir: Path, options: ConvertOptions) -> Conv
     onnx.checker.check_model(proto)
     dst = out_dir / f"{options.name}.onnx"
     save_model(proto, dst, source=src)
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.ONNX,
-        target_format=Format.ONNX,
-        precision=options.precision,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine="onnxruntime.transformers.float16" if options.precision is Precision.FP16 else "copy",
+    return ConversionReport.for_file(
+        src,
+        Format.ONNX,
+        Format.ONNX,
+        options.precision,
+        dst,
+        t0,
+        "onnxruntime.transformers.float16" if options.precision is Precision.FP16 else "copy",
     )

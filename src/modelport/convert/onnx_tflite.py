@@ -201,15 +201,13 @@ def tflite_route_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) ->
     notes = tflite_from_onnx(
         src, dst, precision=options.precision, input_shapes=options.shapes(), keep_nchw=options.inputs_as_nchw
     )
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.ONNX,
-        target_format=Format.TFLITE,
-        precision=options.precision,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"onnx2tf {onnx2tf_version()}",
+    return ConversionReport.for_file(
+        src,
+        Format.ONNX,
+        Format.TFLITE,
+        options.precision,
+        dst,
+        t0,
+        f"onnx2tf {onnx2tf_version()}",
         notes=tuple(notes),
     )

@@ -99,14 +99,12 @@ def tensorrt_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
         raise ConversionError("TensorRT could not build an engine (see its log above)", path=src)
     dst = out_dir / f"{options.name}.engine"
     write_bytes(dst, bytes(serialized))
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.ONNX,
-        target_format=Format.TENSORRT,
-        precision=options.precision,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"tensorrt {trt.__version__}",
+    return ConversionReport.for_file(
+        src,
+        Format.ONNX,
+        Format.TENSORRT,
+        options.precision,
+        dst,
+        t0,
+        f"tensorrt {trt.__version__}",
     )

@@ -109,16 +109,14 @@ def _finish(
         raise ConversionError(f"tf2onnx produced an invalid model: {str(exc).splitlines()[0]}", path=src) from exc
     dst = out_dir / f"{options.name}.onnx"
     save_model(proto, dst, source=src)
-    return ConversionReport(
-        source=str(src),
-        source_format=src_fmt,
-        target_format=Format.ONNX,
-        precision=Precision.FP32,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"tf2onnx {tf2onnx.__version__} (opset {options.opset})",
+    return ConversionReport.for_file(
+        src,
+        src_fmt,
+        Format.ONNX,
+        Precision.FP32,
+        dst,
+        t0,
+        f"tf2onnx {tf2onnx.__version__} (opset {options.opset})",
         notes=tuple(notes),
     )
 

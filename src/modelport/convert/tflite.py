@@ -135,15 +135,13 @@ def tflite_from_saved_model(src: Path, out_dir: Path, options: ConvertOptions) -
     dst = out_dir / f"{options.name}.tflite"
     write_bytes(dst, flatbuffer)
     fixed = ", ".join(f"{k}:{'x'.join(str(d) for d in shapes[k])}" for k in keys)
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.SAVED_MODEL,
-        target_format=Format.TFLITE,
-        precision=options.precision,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"tensorflow {tf.__version__} TFLiteConverter",
+    return ConversionReport.for_file(
+        src,
+        Format.SAVED_MODEL,
+        Format.TFLITE,
+        options.precision,
+        dst,
+        t0,
+        f"tensorflow {tf.__version__} TFLiteConverter",
         notes=(f"input shapes {fixed}",),
     )

@@ -162,16 +162,14 @@ def onnx_from_torch(src: Path, out_dir: Path, options: ConvertOptions) -> Conver
     t0 = time.perf_counter()
     dst = out_dir / f"{options.name}.onnx"
     exporter, notes = export_onnx(src, dst, options)
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.TORCH,
-        target_format=Format.ONNX,
-        precision=Precision.FP32,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"torch.onnx {exporter}, torch {torch.__version__}",
+    return ConversionReport.for_file(
+        src,
+        Format.TORCH,
+        Format.ONNX,
+        Precision.FP32,
+        dst,
+        t0,
+        f"torch.onnx {exporter}, torch {torch.__version__}",
         notes=tuple(notes),
     )
 

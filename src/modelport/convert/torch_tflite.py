@@ -63,14 +63,12 @@ def tflite_from_torch(src: Path, out_dir: Path, options: ConvertOptions) -> Conv
         edge.export(str(tmp))
     from importlib.metadata import version
 
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.TORCH,
-        target_format=Format.TFLITE,
-        precision=Precision.FP32,
-        artifact=str(dst),
-        files=(str(dst),),
-        size_bytes=dst.stat().st_size,
-        seconds=time.perf_counter() - t0,
-        engine=f"litert-torch {version('litert-torch')}",
+    return ConversionReport.for_file(
+        src,
+        Format.TORCH,
+        Format.TFLITE,
+        Precision.FP32,
+        dst,
+        t0,
+        f"litert-torch {version('litert-torch')}",
     )
