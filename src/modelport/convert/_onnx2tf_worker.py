@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
-def main(argv: list[str]) -> int:
+def serve(argv: list[str], job: Callable[[dict[str, Any]], object]) -> int:
+    """The child-process protocol shared by modelport's workers: read the request file named by ``argv[1]``,
+    run ``job`` on it (without its ``result`` key), write ``{"error": …}`` to ``result``; exit status 0 or 1."""
     request = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     result = Path(request.pop("result"))
     try:
-        import onnx2tf
-
-        onnx2tf.convert(**request)
+        job(request)
     except BaseException as exc:
         result.write_text(
             json.dumps({"error": str(exc), "type": type(exc).__name__, "trace": traceback.format_exc()[-4000:]}),
@@ -29,6 +31,16 @@ def main(argv: list[str]) -> int:
         return 1
     result.write_text(json.dumps({"error": None}), encoding="utf-8")
     return 0
+
+
+def _onnx2tf(request: dict[str, Any]) -> None:
+    import onnx2tf
+
+    onnx2tf.convert(**request)
+
+
+def main(argv: list[str]) -> int:
+    return serve(argv, _onnx2tf)
 
 
 if __name__ == "__main__":

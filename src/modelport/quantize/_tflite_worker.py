@@ -10,12 +10,12 @@ it writes ``{"error": …}`` to the request's ``result`` path and exits 1. Not p
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 from typing import Any
+
+from modelport.convert._onnx2tf_worker import serve
 
 
 def _saved_model(source: str, kind: str, tmp: str) -> str:
@@ -85,18 +85,7 @@ def convert(request: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    request = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    result = Path(request.pop("result"))
-    try:
-        convert(request)
-    except BaseException as exc:
-        result.write_text(
-            json.dumps({"error": str(exc), "type": type(exc).__name__, "trace": traceback.format_exc()[-4000:]}),
-            encoding="utf-8",
-        )
-        return 1
-    result.write_text(json.dumps({"error": None}), encoding="utf-8")
-    return 0
+    return serve(argv, convert)
 
 
 if __name__ == "__main__":
