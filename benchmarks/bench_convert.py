@@ -1,8 +1,8 @@
 """Conversion chains and the runtimes they reach, side by side in one run.
 
-For each model, ``modelport.convert.convert_chain`` builds every artifact (seconds per hop recorded), then each
+For each model, ``modelport.conversion.convert_chain`` builds every artifact (seconds per hop recorded), then each
 (artifact, runtime, threads) is timed in interleaved rounds (so drifts in machine load hit every runtime
-alike); a round is ``modelport.bench.timing.time_runner``'s median over a time budget, the table shows the
+alike); a round is ``modelport.benchmark.timing.time_runner``'s median over a time budget, the table shows the
 median over rounds and the ratio to ONNX Runtime at the same thread count.
 
 Models:
@@ -36,12 +36,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 
-from modelport.bench.timing import BenchConfig, time_runner
-from modelport.convert import ChainReport, convert_chain
+from modelport.backends import open_runner
+from modelport.backends.runner import RunnerOptions
+from modelport.backends.torch import TorchRunner
+from modelport.benchmark.timing import BenchConfig, time_runner
+from modelport.conversion import ChainReport, convert_chain
 from modelport.formats import Format
 from modelport.reports.environment import capture_environment
-from modelport.runtimes import RunnerOptions, get_runner
-from modelport.runtimes.torch import TorchRunner
 from modelport.verify.compare import Tolerance
 
 DEEP_TOLERANCE = Tolerance(rtol=1e-3, atol=1e-4)
@@ -106,7 +107,7 @@ def build(model: str, out: Path) -> tuple[ChainReport, list[tuple[str, str, Path
 
 
 def _feeds_for(runner: Any, x: np.ndarray) -> dict[str, np.ndarray]:
-    from modelport.convert.io_match import adapt_feeds
+    from modelport.conversion.io_match import adapt_feeds
 
     return adapt_feeds({"x": x}, runner.input_specs)
 
@@ -125,7 +126,7 @@ def time_all(
                 if runtime == "torch":
                     runner = TorchRunner(str(path), RunnerOptions(threads=t), input_shapes={"x": x.shape})
                 else:
-                    runner = get_runner(runtime, path, RunnerOptions(threads=t))
+                    runner = open_runner(runtime, path, RunnerOptions(threads=t))
                 with runner:
                     stats = time_runner(runner, _feeds_for(runner, x), config)
                 results.setdefault((label, t), []).append(stats.p50_ms)

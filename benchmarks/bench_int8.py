@@ -1,7 +1,7 @@
 """INT8 vs FP32 on every runtime, side by side in one run: resnet50, mobilenet_v2 and the shipped MNIST ConvNet.
 
 For each model and runtime:
-  1. ``modelport.quantize`` builds the INT8 artifact and measures its quality (resnet50/mobilenet_v2 have random
+  1. ``modelport.quantization`` builds the INT8 artifact and measures its quality (resnet50/mobilenet_v2 have random
      weights and are calibrated on synthetic data, so their quality is the INT8-vs-FP32 top-1 agreement and output
      cosine on those samples; the MNIST ConvNet is calibrated on 300 MNIST training images and scored on the
      10,000 test images). For ONNX Runtime the benchmark also builds ORT's default S8S8 QDQ to show why
@@ -24,14 +24,15 @@ import statistics
 import time
 from pathlib import Path
 
-from modelport.bench.timing import BenchConfig, time_callable
+from modelport.backends import open_runner
+from modelport.backends.runner import RunnerOptions
+from modelport.benchmark.timing import BenchConfig, time_callable
 from modelport.datasets import default_model_path
-from modelport.quantize import QuantizeOptions, QuantizeReport, QuantTypes, quantize
-from modelport.quantize.calibration import load_samples
-from modelport.quantize.measure import bench_feeds
+from modelport.formats import Precision
+from modelport.quantization import QuantizeOptions, QuantizeReport, QuantTypes, quantize
+from modelport.quantization.calibration import load_samples
+from modelport.quantization.measure import bench_feeds
 from modelport.reports.environment import capture_environment
-from modelport.runtimes import RunnerOptions, get_runner
-from modelport.runtimes.base import Precision
 
 CACHE = Path("benchmarks/.cache")
 #: every runtime gets every core (LiteRT's own default is one thread).
@@ -97,7 +98,7 @@ def time_variants(
     runtime: str, variants: list[tuple[str, Path, Precision]], feeds: dict, rounds: int, iters: int
 ) -> dict[str, list[float]]:
     options = {label: RunnerOptions(threads=THREADS, precision=prec) for label, _, prec in variants}
-    runners = {label: get_runner(runtime, path, options[label]) for label, path, _ in variants}
+    runners = {label: open_runner(runtime, path, options[label]) for label, path, _ in variants}
     for r in runners.values():
         r.__enter__()
         r.infer(feeds)
@@ -124,7 +125,7 @@ def bench_model(name: str, runtime: str, args: argparse.Namespace, batches: list
         variants.append((label, Path(extra[label].artifact), Precision.INT8))
     if runtime == "openvino":
         variants.append(("bf16 hint (CPU default)", Path(report.source), Precision.BF16))
-    with get_runner(runtime, Path(report.fp32.artifact)) as r:
+    with open_runner(runtime, Path(report.fp32.artifact)) as r:
         specs = r.input_specs
     rows: list[Row] = []
     for batch in batches:

@@ -2,7 +2,7 @@
 
 For each model and runtime, in interleaved rounds (so drifts in machine load hit every method alike):
   * raw     — a minimal loop over the runtime's own session (``sess.run`` / ``request.infer``);
-  * modelport — ``modelport.bench.timing.time_runner`` over modelport's runner;
+  * modelport — ``modelport.benchmark.timing.time_runner`` over modelport's runner;
   * benchmark_app — OpenVINO's tool (OpenVINO only), ``-hint none -nstreams 1 -api sync -infer_precision f32``
     (one stream, as the latency hint picks, with the thread count set).
 Each round reports a median latency; the table shows the median over rounds and modelport/raw ratios.
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.bench.timing import BenchConfig, time_runner
+from modelport.backends import open_runner
+from modelport.backends.runner import RunnerOptions
+from modelport.benchmark.timing import BenchConfig, time_runner
+from modelport.formats import Precision
 from modelport.reports.environment import capture_environment
-from modelport.runtimes import RunnerOptions, get_runner
-from modelport.runtimes.base import Precision
 
 
 def raw_ort(path: Path, feeds: dict[str, np.ndarray], threads: int, iters: int) -> float:
@@ -65,7 +66,7 @@ def raw_ov(path: Path, feeds: dict[str, np.ndarray], threads: int, iters: int) -
 
 def via_modelport(runtime: str, path: Path, feeds: dict[str, np.ndarray], threads: int, iters: int) -> float:
     options = RunnerOptions(threads=threads, precision=Precision.FP32)
-    with get_runner(runtime, path, options) as runner:
+    with open_runner(runtime, path, options) as runner:
         stats = time_runner(runner, feeds, BenchConfig(warmup=5, iterations=iters))
     return stats.p50_ms
 

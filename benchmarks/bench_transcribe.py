@@ -36,10 +36,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelport.apps.audio import decode_audio
 from modelport.apps.transcribe import DecodeOptions, ModelOptions, Transcriber
-from modelport.apps.transcribe_bench import PeakRssSampler, current_rss_bytes, machine_description, word_error_rate
-from modelport.apps.transcribe_types import ComputeType
+from modelport.apps.transcribe.audio import decode_audio
+from modelport.apps.transcribe.bench import PeakRssSampler, current_rss_bytes, machine_description, word_error_rate
+from modelport.apps.transcribe.results import ComputeType
 
 TEXT = (
     "Good morning, everyone, and thank you for coming to this talk. "

@@ -15,9 +15,9 @@ import sys
 
 from rich.console import Console
 
-from modelport.bench.timing import BenchConfig
+from modelport.benchmark.timing import BenchConfig
 from modelport.cli.example import example_table
-from modelport.quantize.example import RUNTIMES, mnist_example
+from modelport.quantization.example import RUNTIMES, mnist_example
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import models
-from modelport.bench.timing import BenchConfig, BenchReport, LatencyStats, bench, time_callable
+from modelport.benchmark.timing import BenchConfig, BenchReport, LatencyStats, bench, time_callable
 from modelport.errors import InvalidInputError
 
 FAST = BenchConfig(warmup=1, iterations=5)
@@ -110,7 +110,7 @@ def test_bench_batches_and_runtimes(mlp_path: Path) -> None:
 
 
 def test_bench_counts_runs(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
+    from modelport.backends.onnxruntime import OnnxRuntimeRunner
 
     shapes: list[tuple[int, ...]] = []
     original = OnnxRuntimeRunner._run
@@ -126,7 +126,7 @@ def test_bench_counts_runs(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_bench_input_shape_keeps_requested_batch(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
+    from modelport.backends.onnxruntime import OnnxRuntimeRunner
 
     shapes: set[tuple[int, ...]] = set()
     original = OnnxRuntimeRunner._run

@@ -230,7 +230,7 @@ def test_port(capsys: pytest.CaptureFixture[str], files: dict[str, Path], tmp_pa
     text = (tmp_path / "report.json").read_text()
     report = json.loads(text)
     assert [t["status"] for t in report["targets"]] == ["verified", "skipped", "verified", "verified"]
-    from modelport.pipeline import PortReport
+    from modelport.porting.pipeline import PortReport
 
     assert PortReport.from_json(text).to_json() == text  # with the optimizer's summary (optimization is on)
 

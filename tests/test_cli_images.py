@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import models
+from modelport.backends import open_runner
 from modelport.cli.main import main
 from modelport.datasets import default_model_metadata, default_model_path, load_mnist
-from modelport.runtimes import get_runner
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_compare_with_image_feeds_matches_dataset_pixels(capsys: pytest.CaptureF
     # the PNG round trip is lossless: the same tensor as the dataset's, so the model predicts the label
     pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
     feed = card.normalize(pixels[None, None])
-    with get_runner("onnxruntime", default_model_path()) as runner:
+    with open_runner("onnxruntime", default_model_path()) as runner:
         logits = runner.infer({"image": feed})["logits"]
     assert int(np.argmax(logits)) == label
 

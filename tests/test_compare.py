@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import models
+from modelport.backends.runner import RunnerOptions
 from modelport.errors import InvalidInputError, VerificationError
-from modelport.runtimes import Precision, RunnerOptions
+from modelport.formats import Precision
 from modelport.verify.compare import AccuracyReport, Tolerance, compare, compare_arrays, compare_outputs
 
 TOL = Tolerance(rtol=0.1, atol=0.01)

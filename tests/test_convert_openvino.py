@@ -9,12 +9,12 @@ import onnx
 import pytest
 
 import models
-from modelport.convert import ConversionReport, convert, get_converter
+from modelport.backends import open_runner
+from modelport.backends.onnxruntime import model_precision
+from modelport.conversion import ConversionReport, convert, get_converter
 from modelport.errors import ConversionError, InvalidInputError, ModelportError, VerificationError
-from modelport.formats import Format, sniff_format
-from modelport.inspect import inspect
-from modelport.runtimes import Precision, get_runner
-from modelport.runtimes.onnxruntime import model_precision
+from modelport.formats import Format, Precision, sniff_format
+from modelport.inspection import inspect
 from modelport.verify.compare import Tolerance
 
 
@@ -65,9 +65,9 @@ def test_openvino_ir_runs_like_source(src_dir: Path, tmp_path: Path) -> None:
     report = convert(src_dir / "convbn.onnx", "ov", tmp_path, name="net")
     assert report.artifact.endswith("net.xml")
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
-    with get_runner("onnxruntime", src_dir / "convbn.onnx") as ref:
+    with open_runner("onnxruntime", src_dir / "convbn.onnx") as ref:
         want = ref.infer({"image": x})["out"]
-    with get_runner("openvino", report.artifact) as ir:
+    with open_runner("openvino", report.artifact) as ir:
         got = ir.infer({"image": x})["out"]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 

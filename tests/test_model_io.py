@@ -83,7 +83,7 @@ def test_save_with_external_data(tmp_path: Path) -> None:
 
 
 def test_inspect_external_data(tmp_path: Path) -> None:
-    from modelport.inspect import inspect
+    from modelport.inspection import inspect
 
     path = save_model(models.wide_mlp(), tmp_path / "wide.onnx", external_data=True)
     summary = inspect(path)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import models
-from modelport.bench.timing import BenchConfig, LatencyStats
+from modelport.backends.onnxruntime import OnnxRuntimeRunner
+from modelport.benchmark.timing import BenchConfig, LatencyStats
 from modelport.errors import ModelportError
-from modelport.pipeline import TIE_RATIO, PortOptions, PortReport, TargetResult, port
+from modelport.formats import Precision
+from modelport.porting.pipeline import TIE_RATIO, PortOptions, PortReport, TargetResult, port
 from modelport.reports.environment import capture_environment
-from modelport.runtimes import Precision
-from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
 from modelport.verify.compare import Tolerance
 
 FAST = BenchConfig(warmup=1, iterations=5)
@@ -116,7 +116,7 @@ def _target(runtime: str, precision: Precision, p50: float, status: str = "verif
 
 
 def test_fastest_prefers_precision_within_noise_and_ignores_unverified() -> None:
-    from modelport.pipeline import _fastest
+    from modelport.porting.pipeline import _fastest
 
     targets = [
         _target("onnxruntime", Precision.FP32, 1.00),
@@ -173,7 +173,7 @@ def test_port_mismatch_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_port_failed_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelport.convert import openvino as ov_convert
+    from modelport.conversion import openvino as ov_convert
     from modelport.errors import ConversionError
 
     def broken(*args: object, **kwargs: object) -> object:
@@ -191,8 +191,8 @@ def test_port_failed_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_port_runtime_failure_fails_only_that_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelport.backends.openvino import OpenVINORunner
     from modelport.errors import ModelLoadError
-    from modelport.runtimes.openvino import OpenVINORunner
 
     def broken(self: OpenVINORunner) -> None:
         raise ModelLoadError("OpenVINO cannot load the model: unsupported op", path=self.model_path)
@@ -239,8 +239,8 @@ def test_port_fixed_batch_model(tmp_path: Path) -> None:
 
 
 def test_evaluate_classifier_pads_fixed_batch(tmp_path: Path) -> None:
+    from modelport.backends import open_runner
     from modelport.evaluate import EvalSet, evaluate_classifier
-    from modelport.runtimes import get_runner
 
     proto = models.fixed_batch_mlp(2)
     path = models.save(proto, tmp_path / "fixed.onnx")
@@ -248,14 +248,14 @@ def test_evaluate_classifier_pads_fixed_batch(tmp_path: Path) -> None:
     logits = models.mlp_reference(x, proto)
     labels = np.argmax(logits, axis=1)
     labels[0] = np.argmin(logits[0])  # one wrong label: top-1 is 4/5
-    with get_runner("onnxruntime", path) as runner:
+    with open_runner("onnxruntime", path) as runner:
         result = evaluate_classifier(runner, EvalSet("toy", "x", x, labels), batch=500)
     assert (result.dataset, result.samples) == ("toy", 5)
     assert result.top1 == pytest.approx(0.8)
     assert result.top5 is None  # only 4 classes
     with pytest.raises(ModelportError, match="labels do not match"):
         EvalSet("toy", "x", x, labels[:3])
-    with get_runner("onnxruntime", path) as runner, pytest.raises(ModelportError, match="no input 'image'"):
+    with open_runner("onnxruntime", path) as runner, pytest.raises(ModelportError, match="no input 'image'"):
         evaluate_classifier(runner, EvalSet("toy", "image", x, labels))
 
 

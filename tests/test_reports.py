@@ -9,14 +9,14 @@ import math
 
 import pytest
 
-from modelport.bench.timing import LatencyStats
+from modelport.backends.runner import RunnerInfo
+from modelport.benchmark.timing import LatencyStats
 from modelport.evaluate import EvalResult
-from modelport.formats import Format
-from modelport.pipeline import PortReport, TargetResult
+from modelport.formats import Format, Precision
+from modelport.porting.pipeline import PortReport, TargetResult
 from modelport.reports.environment import Environment, capture_environment, doctor, package_versions
 from modelport.reports.render import HEADERS, bar_chart_svg, port_html, port_markdown, target_rows
 from modelport.reports.serialize import JsonReport, from_json, to_json, to_jsonable
-from modelport.runtimes import Precision, RunnerInfo
 from modelport.verify.compare import Comparison, OutputMetrics, Tolerance
 
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 import models
+from modelport.backends import get_backend, open_runner, parse_backends
+from modelport.backends.onnxruntime import OnnxRuntimeRunner
+from modelport.backends.openvino import OpenVINORunner
+from modelport.backends.runner import RunnerOptions
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import Precision
 from modelport.inputs import TensorSpec
 from modelport.reports.environment import capture_environment
-from modelport.runtimes import Precision, RunnerOptions, get_runner, parse_runtimes, runner_class
-from modelport.runtimes.onnxruntime import OnnxRuntimeRunner
-from modelport.runtimes.openvino import OpenVINORunner
 from modelport.verify.compare import Tolerance, compare_arrays
 
 RUNTIMES = ["onnxruntime", "openvino"]
@@ -40,7 +42,7 @@ def _bf16_expected() -> str:
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runner_matches_numpy_reference(runtime: str, mlp_path: Path, x: np.ndarray) -> None:
     ref = models.mlp_reference(x, models.mlp())
-    with get_runner(runtime, mlp_path) as runner:
+    with open_runner(runtime, mlp_path) as runner:
         out = runner.infer({"x": x})
         assert list(out) == ["y"]
         assert out["y"].shape == (5, 4) and out["y"].dtype == np.float32
@@ -53,7 +55,7 @@ def test_runner_matches_numpy_reference(runtime: str, mlp_path: Path, x: np.ndar
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_runner_specs(runtime: str, mlp_path: Path) -> None:
-    with get_runner(runtime, mlp_path) as runner:
+    with open_runner(runtime, mlp_path) as runner:
         (spec,) = runner.input_specs
         assert spec.name == "x" and spec.dtype == "float32"
         assert spec.shape is not None and len(spec.shape) == 2 and spec.shape[1] == 8
@@ -66,7 +68,7 @@ def test_runner_specs_multi_input(tmp_path: Path) -> None:
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     b = np.full((2, 3), 2.0, np.float32)
     for runtime in RUNTIMES:
-        with get_runner(runtime, path) as runner:
+        with open_runner(runtime, path) as runner:
             assert [s.name for s in runner.input_specs] == ["a", "b"]
             assert all(s.shape == (2, 3) for s in runner.input_specs)
             assert runner.output_names == ["s", "p"]
@@ -76,7 +78,7 @@ def test_runner_specs_multi_input(tmp_path: Path) -> None:
 
 
 def test_onnxruntime_info(mlp_path: Path) -> None:
-    with get_runner("onnxruntime", mlp_path, RunnerOptions(threads=1)) as runner:
+    with open_runner("onnxruntime", mlp_path, RunnerOptions(threads=1)) as runner:
         info = runner.info()
         assert runner._session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
     assert info.runtime == "onnxruntime"
@@ -87,7 +89,7 @@ def test_onnxruntime_info(mlp_path: Path) -> None:
 
 
 def test_onnxruntime_graph_optimization_off(mlp_path: Path) -> None:
-    with get_runner("onnxruntime", mlp_path, RunnerOptions(graph_optimization=False)) as runner:
+    with open_runner("onnxruntime", mlp_path, RunnerOptions(graph_optimization=False)) as runner:
         assert dict(runner.info().details)["graph_optimization"] == "disabled"
         level = runner._session.get_session_options().graph_optimization_level  # type: ignore[attr-defined]
     import onnxruntime
@@ -96,7 +98,7 @@ def test_onnxruntime_graph_optimization_off(mlp_path: Path) -> None:
 
 
 def test_openvino_fp32_hint(mlp_path: Path) -> None:
-    with get_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP32, threads=1)) as runner:
+    with open_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP32, threads=1)) as runner:
         info = runner.info()
     assert info.runtime == "openvino"
     assert info.requested_precision == "fp32"
@@ -106,9 +108,9 @@ def test_openvino_fp32_hint(mlp_path: Path) -> None:
 
 
 def test_openvino_bf16(mlp_path: Path, x: np.ndarray) -> None:
-    with get_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP32)) as runner:
+    with open_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP32)) as runner:
         fp32 = runner.infer({"x": x})["y"]
-    with get_runner("openvino", mlp_path, RunnerOptions(precision=Precision.BF16)) as runner:
+    with open_runner("openvino", mlp_path, RunnerOptions(precision=Precision.BF16)) as runner:
         info = runner.info()
         bf16 = runner.infer({"x": x})["y"]
     assert info.requested_precision == "bf16"
@@ -124,7 +126,7 @@ def test_openvino_fp16(mlp_path: Path, x: np.ndarray) -> None:
     env = capture_environment()
     # f16 where the ISA has it; elsewhere f32, never the coarser bf16 the CPU plugin would pick on its own
     expected = "fp16" if env.has_flag("avx512_fp16") or env.has_flag("amx_fp16") else "fp32"
-    with get_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP16)) as runner:
+    with open_runner("openvino", mlp_path, RunnerOptions(precision=Precision.FP16)) as runner:
         info = runner.info()
         out = runner.infer({"x": x})["y"]
     assert info.requested_precision == "fp16"
@@ -135,23 +137,23 @@ def test_openvino_fp16(mlp_path: Path, x: np.ndarray) -> None:
 
 
 def test_openvino_default_threads_reported(mlp_path: Path) -> None:
-    with get_runner("openvino", mlp_path) as runner:
+    with open_runner("openvino", mlp_path) as runner:
         threads = runner.info().threads
     assert threads is not None and threads >= 1
 
 
 def test_runner_registry_and_aliases() -> None:
-    assert runner_class("ort") is OnnxRuntimeRunner
-    assert runner_class(" OV ") is OpenVINORunner
-    assert parse_runtimes("ov,onnxruntime,openvino") == ["openvino", "onnxruntime"]
-    assert parse_runtimes(["onnx", "openvino,ort"]) == ["onnxruntime", "openvino"]
+    assert get_backend("ort").runner_class() is OnnxRuntimeRunner
+    assert get_backend(" OV ").runner_class() is OpenVINORunner
+    assert parse_backends("ov,onnxruntime,openvino") == ["openvino", "onnxruntime"]
+    assert parse_backends(["onnx", "openvino,ort"]) == ["onnxruntime", "openvino"]
     with pytest.raises(InvalidInputError, match="no runtime given"):
-        parse_runtimes(" , ")
+        parse_backends(" , ")
 
 
 def test_unknown_runtime_lists_valid(mlp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown runtime 'tvm'") as info:
-        get_runner("tvm", mlp_path)
+        open_runner("tvm", mlp_path)
     assert "valid runtimes: litert, litert-noxnnpack, onnxruntime, openvino, tensorflow, tensorrt, torch" in str(
         info.value
     )
@@ -159,7 +161,10 @@ def test_unknown_runtime_lists_valid(mlp_path: Path) -> None:
 
 def test_missing_openvino(monkeypatch: pytest.MonkeyPatch, mlp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
-    with pytest.raises(RuntimeUnavailable, match="OpenVINO is not installed") as info, get_runner("openvino", mlp_path):
+    with (
+        pytest.raises(RuntimeUnavailable, match="OpenVINO is not installed") as info,
+        open_runner("openvino", mlp_path),
+    ):
         pass
     assert "modelport[openvino]" in str(info.value)
 
@@ -168,14 +173,14 @@ def test_missing_openvino(monkeypatch: pytest.MonkeyPatch, mlp_path: Path) -> No
 def test_unknown_device(runtime: str, device: str, mlp_path: Path) -> None:
     with (
         pytest.raises(RuntimeUnavailable, match="no device"),
-        get_runner(runtime, mlp_path, RunnerOptions(device=device)),
+        open_runner(runtime, mlp_path, RunnerOptions(device=device)),
     ):
         pass
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_missing_model_file(runtime: str, tmp_path: Path) -> None:
-    with pytest.raises(ModelLoadError, match="not found"), get_runner(runtime, tmp_path / "missing.onnx"):
+    with pytest.raises(ModelLoadError, match="not found"), open_runner(runtime, tmp_path / "missing.onnx"):
         pass
 
 
@@ -183,7 +188,7 @@ def test_missing_model_file(runtime: str, tmp_path: Path) -> None:
 def test_non_model_file(runtime: str, tmp_path: Path) -> None:
     p = tmp_path / "notes.onnx"
     p.write_text("hello, not a model\n")
-    with pytest.raises(ModelLoadError) as info, get_runner(runtime, p):
+    with pytest.raises(ModelLoadError) as info, open_runner(runtime, p):
         pass
     message = str(info.value)
     assert "notes.onnx" in message
@@ -199,7 +204,7 @@ def test_truncated_model_file(runtime: str, message: str, tmp_path: Path, capfd:
     data = models.wide_mlp().SerializeToString()
     p = tmp_path / "cut.onnx"
     p.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ModelLoadError, match=message) as info, get_runner(runtime, p):
+    with pytest.raises(ModelLoadError, match=message) as info, open_runner(runtime, p):
         pass
     assert "cut.onnx" in str(info.value)
     assert capfd.readouterr().err == ""  # OpenVINO's frontends are not tried on a broken file (they log to fd 2)
@@ -230,7 +235,7 @@ class _Spy:
 def test_bad_feeds_rejected_before_running(
     runtime: str, feed: np.ndarray, message: str, mlp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with get_runner(runtime, mlp_path) as runner:
+    with open_runner(runtime, mlp_path) as runner:
         spy = _Spy(runner._run)
         monkeypatch.setattr(runner, "_run", spy)
         with pytest.raises(InvalidInputError, match=message):
@@ -243,7 +248,7 @@ def test_bad_feeds_rejected_before_running(
 
 
 def test_openvino_infer_returns_owned_arrays(mlp_path: Path, x: np.ndarray) -> None:
-    with get_runner("openvino", mlp_path) as runner:
+    with open_runner("openvino", mlp_path) as runner:
         first = runner.infer({"x": x})["y"]
         kept = first.copy()
         runner.infer({"x": x * 3})
@@ -258,9 +263,9 @@ def test_tensor_spec_text() -> None:
 
 @pytest.mark.gpu
 def test_gpu_runners_match_cpu(mlp_path: Path, x: np.ndarray) -> None:
-    with get_runner("onnxruntime", mlp_path) as runner:
+    with open_runner("onnxruntime", mlp_path) as runner:
         cpu = runner.infer({"x": x})["y"]
-    with get_runner("onnxruntime", mlp_path, RunnerOptions(device="cuda")) as runner:
+    with open_runner("onnxruntime", mlp_path, RunnerOptions(device="cuda")) as runner:
         info = runner.info()
         cuda = runner.infer({"x": x})["y"]
     assert dict(info.details)["providers"].startswith("CUDAExecutionProvider")
@@ -269,7 +274,7 @@ def test_gpu_runners_match_cpu(mlp_path: Path, x: np.ndarray) -> None:
     import openvino
 
     if "GPU" in openvino.Core().available_devices:
-        with get_runner("openvino", mlp_path, RunnerOptions(device="GPU")) as runner:
+        with open_runner("openvino", mlp_path, RunnerOptions(device="GPU")) as runner:
             gpu = runner.infer({"x": x})["y"]
             executed = runner.info().executed_precision
         # OpenVINO's GPU plugin runs f16 unless told otherwise; the runner asks for f32

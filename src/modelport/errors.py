@@ -8,6 +8,7 @@ is a bug and shows a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class ModelportError(Exception):
@@ -68,3 +69,38 @@ class VerificationError(ModelportError):
 
 class AppError(ModelportError):
     """An application (transcribe, classify, …) could not process its input."""
+
+
+def first_line(exc: BaseException | str, limit: int = 400) -> str:
+    """The first non-empty line of an exception's message (its type name when the message is empty).
+
+    Engines raise multi-page messages (a C++ stack, a converter's whole log); one line of it is what a user
+    can read in an error and what a report can hold.
+    """
+    text = (exc if isinstance(exc, str) else str(exc)).strip()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if not line:
+        line = "error" if isinstance(exc, str) else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def optional_import(module: str, *, extra: str, what: str | None = None) -> Any:
+    """Import an optional engine, or raise :class:`RuntimeUnavailable` naming the extra that installs it.
+
+    Args:
+        module: dotted module name (``"openvino"``, ``"ai_edge_litert.interpreter"``).
+        extra: the modelport extra that brings it (``"openvino"`` → ``pip install 'modelport[openvino]'``).
+        what: the feature that needs it, for the message (default: the module's name).
+
+    Returns:
+        The imported module.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            f"{what or module} is not installed ({first_line(exc)})",
+            hint=f"pip install 'modelport[{extra}]'",
+        ) from exc

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from modelport.backends.runner import Runner
 from modelport.errors import InvalidInputError
 from modelport.reports.serialize import JsonReport
-from modelport.runtimes.base import Runner
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""Model formats and content-based format sniffing."""
+"""Model formats, numeric precisions, and content-based format sniffing."""
 
 from __future__ import annotations
 
 import enum
 from pathlib import Path
 
-from modelport.errors import ModelLoadError
+from modelport.errors import InvalidInputError, ModelLoadError
 
 
 class Format(str, enum.Enum):
@@ -19,6 +19,23 @@ class Format(str, enum.Enum):
     KERAS = "keras"
     TORCH = "torch"
     TENSORRT = "tensorrt"
+
+
+class Precision(str, enum.Enum):
+    """Numeric precision of a target (weights and/or execution)."""
+
+    FP32 = "fp32"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    INT8 = "int8"
+
+    @classmethod
+    def parse(cls, text: str) -> Precision:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            valid = ", ".join(p.value for p in cls)
+            raise InvalidInputError(f"unknown precision {text!r}", hint=f"valid: {valid}") from None
 
 
 _ZIP_MAGIC = b"PK\x03\x04"

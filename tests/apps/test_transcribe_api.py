@@ -11,7 +11,6 @@ import pytest
 from test_transcribe_speech import DE_TEXT, EN_TEXT, LONG_TEXT, SpeechFiles
 
 import modelport
-from modelport.apps.audio import SAMPLE_RATE, decode_audio
 from modelport.apps.transcribe import (
     DecodeOptions,
     Segment,
@@ -21,7 +20,8 @@ from modelport.apps.transcribe import (
     Transcriber,
     TranscriptionResult,
 )
-from modelport.apps.transcribe_bench import normalize_words, word_error_rate
+from modelport.apps.transcribe.audio import SAMPLE_RATE, decode_audio
+from modelport.apps.transcribe.bench import normalize_words, word_error_rate
 from modelport.errors import AppError, InvalidInputError
 
 # Measured on espeak-ng speech with int8 weights (see docs/transcribe.md): tiny.en 0.00 on EN_TEXT and

@@ -14,10 +14,10 @@ from rich.console import Console
 from test_transcribe_speech import EN_TEXT, SpeechFiles
 
 from modelport.apps.transcribe import StartInfo
-from modelport.apps.transcribe_batch import MANIFEST_NAME, plan_inputs
-from modelport.apps.transcribe_bench import TranscribeBenchReport, word_error_rate
-from modelport.apps.transcribe_formats import format_timestamp, render_srt, render_tsv, render_vtt
-from modelport.apps.transcribe_types import (
+from modelport.apps.transcribe.batch import MANIFEST_NAME, plan_inputs
+from modelport.apps.transcribe.bench import TranscribeBenchReport, word_error_rate
+from modelport.apps.transcribe.formats import format_timestamp, render_srt, render_tsv, render_vtt
+from modelport.apps.transcribe.results import (
     BatchManifest,
     FileStatus,
     OutputFormat,

@@ -14,15 +14,15 @@ import pytest
 from test_transcribe_speech import EN_TEXT, SpeechFiles
 
 from modelport.apps.transcribe import DecodeOptions, ModelOptions, Transcriber
-from modelport.apps.transcribe_bench import word_error_rate
-from modelport.apps.transcribe_models import (
+from modelport.apps.transcribe.bench import word_error_rate
+from modelport.apps.transcribe.models import (
     ModelSource,
     convert_transformers_checkpoint,
     resolve_compute_type,
     resolve_device,
     resolve_model,
 )
-from modelport.apps.transcribe_types import ComputeType, Device
+from modelport.apps.transcribe.results import ComputeType, Device
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
 
 

@@ -27,10 +27,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Measure latency (p50/p90/p99/mean/stdev) and throughput on each runtime and batch size."""
-        from modelport.bench.timing import BenchConfig, bench
+        from modelport.backends.runner import RunnerOptions
+        from modelport.benchmark.timing import BenchConfig, bench
         from modelport.errors import InvalidInputError
-        from modelport.runtimes import RunnerOptions
-        from modelport.runtimes.base import Precision
+        from modelport.formats import Precision
 
         try:
             batches = None if batch is None else [int(b) for b in split_list(batch)]

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 
 from modelport.errors import InvalidInputError
+from modelport.formats import Precision
 from modelport.inputs import ImagePreprocess, Layout, TensorSpec, parse_input_shapes
-from modelport.runtimes.base import Precision
 from modelport.verify.compare import Comparison
 
 

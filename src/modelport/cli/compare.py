@@ -42,10 +42,11 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Run the same inputs through every (model, runtime) pair and compare with the reference."""
+        from modelport.backends import open_runner
+        from modelport.backends.runner import RunnerOptions
         from modelport.errors import InvalidInputError
+        from modelport.formats import Precision
         from modelport.inputs import load_feeds, load_image_feeds
-        from modelport.runtimes import RunnerOptions, get_runner
-        from modelport.runtimes.base import Precision
         from modelport.verify.compare import Tolerance, compare
 
         prec = Precision.parse(precision)
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
         if feeds is not None and image:
             raise InvalidInputError("give either --feeds or --image, not both")
         if feeds is not None or image:
-            with get_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
+            with open_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
                 if feeds is not None:
                     feed_data = load_feeds(feeds, ref.input_specs)
                 else:

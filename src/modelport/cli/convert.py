@@ -37,7 +37,7 @@ def _dynamic_axes(values: list[str]) -> dict[str, tuple[int, ...]]:
 
 def hop_table(report: object) -> Table:
     """One row per hop: route, runtime, engine, seconds, worst error against the previous artifact and the source."""
-    from modelport.convert.chain import ChainReport
+    from modelport.conversion.chain import ChainReport
 
     assert isinstance(report, ChainReport)
     table = Table(title="hops (each verified against the previous artifact and the source)", title_justify="left")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the chain report as JSON."),
     ) -> None:
         """Convert a model through a chain of formats, verifying every hop against the previous one and the source."""
-        from modelport.convert import convert_chain
+        from modelport.conversion import convert_chain
 
         feed_arrays = _load_feeds(feeds) if feeds is not None else None
         out = None if as_json else console()
@@ -120,7 +120,7 @@ def register(app: typer.Typer) -> None:
             optimize=optimize,
         )
         if as_json:
-            # one target and no --via: the target's ConversionReport (as `modelport.convert.convert` returns it)
+            # one target and no --via: the target's ConversionReport (as `modelport.conversion.convert` returns it)
             single = len(report.hops) == 1
             hop = report.hops[-1]
             print_json(

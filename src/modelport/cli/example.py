@@ -14,7 +14,7 @@ from modelport.cli.common import console, print_json, split_list
 from modelport.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from modelport.quantize.example import ExampleReport
+    from modelport.quantization.example import ExampleReport
 
 EXAMPLES = ("mnist",)
 
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Run an example flow end to end and print its table (mnist: FP32 vs INT8 on every runtime)."""
-        from modelport.bench.timing import BenchConfig
-        from modelport.quantize.example import mnist_example
+        from modelport.benchmark.timing import BenchConfig
+        from modelport.quantization.example import mnist_example
 
         if name not in EXAMPLES:
             raise InvalidInputError(f"unknown example {name!r}", hint=f"examples: {', '.join(EXAMPLES)}")

@@ -13,7 +13,7 @@ from rich.table import Table
 from modelport.cli.common import console, print_json
 
 if TYPE_CHECKING:
-    from modelport.inspect import ModelSummary
+    from modelport.inspection import ModelSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Show a model's inputs, outputs, opsets, op types, parameters and external data."""
-        from modelport.inspect import inspect
+        from modelport.inspection import inspect
 
         summary = inspect(model)
         if as_json:

@@ -106,10 +106,11 @@ def _tolerance(rtol: float | None, atol: float | None) -> Tolerance:
 
 
 def _load_feeds(feeds: Path, model: Path) -> dict[str, np.ndarray]:
+    from modelport.backends import open_runner
+    from modelport.backends.runner import RunnerOptions
     from modelport.inputs import load_feeds
-    from modelport.runtimes import RunnerOptions, get_runner
 
-    with get_runner("onnxruntime", model, RunnerOptions(graph_optimization=False)) as runner:
+    with open_runner("onnxruntime", model, RunnerOptions(graph_optimization=False)) as runner:
         return dict(load_feeds(feeds, runner.input_specs))
 
 

@@ -29,8 +29,8 @@ def register(app: typer.Typer) -> None:
         eval_limit: int | None = typer.Option(None, "--eval-limit", help="Cap evaluation samples."),
     ) -> None:
         """Convert to every target, verify each against the source, benchmark, and write the report."""
-        from modelport.bench.timing import BenchConfig
-        from modelport.pipeline import PortOptions, port
+        from modelport.benchmark.timing import BenchConfig
+        from modelport.porting.pipeline import PortOptions, port
 
         options = PortOptions(
             targets=tuple(split_list(to)),

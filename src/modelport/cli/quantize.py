@@ -15,7 +15,7 @@ from modelport.errors import InvalidInputError
 from modelport.inputs import ImagePreprocess
 
 if TYPE_CHECKING:
-    from modelport.quantize.report import QuantizeReport
+    from modelport.quantization.report import QuantizeReport
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -84,8 +84,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Quantize to INT8 with real calibration data; measure size, latency and accuracy against FP32."""
-        from modelport.bench.timing import BenchConfig
-        from modelport.quantize import CalibrationMethod, Mode, QuantizeOptions, QuantTypes, quantize
+        from modelport.benchmark.timing import BenchConfig
+        from modelport.quantization import CalibrationMethod, Mode, QuantizeOptions, QuantTypes, quantize
 
         options = QuantizeOptions(
             samples=samples,
@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_report(r: QuantizeReport) -> None:
-    from modelport.quantize.render import HEADERS, layers_text, variant_row
+    from modelport.quantization.render import HEADERS, layers_text, variant_row
 
     out = console()
     out.print(f"{r.runtime}: {r.engine}", markup=False)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from modelport.apps.transcribe import StartInfo, TranscribeListener
-from modelport.apps.transcribe_types import (
+from modelport.apps.transcribe.results import (
     DEFAULT_MODEL,
     BatchManifest,
     ComputeType,
@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Transcribe speech in audio or video files with Whisper (faster-whisper / CTranslate2)."""
         from modelport.apps.transcribe import Transcriber
-        from modelport.apps.transcribe_batch import MANIFEST_NAME, transcribe_files
+        from modelport.apps.transcribe.batch import MANIFEST_NAME, transcribe_files
 
         fmts, out = _output_plan(formats, out_dir)
         model_options = ModelOptions(
@@ -234,7 +234,7 @@ def register(app: typer.Typer) -> None:
         json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
     ) -> None:
         """Measure real-time factor, peak memory and (given the spoken text) word error rate."""
-        from modelport.apps.transcribe_bench import bench_transcribe
+        from modelport.apps.transcribe.bench import bench_transcribe
         from modelport.model_io import write_text
 
         ref = _reference(reference, reference_text)

@@ -30,7 +30,7 @@ FORMAT_TAG = "modelport-tflite-json/1"
 
 
 def _schema() -> Any:
-    from modelport.runtimes.litert import import_litert_interpreter
+    from modelport.backends.litert import import_litert_interpreter
 
     import_litert_interpreter()
     from ai_edge_litert import schema_py_generated

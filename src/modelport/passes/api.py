@@ -20,6 +20,8 @@ import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
+from modelport.backends import open_runner
+from modelport.backends.runner import RunnerOptions
 from modelport.errors import InvalidInputError, ModelLoadError, PassError
 from modelport.inputs import TensorSpec, random_feeds
 from modelport.model_io import check_proto, load_proto, save_model, to_proto
@@ -37,7 +39,6 @@ from modelport.passes.base import (
 from modelport.passes.opset import ConvertOpsetOptions
 from modelport.passes.report import OptimizeReport, op_histogram
 from modelport.passes.shapes import FixDimsOptions, check_fix_dims
-from modelport.runtimes import RunnerOptions, get_runner
 from modelport.verify.compare import Comparison, Tolerance, compare_outputs
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,10 @@ def verify_models(
             path = Path(tmp) / f"{label}.onnx"
             save_model(proto, path)
             paths.append(path)
-        with get_runner("onnxruntime", paths[0], options) as ref, get_runner("onnxruntime", paths[1], options) as cand:
+        with (
+            open_runner("onnxruntime", paths[0], options) as ref,
+            open_runner("onnxruntime", paths[1], options) as cand,
+        ):
             for feeds in feed_sets:
                 result = compare_outputs(
                     ref.infer(feeds), cand.infer(feeds), tolerance,

@@ -186,7 +186,7 @@ class DoctorReport(JsonReport):
 def _import_quietly(module: str) -> object:
     """Import an engine; TensorFlow through modelport's importer (its Python logger at errors only)."""
     if module == "tensorflow":
-        from modelport.runtimes.tf import import_tensorflow
+        from modelport.backends.tensorflow import import_tensorflow
 
         return import_tensorflow()
     return importlib.import_module(module)

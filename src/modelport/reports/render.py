@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from modelport.pipeline import PortReport, TargetResult
+    from modelport.porting.pipeline import PortReport, TargetResult
 
 
 def _fmt_ms(t: TargetResult) -> str:

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from modelport.backends import open_runner, parse_backends
+from modelport.backends.runner import RunnerInfo, RunnerOptions
 from modelport.errors import InvalidInputError, VerificationError
+from modelport.formats import Precision
 from modelport.inputs import random_feeds
 from modelport.reports.serialize import JsonReport
-from modelport.runtimes import RunnerInfo, RunnerOptions, get_runner, parse_runtimes
-from modelport.runtimes.base import Precision
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class Target:
 
 def run_target(target: Target, feeds: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], RunnerInfo]:
     """Load a target, run it once on ``feeds``; returns outputs and runner info."""
-    with get_runner(target.runtime, target.model, target.options) as runner:
+    with open_runner(target.runtime, target.model, target.options) as runner:
         return runner.infer(feeds), runner.info()
 
 
@@ -259,14 +260,14 @@ def compare(
     """
     if not models:
         raise InvalidInputError("no model to compare")
-    names = parse_runtimes(runtimes if isinstance(runtimes, str) else list(runtimes))
+    names = parse_backends(runtimes if isinstance(runtimes, str) else list(runtimes))
     opts = options or RunnerOptions()
     tol = tolerance or Tolerance.for_precision(opts.precision)
     targets = [Target(Path(m), rt, opts) for m in models for rt in names]
     if len(targets) < 2:
         raise InvalidInputError("nothing to compare against", hint="give two models, or two or more --runtimes")
     reference = targets[0]
-    with get_runner(reference.runtime, reference.model, reference.options) as ref_runner:
+    with open_runner(reference.runtime, reference.model, reference.options) as ref_runner:
         if feeds is None:
             feeds = random_feeds(ref_runner.input_specs, input_shapes, seed=seed)
         ref_out = ref_runner.infer(feeds)

@@ -1,0 +1,232 @@
+"""LiteRT (TensorFlow Lite) runner through ``ai-edge-litert``, with thread count and XNNPACK on or off.
+
+Names: a model with one signature (what the TFLite converter and onnx2tf write) is addressed by its signature
+keys (``x``, ``boxes`` …), the names its author chose; otherwise by tensor names. Outputs come in the order
+of the graph's output tensors.
+
+Dynamic dimensions (``shape_signature`` −1) are resized to each feed's shape before running, so a model
+converted with a dynamic batch runs any batch. XNNPACK is LiteRT's default CPU delegate; the
+``litert-noxnnpack`` runner (or ``LiteRTRunner(..., xnnpack=False)``) uses the built-in kernels only, which is
+what a device without XNNPACK runs and the way to tell a delegate's numerical difference from the model's.
+
+Quantized models run as they are: the input and output details carry ``(scale, zero_point)``; feeds are
+passed in the model's input dtype (an int8-input model takes int8 feeds) — see :meth:`LiteRTRunner.quantization`.
+
+Backend: LiteRT (TFLite): runs .tflite on CPU with or without the XNNPACK delegate; INT8 as full-integer TFLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.backends import register_backend
+from modelport.backends.base import Backend
+from modelport.backends.runner import Precision, Runner, RunnerInfo, RunnerOptions
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import Format, sniff_format
+from modelport.inputs import TensorSpec
+
+
+def import_litert_interpreter() -> Any:
+    """The ``ai_edge_litert.interpreter`` module, or RuntimeUnavailable naming the extra."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError as exc:
+        raise RuntimeUnavailable(
+            "LiteRT (ai-edge-litert) is not installed", hint="pip install 'modelport[tflite]'"
+        ) from exc
+    return interpreter
+
+
+def litert_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError:  # pragma: no cover - the import above succeeded
+        return "unknown"
+
+
+class LiteRTRunner(Runner):
+    """Runs a ``.tflite`` file in the LiteRT interpreter.
+
+    Args:
+        model: the .tflite file.
+        options: ``threads`` sets the interpreter's ``num_threads`` (None: LiteRT's default); device "cpu" only.
+            The precision is the model's own: an fp16 TFLite model stores fp16 weights that LiteRT
+            dequantizes and runs in fp32, int8 models run int8 kernels.
+        xnnpack: False runs the built-in kernels without the default XNNPACK delegate.
+    """
+
+    name = "litert"
+
+    def __init__(
+        self, model: str | Path, options: RunnerOptions | None = None, *, xnnpack: bool = True, loader: Any = None
+    ) -> None:
+        super().__init__(model, options, loader=loader)
+        self.xnnpack = xnnpack
+
+    def load(self) -> None:
+        interp_mod = import_litert_interpreter()
+        if self.options.device.lower() != "cpu":
+            raise RuntimeUnavailable(
+                f"the LiteRT runner runs on cpu, not {self.options.device!r}", hint="use --device cpu"
+            )
+        fmt = sniff_format(self.model_path)
+        if fmt is not Format.TFLITE:
+            raise ModelLoadError(
+                f"LiteRT runs .tflite models, this is {fmt.value}",
+                path=self.model_path,
+                hint="convert it first with `modelport convert --to tflite`",
+            )
+        resolver = (
+            interp_mod.OpResolverType.AUTO
+            if self.xnnpack
+            else interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        try:
+            self._interp = interp_mod.Interpreter(
+                model_path=str(self.model_path),
+                num_threads=self.options.threads,
+                experimental_op_resolver_type=resolver,
+            )
+            self._interp.allocate_tensors()
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"LiteRT cannot load the model: {first}", path=self.model_path) from exc
+        self._in_details = self._interp.get_input_details()
+        self._out_details = self._interp.get_output_details()  # in the graph's output order
+        in_names, out_names = _signature_names(self._interp)
+        self._inputs = [
+            TensorSpec(in_names.get(d["index"], d["name"]), np.dtype(d["dtype"]).name, _shape(d))
+            for d in self._in_details
+        ]
+        self._outputs = [out_names.get(d["index"], d["name"]) for d in self._out_details]
+        self._index = {spec.name: d["index"] for spec, d in zip(self._inputs, self._in_details, strict=True)}
+        self._current = {d["index"]: tuple(int(s) for s in d["shape"]) for d in self._in_details}
+
+    def close(self) -> None:
+        self._interp = None
+
+    def quantization(self) -> dict[str, tuple[float, int]]:
+        """``(scale, zero_point)`` of every quantized input and output by name (float tensors are left out)."""
+        result: dict[str, tuple[float, int]] = {}
+        pairs = [*zip([s.name for s in self._inputs], self._in_details, strict=True)]
+        pairs += list(zip(self._outputs, self._out_details, strict=True))
+        for name, d in pairs:
+            scale, zero = d["quantization"]
+            if scale:
+                result[name] = (float(scale), int(zero))
+        return result
+
+    def info(self) -> RunnerInfo:
+        return RunnerInfo(
+            runtime=self.name,
+            version=litert_version(),
+            device="cpu",
+            requested_precision=self.options.precision.value,
+            executed_precision=_executed_precision(self._interp),
+            threads=self.options.threads,
+            details=(("xnnpack", "on" if self.xnnpack else "off"),),
+        )
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        interp = self._interp
+        try:
+            resized = False
+            for name, index in self._index.items():
+                arr = feeds[name]
+                if self._current[index] != arr.shape:
+                    interp.resize_tensor_input(index, list(arr.shape), strict=True)
+                    self._current[index] = tuple(arr.shape)
+                    resized = True
+            if resized:
+                interp.allocate_tensors()
+            for name, index in self._index.items():
+                interp.set_tensor(index, np.ascontiguousarray(feeds[name]))
+            interp.invoke()
+            return [interp.get_tensor(d["index"]) for d in self._out_details]
+        except (RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InferenceError(f"LiteRT failed: {first}", path=self.model_path) from exc
+
+
+class LiteRTNoXnnpackRunner(LiteRTRunner):
+    """:class:`LiteRTRunner` with the XNNPACK delegate off (LiteRT's built-in kernels only)."""
+
+    name = "litert-noxnnpack"
+
+    def __init__(self, model: str | Path, options: RunnerOptions | None = None, *, loader: Any = None) -> None:
+        super().__init__(model, options, xnnpack=False, loader=loader)
+
+
+def _shape(detail: Mapping[str, Any]) -> tuple[int | None, ...]:
+    sig = detail.get("shape_signature")
+    dims = sig if sig is not None and len(sig) == len(detail["shape"]) else detail["shape"]
+    return tuple(None if int(d) < 0 else int(d) for d in dims)
+
+
+def _signature_names(interp: Any) -> tuple[dict[int, str], dict[int, str]]:
+    """Tensor index → signature key for the inputs and outputs of a single-signature model (else empty)."""
+    try:
+        signatures = interp._get_full_signature_list()
+    except AttributeError:  # pragma: no cover - older interpreters
+        return {}, {}
+    if len(signatures) != 1:
+        return {}, {}
+    (sig,) = signatures.values()
+    return (
+        {int(i): k for k, i in sig.get("inputs", {}).items()},
+        {int(i): k for k, i in sig.get("outputs", {}).items()},
+    )
+
+
+def _executed_precision(interp: Any) -> str:
+    """int8 when the model holds quantized weights, fp16 when its weights are fp16 (run in fp32), else fp32."""
+    kinds: set[str] = set()
+    for t in interp.get_tensor_details():
+        dt = np.dtype(t["dtype"])
+        if dt in (np.int8, np.uint8) and t["quantization"][0]:
+            kinds.add("int8")
+        elif dt == np.float16:
+            kinds.add("fp16")
+    if "int8" in kinds:
+        return Precision.INT8.value
+    return "fp16-weights+fp32" if "fp16" in kinds else Precision.FP32.value
+
+
+# ---------------------------------------------------------------------------------------------------
+# The descriptor
+
+F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
+
+BACKEND = register_backend(
+    Backend(
+        name="litert",
+        aliases=("tflite", "lite"),
+        formats=(Format.TFLITE,),
+        precisions=(("cpu", (F32, F16, I8)),),
+        runner="modelport.backends.litert:LiteRTRunner",
+        extra="tflite",
+        engine="ai_edge_litert",
+        quantizer="modelport.quantization.api:build_litert",
+        quantize_sources=(Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
+        layer_summary="modelport.quantization.tflite:layer_summary",
+    )
+)
+
+NO_XNNPACK = register_backend(
+    Backend(
+        name="litert-noxnnpack",
+        aliases=(),
+        formats=(Format.TFLITE,),
+        precisions=(("cpu", (F32, F16, I8)),),
+        runner="modelport.backends.litert:LiteRTNoXnnpackRunner",
+        extra="tflite",
+        engine="ai_edge_litert",
+    )
+)

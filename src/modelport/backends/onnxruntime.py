@@ -1,0 +1,193 @@
+"""ONNX Runtime runner: CPU, plus the CUDA and TensorRT execution providers when present.
+
+Backend: ONNX Runtime: runs ONNX on CPU (and CUDA / TensorRT execution providers); INT8 through its static/dynamic
+quantizer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.backends import register_backend
+from modelport.backends.base import Backend
+from modelport.backends.runner import Precision, Runner, RunnerInfo
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import Format, sniff_format
+from modelport.inputs import TensorSpec
+
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(int8)": "int8",
+    "tensor(int16)": "int16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(uint8)": "uint8",
+    "tensor(uint16)": "uint16",
+    "tensor(uint32)": "uint32",
+    "tensor(uint64)": "uint64",
+    "tensor(bool)": "bool",
+    "tensor(string)": "object",
+}
+
+
+def import_ort() -> Any:
+    """Import onnxruntime or raise RuntimeUnavailable."""
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise RuntimeUnavailable("onnxruntime is not installed", hint="pip install onnxruntime") from exc
+    return onnxruntime
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an .onnx file in ONNX Runtime.
+
+    The precision is the model's own (an fp16 target is an fp16 model); ``graph_optimization=False`` sets
+    ORT_DISABLE_ALL so that tests measure modelport's passes, not ORT's.
+    """
+
+    name = "onnxruntime"
+
+    def load(self) -> None:
+        ort = import_ort()
+        device = self.options.device.lower()
+        if device not in _PROVIDERS:
+            raise RuntimeUnavailable(
+                f"onnxruntime has no device {device!r}", hint=f"choose from {', '.join(_PROVIDERS)}"
+            )
+        providers = _PROVIDERS[device]
+        available = ort.get_available_providers()
+        if providers[0] not in available:
+            raise RuntimeUnavailable(
+                f"onnxruntime here has no {providers[0]} (available: {', '.join(available)})",
+                hint="install onnxruntime-gpu for CUDA/TensorRT, or use --device cpu",
+            )
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if self.options.threads:
+            so.intra_op_num_threads = self.options.threads
+            so.inter_op_num_threads = 1
+        if not self.options.graph_optimization:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        fmt = sniff_format(self.model_path)  # missing, empty or not a model: ModelLoadError
+        if fmt is not Format.ONNX:
+            raise ModelLoadError(
+                f"onnxruntime runs ONNX models, this is {fmt.value}",
+                path=self.model_path,
+                hint="convert it first with `modelport convert`",
+            )
+        try:
+            self._session = ort.InferenceSession(str(self.model_path), so, providers=providers)
+        except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"onnxruntime cannot load the model: {first}", path=self.model_path) from exc
+        self._inputs = [
+            TensorSpec(i.name, _ORT_TYPES.get(i.type, i.type), tuple(_dim(d) for d in i.shape))
+            for i in self._session.get_inputs()
+        ]
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        self._executed = model_precision(self.model_path)
+        self._ort_version = ort.__version__
+        self._threads = self.options.threads
+
+    def close(self) -> None:
+        self._session = None
+
+    def info(self) -> RunnerInfo:
+        providers = self._session.get_providers()
+        executed = self._executed
+        return RunnerInfo(
+            runtime=self.name,
+            version=self._ort_version,
+            device=self.options.device,
+            requested_precision=self.options.precision.value,
+            executed_precision=executed,
+            threads=self._threads,
+            details=(
+                ("providers", ",".join(providers)),
+                ("graph_optimization", "all" if self.options.graph_optimization else "disabled"),
+            ),
+        )
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return list(self._session.run(self._outputs, feeds))  # type: ignore[arg-type]
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InferenceError(f"onnxruntime failed: {first}", path=self.model_path) from exc
+
+
+def _dim(d: object) -> int | str | None:
+    if isinstance(d, int):
+        return d
+    if isinstance(d, str):
+        return d
+    return None
+
+
+def model_precision(path: Path) -> str:
+    """The precision an ONNX file computes in: int8 if it holds quantized ops, else the float type holding most weights.
+
+    ORT runs exactly what the model holds, so this is what it executes.
+    """
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    if any(n.op_type in _QUANT_OPS for n in proto.graph.node):
+        return Precision.INT8.value
+    sizes: dict[int, int] = {}
+    for t in proto.graph.initializer:
+        sizes[t.data_type] = sizes.get(t.data_type, 0) + int(np.prod(t.dims, dtype=np.int64))
+    names: dict[int, Precision] = {
+        onnx.TensorProto.FLOAT: Precision.FP32,
+        onnx.TensorProto.FLOAT16: Precision.FP16,
+        onnx.TensorProto.BFLOAT16: Precision.BF16,
+    }
+    floats = {k: v for k, v in sizes.items() if k in names}
+    if not floats:
+        return Precision.FP32.value
+    return names[max(floats, key=lambda k: floats[k])].value
+
+
+_QUANT_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "QLinearConv",
+    "QLinearMatMul",
+    "MatMulInteger",
+    "ConvInteger",
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The descriptor
+
+F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
+
+BACKEND = register_backend(
+    Backend(
+        name="onnxruntime",
+        aliases=("ort", "onnx"),
+        formats=(Format.ONNX,),
+        precisions=(("cpu", (F32, F16, I8)), ("cuda", (F32, F16, I8)), ("tensorrt", (F32, F16, I8))),
+        runner="modelport.backends.onnxruntime:OnnxRuntimeRunner",
+        extra="all",
+        engine="onnxruntime",
+        quantizer="modelport.quantization.api:build_onnxruntime",
+        quantize_sources=(Format.ONNX,),
+        layer_summary="modelport.quantization.ort:layer_summary",
+    )
+)

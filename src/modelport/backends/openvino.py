@@ -1,0 +1,176 @@
+"""OpenVINO runner: CPU (and GPU when the plugin sees one), with the execution precision set explicitly.
+
+OpenVINO's CPU plugin defaults ``INFERENCE_PRECISION_HINT`` to bf16 on CPUs with AVX512-BF16 or AMX, which
+changes numerics silently. This runner always sets the hint from the requested precision and reports the
+precision the compiled model actually executes in.
+
+Backend: OpenVINO: runs its IR (and ONNX) on CPU and Intel GPUs; INT8 through NNCF. fp16 IRs hold compressed weights and
+compute at f32 on CPU.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from modelport.backends import register_backend
+from modelport.backends.base import Backend
+from modelport.backends.runner import Precision, Runner, RunnerInfo
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.formats import Format, sniff_format
+from modelport.inputs import TensorSpec
+
+_HINTS = {Precision.FP32: "f32", Precision.FP16: "f16", Precision.BF16: "bf16"}
+_EXECUTED = {
+    "f32": "fp32",
+    "f16": "fp16",
+    "bf16": "bf16",
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+}
+
+
+def import_openvino() -> Any:
+    """Import openvino or raise RuntimeUnavailable naming the extra."""
+    try:
+        import openvino
+    except ImportError as exc:
+        raise RuntimeUnavailable("OpenVINO is not installed", hint="pip install 'modelport[openvino]'") from exc
+    return openvino
+
+
+_SOURCE_LOCATION = re.compile(r"^(Exception from|Check '.*' failed at) \S+:\d+:?$")
+
+
+def error_text(exc: BaseException) -> str:
+    """The first informative line of an OpenVINO exception (skipping its "Exception from file.cpp:84:" lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    useful = [line for line in lines if not _SOURCE_LOCATION.match(line)]
+    return (useful or lines or [type(exc).__name__])[0]
+
+
+def ov_type_name(element_type: Any) -> str:
+    """numpy dtype name of an OpenVINO element type."""
+    return str(np.dtype(element_type.to_dtype()))
+
+
+class OpenVINORunner(Runner):
+    """Runs an OpenVINO IR (.xml + .bin) or an .onnx file with OpenVINO.
+
+    Precision: fp32 → hint f32, bf16 → hint bf16, fp16 → hint f16 (the CPU plugin runs f16 only where the ISA
+    has it, otherwise f32: the executed precision says which). int8 models run their quantized ops with an
+    f32 hint for the rest.
+    """
+
+    name = "openvino"
+
+    def load(self) -> None:
+        ov = import_openvino()
+        core = ov.Core()
+        device = self.options.device.upper()
+        if device not in core.available_devices and device not in {"AUTO", "MULTI", "HETERO"}:
+            raise RuntimeUnavailable(
+                f"OpenVINO has no device {device} here (available: {', '.join(core.available_devices)})",
+                hint="use --device cpu",
+            )
+        # missing, empty, not a model or a broken ONNX file: a clear error before OpenVINO's frontends (which try
+        # every format in turn and log each failure to stderr)
+        if sniff_format(self.model_path) is Format.ONNX:
+            from modelport.model_io import load_proto
+
+            load_proto(self.model_path, check=False, load_external_data=False)
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        hint = _HINTS.get(self.options.precision, "f32")
+        if hint == "f16" and device in core.available_devices and not _has_capability(core, device, "FP16"):
+            hint = "f32"  # the CPU plugin would quietly run bf16 (coarser than asked) where the ISA lacks f16
+        config["INFERENCE_PRECISION_HINT"] = hint
+        if self.options.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.options.threads)
+        try:
+            model = core.read_model(str(self.model_path))
+            self._compiled = core.compile_model(model, device, config)
+        except RuntimeError as exc:
+            raise ModelLoadError(f"OpenVINO cannot load the model: {error_text(exc)}", path=self.model_path) from exc
+        self._request = self._compiled.create_infer_request()
+        self._inputs = [
+            TensorSpec(p.get_any_name(), ov_type_name(p.get_element_type()), _shape(p.get_partial_shape()))
+            for p in self._compiled.inputs
+        ]
+        self._outputs = [p.get_any_name() for p in self._compiled.outputs]
+        executed = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        name = executed.get_type_name() if hasattr(executed, "get_type_name") else str(executed)
+        self._executed = _EXECUTED.get(name.lower(), name)
+        if self.options.precision is Precision.INT8:
+            self._executed = f"int8+{self._executed}"
+        self._version = ov.get_version()
+        known = device in core.available_devices
+        self._device_name = str(core.get_property(device, "FULL_DEVICE_NAME")) if known else device
+        self._threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
+
+    def info(self) -> RunnerInfo:
+        return RunnerInfo(
+            runtime=self.name,
+            version=self._version,
+            device=self.options.device,
+            requested_precision=self.options.precision.value,
+            executed_precision=self._executed,
+            threads=self._threads,
+            details=(("device_name", self._device_name), ("inference_precision_hint", self._executed)),
+        )
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # _run returns views into the request's output tensors; callers of infer keep the arrays.
+        return {k: np.array(v, copy=True) for k, v in super().infer(feeds).items()}
+
+    def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            self._request.infer(feeds)
+        except RuntimeError as exc:
+            raise InferenceError(f"OpenVINO failed: {error_text(exc)}", path=self.model_path) from exc
+        return [self._request.get_output_tensor(i).data for i in range(len(self._outputs))]
+
+
+def _has_capability(core: Any, device: str, capability: str) -> bool:
+    try:
+        return capability in core.get_property(device, "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return False
+
+
+def _shape(partial: Any) -> tuple[int | str | None, ...] | None:
+    if partial.rank.is_dynamic:
+        return None
+    dims: list[int | str | None] = []
+    for d in partial:
+        dims.append(d.get_length() if d.is_static else None)
+    return tuple(dims)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The descriptor
+
+F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
+
+BACKEND = register_backend(
+    Backend(
+        name="openvino",
+        aliases=("ov",),
+        formats=(Format.OPENVINO_IR, Format.ONNX),
+        precisions=(("cpu", (F32, F16, BF16, I8)), ("gpu", (F32, F16, I8))),
+        runner="modelport.backends.openvino:OpenVINORunner",
+        extra="openvino",
+        engine="openvino",
+        weights_only=(F16,),
+        quantizer="modelport.quantization.api:build_openvino",
+        quantize_sources=(Format.ONNX, Format.OPENVINO_IR),
+        layer_summary="modelport.quantization.openvino:layer_summary",
+    )
+)

@@ -1,0 +1,454 @@
+"""Conversion chains: source → (via formats) → targets, every hop verified.
+
+Planning: the registered converters form a graph of formats. ``via`` formats are visited in order, then each
+target; a stop already produced is reused, anything else is reached by the cheapest path (1 per hop; ONNX →
+TFLite through onnx2tf counts 1.5) from the most recently produced format that reaches it (so
+``.pb --via saved_model,tflite --to onnx,openvino,tflite`` runs
+pb → saved_model → tflite → onnx → openvino, and the TFLite target is the via artifact).
+
+Verification: the source runs once on seeded feeds (or the given ones). Every artifact runs on the same feeds,
+renamed and transposed to its inputs (:mod:`modelport.conversion.io_match`), and its outputs, renamed and
+transposed back, are compared with the previous artifact's (the hop) and with the source's (the drift).
+A hop is compared with the previous artifact within the tolerance of its precision, and with the source within
+the loosest tolerance of the hops so far (the drift the chain allows). A hop outside tolerance stops the chain with a
+VerificationError; every file the chain wrote is removed on any failure, so nothing half-written remains.
+
+Precision: intermediate hops are fp32; the requested precision applies to the hops that produce a target.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import heapq
+import itertools
+import logging
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from modelport.backends import get_backend
+from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
+from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, registered_routes
+from modelport.conversion.io_match import adapt_feeds, align_outputs
+from modelport.errors import ConversionError, InvalidInputError, VerificationError
+from modelport.formats import Format, Precision
+from modelport.inputs import TensorSpec, default_batch, random_feeds
+from modelport.reports.serialize import JsonReport
+from modelport.verify.compare import Comparison, Tolerance, compare_outputs
+
+log = logging.getLogger(__name__)
+
+#: the runtime that runs each format natively (verification and ``port``).
+RUNTIME_FOR_FORMAT: dict[Format, str] = {
+    Format.ONNX: "onnxruntime",
+    Format.OPENVINO_IR: "openvino",
+    Format.TFLITE: "litert",
+    Format.SAVED_MODEL: "tensorflow",
+    Format.TF_GRAPHDEF: "tensorflow",
+    Format.KERAS: "tensorflow",
+    Format.TORCH: "torch",
+    Format.TENSORRT: "tensorrt",
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class HopReport(JsonReport):
+    """One hop of a chain: what it produced and how it compares with the previous artifact and the source."""
+
+    conversion: ConversionReport
+    runtime: str
+    target: bool
+    against_previous: Comparison | None = None
+    against_source: Comparison | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(c is None or c.passed for c in (self.against_previous, self.against_source))
+
+    @property
+    def label(self) -> str:
+        c = self.conversion
+        return f"{c.source_format.value} → {c.target_format.value}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainReport(JsonReport):
+    """A whole conversion chain: the source, the feeds, every hop, the requested targets' artifacts."""
+
+    source: str
+    source_format: Format
+    source_runtime: str
+    feeds: tuple[tuple[str, tuple[int, ...], str], ...]
+    hops: tuple[HopReport, ...]
+    targets: tuple[tuple[Format, str], ...]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(h.passed for h in self.hops)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def artifact(self, fmt: Format) -> str:
+        """The artifact produced for target ``fmt``."""
+        return dict(self.targets)[fmt]
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceSpec:
+    """How to open the source model: its path (or ``module:factory``), format and the runner's extra arguments."""
+
+    path: Path
+    format: Format
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+
+def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) -> list[tuple[Format, Format]]:
+    """The hops (source format, target format) that reach every ``via`` then every target, in order.
+
+    Raises:
+        ConversionError: a stop cannot be reached (lists the registered routes).
+    """
+    routes = registered_routes()
+    graph: dict[Format, list[Format]] = collections.defaultdict(list)
+    for a, b in routes:
+        if a is not b:
+            graph[a].append(b)
+    produced: list[Format] = [source]
+    hops: list[tuple[Format, Format]] = []
+    for stop in [*via, *targets]:
+        if stop is source and (source, source) in routes and stop in targets:
+            hops.append((source, source))  # same format: a precision conversion (ONNX → ONNX fp16)
+            continue
+        if stop in produced:
+            continue
+        path = _shortest(graph, list(reversed(produced)), stop)
+        if path is None:
+            available = ", ".join(f"{a.value}→{b.value}" for a, b in routes)
+            raise ConversionError(
+                f"no converter from {produced[-1].value} to {stop.value}", hint=f"available routes: {available}"
+            )
+        for a, b in itertools.pairwise(path):
+            hops.append((a, b))
+            produced.append(b)
+    return hops
+
+
+#: extra cost of hops that rewrite the graph's layout through a third-party tool: with two routes of equal length,
+#: a TF-native model reaches TFLite through TensorFlow's own converter rather than through ONNX and onnx2tf.
+_HOP_COST: dict[tuple[Format, Format], float] = {(Format.ONNX, Format.TFLITE): 1.5}
+
+
+def _shortest(graph: Mapping[Format, list[Format]], starts: list[Format], goal: Format) -> list[Format] | None:
+    """Cheapest path (Dijkstra over hop costs) to ``goal`` from the first start (most recent first) that reaches it."""
+    for start in starts:  # a chain goes on from its latest artifact; earlier ones only when that cannot reach goal
+        frontier: list[tuple[float, int, list[Format]]] = [(0.0, 0, [start])]
+        done: set[Format] = set()
+        counter = 0
+        while frontier:
+            cost, _, path = heapq.heappop(frontier)
+            node = path[-1]
+            if node in done:
+                continue
+            done.add(node)
+            if node is goal:
+                return path
+            for nxt in graph.get(node, []):
+                if nxt not in done:
+                    counter += 1
+                    heapq.heappush(frontier, (cost + _HOP_COST.get((node, nxt), 1.0), counter, [*path, nxt]))
+    return None
+
+
+def open_runner(fmt: Format, path: Path, options: RunnerOptions, source: SourceSpec | None = None) -> Runner:
+    """A runner for an artifact (or the source, whose GraphDef names / torch options it carries)."""
+    name = RUNTIME_FOR_FORMAT[fmt]
+    cls = get_backend(name).runner_class()
+    if source is not None and fmt is Format.TF_GRAPHDEF:
+        return cls(path, options, inputs=source.inputs, outputs=source.outputs)  # type: ignore[call-arg]
+    if source is not None and fmt is Format.TORCH:
+        return cls(  # type: ignore[call-arg]
+            path, options, trust_remote_code=source.trust_remote_code, input_shapes=dict(source.input_shapes)
+        )
+    return cls(path, options)
+
+
+def exec_precision(fmt: Format, precision: Precision) -> Precision:
+    """The precision to ask the runtime for: fp16 OpenVINO weights run at the f32 hint on CPU (see openvino)."""
+    return Precision.FP32 if fmt is Format.OPENVINO_IR and precision is Precision.FP16 else precision
+
+
+@dataclasses.dataclass
+class _Run:
+    """Outputs of one artifact (source-named, source layout), the feeds it took, and its runner info."""
+
+    outputs: dict[str, np.ndarray]
+    feeds: dict[str, np.ndarray]
+    specs: list[TensorSpec]
+    info: RunnerInfo
+    label: str
+
+
+def _run_artifact(
+    fmt: Format,
+    path: Path,
+    precision: Precision,
+    feeds: Mapping[str, np.ndarray],
+    reference: Mapping[str, np.ndarray] | None,
+    threads: int | None,
+    source: SourceSpec | None = None,
+) -> _Run:
+    runtime = RUNTIME_FOR_FORMAT[fmt]
+    options = RunnerOptions(threads=threads, precision=exec_precision(fmt, precision))
+    with open_runner(fmt, path, options, source) as runner:
+        specs = runner.input_specs
+        own = adapt_feeds(feeds, specs)  # names (an .npy feed has none) and layouts of this artifact
+        out = runner.infer(own)
+        info = runner.info()
+    aligned = align_outputs(reference, out) if reference is not None else out
+    return _Run(aligned, own, specs, info, f"{path.name}@{runtime}/{info.executed_precision}")
+
+
+def source_feeds(
+    source: SourceSpec,
+    feeds: Mapping[str, np.ndarray] | None,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    seed: int,
+    threads: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The given feeds, or seeded random ones for the source's inputs (its fixed batch, else 1)."""
+    if feeds is not None:
+        return dict(feeds)
+    with open_runner(source.format, source.path, RunnerOptions(threads=threads), source) as runner:
+        specs = runner.input_specs
+    batch = None if input_shapes else default_batch(specs)
+    return random_feeds(specs, input_shapes, seed=seed, batch=batch)
+
+
+def _dynamic_shapes(
+    specs: Sequence[TensorSpec], feeds: Mapping[str, np.ndarray]
+) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """Concrete shapes (from the feeds) of the inputs whose dims are not all fixed: what a hop may need fixed."""
+    return tuple(
+        (s.name, tuple(int(d) for d in feeds[s.name].shape)) for s in specs if not s.is_static and s.name in feeds
+    )
+
+
+def run_chain(
+    source: SourceSpec,
+    targets: Sequence[Format],
+    out_dir: Path,
+    options: ConvertOptions,
+    *,
+    via: Sequence[Format] = (),
+    verify: bool = True,
+    feeds: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
+    tolerance: Tolerance | None = None,
+    threads: int | None = None,
+    progress: Progress | None = None,
+    optimize: bool = False,
+) -> ChainReport:
+    """Plan and run a chain; see the module docstring. Removes everything it wrote when it fails.
+
+    ``optimize`` runs modelport's optimizer on every ONNX artifact converted from another format (the seeds'
+    ``… → ONNX → optimize → OpenVINO``), before it is verified and converted on.
+    """
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    hops = plan(source.format, targets, via)
+    if not hops:
+        raise ConversionError(
+            f"nothing to convert: the source is already {', '.join(t.value for t in targets)}",
+            hint="name another target format with --to",
+        )
+    for pair in hops:
+        get_converter(*pair)  # fail before writing anything
+    written: list[Path] = []
+    try:
+        state = _State(
+            source, options, threads, written, latest={source.format: (source.path, None)}, optimize=optimize
+        )
+        return _run(state, targets, out_dir, hops, verify, feeds, seed, tolerance, say, t0)
+    except BaseException:
+        for path in reversed(written):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+@dataclasses.dataclass
+class _State:
+    """What a running chain knows: the source's run and feeds, the latest artifact per format, what it wrote."""
+
+    source: SourceSpec
+    options: ConvertOptions
+    threads: int | None
+    written: list[Path]
+    src_run: _Run | None = None
+    feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    latest: dict[Format, tuple[Path, _Run | None]] = dataclasses.field(default_factory=dict)
+    optimize: bool = False
+    #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
+    #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
+    drift: Tolerance | None = None
+
+
+def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_dir: Path) -> ConversionReport:
+    """Run one converter from the latest ``a`` artifact; record every file it wrote."""
+    prev_path, prev_run = state.latest[a]
+    from_source = prev_path == state.source.path
+    if from_source:
+        shapes = state.options.input_shapes
+    else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
+        shapes = _dynamic_shapes(prev_run.specs, prev_run.feeds) if prev_run else ()
+    opts = dataclasses.replace(state.options, precision=precision, input_shapes=shapes)
+    if not from_source:
+        opts = dataclasses.replace(opts, inputs=(), outputs=())
+    before = set(out_dir.iterdir()) if out_dir.exists() else set()
+    conversion = get_converter(a, b)(prev_path, out_dir, opts)
+    state.written.extend(Path(f) for f in conversion.files)
+    after = set(out_dir.iterdir()) if out_dir.exists() else set()
+    state.written.extend(p for p in after - before if p not in state.written)
+    if state.optimize and b is Format.ONNX and a is not Format.ONNX:
+        conversion = _optimize_onnx(conversion)
+    return conversion
+
+
+def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
+    """Run modelport's optimizer on a converted ONNX artifact in place (the hop's verification then covers it)."""
+    from modelport.model_io import save_model
+    from modelport.passes import optimize
+
+    t0 = time.perf_counter()
+    path = Path(conversion.artifact)
+    result = optimize(path, verify=False)
+    save_model(result.model, path)
+    rep = result.report
+    changed = ", ".join(p.name for p in rep.passes if p.modified) or "nothing to do"
+    note = f"optimized by modelport: {rep.nodes_before} → {rep.nodes_after} nodes ({changed})"
+    return dataclasses.replace(
+        conversion,
+        size_bytes=path.stat().st_size,
+        seconds=conversion.seconds + time.perf_counter() - t0,
+        notes=(*conversion.notes, note),
+    )
+
+
+def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> _Run:
+    source = state.source
+    state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, state.threads)
+    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, None, state.threads, source)
+    run.label = f"{source.path.name}@{RUNTIME_FOR_FORMAT[source.format]}"
+    state.latest[source.format] = (source.path, run)
+    return run
+
+
+def _verify_hop(
+    state: _State, hop: HopReport, a: Format, precision: Precision, tolerance: Tolerance | None
+) -> tuple[HopReport, _Run]:
+    """Run the hop's artifact; compare it with the previous artifact and the source; raise on a mismatch."""
+    assert state.src_run is not None
+    prev_path, prev_run = state.latest[a]
+    assert prev_run is not None
+    b = hop.conversion.target_format
+    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.src_run.outputs, state.threads)
+    tol = tolerance or Tolerance.for_precision(precision)
+    drift = tol if state.drift is None else Tolerance(max(tol.rtol, state.drift.rtol), max(tol.atol, state.drift.atol))
+    state.drift = drift
+
+    def versus(ref: _Run, tolerance: Tolerance) -> Comparison:
+        return compare_outputs(
+            ref.outputs, run.outputs, tolerance, reference_label=ref.label, candidate_label=run.label, runner=run.info
+        )
+
+    vs_prev = versus(prev_run, tol) if prev_path != state.source.path else None
+    vs_src = versus(state.src_run, drift)
+    hop = dataclasses.replace(hop, against_previous=vs_prev, against_source=vs_src)
+    _require(hop)
+    return hop, run
+
+
+def _run(
+    state: _State,
+    targets: Sequence[Format],
+    out_dir: Path,
+    hops: list[tuple[Format, Format]],
+    verify: bool,
+    feeds: Mapping[str, np.ndarray] | None,
+    seed: int,
+    tolerance: Tolerance | None,
+    say: Progress,
+    t0: float,
+) -> ChainReport:
+    source, options = state.source, state.options
+    reports: list[HopReport] = []
+    produced: dict[Format, str] = {}
+    for i, (a, b) in enumerate(hops):
+        is_target = b in targets and all(h[1] is not b for h in hops[i + 1 :])
+        precision = options.precision if is_target else Precision.FP32
+        say(f"converting {a.value} → {b.value}")
+        conversion = _convert_hop(state, a, b, precision, out_dir)
+        hop = HopReport(conversion, RUNTIME_FOR_FORMAT[b], is_target)
+        run: _Run | None = None
+        if verify:
+            if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
+                say(f"running the source {source.path.name}")
+                state.src_run = _run_source(state, feeds, seed)
+            say(f"verifying {Path(conversion.artifact).name}")
+            hop, run = _verify_hop(state, hop, a, precision, tolerance)
+        reports.append(hop)
+        state.latest[b] = (Path(conversion.artifact), run)
+        if is_target:
+            produced[b] = conversion.artifact
+    return ChainReport(
+        source=str(source.path),
+        source_format=source.format,
+        source_runtime=RUNTIME_FOR_FORMAT[source.format],
+        feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in state.feeds.items()),
+        hops=tuple(reports),
+        targets=tuple((t, produced[t]) for t in targets if t in produced),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _require(hop: HopReport) -> None:
+    for comparison in (hop.against_previous, hop.against_source):
+        if comparison is not None and not comparison.passed:
+            try:
+                comparison.require()
+            except VerificationError as exc:
+                raise VerificationError(f"hop {hop.label}: {exc.message}", hint=exc.hint, path=exc.path) from exc
+
+
+def parse_formats(items: Sequence[str | Format] | str) -> list[Format]:
+    """``"onnx,openvino"`` or a list → formats, order kept, duplicates dropped."""
+    from modelport.conversion import parse_format
+
+    raw = (
+        items.split(",")
+        if isinstance(items, str)
+        else [p for t in items for p in (t.split(",") if isinstance(t, str) else [t])]
+    )
+    result: list[Format] = []
+    for item in raw:
+        if isinstance(item, str) and not item.strip():
+            continue
+        fmt = parse_format(item)
+        if fmt not in result:
+            result.append(fmt)
+    if not result:
+        raise InvalidInputError("no target format given")
+    return result

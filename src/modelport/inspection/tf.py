@@ -1,0 +1,185 @@
+"""``inspect`` for TFLite flatbuffers and SavedModel directories.
+
+TFLite is read with the flatbuffer schema that ships in ``ai-edge-litert`` (no interpreter, no TensorFlow):
+inputs/outputs of the main subgraph with their ``shape_signature`` (−1 → dynamic), the op histogram over all
+subgraphs (builtin names, custom ops by their code), parameters (tensors backed by a buffer), quantization
+parameters of every quantized tensor, and the signatures.
+
+SavedModel is read from its ``saved_model.pb`` protobuf (``saved_model_cli show`` reads the same): every
+signature of the serving meta graph with dtypes and dims (−1 → None), the op histogram of the graph and its
+function library, and the variables from the checkpoint index.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import ModelLoadError
+from modelport.formats import Format
+from modelport.inputs import Dim, TensorSpec
+from modelport.inspection import ModelSummary, QuantizedTensor, SignatureSummary
+
+
+def _tflite_modules() -> tuple[Any, Any]:
+    from modelport.backends.litert import import_litert_interpreter
+
+    import_litert_interpreter()  # RuntimeUnavailable naming the extra when ai-edge-litert is missing
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    return schema, flatbuffer_utils
+
+
+def _name(raw: bytes | str | None) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+
+
+def _dtype(schema: Any, code: int) -> str:
+    names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    text = names.get(code, str(code)).lower()
+    return {"float32": "float32", "float16": "float16", "bool": "bool", "string": "object"}.get(text, text)
+
+
+def _spec(schema: Any, tensor: Any) -> TensorSpec:
+    shape = tensor.shapeSignature if tensor.shapeSignature is not None else tensor.shape
+    dims: tuple[Dim, ...] = tuple(None if int(d) < 0 else int(d) for d in (shape if shape is not None else []))
+    return TensorSpec(_name(tensor.name), _dtype(schema, tensor.type), dims)
+
+
+def _keyed(schema: Any, graph: Any, tensor_map: Any) -> TensorSpec:
+    """A signature entry: the tensor's spec under the signature's key."""
+    spec = _spec(schema, graph.tensors[tensor_map.tensorIndex])
+    return TensorSpec(_name(tensor_map.name), spec.dtype, spec.shape)
+
+
+def inspect_tflite(path: Path) -> ModelSummary:
+    """Summarise a .tflite file: I/O, op histogram, parameters, quantization parameters, signatures."""
+    schema, fb = _tflite_modules()
+    try:
+        model = fb.read_model(str(path))
+    except Exception as exc:  # the flatbuffer reader raises struct/index errors on corrupt files
+        raise ModelLoadError(f"cannot read the TFLite flatbuffer: {exc}", path=path) from exc
+    op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    hist: collections.Counter[str] = collections.Counter()
+    for graph in model.subgraphs:
+        for op in graph.operators or []:
+            code = model.operatorCodes[op.opcodeIndex]
+            builtin = fb.get_builtin_code_from_operator_code(code)
+            hist[_name(code.customCode) if code.customCode else op_names.get(builtin, str(builtin))] += 1
+    main = model.subgraphs[0]
+    params = bytes_ = 0
+    quantized: list[QuantizedTensor] = []
+    for graph in model.subgraphs:
+        for t in graph.tensors:
+            buf = model.buffers[t.buffer] if model.buffers and t.buffer < len(model.buffers) else None
+            size = len(buf.data) if buf is not None and buf.data is not None else int(getattr(buf, "size", 0) or 0)
+            if size:
+                params += int(np.prod(t.shape)) if t.shape is not None else 0
+                bytes_ += size
+            q = t.quantization
+            if q is not None and q.scale is not None and len(q.scale):
+                quantized.append(
+                    QuantizedTensor(
+                        _name(t.name),
+                        _dtype(schema, t.type),
+                        tuple(float(s) for s in q.scale),
+                        tuple(int(z) for z in (q.zeroPoint if q.zeroPoint is not None else [])),
+                        int(q.quantizedDimension) if len(q.scale) > 1 else -1,
+                    )
+                )
+    signatures = tuple(
+        SignatureSummary(
+            _name(sig.signatureKey),
+            "tflite",
+            tuple(_keyed(schema, model.subgraphs[sig.subgraphIndex], m) for m in sig.inputs or []),
+            tuple(_keyed(schema, model.subgraphs[sig.subgraphIndex], m) for m in sig.outputs or []),
+        )
+        for sig in model.signatureDefs or []
+    )
+    return ModelSummary(
+        path=str(path),
+        format=Format.TFLITE,
+        file_bytes=path.stat().st_size,
+        inputs=tuple(_spec(schema, main.tensors[i]) for i in main.inputs),
+        outputs=tuple(_spec(schema, main.tensors[i]) for i in main.outputs),
+        opsets=(("tflite schema", int(model.version)),),
+        op_histogram=tuple(hist.most_common()),
+        node_count=sum(hist.values()),
+        parameter_count=params,
+        parameter_bytes=bytes_,
+        producer=_name(model.description),
+        tensor_count=sum(len(g.tensors) for g in model.subgraphs),
+        quantized=tuple(quantized),
+        signatures=signatures,
+    )
+
+
+def _tensor_info_spec(tf: Any, key: str, info: Any) -> TensorSpec:
+    dtype = np.dtype(tf.dtypes.as_dtype(info.dtype).as_numpy_dtype).name
+    shape = info.tensor_shape
+    dims = None if shape.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape.dim)
+    return TensorSpec(key, dtype, dims)
+
+
+def _constants(graph_def: Any) -> tuple[int, int]:
+    """Elements and bytes of the Const tensors of a graph (a frozen graph keeps its weights there)."""
+    elements = size = 0
+    for node in graph_def.node:
+        if node.op == "Const" and "value" in node.attr:
+            tensor = node.attr["value"].tensor
+            elements += int(np.prod([d.size for d in tensor.tensor_shape.dim])) if tensor.tensor_shape.dim else 1
+            size += len(tensor.tensor_content)
+    return elements, size
+
+
+def inspect_saved_model(path: Path) -> ModelSummary:
+    """Summarise a SavedModel directory: signatures (dtypes, −1 dims), ops, variables."""
+    from modelport.backends.tensorflow import import_tensorflow
+
+    tf = import_tensorflow()
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    pb = path / "saved_model.pb"
+    if not pb.exists():
+        raise ModelLoadError("only binary SavedModels (saved_model.pb) are read", path=path)
+    proto.ParseFromString(pb.read_bytes())
+    meta = next((m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags), proto.meta_graphs[0])
+    signatures = tuple(
+        SignatureSummary(
+            key,
+            sig.method_name,
+            tuple(_tensor_info_spec(tf, k, v) for k, v in sorted(sig.inputs.items())),
+            tuple(_tensor_info_spec(tf, k, v) for k, v in sorted(sig.outputs.items())),
+        )
+        for key, sig in sorted(meta.signature_def.items())
+        if not key.startswith("__")
+    )
+    hist: collections.Counter[str] = collections.Counter(n.op for n in meta.graph_def.node)
+    for fn in meta.graph_def.library.function:
+        hist.update(n.op for n in fn.node_def)
+    params, bytes_ = _constants(meta.graph_def)
+    variables = path / "variables" / "variables"
+    if (path / "variables" / "variables.index").exists():
+        params += sum(int(np.prod(shape)) for _, shape in tf.train.list_variables(str(variables)))
+        bytes_ += sum(f.stat().st_size for f in (path / "variables").glob("variables.data-*"))
+    serving = next((s for s in signatures if s.key == "serving_default"), signatures[0] if signatures else None)
+    files = [f for f in path.rglob("*") if f.is_file()]
+    return ModelSummary(
+        path=str(path),
+        format=Format.SAVED_MODEL,
+        file_bytes=sum(f.stat().st_size for f in files),
+        inputs=serving.inputs if serving else (),
+        outputs=serving.outputs if serving else (),
+        opsets=(),
+        op_histogram=tuple(hist.most_common()),
+        node_count=sum(hist.values()),
+        parameter_count=params,
+        parameter_bytes=bytes_,
+        producer=f"tensorflow {meta.meta_info_def.tensorflow_version}".strip(),
+        signatures=signatures,
+    )

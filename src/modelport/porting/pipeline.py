@@ -1,0 +1,362 @@
+"""``port``: the main job — source → (optimize) → every target → verify → benchmark → report.
+
+Targets are (runtime, precision) pairs. Each is converted from the source, verified against it on the same
+feeds with the precision's tolerance, benchmarked, and (when the source comes with a labelled dataset, as the
+shipped MNIST model does) evaluated on it. A target that fails verification is reported and never chosen as
+the fastest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from modelport.backends import open_runner, parse_backends
+from modelport.backends.runner import RunnerInfo, RunnerOptions
+from modelport.benchmark.timing import BenchConfig, LatencyStats, time_runner
+from modelport.conversion import convert, verify_against_source
+from modelport.conversion.base import ConversionReport
+from modelport.errors import ModelportError
+from modelport.evaluate import EvalResult, EvalSet, evaluate_classifier
+from modelport.formats import Format, Precision, sniff_format
+from modelport.inputs import default_batch, random_feeds
+from modelport.model_io import load_proto, save_model, write_text
+from modelport.reports.environment import Environment, capture_environment
+from modelport.reports.serialize import JsonReport
+from modelport.verify.compare import Comparison, Tolerance
+
+log = logging.getLogger(__name__)
+
+#: which precisions each runtime can execute on CPU, and the artifact format it needs.
+SUPPORTED: dict[str, tuple[Format, tuple[Precision, ...]]] = {
+    "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16, Precision.INT8)),
+    "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)),
+    "litert": (Format.TFLITE, (Precision.FP32, Precision.FP16, Precision.INT8)),
+}
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class PortOptions:
+    """Options of the port pipeline.
+
+    Attributes:
+        targets: runtime names.
+        precisions: precisions to try on each runtime (unsupported pairs are reported as skipped).
+        optimize: run ``modelport optimize`` on the source first.
+        input_shapes: concrete shapes for dynamic dims.
+        batch: batch size for verification feeds and benchmarks (None: the model's fixed batch, else 1).
+        threads: runtime threads (None: all cores).
+        bench: timing settings.
+        seed: seed of random feeds.
+        eval_limit: cap on evaluation samples (None: the whole split).
+    """
+
+    targets: tuple[str, ...] = ("onnxruntime", "openvino")
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
+    optimize: bool = True
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    batch: int | None = None
+    threads: int | None = None
+    bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
+    seed: int = 0
+    eval_limit: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizationSummary(JsonReport):
+    """What the optimizer did to the source before conversion."""
+
+    nodes_before: int
+    nodes_after: int
+    passes: tuple[str, ...]
+    seconds: float
+    max_abs_error: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetResult(JsonReport):
+    """One (runtime, precision) target: its artifact, verification, speed and accuracy."""
+
+    runtime: str
+    precision: Precision
+    status: str  # "verified", "mismatch", "failed", "skipped"
+    reason: str = ""
+    artifact: str = ""
+    size_bytes: int = 0
+    convert_seconds: float = 0.0
+    runner: RunnerInfo | None = None
+    verification: Comparison | None = None
+    latency: LatencyStats | None = None
+    throughput: float | None = None
+    accuracy: EvalResult | None = None
+    flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision.value}"
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "verified"
+
+
+@dataclasses.dataclass(frozen=True)
+class PortReport(JsonReport):
+    """Everything ``port`` did."""
+
+    source: str
+    source_format: Format
+    source_nodes: int
+    optimization: OptimizationSummary | None
+    batch: int
+    feeds: str
+    source_accuracy: EvalResult | None
+    targets: tuple[TargetResult, ...]
+    fastest: str | None
+    environment: Environment
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(t.status in ("verified", "skipped") for t in self.targets)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _count_nodes(path: Path) -> int:
+    return len(load_proto(path, check=False, load_external_data=False).graph.node)
+
+
+def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, OptimizationSummary | None]:
+    """Copy (or optimize) the source into ``out_dir/model.onnx``: every target starts from that file."""
+    dst = out_dir / "model.onnx"
+    if opts.optimize:
+        from modelport.passes import optimize_file
+
+        # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
+        shapes = {name: (opts.batch, *dims[1:]) if opts.batch else dims for name, dims in opts.input_shapes}
+        rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
+        return dst, OptimizationSummary(
+            nodes_before=rep.nodes_before,
+            nodes_after=rep.nodes_after,
+            passes=tuple(p.name for p in rep.passes if p.modified),
+            seconds=rep.seconds,
+            max_abs_error=rep.verification.max_abs if rep.verification is not None else None,
+        )
+    save_model(load_proto(src), dst, source=src)
+    return dst, None
+
+
+def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
+    return out_dir / "targets" / f"{runtime}-{precision.value}"
+
+
+def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
+    fmt = SUPPORTED[runtime][0]
+    weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
+    # TFLite keeps the ONNX inputs' NCHW layout: the artifact takes the same feeds (and eval set) as the source
+    graph = load_proto(model, check=False, load_external_data=False).graph
+    nchw = [i.name for i in graph.input] if fmt is Format.TFLITE else []
+    target = _target_dir(out_dir, runtime, precision)
+    return convert(model, fmt, target, precision=weights, name="model", verify=False, inputs_as_nchw=nchw)
+
+
+def _run_target(
+    runtime: str,
+    precision: Precision,
+    model: Path,
+    out_dir: Path,
+    feeds: Mapping[str, np.ndarray],
+    eval_set: EvalSet | None,
+    opts: PortOptions,
+    reference: Path,
+) -> TargetResult:
+    """Build, verify (against ``reference``, the untouched source), benchmark and evaluate one target."""
+    supported = SUPPORTED[runtime][1]
+    if precision not in supported:
+        return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
+    if precision is Precision.INT8:  # calibrated on the eval set, judged by its accuracy drop (modelport.quantization)
+        from modelport.porting.int8 import int8_target
+
+        return int8_target(runtime, model, _target_dir(out_dir, runtime, precision), feeds, eval_set, opts, reference)
+    try:
+        conv = _build_artifact(model, out_dir, runtime, precision)
+    except ModelportError as exc:
+        return TargetResult(runtime, precision, "failed", reason=str(exc))
+    artifact = Path(conv.artifact)
+    try:
+        return _verify_and_measure(runtime, precision, reference, conv, feeds, eval_set, opts)
+    except ModelportError as exc:  # the runtime cannot load or run the artifact: this target failed, not port
+        return TargetResult(
+            runtime,
+            precision,
+            "failed",
+            reason=str(exc),
+            artifact=str(artifact),
+            size_bytes=conv.size_bytes,
+            convert_seconds=conv.seconds,
+        )
+
+
+def _verify_and_measure(
+    runtime: str,
+    precision: Precision,
+    reference: Path,
+    conv: ConversionReport,
+    feeds: Mapping[str, np.ndarray],
+    eval_set: EvalSet | None,
+    opts: PortOptions,
+) -> TargetResult:
+    fmt = SUPPORTED[runtime][0]
+    artifact = Path(conv.artifact)
+    exec_precision = Precision.FP32 if (runtime == "openvino" and precision is Precision.FP16) else precision
+    comparison = verify_against_source(
+        reference,
+        artifact,
+        fmt,
+        feeds,
+        precision=exec_precision,
+        tolerance=Tolerance.for_precision(precision),
+        threads=opts.threads,
+    )
+    base = TargetResult(
+        runtime,
+        precision,
+        "verified" if comparison.passed else "mismatch",
+        reason="" if comparison.passed else _mismatch_reason(comparison),
+        artifact=str(artifact),
+        size_bytes=conv.size_bytes,
+        convert_seconds=conv.seconds,
+        verification=comparison,
+    )
+    options = RunnerOptions(threads=opts.threads, precision=exec_precision)
+    batch = opts.batch or 1  # resolved by port()
+    with open_runner(runtime, artifact, options) as runner:
+        bench_feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
+        stats = time_runner(runner, bench_feeds, opts.bench)
+        accuracy = evaluate_classifier(runner, eval_set) if eval_set is not None else None
+        info = runner.info()
+    return dataclasses.replace(
+        base, runner=info, latency=stats, throughput=batch / (stats.mean_ms / 1e3), accuracy=accuracy
+    )
+
+
+def _mismatch_reason(c: Comparison) -> str:
+    w = c.worst
+    return (
+        ""
+        if w is None
+        else f"output {w.name!r}: max abs {w.max_abs:.3g}, {w.mismatch_fraction:.2%} outside {c.tolerance}"
+    )
+
+
+#: more accurate first: a tie in speed goes to the precision that loses less.
+_PRECISION_RANK = {Precision.FP32: 0, Precision.FP16: 1, Precision.BF16: 2, Precision.INT8: 3}
+#: medians within this ratio of the best count as a tie (timing noise on a loaded machine is a few %).
+TIE_RATIO = 1.05
+
+
+def _fastest(targets: Sequence[TargetResult]) -> str | None:
+    """The verified target with the lowest median latency; within 5 % of it, the most precise one wins."""
+    timed = [(t, t.latency.p50_ms) for t in targets if t.verified and t.latency is not None and not t.flags]
+    if not timed:
+        return None
+    best = min(ms for _, ms in timed)
+    ties = [(t, ms) for t, ms in timed if ms <= best * TIE_RATIO]
+    return min(ties, key=lambda tm: (_PRECISION_RANK[tm[0].precision], tm[1]))[0].label
+
+
+def default_eval_set(limit: int | None = None) -> tuple[Path, EvalSet]:
+    """The shipped MNIST ConvNet and the MNIST test split, normalised for it."""
+    from modelport.datasets import default_model_metadata, default_model_path, load_mnist
+
+    card = default_model_metadata()
+    data = load_mnist("test", limit=limit)
+    return default_model_path(), EvalSet("mnist-test", card.input, card.normalize(data.images), data.labels)
+
+
+def port(
+    model: str | Path | None = None,
+    out_dir: str | Path = "modelport-out",
+    *,
+    options: PortOptions | None = None,
+    eval_set: EvalSet | None = None,
+    progress: Progress | None = None,
+) -> PortReport:
+    """Port ``model`` (default: the shipped MNIST ConvNet) to every target; write the artifacts and reports.
+
+    Writes ``out_dir/model.onnx`` (the prepared source), ``out_dir/targets/<runtime>-<precision>/…`` and
+    ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any
+    target failed verification or conversion.
+    """
+    t0 = time.perf_counter()
+    opts = options or PortOptions()
+    say = progress or (lambda _msg: None)
+    targets = parse_backends(list(opts.targets))
+    if model is None:
+        src, default_set = default_eval_set(opts.eval_limit)
+        eval_set = eval_set or default_set
+    else:
+        src = Path(model)
+    fmt = sniff_format(src)
+    if fmt is not Format.ONNX:
+        raise ModelportError(
+            f"port takes ONNX models for now, this is {fmt.value}", path=src, hint="convert it to ONNX first"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source_nodes = _count_nodes(src)
+    say("preparing the source model")
+    prepared, optimization = _prepare_source(src, out, opts)
+    with open_runner("onnxruntime", prepared, RunnerOptions(threads=opts.threads)) as ref:
+        batch = opts.batch or default_batch(ref.input_specs)
+        opts = dataclasses.replace(opts, batch=batch)
+        if eval_set is not None:
+            fixed = any(s.shape and isinstance(s.shape[0], int) and s.shape[0] > 0 for s in ref.input_specs)
+            feeds = {eval_set.input_name: eval_set.inputs[: batch if fixed else max(batch, 64)]}
+            feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
+        else:
+            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
+            feeds_text = f"random, seed {opts.seed}"
+        source_accuracy = evaluate_classifier(ref, eval_set) if eval_set is not None else None
+    results = []
+    for runtime in targets:
+        for precision in opts.precisions:
+            say(f"{runtime}/{precision.value}: convert, verify, benchmark")
+            results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts, src))
+    if any(t.precision is Precision.INT8 for t in results):
+        from modelport.porting.int8 import flag_slower_int8
+
+        results = flag_slower_int8(results)  # an INT8 target slower than its FP32 sibling is never the fastest
+    report = PortReport(
+        source=str(src),
+        source_format=fmt,
+        source_nodes=source_nodes,
+        optimization=optimization,
+        batch=batch,
+        feeds=feeds_text,
+        source_accuracy=source_accuracy,
+        targets=tuple(results),
+        fastest=_fastest(results),
+        environment=capture_environment(),
+        seconds=time.perf_counter() - t0,
+    )
+    write_reports(report, out)
+    return report
+
+
+def write_reports(report: PortReport, out_dir: Path) -> None:
+    """report.json, report.md and report.html in ``out_dir`` (each written atomically)."""
+    from modelport.reports.render import port_html, port_markdown
+
+    write_text(out_dir / "report.json", report.to_json())
+    write_text(out_dir / "report.md", port_markdown(report))
+    write_text(out_dir / "report.html", port_html(report))

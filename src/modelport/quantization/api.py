@@ -1,0 +1,463 @@
+"""``modelport.quantization``: INT8 for one runtime, calibrated on real data, measured against its FP32 source.
+
+The job: read the calibration (and evaluation) data for the model's inputs → build the INT8 artifact with the
+runtime's own engine (ONNX Runtime static/dynamic, NNCF for OpenVINO, LiteRT full-integer) → time FP32 and INT8
+on the same runtime in interleaved rounds → evaluate both on the evaluation data → write the report.
+
+The result is *verified* when the top-1 drop (percentage points) is within ``max_drop`` (default
+:data:`DEFAULT_MAX_DROP`) on labelled data, or, without labels, when every INT8 output keeps a cosine similarity of
+at least :data:`MIN_COSINE` with the FP32 output on the same samples, or stays element-wise within the int8
+tolerance (:meth:`~modelport.verify.compare.Tolerance.for_precision`; this catches outputs so close to zero that
+their direction means nothing). The element-wise comparison alone would be too strict: the shipped MNIST ConvNet
+loses 0.04 points of top-1 in INT8 while single logits move by up to 4. An INT8 variant
+that is not faster than FP32 is flagged: ``port`` never picks it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from modelport.backends import get_backend, open_runner
+from modelport.backends.runner import Runner, RunnerOptions
+from modelport.errors import InvalidInputError
+from modelport.formats import Format, Precision, sniff_format
+from modelport.inputs import TensorSpec, default_batch
+from modelport.model_io import atomic_path, external_data_files, write_text
+from modelport.quantization.calibration import SampleSet, batch_for, load_samples
+from modelport.quantization.measure import bench_feeds, interleaved_latency, metric, run_samples
+from modelport.quantization.options import Mode, QuantizeOptions
+from modelport.quantization.report import SLOWER_FLAG, DataInfo, LayerSummary, QuantizeReport, Trial, VariantResult
+from modelport.reports.environment import Environment, capture_environment
+
+log = logging.getLogger(__name__)
+
+#: allowed top-1 drop in percentage points when labelled evaluation data is given and no --max-drop.
+DEFAULT_MAX_DROP = 1.0
+#: without labels, every INT8 output must keep at least this cosine similarity with the FP32 output. Element-wise
+#: bounds do not fit quantization: a classifier whose top-1 moves by 0.04 points still has logits off by up to 4.
+MIN_COSINE = 0.99
+#: batch for evaluation and ONNX Runtime calibration on models with a dynamic batch dimension.
+EVAL_BATCH = 100
+ORT_CALIB_BATCH = 16
+RUNTIMES = ("onnxruntime", "openvino", "litert")
+
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """Everything the engines need, resolved once."""
+
+    src: Path
+    runtime: str
+    out_dir: Path
+    name: str
+    options: QuantizeOptions
+    env: Environment
+    specs: tuple[TensorSpec, ...]
+    batch: int
+    fixed: bool
+    calib: SampleSet
+    calib_info: DataInfo
+    evaluation: SampleSet
+    eval_info: DataInfo
+    say: Progress
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    """An engine's result: the INT8 artifact and how it was made."""
+
+    artifact: Path
+    files: tuple[Path, ...]
+    engine: str
+    settings: tuple[tuple[str, str], ...]
+    choice: str
+    trials: tuple[Trial, ...] = ()
+    reference: Path | None = None  # the FP32 model on this runtime when it is not the source (TFLite)
+    fp16: Path | None = None  # an FP16 model the engine made on the way
+
+
+def _runtime(name: str) -> str:
+    key = get_backend(name).name
+    if key not in RUNTIMES:
+        raise InvalidInputError(
+            f"quantize builds INT8 for onnxruntime, openvino and litert (tflite), not {key}",
+            hint="pick one of those runtimes with --runtime",
+        )
+    return key
+
+
+def _check_combination(src: Path, runtime: str, options: QuantizeOptions) -> Format:
+    fmt = sniff_format(src)
+    accepted = {
+        "onnxruntime": (Format.ONNX,),
+        "openvino": (Format.ONNX, Format.OPENVINO_IR),
+        "litert": (Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
+    }[runtime]
+    if fmt not in accepted:
+        raise InvalidInputError(
+            f"{runtime} quantization takes {' or '.join(f.value for f in accepted)} models, this is {fmt.value}",
+            path=src,
+            hint="convert it first with `modelport convert`",
+        )
+    if options.mode is Mode.DYNAMIC and runtime != "onnxruntime":
+        raise InvalidInputError(
+            f"dynamic quantization is an ONNX Runtime mode; {runtime} quantizes statically",
+            hint="use --runtime onnxruntime, or drop --mode dynamic",
+        )
+    return fmt
+
+
+def _data_info(samples: SampleSet, requested: int | None, warnings: Sequence[str]) -> DataInfo:
+    return DataInfo(
+        source=samples.name,
+        samples=len(samples),
+        requested=requested,
+        labelled=samples.labelled,
+        synthetic=samples.synthetic,
+        preprocessing=samples.preprocessing,
+        warnings=tuple(warnings),
+    )
+
+
+def _specs(src: Path, runtime: str, threads: int | None) -> tuple[TensorSpec, ...]:
+    if runtime == "litert":
+        from modelport.quantization.tflite import source_specs
+
+        return tuple(source_specs(src, threads))
+    with open_runner(runtime, src, RunnerOptions(threads=threads)) as runner:
+        return tuple(runner.input_specs)
+
+
+def prepare(
+    src: Path,
+    runtime: str,
+    out_dir: Path,
+    calib: Any,
+    evaluation: Any,
+    options: QuantizeOptions,
+    name: str | None,
+    say: Progress,
+) -> Job:
+    """Resolve the runtime, check the model, read the calibration and evaluation data."""
+    _check_combination(src, runtime, options)
+    specs = _specs(src, runtime, options.threads)
+    say(f"reading calibration data ({options.samples} samples)")
+    cal, cal_warn = load_samples(
+        calib, specs, role="calibration", limit=options.samples, preprocess=options.preprocess, seed=options.seed
+    )
+    if evaluation is not None:
+        ev, ev_warn = load_samples(
+            evaluation, specs, role="evaluation", limit=options.eval_samples, preprocess=options.preprocess
+        )
+        ev_info = _data_info(ev, options.eval_samples, ev_warn)
+    else:
+        ev = cal
+        ev_info = dataclasses.replace(
+            _data_info(cal, None, ()), warnings=("no --eval data: the error is measured on the calibration samples",)
+        )
+    if options.max_drop is not None and (evaluation is None or not ev.labelled):
+        raise InvalidInputError(
+            "--max-drop needs labelled evaluation data to measure a top-1 drop",
+            hint="give labelled --eval data: mnist:test, an image folder of class sub-folders, an .npz with 'labels'",
+        )
+    fixed_batch = batch_for(specs, 0)
+    return Job(
+        src=src,
+        runtime=runtime,
+        out_dir=out_dir,
+        name=name or src.stem,
+        options=options,
+        env=capture_environment(),
+        specs=specs,
+        batch=options.batch or default_batch(list(specs)),
+        fixed=fixed_batch > 0,
+        calib=cal,
+        calib_info=_data_info(cal, options.samples, cal_warn),
+        evaluation=ev,
+        eval_info=ev_info,
+        say=say,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Engines
+
+
+def _runner(runtime: str, path: Path, precision: Precision, threads: int | None) -> Runner:
+    if runtime == "litert":
+        from modelport.quantization.tflite import runner
+
+        return runner(path, precision, threads)
+    return open_runner(runtime, path, RunnerOptions(threads=threads, precision=precision))
+
+
+def _speedup(fp32_ms: float, ms: float) -> float:
+    return fp32_ms / ms if ms > 0 else float("inf")
+
+
+def build_onnxruntime(job: Job, work: Path) -> Built:
+    """Pre-process, then build and time each candidate setting until one beats FP32 (else keep the fastest)."""
+    from modelport.quantization import ort
+
+    settings, why = ort.plan(job.options, job.env)
+    pre = work / "preprocessed.onnx"
+    job.say("ONNX Runtime: pre-processing (quant_pre_process)")
+    pre_text = ort.preprocess(job.src, pre)
+    calib_batch = batch_for(job.specs, ORT_CALIB_BATCH)
+    feeds = bench_feeds(job.calib, job.batch)
+    trials: list[Trial] = []
+    paths: list[Path] = []
+    for i, setting in enumerate(settings):
+        job.say(f"ONNX Runtime: {setting.label}")
+        cand = work / f"candidate{i}.onnx"
+        ort.quantize_onnx(
+            pre, cand, job.calib, setting, batch=calib_batch, fixed_batch=job.fixed, exclude=job.options.exclude
+        )
+        with (
+            _runner("onnxruntime", job.src, Precision.FP32, job.options.threads) as f32,
+            _runner("onnxruntime", cand, Precision.INT8, job.options.threads) as q,
+        ):
+            base, lat = interleaved_latency([f32, q], feeds, job.options.bench)
+        layers = ort.layer_summary(cand, job.options.threads)
+        speed = _speedup(base.p50_ms, lat.p50_ms)
+        trials.append(Trial(setting.label, lat.p50_ms, speed, layers.int8_ops, len(layers.float_layers), False))
+        paths.append(cand)
+        if speed > 1.0:
+            break
+        if i + 1 < len(settings):
+            log.warning(
+                "%s: INT8 %s ran at %.2f× FP32's speed; trying the next setting", job.src.name, setting.label, speed
+            )
+    beat = trials[-1].speedup > 1.0
+    best = len(trials) - 1 if beat else max(range(len(trials)), key=lambda i: trials[i].speedup)
+    trials[best] = dataclasses.replace(trials[best], chosen=True)
+    if beat and best == 0:
+        choice = why
+    elif beat:
+        choice = f"{why}; measured here {trials[0].setting} was not faster than FP32, {trials[best].setting} was"
+    else:
+        choice = f"{why}; measured here no setting beat FP32, the fastest was kept ({trials[best].setting})"
+    dst = job.out_dir / f"{job.name}.int8.onnx"
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(paths[best], tmp)
+    return Built(
+        artifact=dst,
+        files=(dst,),
+        engine=ort.engine_name(),
+        settings=(("pre-processing", pre_text), *settings[best].items()),
+        choice=choice,
+        trials=tuple(trials),
+    )
+
+
+def build_openvino(job: Job, work: Path) -> Built:
+    """NNCF post-training quantization (with accuracy control under --max-drop)."""
+    from modelport.quantization import openvino
+
+    job.say("OpenVINO: NNCF quantization" + (" with accuracy control" if job.options.max_drop is not None else ""))
+    xml, files, settings = openvino.quantize_ir(
+        job.src,
+        job.out_dir,
+        f"{job.name}.int8",
+        job.calib,
+        job.options,
+        batch=batch_for(job.specs, 1),
+        fixed_batch=job.fixed,
+        evaluation=job.evaluation if job.options.max_drop is not None else None,
+    )
+    return Built(xml, tuple(files), openvino.engine_name(), settings, openvino.explain(job.env))
+
+
+def build_litert(job: Job, work: Path) -> Built:
+    from modelport.quantization import tflite
+
+    return tflite.build(job, work)
+
+
+_BUILDERS: dict[str, Callable[[Job, Path], Built]] = {
+    "onnxruntime": build_onnxruntime,
+    "openvino": build_openvino,
+    "litert": build_litert,
+}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def _size(path: Path) -> int:
+    files = [path]
+    if path.suffix == ".xml":
+        files.append(path.with_suffix(".bin"))
+    elif path.suffix == ".onnx":
+        files += [path.parent / f for f in external_data_files(path)]
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def _fp16_variant(job: Job, built: Built) -> Path | None:
+    if built.fp16 is not None:
+        return built.fp16
+    if sniff_format(job.src) is not Format.ONNX:
+        log.warning("no fp16 variant: the source is not ONNX")
+        return None
+    from modelport.conversion import convert
+
+    fmt = Format.ONNX if job.runtime == "onnxruntime" else Format.OPENVINO_IR
+    rep = convert(job.src, fmt, job.out_dir, precision=Precision.FP16, name=f"{job.name}.fp16", verify=False)
+    return Path(rep.artifact)
+
+
+def _layers(job: Job, artifact: Path) -> LayerSummary:
+    if job.runtime == "onnxruntime":
+        from modelport.quantization.ort import layer_summary
+
+        return layer_summary(artifact, job.options.threads)
+    if job.runtime == "openvino":
+        from modelport.quantization.openvino import layer_summary as ov_layers
+
+        return ov_layers(artifact, job.options.threads)
+    from modelport.quantization.tflite import layer_summary as tfl_layers
+
+    return tfl_layers(artifact)
+
+
+def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
+    """Time FP32, INT8 (and FP16) in interleaved rounds; evaluate each; summarise INT8's layers."""
+    paths = [(Precision.FP32, built.reference or job.src), (Precision.INT8, built.artifact)]
+    if job.options.fp16:
+        fp16 = _fp16_variant(job, built)
+        if fp16 is not None:
+            paths.append((Precision.FP16, fp16))
+    runners = [_runner(job.runtime, p, prec, job.options.threads) for prec, p in paths]
+    for r in runners:
+        r.__enter__()
+    try:
+        job.say("timing " + " vs ".join(p.value for p, _ in paths))
+        stats = interleaved_latency(runners, bench_feeds(job.calib, job.batch), job.options.bench)
+        job.say(f"evaluating on {job.evaluation.name} ({len(job.evaluation)} samples)")
+        batch = batch_for(job.specs, EVAL_BATCH)
+        outputs = [run_samples(r, job.evaluation, batch, job.fixed) for r in runners]
+        infos = [r.info() for r in runners]
+    finally:
+        for r in runners:
+            r.__exit__(None, None, None)
+    variants = []
+    for i, (prec, path) in enumerate(paths):
+        speed = _speedup(stats[0].p50_ms, stats[i].p50_ms)
+        flags = (SLOWER_FLAG,) if prec is Precision.INT8 and speed <= 1.0 else ()
+        variants.append(
+            VariantResult(
+                name=prec.value,
+                precision=prec,
+                artifact=str(path),
+                size_bytes=_size(path),
+                latency=stats[i],
+                speedup=speed,
+                metric=metric(outputs[i], job.evaluation, None if i == 0 else outputs[0]),
+                layers=_layers(job, path) if prec is Precision.INT8 else None,
+                runner=infos[i],
+                flags=flags,
+            )
+        )
+    return tuple(variants)
+
+
+def verdict(job: Job, variants: Sequence[VariantResult]) -> tuple[float | None, str, str]:
+    """(drop in points, status, reason) from the FP32 and INT8 metrics."""
+    fp32 = variants[0].metric
+    int8 = next(v for v in variants if v.precision is Precision.INT8)
+    q = int8.metric
+    assert fp32 is not None and q is not None
+    if fp32.top1 is not None and q.top1 is not None:
+        drop = 100.0 * (fp32.top1 - q.top1)
+        limit = job.options.max_drop if job.options.max_drop is not None else DEFAULT_MAX_DROP
+        text = (
+            f"INT8 top-1 {q.top1:.2%} vs FP32 {fp32.top1:.2%} on {q.samples} samples of {q.dataset}: "
+            f"drop {drop:.2f} points (allowed {limit:g})"
+        )
+        return drop, ("verified" if drop <= limit + 1e-9 else "drop-exceeded"), text
+    error = q.error
+    assert error is not None
+    cosine = min((o.cosine for o in error.outputs), default=1.0)
+    text = (
+        f"INT8 outputs vs FP32 on {q.samples} samples of {q.dataset}: cosine similarity {cosine:.5f} "
+        f"(required ≥ {MIN_COSINE:g}, or every element within {error.tolerance}), max abs {error.max_abs:.3g}, "
+        f"mean abs {max((o.mean_abs for o in error.outputs), default=0.0):.3g}"
+    )
+    ok = cosine >= MIN_COSINE or error.passed  # tiny outputs (≈0) can be within tolerance yet point elsewhere
+    return None, ("verified" if ok else "mismatch"), text
+
+
+def quantize(
+    model: str | Path,
+    out_dir: str | Path = "modelport-int8",
+    *,
+    runtime: str = "onnxruntime",
+    calib: Any = "random",
+    eval: Any = None,
+    options: QuantizeOptions | None = None,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> QuantizeReport:
+    """Quantize ``model`` to INT8 for ``runtime``, measure it against FP32 and write the report.
+
+    Args:
+        model: ONNX (any runtime), OpenVINO IR (openvino), SavedModel/Keras (litert).
+        out_dir: where ``<name>.int8.*``, ``quantize.json`` and ``quantize.md`` go.
+        runtime: "onnxruntime", "openvino" or "litert" (alias "tflite").
+        calib: calibration source (see :mod:`modelport.quantization.calibration`); "random" warns.
+        eval: evaluation source; labelled data gives top-1/top-5 and the drop (None: the calibration samples).
+        options: see :class:`~modelport.quantization.options.QuantizeOptions`.
+        name: base name of the artifacts (default: the model's file stem).
+        progress: called with a line per step.
+
+    Returns:
+        The report; ``bool(report)`` is False when the drop exceeds the limit or the outputs mismatch
+        (``report.require()`` raises AccuracyDropError with the measured drop).
+    """
+    t0 = time.perf_counter()
+    opts = options or QuantizeOptions()
+    say = progress or (lambda _msg: None)
+    src = Path(model)
+    rt = _runtime(runtime)
+    out = Path(out_dir)
+    job = prepare(src, rt, out, calib, eval, opts, name, say)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="modelport-quantize-") as tmp:
+        built = _BUILDERS[rt](job, Path(tmp))
+    variants = measure(job, built)
+    drop, status, reason = verdict(job, variants)
+    if SLOWER_FLAG in variants[1].flags:
+        log.warning("%s: INT8 is not faster than FP32 on %s (flagged)", src.name, rt)
+    report = QuantizeReport(
+        source=str(src),
+        runtime=rt,
+        engine=built.engine,
+        settings=built.settings,
+        choice=built.choice,
+        trials=built.trials,
+        calibration=job.calib_info,
+        evaluation=job.eval_info,
+        variants=variants,
+        batch=job.batch,
+        drop=drop,
+        max_drop=opts.max_drop,
+        status=status,
+        reason=reason,
+        environment=job.env,
+        seconds=time.perf_counter() - t0,
+    )
+    from modelport.quantization.render import quantize_markdown
+
+    write_text(out / "quantize.json", report.to_json())
+    write_text(out / "quantize.md", quantize_markdown(report))
+    return report

@@ -1,0 +1,304 @@
+"""ONNX Runtime INT8: static QDQ (calibrated) or dynamic quantization, with the integer types chosen per CPU.
+
+ONNX Runtime runs a QDQ model fast only where its graph optimizer fuses each ``DequantizeLinear → op →
+QuantizeLinear`` group into an integer kernel (QLinearConv, QGemm, QLinearAdd …); what it cannot fuse runs in
+float between extra (de)quantization steps, which can make INT8 *slower* than FP32. Which groups fuse depends
+on the types: ORT's x86 kernels (MLAS) multiply unsigned 8-bit activations by signed 8-bit weights (``vpdpbusd``
+with VNNI), so on x86 U8S8 fuses everything while S8S8 leaves part of the graph in float (resnet50 here: S8S8
+left 20 Conv and 16 Add in float and was 1.2× faster than FP32, U8S8 fused all 53 Conv and was 3× faster).
+ARM kernels prefer symmetric S8S8. Without VNNI, u8×s8 products can saturate the 16-bit intermediate sums of
+AVX2's ``vpmaddubsw``, so weights are reduced to 7 bits (``reduce_range``).
+
+The choice is then measured: :mod:`modelport.quantization.api` times each candidate against FP32 and keeps the first
+that is faster (else the fastest). :func:`layer_summary` reads ORT's own optimized graph to say what runs in
+integer kernels and which compute layers stayed in float.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import ConversionError, InvalidInputError
+from modelport.model_io import atomic_path, load_proto
+from modelport.quantization.calibration import SampleSet, padded_batches
+from modelport.quantization.options import CalibrationMethod, Mode, QuantizeOptions, QuantTypes
+from modelport.quantization.report import LayerSummary
+from modelport.reports.environment import Environment
+
+log = logging.getLogger(__name__)
+
+#: ops of ORT's optimized graph that run integer kernels.
+INT8_OP_PREFIXES = ("QLinear", "QGemm", "QAttention", "QOrdered", "DynamicQuantize")
+INT8_OPS = frozenset({"MatMulInteger", "ConvInteger", "MatMulIntegerToFloat", "NhwcMaxPool"})
+#: compute layers: when one of these is left in the optimized graph, it runs in float.
+FLOAT_LAYER_OPS = frozenset(
+    {"Conv", "FusedConv", "ConvTranspose", "MatMul", "FusedMatMul", "Gemm", "FusedGemm", "Einsum"}
+    | {"Attention", "MultiHeadAttention", "LSTM", "GRU", "RNN"}
+)
+QUANT_NODES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class OrtSetting:
+    """One ONNX Runtime quantization setting."""
+
+    mode: Mode
+    activation: str  # "u8" / "s8" (static only)
+    weight: str  # "s8" / "u8"
+    per_channel: bool
+    reduce_range: bool
+    method: CalibrationMethod
+
+    @property
+    def label(self) -> str:
+        if self.mode is Mode.DYNAMIC:
+            text = f"dynamic {self.weight.upper()} weights"
+        else:
+            text = f"static QDQ {self.activation.upper()}{self.weight.upper()} {self.method.value}"
+        text += " per-channel" if self.per_channel else " per-tensor"
+        return text + (" reduce-range" if self.reduce_range else "")
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return (
+            ("mode", self.mode.value),
+            ("activations", self.activation if self.mode is Mode.STATIC else "u8 (dynamic)"),
+            ("weights", self.weight),
+            ("per_channel", str(self.per_channel)),
+            ("reduce_range", str(self.reduce_range)),
+            ("calibration", self.method.value if self.mode is Mode.STATIC else "none (dynamic)"),
+            ("format", "QDQ" if self.mode is Mode.STATIC else "MatMulInteger/ConvInteger"),
+        )
+
+
+def plan(options: QuantizeOptions, env: Environment) -> tuple[list[OrtSetting], str]:
+    """Candidate settings in the order to try, and why the first one.
+
+    ``types=auto`` picks by CPU (x86: U8S8, 7-bit weights without VNNI; ARM: S8S8) and lists the alternatives,
+    which are built and timed only when the first is not faster than FP32. Explicit types give one candidate.
+    """
+    x86 = env.machine.lower() in ("x86_64", "amd64", "i686", "x86")
+    vnni = [f for f in VNNI_FLAGS if env.has_flag(f)]
+    reduce = x86 and not vnni
+    if options.mode is Mode.DYNAMIC:
+        order = ["u8s8", "u8u8"] if x86 else ["u8s8"]
+        why = "dynamic quantization: weights int8 ahead of time, activations quantized to u8 per batch at run time"
+    elif x86:
+        order = ["u8s8", "s8s8", "u8u8"]
+        why = (
+            f"x86 with {', '.join(vnni)}: ORT's int8 kernels multiply u8 activations by s8 weights (VNNI); "
+            "U8S8 lets its optimizer fuse every QDQ group, S8S8 leaves part of the graph in float"
+            if vnni
+            else "x86 without VNNI: U8S8 with 7-bit weights (reduce_range) so u8×s8 sums cannot saturate AVX2's "
+            "16-bit intermediates"
+        )
+    else:
+        order = ["s8s8", "u8s8"]
+        why = f"{env.machine}: ORT's ARM int8 kernels prefer symmetric s8 activations and s8 weights (S8S8)"
+    if options.types is not QuantTypes.AUTO:
+        order = [options.types.value]
+        why = f"{options.types.value.upper()} as asked (--types)"
+    settings = [
+        OrtSetting(
+            mode=options.mode,
+            activation=t[:2],
+            weight=t[2:],
+            per_channel=options.per_channel,
+            reduce_range=reduce and t == "u8s8",
+            method=options.method or CalibrationMethod.MINMAX,
+        )
+        for t in order
+    ]
+    return settings, why
+
+
+def preprocess(src: Path, dst: Path) -> str:
+    """ORT's ``quant_pre_process`` (basic graph optimizations such as Conv+BN folding, shape inference).
+
+    Falls back to fewer steps when symbolic shape inference or the optimizer fails; returns what it did.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    attempts: tuple[tuple[str, dict[str, bool]], ...] = (
+        ("quant_pre_process (ORT basic optimizations, symbolic + ONNX shape inference)", {}),
+        ("quant_pre_process (ORT basic optimizations, ONNX shape inference)", {"skip_symbolic_shape": True}),
+    )
+    for text, kwargs in attempts:
+        try:
+            quant_pre_process(str(src), str(dst), **kwargs)
+            return text
+        except Exception as exc:  # symbolic shape inference raises assorted errors on unusual graphs
+            log.info("%s failed on %s: %s", text, src.name, exc)
+    dst.write_bytes(src.read_bytes())
+    return "none (quant_pre_process failed; quantizing the model as it is)"
+
+
+class _Reader:
+    """A CalibrationDataReader over padded batches of a SampleSet."""
+
+    def __init__(self, samples: SampleSet, batch: int, fixed: bool) -> None:
+        self._samples, self._batch, self._fixed = samples, batch, fixed
+        self._it: Iterator[tuple[dict[str, np.ndarray], int]] = padded_batches(samples, batch, fixed)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        item = next(self._it, None)
+        return None if item is None else item[0]
+
+    def rewind(self) -> None:
+        self._it = padded_batches(self._samples, self._batch, self._fixed)
+
+
+def _reader(samples: SampleSet, batch: int, fixed: bool) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(_Reader, CalibrationDataReader):  # type: ignore[misc]
+        pass
+
+    return Reader(samples, batch, fixed)
+
+
+def resolve_exclusions(model: Path, exclude: Sequence[str]) -> list[str]:
+    """Node names to keep in float: each item is a node name or an op type of ``model``.
+
+    Raises:
+        InvalidInputError: an item matches neither.
+    """
+    nodes = load_proto(model, check=False, load_external_data=False).graph.node
+    names = {n.name for n in nodes}
+    excluded: list[str] = []
+    for item in exclude:
+        if item in names:
+            excluded.append(item)
+            continue
+        by_type = [n.name for n in nodes if n.op_type == item]
+        if not by_type:
+            types = sorted({n.op_type for n in nodes})
+            raise InvalidInputError(
+                f"--exclude {item!r} is neither a node name nor an op type of the model",
+                hint=f"op types here: {', '.join(types)}",
+            )
+        excluded += by_type
+    return excluded
+
+
+def _producers(model: Path, names: Sequence[str]) -> list[str]:
+    """Nodes producing the first (activation) input of the named nodes."""
+    nodes = load_proto(model, check=False, load_external_data=False).graph.node
+    by_output = {o: n.name for n in nodes for o in n.output}
+    inputs = [n.input[0] for n in nodes if n.name in names and n.input]
+    return [by_output[i] for i in inputs if i in by_output]
+
+
+def quantize_onnx(
+    pre: Path,
+    dst: Path,
+    samples: SampleSet,
+    setting: OrtSetting,
+    *,
+    batch: int,
+    fixed_batch: bool,
+    exclude: Sequence[str] = (),
+) -> None:
+    """Write the INT8 model of the pre-processed ``pre`` to ``dst`` (atomically).
+
+    Excluded compute layers must stay float in what ORT executes, but ORT's WeightBiasQuantization re-quantizes
+    the float weights of a Gemm/Conv whose input arrives through a DequantizeLinear. When ORT's optimized graph
+    holds fewer float compute layers than were excluded, the producers of their inputs are excluded too (up to
+    three steps), which keeps their inputs float.
+    """
+    nodes = resolve_exclusions(pre, exclude) if exclude else []
+    proto_nodes = load_proto(pre, check=False, load_external_data=False).graph.node
+    compute = [n.name for n in proto_nodes if n.name in nodes and n.op_type in FLOAT_LAYER_OPS]
+    with atomic_path(dst) as tmp:
+        for step in range(4):
+            _run_quantizer(pre, tmp, samples, setting, batch, fixed_batch, nodes)
+            if not compute or len(layer_summary(tmp).float_layers) >= len(compute) or step == 3:
+                break
+            more = [p for p in _producers(pre, nodes) if p not in nodes]
+            if not more:
+                break
+            log.info("ORT re-quantized excluded layers; also keeping %s in float", ", ".join(more))
+            nodes += more
+
+
+def _run_quantizer(
+    pre: Path,
+    dst: Path,
+    samples: SampleSet,
+    setting: OrtSetting,
+    batch: int,
+    fixed_batch: bool,
+    nodes: Sequence[str],
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod as OrtMethod
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    qtype = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+    method = {
+        CalibrationMethod.MINMAX: OrtMethod.MinMax,
+        CalibrationMethod.ENTROPY: OrtMethod.Entropy,
+        CalibrationMethod.PERCENTILE: OrtMethod.Percentile,
+    }[setting.method]
+    try:
+        if setting.mode is Mode.DYNAMIC:
+            quantize_dynamic(
+                str(pre),
+                str(dst),
+                per_channel=setting.per_channel,
+                reduce_range=setting.reduce_range,
+                weight_type=qtype[setting.weight],
+                nodes_to_exclude=list(nodes) or None,
+            )
+        else:
+            quantize_static(
+                str(pre),
+                str(dst),
+                _reader(samples, batch, fixed_batch),
+                quant_format=QuantFormat.QDQ,
+                per_channel=setting.per_channel,
+                reduce_range=setting.reduce_range,
+                activation_type=qtype[setting.activation],
+                weight_type=qtype[setting.weight],
+                nodes_to_exclude=list(nodes) or None,
+                calibrate_method=method,
+            )  # no CalibMaxIntermediateOutputs: ORT 1.32's MinMax calibrator drops the batches it flushes
+    except Exception as exc:  # the quantizer raises plain exceptions on graphs it cannot handle
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConversionError(f"ONNX Runtime quantization failed: {first}", path=pre) from exc
+
+
+def layer_summary(artifact: Path, threads: int | None = None) -> LayerSummary:
+    """What ORT executes: integer kernels and float compute layers in its optimized graph, Q/DQ in the file."""
+    import onnx
+    import onnxruntime as ort
+
+    source = load_proto(artifact, check=False, load_external_data=False)
+    quant_nodes = sum(1 for n in source.graph.node if n.op_type in QUANT_NODES)
+    with tempfile.TemporaryDirectory(prefix="modelport-ort-") as tmp:
+        so = ort.SessionOptions()
+        so.log_severity_level = 3  # the "hardware specific optimizations" warning on saving is expected here
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        if threads:
+            so.intra_op_num_threads = threads
+        ort.InferenceSession(str(artifact), so, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(so.optimized_model_filepath, load_external_data=False)
+    counts = collections.Counter(n.op_type for n in optimized.graph.node)
+    int8 = sum(c for op, c in counts.items() if op in INT8_OPS or op.startswith(INT8_OP_PREFIXES))
+    floats = tuple(f"{n.op_type}:{n.name}" for n in optimized.graph.node if n.op_type in FLOAT_LAYER_OPS)
+    return LayerSummary(
+        int8_ops=int8, float_layers=floats, quant_nodes=quant_nodes, op_counts=tuple(sorted(counts.items()))
+    )
+
+
+def engine_name() -> str:
+    import onnxruntime
+
+    return f"onnxruntime.quantization {onnxruntime.__version__}"

@@ -1,0 +1,107 @@
+"""LiteRT runner: outputs against TensorFlow, threads, XNNPACK on/off, dynamic batch, names, precision, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import models
+from modelport.backends import open_runner, parse_backends
+from modelport.backends.litert import LiteRTRunner
+from modelport.backends.runner import RunnerOptions
+from modelport.errors import ModelLoadError, RuntimeUnavailable
+
+
+def _tf_model() -> tuple[Any, Any]:
+    """A small NHWC conv net (conv → relu → mean → dense) as a tf.function with fixed random weights."""
+    from modelport.backends.tensorflow import import_tensorflow
+
+    tf = import_tensorflow()
+    rng = np.random.default_rng(0)
+    w = tf.constant(rng.standard_normal((3, 3, 3, 64)).astype(np.float32) * 0.3)
+    d = tf.constant(rng.standard_normal((64, 200)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32, name="x")])
+    def net(x: Any) -> Any:
+        h = tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME"))
+        return {"y": tf.matmul(tf.reduce_mean(h, axis=[1, 2]), d)}
+
+    return tf, net
+
+
+@pytest.fixture(scope="module")
+def tflite(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tf, net = _tf_model()
+    d = tmp_path_factory.mktemp("litert")
+    module = tf.Module()
+    module.net = net
+    tf.saved_model.save(module, str(d / "saved"), signatures={"serving_default": net})
+    files = {}
+    for name, fp16 in (("fp32", False), ("fp16", True)):
+        conv = tf.lite.TFLiteConverter.from_saved_model(str(d / "saved"))  # keeps the signature's names
+        if fp16:
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        files[name] = d / f"net_{name}.tflite"
+        files[name].write_bytes(conv.convert())
+    x = np.random.default_rng(1).random((2, 16, 16, 3), dtype=np.float32)
+    return {"files": files, "x": x, "want": net(tf.constant(x))["y"].numpy(), "net": net, "tf": tf}
+
+
+@pytest.mark.parametrize("runtime", ["litert", "litert-noxnnpack"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matches_tensorflow(tflite: dict[str, Any], runtime: str, threads: int) -> None:
+    with open_runner(runtime, tflite["files"]["fp32"], RunnerOptions(threads=threads)) as runner:
+        out = runner.infer({"x": tflite["x"]})
+        info = runner.info()
+    assert list(out) == ["y"] and out["y"].shape == (2, 200)
+    # fp32 kernels (XNNPACK or the built-in ones) differ from TF only in summation order
+    np.testing.assert_allclose(out["y"], tflite["want"], rtol=1e-5, atol=1e-5)
+    assert info.threads == threads and info.executed_precision == "fp32"
+    assert dict(info.details)["xnnpack"] == ("on" if runtime == "litert" else "off")
+
+
+def test_signature_names_and_dynamic_batch(tflite: dict[str, Any]) -> None:
+    with open_runner("tflite", tflite["files"]["fp32"]) as runner:
+        assert isinstance(runner, LiteRTRunner)
+        (spec,) = runner.input_specs
+        assert spec.name == "x" and spec.dtype == "float32" and spec.shape == (None, 16, 16, 3)
+        assert runner.output_names == ["y"]
+        assert runner.quantization() == {}
+        one = runner.infer({"x": tflite["x"][:1]})["y"]  # resized to batch 1, then back to 2
+        two = runner.infer({"x": tflite["x"]})["y"]
+    np.testing.assert_allclose(one, tflite["want"][:1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(two, tflite["want"], rtol=1e-5, atol=1e-5)
+    assert parse_backends("tflite,litert-noxnnpack") == ["litert", "litert-noxnnpack"]
+
+
+def test_fp16_weights(tflite: dict[str, Any]) -> None:
+    fp16, fp32 = tflite["files"]["fp16"], tflite["files"]["fp32"]
+    assert fp16.stat().st_size < 0.7 * fp32.stat().st_size
+    with open_runner("litert", fp16) as runner:
+        out = runner.infer({"x": tflite["x"]})["y"]
+        assert runner.info().executed_precision == "fp16-weights+fp32"
+    err = np.abs(out - tflite["want"]).max()
+    # weights rounded to fp16 (2^-11 relative), compute in fp32: a small non-zero error
+    assert 0 < err < 1e-2
+
+
+def test_errors(tflite: dict[str, Any], tmp_path: Path) -> None:
+    onnx_file = models.save(models.mlp(), tmp_path / "mlp.onnx")
+    with (
+        pytest.raises(ModelLoadError, match=r"LiteRT runs \.tflite models, this is onnx"),
+        open_runner("litert", onnx_file),
+    ):
+        pass
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(tflite["files"]["fp32"].read_bytes()[:400])
+    with pytest.raises(ModelLoadError, match="LiteRT cannot load the model"), open_runner("litert", cut):
+        pass
+    with (
+        pytest.raises(RuntimeUnavailable, match="runs on cpu"),
+        open_runner("litert", tflite["files"]["fp32"], RunnerOptions(device="gpu")),
+    ):
+        pass
