@@ -17,14 +17,15 @@ from rich.console import Console
 
 from modelport.benchmark.timing import BenchConfig
 from modelport.cli.example import example_table
-from modelport.quantization.example import RUNTIMES, mnist_example
+from modelport.quantization.api import quantizable_backends
+from modelport.quantization.example import mnist_example
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default="modelport-mnist")
     parser.add_argument("--train", action="store_true", help="retrain the ConvNet first")
-    parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES))
+    parser.add_argument("--runtimes", nargs="+", default=[b.name for b in quantizable_backends()])
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=1.0)
     args = parser.parse_args()

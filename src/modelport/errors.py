@@ -75,22 +75,27 @@ def first_line(exc: BaseException | str, limit: int = 400) -> str:
     """The first non-empty line of an exception's message (its type name when the message is empty).
 
     Engines raise multi-page messages (a C++ stack, a converter's whole log); one line of it is what a user
-    can read in an error and what a report can hold.
+    can read in an error and what a report can hold. Errors with a ``strerror`` (OS, FFmpeg) give that.
     """
-    text = (exc if isinstance(exc, str) else str(exc)).strip()
+    if isinstance(exc, str):
+        text = exc.strip()
+    else:  # OS and FFmpeg errors carry the readable part in ``strerror``
+        strerror = getattr(exc, "strerror", None)
+        text = (strerror if isinstance(strerror, str) and strerror else str(exc)).strip()
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     if not line:
         line = "error" if isinstance(exc, str) else type(exc).__name__
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def optional_import(module: str, *, extra: str, what: str | None = None) -> Any:
+def optional_import(module: str, *, extra: str, what: str | None = None, hint: str | None = None) -> Any:
     """Import an optional engine, or raise :class:`RuntimeUnavailable` naming the extra that installs it.
 
     Args:
         module: dotted module name (``"openvino"``, ``"ai_edge_litert.interpreter"``).
         extra: the modelport extra that brings it (``"openvino"`` → ``pip install 'modelport[openvino]'``).
         what: the feature that needs it, for the message (default: the module's name).
+        hint: what to do instead of the default ``pip install 'modelport[extra]'``.
 
     Returns:
         The imported module.
@@ -100,7 +105,10 @@ def optional_import(module: str, *, extra: str, what: str | None = None) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        top = module.split(".")[0]
+        missing = isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == top
+        message = f"{what or module} is not installed" if missing else f"{what or module} cannot be imported"
         raise RuntimeUnavailable(
-            f"{what or module} is not installed ({first_line(exc)})",
-            hint=f"pip install 'modelport[{extra}]'",
+            message if missing else f"{message}: {first_line(exc)}",
+            hint=hint or f"pip install 'modelport[{extra}]'",
         ) from exc

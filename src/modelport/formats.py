@@ -20,6 +20,18 @@ class Format(str, enum.Enum):
     TORCH = "torch"
     TENSORRT = "tensorrt"
 
+    @classmethod
+    def parse(cls, text: str) -> Format:
+        """A format from its value or a format alias (``ir``, ``pb``, ``saved-model`` …)."""
+        key = text.strip().lower()
+        if key in FORMAT_ALIASES:
+            return FORMAT_ALIASES[key]
+        try:
+            return cls(key)
+        except ValueError:
+            valid = ", ".join(f.value for f in cls)
+            raise InvalidInputError(f"unknown format {text!r}", hint=f"valid: {valid}") from None
+
 
 class Precision(str, enum.Enum):
     """Numeric precision of a target (weights and/or execution)."""
@@ -37,6 +49,18 @@ class Precision(str, enum.Enum):
             valid = ", ".join(p.value for p in cls)
             raise InvalidInputError(f"unknown precision {text!r}", hint=f"valid: {valid}") from None
 
+
+#: other names of formats (a runtime's name also names its artifact format: see ``modelport.conversion.parse_format``).
+FORMAT_ALIASES: dict[str, Format] = {
+    "ir": Format.OPENVINO_IR,
+    "openvino_ir": Format.OPENVINO_IR,
+    "savedmodel": Format.SAVED_MODEL,
+    "saved-model": Format.SAVED_MODEL,
+    "sm": Format.SAVED_MODEL,
+    "pb": Format.TF_GRAPHDEF,
+    "graphdef": Format.TF_GRAPHDEF,
+    "engine": Format.TENSORRT,
+}
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -19,7 +19,7 @@ import onnx
 import onnx_ir as ir
 from google.protobuf.message import DecodeError
 
-from modelport.errors import ModelLoadError, ModelportError
+from modelport.errors import ModelLoadError, ModelportError, first_line
 from modelport.formats import Format, sniff_format
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def check_proto(proto: onnx.ModelProto, path: str | Path | None = None) -> None:
         else:
             onnx.checker.check_model(proto)
     except (onnx.checker.ValidationError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ModelLoadError(
             f"model fails onnx.checker: {first}", path=path, hint="fix the exporter or re-export the model"
         ) from exc

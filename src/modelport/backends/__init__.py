@@ -41,7 +41,7 @@ __all__ = [
 
 #: the modules under modelport.backends that register the built-in backends, in preference order (the first
 #: backend that builds a format runs it: ONNX → onnxruntime, although OpenVINO reads ONNX too).
-BUILTIN: tuple[str, ...] = ("onnxruntime", "openvino", "litert", "tensorflow", "torch", "tensorrt")
+BUILTIN: tuple[str, ...] = ("onnxruntime", "openvino", "litert", "torch", "tensorflow", "tensorrt")
 
 
 class _Registry:
@@ -90,7 +90,7 @@ def get_backend(name: str) -> Backend:
     for backend in backends():
         if key == backend.name or key in backend.aliases:
             return backend
-    valid = ", ".join(b.name for b in backends())
+    valid = ", ".join(sorted(b.name for b in backends()))
     raise InvalidInputError(f"unknown runtime {name!r}", hint=f"valid runtimes: {valid}")
 
 

@@ -3,7 +3,7 @@
 A backend is registered once (:func:`modelport.backends.register_backend`) by its own module under
 ``modelport/backends/``; every "which runtime runs which format at which precision" table in modelport is
 derived from these descriptors. Heavy engines are never imported to describe a backend: the runner, the
-quantizer, the inspector and the layer summary are named by ``"module:attribute"`` entry points resolved on use.
+quantizer and the inspector are named by module paths / ``"module:attribute"`` entry points resolved on use.
 """
 
 from __future__ import annotations
@@ -74,9 +74,11 @@ class Backend:
         engine: the engine's import name (availability checks, versions).
         weights_only: precisions whose *weights* are stored at that precision but execute at fp32 on CPU
             (OpenVINO fp16 IR: compressed weights, f32 compute on CPUs without native f16).
-        quantizer, quantize_sources: INT8 builder entry point and the source formats it takes.
-        layer_summary: entry point summarising which layers of a compiled model run in which precision.
+        quantizer: the module that builds INT8 artifacts for this backend and summarises which layers of a
+            compiled model run in integer (the protocol: :mod:`modelport.quantization.engine`).
+        quantize_sources: the source formats its quantizer takes.
         inspector: entry point describing a model file of this backend's formats (``inspect``).
+        probe: entry point returning the engine's version and the devices it sees (``doctor``).
     """
 
     name: str
@@ -89,8 +91,8 @@ class Backend:
     weights_only: tuple[Precision, ...] = ()
     quantizer: str | None = None
     quantize_sources: tuple[Format, ...] = ()
-    layer_summary: str | None = None
     inspector: str | None = None
+    probe: str | None = None
 
     @property
     def artifact_format(self) -> Format:

@@ -17,6 +17,7 @@ Backend: LiteRT (TFLite): runs .tflite on CPU with or without the XNNPACK delega
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,20 +27,14 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Precision, Runner, RunnerInfo, RunnerOptions
-from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
 
 
 def import_litert_interpreter() -> Any:
     """The ``ai_edge_litert.interpreter`` module, or RuntimeUnavailable naming the extra."""
-    try:
-        from ai_edge_litert import interpreter
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            "LiteRT (ai-edge-litert) is not installed", hint="pip install 'modelport[tflite]'"
-        ) from exc
-    return interpreter
+    return optional_import("ai_edge_litert.interpreter", extra="tflite", what="LiteRT (ai-edge-litert)")
 
 
 def litert_version() -> str:
@@ -96,7 +91,7 @@ class LiteRTRunner(Runner):
             )
             self._interp.allocate_tensors()
         except (RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelLoadError(f"LiteRT cannot load the model: {first}", path=self.model_path) from exc
         self._in_details = self._interp.get_input_details()
         self._out_details = self._interp.get_output_details()  # in the graph's output order
@@ -151,7 +146,7 @@ class LiteRTRunner(Runner):
             interp.invoke()
             return [interp.get_tensor(d["index"]) for d in self._out_details]
         except (RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise InferenceError(f"LiteRT failed: {first}", path=self.model_path) from exc
 
 
@@ -199,6 +194,12 @@ def _executed_precision(interp: Any) -> str:
     return "fp16-weights+fp32" if "fp16" in kinds else Precision.FP32.value
 
 
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    import_litert_interpreter()
+    return str(importlib.metadata.version("ai-edge-litert")), ("cpu",)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The descriptor
 
@@ -212,10 +213,11 @@ BACKEND = register_backend(
         precisions=(("cpu", (F32, F16, I8)),),
         runner="modelport.backends.litert:LiteRTRunner",
         extra="tflite",
+        inspector="modelport.inspection.tflite:inspect_tflite",
+        probe="modelport.backends.litert:probe",
         engine="ai_edge_litert",
-        quantizer="modelport.quantization.api:build_litert",
+        quantizer="modelport.quantization.tflite",
         quantize_sources=(Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
-        layer_summary="modelport.quantization.tflite:layer_summary",
     )
 )
 

@@ -15,7 +15,7 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Precision, Runner, RunnerInfo
-from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
 
@@ -45,11 +45,7 @@ _ORT_TYPES = {
 
 def import_ort() -> Any:
     """Import onnxruntime or raise RuntimeUnavailable."""
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - a core dependency
-        raise RuntimeUnavailable("onnxruntime is not installed", hint="pip install onnxruntime") from exc
-    return onnxruntime
+    return optional_import("onnxruntime", extra="all", what="onnxruntime", hint="pip install onnxruntime")
 
 
 class OnnxRuntimeRunner(Runner):
@@ -92,7 +88,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise ModelLoadError(f"onnxruntime cannot load the model: {first}", path=self.model_path) from exc
         self._inputs = [
             TensorSpec(i.name, _ORT_TYPES.get(i.type, i.type), tuple(_dim(d) for d in i.shape))
@@ -126,7 +122,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             return list(self._session.run(self._outputs, feeds))  # type: ignore[arg-type]
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = first_line(exc)
             raise InferenceError(f"onnxruntime failed: {first}", path=self.model_path) from exc
 
 
@@ -172,6 +168,12 @@ _QUANT_OPS = {
 }
 
 
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    m = import_ort()
+    return str(m.__version__), tuple(m.get_available_providers())
+
+
 # ---------------------------------------------------------------------------------------------------
 # The descriptor
 
@@ -185,9 +187,10 @@ BACKEND = register_backend(
         precisions=(("cpu", (F32, F16, I8)), ("cuda", (F32, F16, I8)), ("tensorrt", (F32, F16, I8))),
         runner="modelport.backends.onnxruntime:OnnxRuntimeRunner",
         extra="all",
+        inspector="modelport.inspection.onnx_model:inspect_onnx",
+        probe="modelport.backends.onnxruntime:probe",
         engine="onnxruntime",
-        quantizer="modelport.quantization.api:build_onnxruntime",
+        quantizer="modelport.quantization.ort",
         quantize_sources=(Format.ONNX,),
-        layer_summary="modelport.quantization.ort:layer_summary",
     )
 )

@@ -19,7 +19,7 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Precision, Runner, RunnerInfo
-from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
 
@@ -36,11 +36,7 @@ _EXECUTED = {
 
 def import_openvino() -> Any:
     """Import openvino or raise RuntimeUnavailable naming the extra."""
-    try:
-        import openvino
-    except ImportError as exc:
-        raise RuntimeUnavailable("OpenVINO is not installed", hint="pip install 'modelport[openvino]'") from exc
-    return openvino
+    return optional_import("openvino", extra="openvino", what="OpenVINO")
 
 
 _SOURCE_LOCATION = re.compile(r"^(Exception from|Check '.*' failed at) \S+:\d+:?$")
@@ -154,6 +150,12 @@ def _shape(partial: Any) -> tuple[int | str | None, ...] | None:
     return tuple(dims)
 
 
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    m = import_openvino()
+    return str(m.__version__), tuple(m.Core().available_devices)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The descriptor
 
@@ -167,10 +169,11 @@ BACKEND = register_backend(
         precisions=(("cpu", (F32, F16, BF16, I8)), ("gpu", (F32, F16, I8))),
         runner="modelport.backends.openvino:OpenVINORunner",
         extra="openvino",
+        inspector="modelport.inspection.openvino:inspect_openvino",
+        probe="modelport.backends.openvino:probe",
         engine="openvino",
         weights_only=(F16,),
-        quantizer="modelport.quantization.api:build_openvino",
+        quantizer="modelport.quantization.openvino",
         quantize_sources=(Format.ONNX, Format.OPENVINO_IR),
-        layer_summary="modelport.quantization.openvino:layer_summary",
     )
 )

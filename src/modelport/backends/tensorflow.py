@@ -25,7 +25,14 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
-from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import (
+    InferenceError,
+    InvalidInputError,
+    ModelLoadError,
+    RuntimeUnavailable,
+    first_line,
+    optional_import,
+)
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import Dim, TensorSpec
 
@@ -49,10 +56,7 @@ def import_tensorflow() -> Any:
     errors only (deprecation notices of the TF1 APIs the GraphDef routes use are not the user's concern).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise RuntimeUnavailable("TensorFlow is not installed", hint="pip install 'modelport[tf]'") from exc
+    tf = optional_import("tensorflow", extra="tf", what="TensorFlow")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
 
@@ -178,7 +182,7 @@ class TensorFlowRunner(Runner):
             loaded = tf.saved_model.load(str(self.model_path))
         except Exception as exc:  # TF raises many types for broken SavedModels
             raise ModelLoadError(
-                f"TensorFlow cannot load the SavedModel: {_first_line(exc)}", path=self.model_path
+                f"TensorFlow cannot load the SavedModel: {first_line(exc)}", path=self.model_path
             ) from exc
         signatures = dict(loaded.signatures)
         key = self.signature or ("serving_default" if "serving_default" in signatures else None)
@@ -205,7 +209,7 @@ class TensorFlowRunner(Runner):
             try:
                 tf.compat.v1.import_graph_def(graph_def, name="")
             except (ValueError, tf.errors.OpError) as exc:
-                raise ModelLoadError(f"cannot import the GraphDef: {_first_line(exc)}", path=self.model_path) from exc
+                raise ModelLoadError(f"cannot import the GraphDef: {first_line(exc)}", path=self.model_path) from exc
         in_t, out_t = graph_io(graph, self.inputs, self.outputs)
         config = tf.compat.v1.ConfigProto()
         if self.options.threads:
@@ -229,7 +233,7 @@ class TensorFlowRunner(Runner):
 
                 model = tf_keras.models.load_model(str(self.model_path), compile=False)
             except Exception:
-                raise ModelLoadError(f"Keras cannot load the model: {_first_line(exc)}", path=self.model_path) from exc
+                raise ModelLoadError(f"Keras cannot load the model: {first_line(exc)}", path=self.model_path) from exc
         self._keras = model
         self._inputs = [TensorSpec(t.name, np.dtype(t.dtype).name, tuple(d for d in t.shape)) for t in model.inputs]
         self._outputs = [getattr(t, "name", f"output_{i}") for i, t in enumerate(model.outputs)]
@@ -267,12 +271,13 @@ class TensorFlowRunner(Runner):
             result = self._fn(**{k: self._tf.constant(v) for k, v in feeds.items()})
             return [result[k].numpy() for k in self._outputs]
         except Exception as exc:  # TF raises InvalidArgumentError and friends
-            raise InferenceError(f"TensorFlow failed: {_first_line(exc)}", path=self.model_path) from exc
+            raise InferenceError(f"TensorFlow failed: {first_line(exc)}", path=self.model_path) from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    m = import_tensorflow()
+    return str(m.__version__), ("cpu", *tuple(d.name for d in m.config.list_physical_devices("GPU")))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,6 +293,8 @@ BACKEND = register_backend(
         precisions=(("cpu", (F32,)),),
         runner="modelport.backends.tensorflow:TensorFlowRunner",
         extra="tf",
+        inspector="modelport.inspection.saved_model:inspect_saved_model",
+        probe="modelport.backends.tensorflow:probe",
         engine="tensorflow",
     )
 )

@@ -21,20 +21,15 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Runner, RunnerInfo
-from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, optional_import
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec
 
 
 def import_tensorrt() -> Any:
     """Import tensorrt or raise RuntimeUnavailable naming the extra."""
-    try:
-        import tensorrt
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            "TensorRT is not installed", hint="pip install 'modelport[tensorrt]' on a machine with an NVIDIA GPU"
-        ) from exc
-    return tensorrt
+    hint = "pip install 'modelport[tensorrt]' on a machine with an NVIDIA GPU"
+    return optional_import("tensorrt", extra="tensorrt", what="TensorRT", hint=hint)
 
 
 def require_cuda() -> Any:
@@ -163,6 +158,12 @@ def _torch_dtype(torch: Any, dtype: np.dtype) -> Any:
     return table[dtype]
 
 
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    m = import_tensorrt()
+    return str(m.__version__), ("cuda",)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The descriptor
 
@@ -176,6 +177,7 @@ BACKEND = register_backend(
         precisions=(("cuda", (F32, F16, I8)),),
         runner="modelport.backends.tensorrt:TensorRTRunner",
         extra="tensorrt",
+        probe="modelport.backends.tensorrt:probe",
         engine="tensorrt",
     )
 )

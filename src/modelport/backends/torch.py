@@ -27,7 +27,14 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
-from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import (
+    InferenceError,
+    InvalidInputError,
+    ModelLoadError,
+    RuntimeUnavailable,
+    first_line,
+    optional_import,
+)
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec
 
@@ -36,11 +43,7 @@ _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 def import_torch() -> Any:
     """Import torch or raise RuntimeUnavailable naming the extra."""
-    try:
-        import torch
-    except ImportError as exc:
-        raise RuntimeUnavailable("PyTorch is not installed", hint="pip install 'modelport[torch]'") from exc
-    return torch
+    return optional_import("torch", extra="torch", what="PyTorch")
 
 
 def is_module_spec(source: str | Path) -> bool:
@@ -93,7 +96,7 @@ def load_torch_model(source: str | Path, *, trust_remote_code: bool = False) -> 
         try:
             module = torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as exc:
-            raise ModelLoadError(f"cannot load TorchScript: {_first_line(exc)}", path=path) from exc
+            raise ModelLoadError(f"cannot load TorchScript: {first_line(exc)}", path=path) from exc
         return module.eval(), kind, _specs_from_signature(module)
     if kind == "exported_program":
         program = torch.export.load(str(path))
@@ -264,7 +267,7 @@ class TorchRunner(Runner):
             with torch.inference_mode():
                 out = self._module(*args)
         except Exception as exc:  # any error raised inside the user's forward
-            raise InferenceError(f"the torch model failed: {_first_line(exc)}", path=self.source) from exc
+            raise InferenceError(f"the torch model failed: {first_line(exc)}", path=self.source) from exc
         return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
 
 
@@ -277,9 +280,10 @@ def flatten_outputs(out: Any) -> list[Any]:
     return [out]
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def probe() -> tuple[str, tuple[str, ...]]:
+    """The engine's version and the devices it sees here (imports the engine; RuntimeUnavailable without it)."""
+    m = import_torch()
+    return str(m.__version__), ("cpu",) + (("cuda",) if m.cuda.is_available() else ())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -295,6 +299,7 @@ BACKEND = register_backend(
         precisions=(("cpu", (F32,)),),
         runner="modelport.backends.torch:TorchRunner",
         extra="torch",
+        probe="modelport.backends.torch:probe",
         engine="torch",
     )
 )

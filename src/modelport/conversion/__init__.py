@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.backends import open_runner
+from modelport.backends import LoaderOptions, backend_for_format, get_backend, open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, register_converter
-from modelport.conversion.chain import RUNTIME_FOR_FORMAT, ChainReport, HopReport, SourceSpec, parse_formats, run_chain
+from modelport.conversion.chain import ChainReport, HopReport, SourceSpec, parse_formats, run_chain
 from modelport.conversion.io_match import adapt_feeds, align_outputs
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
@@ -38,44 +38,25 @@ __all__ = [
     "verify_against_source",
 ]
 
-#: kept for callers of the spine's name; the table lives in :mod:`modelport.conversion.chain`.
-_RUNTIME_FOR_FORMAT = RUNTIME_FOR_FORMAT
-
-_ALIASES = {
-    "ov": Format.OPENVINO_IR,
-    "ir": Format.OPENVINO_IR,
-    "openvino_ir": Format.OPENVINO_IR,
-    "litert": Format.TFLITE,
-    "lite": Format.TFLITE,
-    "savedmodel": Format.SAVED_MODEL,
-    "saved-model": Format.SAVED_MODEL,
-    "sm": Format.SAVED_MODEL,
-    "pb": Format.TF_GRAPHDEF,
-    "graphdef": Format.TF_GRAPHDEF,
-    "pytorch": Format.TORCH,
-    "trt": Format.TENSORRT,
-    "engine": Format.TENSORRT,
-}
-
 
 def runtime_for_format(fmt: Format) -> str:
-    """The runtime that runs a format natively."""
-    try:
-        return _RUNTIME_FOR_FORMAT[fmt]
-    except KeyError:
-        raise InvalidInputError(f"no runner for {fmt.value} models yet") from None
+    """The runtime that runs a format natively (from the backend registry)."""
+    return backend_for_format(fmt).name
 
 
 def parse_format(text: str | Format) -> Format:
-    """A format from its name or an alias (``ov``, ``litert``, ``saved-model``, ``pb``, ``trt`` …)."""
+    """A format from its name, a format alias (``ir``, ``saved-model``, ``pb`` …) or a runtime's name (``ov``,
+    ``litert``, ``trt`` …: the format that runtime's artifacts have)."""
     if isinstance(text, Format):
         return text
     key = text.strip().lower()
-    if key in _ALIASES:
-        return _ALIASES[key]
     try:
-        return Format(key)
-    except ValueError:
+        return Format.parse(key)
+    except InvalidInputError:
+        pass
+    try:
+        return get_backend(key).artifact_format
+    except InvalidInputError:
         valid = ", ".join(f.value for f in Format)
         raise InvalidInputError(f"unknown format {text!r}", hint=f"valid: {valid}") from None
 
@@ -192,7 +173,8 @@ def convert_chain(
         trust_remote_code=trust_remote_code,
         opset=opset,
     )
-    spec = SourceSpec(src_path, fmt, tuple(inputs), tuple(outputs), trust_remote_code, shapes)
+    loader = LoaderOptions(tuple(inputs), tuple(outputs), None, trust_remote_code, shapes)
+    spec = SourceSpec(src_path, fmt, loader)
     return run_chain(
         spec,
         targets,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.backends import get_backend
+from modelport.backends import LoaderOptions, backend_for_format, open_runner
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, registered_routes
 from modelport.conversion.io_match import adapt_feeds, align_outputs
@@ -41,18 +41,6 @@ from modelport.reports.serialize import JsonReport
 from modelport.verify.compare import Comparison, Tolerance, compare_outputs
 
 log = logging.getLogger(__name__)
-
-#: the runtime that runs each format natively (verification and ``port``).
-RUNTIME_FOR_FORMAT: dict[Format, str] = {
-    Format.ONNX: "onnxruntime",
-    Format.OPENVINO_IR: "openvino",
-    Format.TFLITE: "litert",
-    Format.SAVED_MODEL: "tensorflow",
-    Format.TF_GRAPHDEF: "tensorflow",
-    Format.KERAS: "tensorflow",
-    Format.TORCH: "torch",
-    Format.TENSORRT: "tensorrt",
-}
 
 Progress = Callable[[str], None]
 
@@ -103,14 +91,15 @@ class ChainReport(JsonReport):
 
 @dataclasses.dataclass(frozen=True)
 class SourceSpec:
-    """How to open the source model: its path (or ``module:factory``), format and the runner's extra arguments."""
+    """How to open the source model: its path (or ``module:factory``), format and its backend's loader options."""
 
     path: Path
     format: Format
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-    trust_remote_code: bool = False
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    loader: LoaderOptions = LoaderOptions()
+
+    @property
+    def input_shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return self.loader.input_shapes
 
 
 def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) -> list[tuple[Format, Format]]:
@@ -170,22 +159,14 @@ def _shortest(graph: Mapping[Format, list[Format]], starts: list[Format], goal: 
     return None
 
 
-def open_runner(fmt: Format, path: Path, options: RunnerOptions, source: SourceSpec | None = None) -> Runner:
-    """A runner for an artifact (or the source, whose GraphDef names / torch options it carries)."""
-    name = RUNTIME_FOR_FORMAT[fmt]
-    cls = get_backend(name).runner_class()
-    if source is not None and fmt is Format.TF_GRAPHDEF:
-        return cls(path, options, inputs=source.inputs, outputs=source.outputs)  # type: ignore[call-arg]
-    if source is not None and fmt is Format.TORCH:
-        return cls(  # type: ignore[call-arg]
-            path, options, trust_remote_code=source.trust_remote_code, input_shapes=dict(source.input_shapes)
-        )
-    return cls(path, options)
+def runtime_for(fmt: Format) -> str:
+    """The runtime that runs ``fmt`` natively (from the backend registry)."""
+    return backend_for_format(fmt).name
 
 
-def exec_precision(fmt: Format, precision: Precision) -> Precision:
-    """The precision to ask the runtime for: fp16 OpenVINO weights run at the f32 hint on CPU (see openvino)."""
-    return Precision.FP32 if fmt is Format.OPENVINO_IR and precision is Precision.FP16 else precision
+def open_artifact(fmt: Format, path: Path, options: RunnerOptions, source: SourceSpec | None = None) -> Runner:
+    """A runner for an artifact on the backend that runs its format (the source carries its loader options)."""
+    return open_runner(fmt, path, options, source.loader if source is not None else None)
 
 
 @dataclasses.dataclass
@@ -208,9 +189,10 @@ def _run_artifact(
     threads: int | None,
     source: SourceSpec | None = None,
 ) -> _Run:
-    runtime = RUNTIME_FOR_FORMAT[fmt]
-    options = RunnerOptions(threads=threads, precision=exec_precision(fmt, precision))
-    with open_runner(fmt, path, options, source) as runner:
+    backend = backend_for_format(fmt)
+    runtime = backend.name
+    options = RunnerOptions(threads=threads, precision=backend.execution_precision(precision))
+    with open_artifact(fmt, path, options, source) as runner:
         specs = runner.input_specs
         own = adapt_feeds(feeds, specs)  # names (an .npy feed has none) and layouts of this artifact
         out = runner.infer(own)
@@ -229,7 +211,7 @@ def source_feeds(
     """The given feeds, or seeded random ones for the source's inputs (its fixed batch, else 1)."""
     if feeds is not None:
         return dict(feeds)
-    with open_runner(source.format, source.path, RunnerOptions(threads=threads), source) as runner:
+    with open_artifact(source.format, source.path, RunnerOptions(threads=threads), source) as runner:
         specs = runner.input_specs
     batch = None if input_shapes else default_batch(specs)
     return random_feeds(specs, input_shapes, seed=seed, batch=batch)
@@ -351,7 +333,7 @@ def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int
     source = state.source
     state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, state.threads)
     run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, None, state.threads, source)
-    run.label = f"{source.path.name}@{RUNTIME_FOR_FORMAT[source.format]}"
+    run.label = f"{source.path.name}@{runtime_for(source.format)}"
     state.latest[source.format] = (source.path, run)
     return run
 
@@ -401,7 +383,7 @@ def _run(
         precision = options.precision if is_target else Precision.FP32
         say(f"converting {a.value} → {b.value}")
         conversion = _convert_hop(state, a, b, precision, out_dir)
-        hop = HopReport(conversion, RUNTIME_FOR_FORMAT[b], is_target)
+        hop = HopReport(conversion, runtime_for(b), is_target)
         run: _Run | None = None
         if verify:
             if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
@@ -416,7 +398,7 @@ def _run(
     return ChainReport(
         source=str(source.path),
         source_format=source.format,
-        source_runtime=RUNTIME_FOR_FORMAT[source.format],
+        source_runtime=runtime_for(source.format),
         feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in state.feeds.items()),
         hops=tuple(reports),
         targets=tuple((t, produced[t]) for t in targets if t in produced),

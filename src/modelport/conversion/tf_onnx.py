@@ -28,7 +28,7 @@ from modelport.backends.tensorflow import import_tensorflow
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
 from modelport.conversion.io_match import canonical, match_name
 from modelport.conversion.tf import export_keras, load_keras
-from modelport.errors import ConversionError
+from modelport.errors import ConversionError, first_line
 from modelport.formats import Format, Precision
 from modelport.model_io import save_model
 
@@ -105,7 +105,7 @@ def _finish(
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
-        raise ConversionError(f"tf2onnx produced an invalid model: {str(exc).splitlines()[0]}", path=src) from exc
+        raise ConversionError(f"tf2onnx produced an invalid model: {first_line(exc)}", path=src) from exc
     dst = out_dir / f"{options.name}.onnx"
     save_model(proto, dst, source=src)
     return ConversionReport.for_file(
@@ -158,7 +158,7 @@ def onnx_from_saved_model(src: Path, out_dir: Path, options: ConvertOptions) -> 
             initialized_tables=tables,
         )
     except Exception as exc:  # tf2onnx raises bare Exceptions/ValueErrors naming the failing op
-        raise ConversionError(f"tf2onnx failed: {_first_line(exc)}", path=src) from exc
+        raise ConversionError(f"tf2onnx failed: {first_line(exc)}", path=src) from exc
     notes = [f"inputs as NCHW: {', '.join(nchw)}"] if nchw else []
     return _finish(proto, src, Format.SAVED_MODEL, out_dir, options, t0, notes)
 
@@ -209,7 +209,7 @@ def onnx_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> Conve
             warnings.simplefilter("ignore")
             proto, _ = tf2onnx.convert.from_tflite(str(src), opset=options.opset, inputs_as_nchw=nchw_tensors or None)
     except Exception as exc:  # tf2onnx raises bare Exceptions naming the failing op
-        raise ConversionError(f"tf2onnx failed: {_first_line(exc)}", path=src) from exc
+        raise ConversionError(f"tf2onnx failed: {first_line(exc)}", path=src) from exc
     mapping = {t: k for k, t in {**details["inputs"], **details["outputs"]}.items() if t != k}
     proto = rename_io(proto, mapping)
     notes = [f"inputs as NCHW: {', '.join(nchw)}"] if nchw else []
@@ -233,8 +233,3 @@ def _tflite_io(src: Path) -> dict[str, dict[str, str]]:
         "inputs": {d["name"]: d["name"] for d in interp.get_input_details()},
         "outputs": {d["name"]: d["name"] for d in interp.get_output_details()},
     }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

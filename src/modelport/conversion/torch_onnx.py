@@ -23,7 +23,7 @@ import numpy as np
 
 from modelport.backends.torch import flatten_outputs, import_torch, load_torch_model
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.errors import ConversionError, InvalidInputError
+from modelport.errors import ConversionError, InvalidInputError, first_line
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec
 from modelport.model_io import load_proto, save_model
@@ -132,14 +132,14 @@ def export_onnx(src: str | Path, dst: Path, options: ConvertOptions) -> tuple[st
             _dynamo(module, args, path, names, outputs, options)
             exporter = "dynamo"
         except Exception as exc:
-            reason = _first_line(exc)
+            reason = first_line(exc)
             log.warning("dynamo ONNX export failed (%s); falling back to the legacy exporter", reason)
             notes.append(f"dynamo exporter failed: {reason}")
             try:
                 _legacy(module, args, path, names, outputs, options)
             except Exception as legacy_exc:
                 raise ConversionError(
-                    f"both ONNX exporters failed: dynamo: {reason}; legacy: {_first_line(legacy_exc)}", path=str(src)
+                    f"both ONNX exporters failed: dynamo: {reason}; legacy: {first_line(legacy_exc)}", path=str(src)
                 ) from legacy_exc
             exporter = "legacy"
         proto = load_proto(path)
@@ -171,8 +171,3 @@ def onnx_from_torch(src: Path, out_dir: Path, options: ConvertOptions) -> Conver
         f"torch.onnx {exporter}, torch {torch.__version__}",
         notes=tuple(notes),
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

@@ -20,7 +20,7 @@ from typing import Any
 from modelport.backends.torch import load_torch_model
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
 from modelport.conversion.torch_onnx import example_inputs
-from modelport.errors import ConversionError, RuntimeUnavailable
+from modelport.errors import ConversionError, first_line, optional_import
 from modelport.formats import Format, Precision
 from modelport.model_io import atomic_path
 
@@ -32,13 +32,9 @@ LITERT_TORCH_HINT = (
 
 def import_litert_torch() -> Any:
     """Import litert_torch or raise RuntimeUnavailable explaining where it can be installed."""
-    try:
-        import litert_torch
-    except ImportError as exc:
-        raise RuntimeUnavailable(
-            "PyTorch → TFLite needs litert-torch, which is not installed", hint=LITERT_TORCH_HINT
-        ) from exc
-    return litert_torch
+    return optional_import(
+        "litert_torch", extra="torch", what="PyTorch → TFLite needs litert-torch, which", hint=LITERT_TORCH_HINT
+    )
 
 
 @register_converter(Format.TORCH, Format.TFLITE)
@@ -55,7 +51,7 @@ def tflite_from_torch(src: Path, out_dir: Path, options: ConvertOptions) -> Conv
     try:
         edge = litert_torch.convert(module.eval(), args)
     except Exception as exc:  # torch.export / lowering errors of many types
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise ConversionError(f"litert-torch cannot convert the model: {text[:300]}", path=str(src)) from exc
     dst = out_dir / f"{options.name}.tflite"
     with atomic_path(dst) as tmp:

@@ -9,7 +9,7 @@ import onnx
 import onnx.version_converter
 import onnx_ir as ir
 
-from modelport.errors import PassError
+from modelport.errors import PassError, first_line
 from modelport.passes.base import ModelportPass, PassOptions, Phase, register_pass
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class ConvertOpset(ModelportPass[ConvertOpsetOptions]):
         try:
             converted = onnx.version_converter.convert_version(proto, target)
         except Exception as exc:  # the converter raises RuntimeError / ConvertError subclasses
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise PassError(
                 f"cannot convert opset {current} → {target}: {first}",
                 hint="try a nearer opset, or leave out --opset",

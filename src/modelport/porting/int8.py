@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.backends import open_runner
+from modelport.backends import get_backend, open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.benchmark.timing import time_runner
 from modelport.conversion import verify_against_source
 from modelport.errors import ModelportError
 from modelport.evaluate import EvalResult, EvalSet
-from modelport.formats import Format, Precision
+from modelport.formats import Precision
 from modelport.inputs import random_feeds
 from modelport.porting.pipeline import PortOptions, TargetResult
 from modelport.quantization.api import quantize
@@ -32,7 +32,6 @@ from modelport.quantization.options import QuantizeOptions
 from modelport.verify.compare import Tolerance
 
 FLAG = "slower-than-fp32"
-_FORMATS = {"onnxruntime": Format.ONNX, "openvino": Format.OPENVINO_IR, "litert": Format.TFLITE}
 
 
 def int8_target(
@@ -76,7 +75,7 @@ def int8_target(
         comparison = verify_against_source(
             reference or model,
             artifact,
-            _FORMATS[runtime],
+            get_backend(runtime).artifact_format,
             feeds,
             precision=Precision.INT8,
             tolerance=Tolerance.for_precision(Precision.INT8),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.backends import open_runner, parse_backends
+from modelport.backends import get_backend, open_runner, parse_backends
 from modelport.backends.runner import RunnerInfo, RunnerOptions
 from modelport.benchmark.timing import BenchConfig, LatencyStats, time_runner
 from modelport.conversion import convert, verify_against_source
@@ -31,13 +31,6 @@ from modelport.reports.serialize import JsonReport
 from modelport.verify.compare import Comparison, Tolerance
 
 log = logging.getLogger(__name__)
-
-#: which precisions each runtime can execute on CPU, and the artifact format it needs.
-SUPPORTED: dict[str, tuple[Format, tuple[Precision, ...]]] = {
-    "onnxruntime": (Format.ONNX, (Precision.FP32, Precision.FP16, Precision.INT8)),
-    "openvino": (Format.OPENVINO_IR, (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)),
-    "litert": (Format.TFLITE, (Precision.FP32, Precision.FP16, Precision.INT8)),
-}
 
 Progress = Callable[[str], None]
 
@@ -160,7 +153,7 @@ def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
 
 
 def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
-    fmt = SUPPORTED[runtime][0]
+    fmt = get_backend(runtime).artifact_format
     weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
     # TFLite keeps the ONNX inputs' NCHW layout: the artifact takes the same feeds (and eval set) as the source
     graph = load_proto(model, check=False, load_external_data=False).graph
@@ -180,8 +173,7 @@ def _run_target(
     reference: Path,
 ) -> TargetResult:
     """Build, verify (against ``reference``, the untouched source), benchmark and evaluate one target."""
-    supported = SUPPORTED[runtime][1]
-    if precision not in supported:
+    if not get_backend(runtime).supports(precision, "cpu"):
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
     if precision is Precision.INT8:  # calibrated on the eval set, judged by its accuracy drop (modelport.quantization)
         from modelport.porting.int8 import int8_target
@@ -215,9 +207,10 @@ def _verify_and_measure(
     eval_set: EvalSet | None,
     opts: PortOptions,
 ) -> TargetResult:
-    fmt = SUPPORTED[runtime][0]
+    backend = get_backend(runtime)
+    fmt = backend.artifact_format
     artifact = Path(conv.artifact)
-    exec_precision = Precision.FP32 if (runtime == "openvino" and precision is Precision.FP16) else precision
+    exec_precision = backend.execution_precision(precision)
     comparison = verify_against_source(
         reference,
         artifact,

@@ -16,25 +16,27 @@ that is not faster than FP32 is flagged: ``port`` never picks it.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
-import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from modelport.backends import get_backend, open_runner
+from modelport.backends import Backend, backends, get_backend, open_runner
 from modelport.backends.runner import Runner, RunnerOptions
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import TensorSpec, default_batch
-from modelport.model_io import atomic_path, external_data_files, write_text
+from modelport.model_io import external_data_files, write_text
 from modelport.quantization.calibration import SampleSet, batch_for, load_samples
+from modelport.quantization.engine import Built, Job, Progress, speedup
 from modelport.quantization.measure import bench_feeds, interleaved_latency, metric, run_samples
 from modelport.quantization.options import Mode, QuantizeOptions
-from modelport.quantization.report import SLOWER_FLAG, DataInfo, LayerSummary, QuantizeReport, Trial, VariantResult
-from modelport.reports.environment import Environment, capture_environment
+from modelport.quantization.report import SLOWER_FLAG, DataInfo, LayerSummary, QuantizeReport, VariantResult
+from modelport.reports.environment import capture_environment
 
 log = logging.getLogger(__name__)
 
@@ -43,75 +45,45 @@ DEFAULT_MAX_DROP = 1.0
 #: without labels, every INT8 output must keep at least this cosine similarity with the FP32 output. Element-wise
 #: bounds do not fit quantization: a classifier whose top-1 moves by 0.04 points still has logits off by up to 4.
 MIN_COSINE = 0.99
-#: batch for evaluation and ONNX Runtime calibration on models with a dynamic batch dimension.
+#: batch for evaluation on models with a dynamic batch dimension.
 EVAL_BATCH = 100
-ORT_CALIB_BATCH = 16
-RUNTIMES = ("onnxruntime", "openvino", "litert")
-
-Progress = Callable[[str], None]
 
 
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """Everything the engines need, resolved once."""
-
-    src: Path
-    runtime: str
-    out_dir: Path
-    name: str
-    options: QuantizeOptions
-    env: Environment
-    specs: tuple[TensorSpec, ...]
-    batch: int
-    fixed: bool
-    calib: SampleSet
-    calib_info: DataInfo
-    evaluation: SampleSet
-    eval_info: DataInfo
-    say: Progress
+def quantizable_backends() -> list[Backend]:
+    """The registered backends that have an INT8 quantizer."""
+    return [b for b in backends() if b.quantizer is not None]
 
 
-@dataclasses.dataclass(frozen=True)
-class Built:
-    """An engine's result: the INT8 artifact and how it was made."""
-
-    artifact: Path
-    files: tuple[Path, ...]
-    engine: str
-    settings: tuple[tuple[str, str], ...]
-    choice: str
-    trials: tuple[Trial, ...] = ()
-    reference: Path | None = None  # the FP32 model on this runtime when it is not the source (TFLite)
-    fp16: Path | None = None  # an FP16 model the engine made on the way
-
-
-def _runtime(name: str) -> str:
-    key = get_backend(name).name
-    if key not in RUNTIMES:
+def _backend(name: str) -> Backend:
+    backend = get_backend(name)
+    if backend.quantizer is None:
+        names = ", ".join(b.name for b in quantizable_backends())
         raise InvalidInputError(
-            f"quantize builds INT8 for onnxruntime, openvino and litert (tflite), not {key}",
-            hint="pick one of those runtimes with --runtime",
+            f"quantize builds INT8 for {names}, not {backend.name}", hint="pick one of those runtimes with --runtime"
         )
-    return key
+    return backend
 
 
-def _check_combination(src: Path, runtime: str, options: QuantizeOptions) -> Format:
+def _engine(backend: Backend) -> ModuleType:
+    assert backend.quantizer is not None
+    return importlib.import_module(backend.quantizer)
+
+
+def _check_combination(src: Path, backend: Backend, options: QuantizeOptions) -> Format:
     fmt = sniff_format(src)
-    accepted = {
-        "onnxruntime": (Format.ONNX,),
-        "openvino": (Format.ONNX, Format.OPENVINO_IR),
-        "litert": (Format.ONNX, Format.SAVED_MODEL, Format.KERAS),
-    }[runtime]
+    accepted = backend.quantize_sources
     if fmt not in accepted:
         raise InvalidInputError(
-            f"{runtime} quantization takes {' or '.join(f.value for f in accepted)} models, this is {fmt.value}",
+            f"{backend.name} quantization takes {' or '.join(f.value for f in accepted)} models, this is {fmt.value}",
             path=src,
             hint="convert it first with `modelport convert`",
         )
-    if options.mode is Mode.DYNAMIC and runtime != "onnxruntime":
+    modes = getattr(_engine(backend), "MODES", (Mode.STATIC,))
+    if options.mode not in modes:
+        able = ", ".join(b.name for b in quantizable_backends() if options.mode in getattr(_engine(b), "MODES", ()))
         raise InvalidInputError(
-            f"dynamic quantization is an ONNX Runtime mode; {runtime} quantizes statically",
-            hint="use --runtime onnxruntime, or drop --mode dynamic",
+            f"{options.mode.value} quantization is not a mode of {backend.name} (it quantizes statically)",
+            hint=f"use --runtime {able or 'onnxruntime'}, or drop --mode {options.mode.value}",
         )
     return fmt
 
@@ -128,12 +100,11 @@ def _data_info(samples: SampleSet, requested: int | None, warnings: Sequence[str
     )
 
 
-def _specs(src: Path, runtime: str, threads: int | None) -> tuple[TensorSpec, ...]:
-    if runtime == "litert":
-        from modelport.quantization.tflite import source_specs
-
+def _specs(src: Path, backend: Backend, threads: int | None) -> tuple[TensorSpec, ...]:
+    source_specs = getattr(_engine(backend), "source_specs", None)
+    if source_specs is not None:  # the engine reads sources its runtime cannot run (LiteRT from a SavedModel)
         return tuple(source_specs(src, threads))
-    with open_runner(runtime, src, RunnerOptions(threads=threads)) as runner:
+    with open_runner(backend, src, RunnerOptions(threads=threads)) as runner:
         return tuple(runner.input_specs)
 
 
@@ -148,8 +119,9 @@ def prepare(
     say: Progress,
 ) -> Job:
     """Resolve the runtime, check the model, read the calibration and evaluation data."""
-    _check_combination(src, runtime, options)
-    specs = _specs(src, runtime, options.threads)
+    backend = _backend(runtime)
+    _check_combination(src, backend, options)
+    specs = _specs(src, backend, options.threads)
     say(f"reading calibration data ({options.samples} samples)")
     cal, cal_warn = load_samples(
         calib, specs, role="calibration", limit=options.samples, preprocess=options.preprocess, seed=options.seed
@@ -193,101 +165,13 @@ def prepare(
 
 
 def _runner(runtime: str, path: Path, precision: Precision, threads: int | None) -> Runner:
-    if runtime == "litert":
-        from modelport.quantization.tflite import runner
-
-        return runner(path, precision, threads)
-    return open_runner(runtime, path, RunnerOptions(threads=threads, precision=precision))
-
-
-def _speedup(fp32_ms: float, ms: float) -> float:
-    return fp32_ms / ms if ms > 0 else float("inf")
-
-
-def build_onnxruntime(job: Job, work: Path) -> Built:
-    """Pre-process, then build and time each candidate setting until one beats FP32 (else keep the fastest)."""
-    from modelport.quantization import ort
-
-    settings, why = ort.plan(job.options, job.env)
-    pre = work / "preprocessed.onnx"
-    job.say("ONNX Runtime: pre-processing (quant_pre_process)")
-    pre_text = ort.preprocess(job.src, pre)
-    calib_batch = batch_for(job.specs, ORT_CALIB_BATCH)
-    feeds = bench_feeds(job.calib, job.batch)
-    trials: list[Trial] = []
-    paths: list[Path] = []
-    for i, setting in enumerate(settings):
-        job.say(f"ONNX Runtime: {setting.label}")
-        cand = work / f"candidate{i}.onnx"
-        ort.quantize_onnx(
-            pre, cand, job.calib, setting, batch=calib_batch, fixed_batch=job.fixed, exclude=job.options.exclude
-        )
-        with (
-            _runner("onnxruntime", job.src, Precision.FP32, job.options.threads) as f32,
-            _runner("onnxruntime", cand, Precision.INT8, job.options.threads) as q,
-        ):
-            base, lat = interleaved_latency([f32, q], feeds, job.options.bench)
-        layers = ort.layer_summary(cand, job.options.threads)
-        speed = _speedup(base.p50_ms, lat.p50_ms)
-        trials.append(Trial(setting.label, lat.p50_ms, speed, layers.int8_ops, len(layers.float_layers), False))
-        paths.append(cand)
-        if speed > 1.0:
-            break
-        if i + 1 < len(settings):
-            log.warning(
-                "%s: INT8 %s ran at %.2f× FP32's speed; trying the next setting", job.src.name, setting.label, speed
-            )
-    beat = trials[-1].speedup > 1.0
-    best = len(trials) - 1 if beat else max(range(len(trials)), key=lambda i: trials[i].speedup)
-    trials[best] = dataclasses.replace(trials[best], chosen=True)
-    if beat and best == 0:
-        choice = why
-    elif beat:
-        choice = f"{why}; measured here {trials[0].setting} was not faster than FP32, {trials[best].setting} was"
-    else:
-        choice = f"{why}; measured here no setting beat FP32, the fastest was kept ({trials[best].setting})"
-    dst = job.out_dir / f"{job.name}.int8.onnx"
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(paths[best], tmp)
-    return Built(
-        artifact=dst,
-        files=(dst,),
-        engine=ort.engine_name(),
-        settings=(("pre-processing", pre_text), *settings[best].items()),
-        choice=choice,
-        trials=tuple(trials),
-    )
-
-
-def build_openvino(job: Job, work: Path) -> Built:
-    """NNCF post-training quantization (with accuracy control under --max-drop)."""
-    from modelport.quantization import openvino
-
-    job.say("OpenVINO: NNCF quantization" + (" with accuracy control" if job.options.max_drop is not None else ""))
-    xml, files, settings = openvino.quantize_ir(
-        job.src,
-        job.out_dir,
-        f"{job.name}.int8",
-        job.calib,
-        job.options,
-        batch=batch_for(job.specs, 1),
-        fixed_batch=job.fixed,
-        evaluation=job.evaluation if job.options.max_drop is not None else None,
-    )
-    return Built(xml, tuple(files), openvino.engine_name(), settings, openvino.explain(job.env))
-
-
-def build_litert(job: Job, work: Path) -> Built:
-    from modelport.quantization import tflite
-
-    return tflite.build(job, work)
-
-
-_BUILDERS: dict[str, Callable[[Job, Path], Built]] = {
-    "onnxruntime": build_onnxruntime,
-    "openvino": build_openvino,
-    "litert": build_litert,
-}
+    """A runner for an FP32/INT8 artifact: the quantizer's own when it has one (TFLite with float I/O)."""
+    backend = get_backend(runtime)
+    own = getattr(_engine(backend), "runner", None)
+    if own is not None:
+        runner: Runner = own(path, precision, threads)
+        return runner
+    return open_runner(backend, path, RunnerOptions(threads=threads, precision=precision))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -311,23 +195,14 @@ def _fp16_variant(job: Job, built: Built) -> Path | None:
         return None
     from modelport.conversion import convert
 
-    fmt = Format.ONNX if job.runtime == "onnxruntime" else Format.OPENVINO_IR
+    fmt = get_backend(job.runtime).artifact_format
     rep = convert(job.src, fmt, job.out_dir, precision=Precision.FP16, name=f"{job.name}.fp16", verify=False)
     return Path(rep.artifact)
 
 
 def _layers(job: Job, artifact: Path) -> LayerSummary:
-    if job.runtime == "onnxruntime":
-        from modelport.quantization.ort import layer_summary
-
-        return layer_summary(artifact, job.options.threads)
-    if job.runtime == "openvino":
-        from modelport.quantization.openvino import layer_summary as ov_layers
-
-        return ov_layers(artifact, job.options.threads)
-    from modelport.quantization.tflite import layer_summary as tfl_layers
-
-    return tfl_layers(artifact)
+    summary: LayerSummary = _engine(get_backend(job.runtime)).layer_summary(artifact, job.options.threads)
+    return summary
 
 
 def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
@@ -352,7 +227,7 @@ def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
             r.__exit__(None, None, None)
     variants = []
     for i, (prec, path) in enumerate(paths):
-        speed = _speedup(stats[0].p50_ms, stats[i].p50_ms)
+        speed = speedup(stats[0].p50_ms, stats[i].p50_ms)
         flags = (SLOWER_FLAG,) if prec is Precision.INT8 and speed <= 1.0 else ()
         variants.append(
             VariantResult(
@@ -428,12 +303,13 @@ def quantize(
     opts = options or QuantizeOptions()
     say = progress or (lambda _msg: None)
     src = Path(model)
-    rt = _runtime(runtime)
+    backend = _backend(runtime)
+    rt = backend.name
     out = Path(out_dir)
     job = prepare(src, rt, out, calib, eval, opts, name, say)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="modelport-quantize-") as tmp:
-        built = _BUILDERS[rt](job, Path(tmp))
+        built: Built = _engine(backend).build(job, Path(tmp))
     variants = measure(job, built)
     drop, status, reason = verdict(job, variants)
     if SLOWER_FLAG in variants[1].flags:

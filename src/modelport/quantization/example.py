@@ -19,7 +19,7 @@ from pathlib import Path
 from modelport.benchmark.timing import BenchConfig
 from modelport.errors import InvalidInputError, ModelportError
 from modelport.model_io import write_text
-from modelport.quantization.api import quantize
+from modelport.quantization.api import quantizable_backends, quantize
 from modelport.quantization.options import QuantizeOptions
 from modelport.quantization.report import QuantizeReport
 from modelport.reports.environment import Environment, capture_environment
@@ -27,7 +27,6 @@ from modelport.reports.serialize import JsonReport
 
 #: the issue's goal for the MNIST example, in top-1 points.
 MAX_DROP = 0.5
-RUNTIMES = ("openvino", "onnxruntime", "litert")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +108,7 @@ def mnist_example(
     out_dir: str | Path = "modelport-mnist",
     *,
     train: bool = False,
-    runtimes: Sequence[str] = RUNTIMES,
+    runtimes: Sequence[str] | None = None,
     samples: int = 300,
     batch: int = 64,
     bench: BenchConfig | None = None,
@@ -118,7 +117,8 @@ def mnist_example(
 ) -> ExampleReport:
     """Run the MNIST flow and write ``example.json``; every runtime's own report lands in ``out_dir/<runtime>``.
 
-    A runtime that fails (e.g. TensorFlow is not installed for LiteRT) is listed in ``failures``.
+    ``runtimes`` defaults to every backend with an INT8 quantizer. A runtime that fails (e.g. TensorFlow is not
+    installed for LiteRT) is listed in ``failures``.
     """
     from modelport.conversion import convert
     from modelport.datasets import default_model_path
@@ -132,7 +132,7 @@ def mnist_example(
     )
     rows: list[ExampleRow] = []
     failures: list[str] = []
-    for runtime in runtimes:
+    for runtime in runtimes or [b.name for b in quantizable_backends()]:
         try:
             src = model
             if runtime in ("openvino", "ov"):

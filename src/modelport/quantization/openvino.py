@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from modelport.backends.openvino import error_text, import_openvino
-from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
+from modelport.errors import ConversionError, InvalidInputError, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.model_io import atomic_files
-from modelport.quantization.calibration import SampleSet, padded_batches
+from modelport.quantization.calibration import SampleSet, batch_for, padded_batches
+from modelport.quantization.engine import Built, Job
 from modelport.quantization.options import CalibrationMethod, QuantizeOptions
 from modelport.quantization.report import LayerSummary
 from modelport.reports.environment import Environment
@@ -51,11 +52,7 @@ INT8_PRECISIONS = frozenset({"u8", "i8"})
 
 
 def import_nncf() -> Any:
-    try:
-        import nncf
-    except ImportError as exc:
-        raise RuntimeUnavailable("NNCF is not installed", hint="pip install 'modelport[openvino]'") from exc
-    return nncf
+    return optional_import("nncf", extra="openvino", what="NNCF")
 
 
 def read_ov_model(src: Path) -> Any:
@@ -226,7 +223,7 @@ def quantize_ir(
     except (InvalidInputError, ConversionError):
         raise
     except Exception as exc:  # NNCF raises its own error types and plain RuntimeErrors from OpenVINO
-        text = error_text(exc) if isinstance(exc, RuntimeError) else str(exc).strip().splitlines()[0]
+        text = error_text(exc) if isinstance(exc, RuntimeError) else first_line(exc)
         raise ConversionError(f"NNCF quantization failed: {text}", path=src) from exc
     xml = f"{name}.xml"
     with atomic_files(out_dir) as staging:
@@ -273,3 +270,19 @@ def engine_name() -> str:
     except importlib.metadata.PackageNotFoundError:
         nncf_version = "?"
     return f"nncf {nncf_version} + openvino {ov.get_version()}"
+
+
+def build(job: Job, work: Path) -> Built:
+    """NNCF post-training quantization (with accuracy control under --max-drop)."""
+    job.say("OpenVINO: NNCF quantization" + (" with accuracy control" if job.options.max_drop is not None else ""))
+    xml, files, settings = quantize_ir(
+        job.src,
+        job.out_dir,
+        f"{job.name}.int8",
+        job.calib,
+        job.options,
+        batch=batch_for(job.specs, 1),
+        fixed_batch=job.fixed,
+        evaluation=job.evaluation if job.options.max_drop is not None else None,
+    )
+    return Built(xml, tuple(files), engine_name(), settings, explain(job.env))

@@ -9,8 +9,8 @@ left 20 Conv and 16 Add in float and was 1.2× faster than FP32, U8S8 fused all 
 ARM kernels prefer symmetric S8S8. Without VNNI, u8×s8 products can saturate the 16-bit intermediate sums of
 AVX2's ``vpmaddubsw``, so weights are reduced to 7 bits (``reduce_range``).
 
-The choice is then measured: :mod:`modelport.quantization.api` times each candidate against FP32 and keeps the first
-that is faster (else the fastest). :func:`layer_summary` reads ORT's own optimized graph to say what runs in
+The choice is then measured: :func:`build` times each candidate against FP32 and keeps the first that is faster
+(else the fastest). :func:`layer_summary` reads ORT's own optimized graph to say what runs in
 integer kernels and which compute layers stayed in float.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,14 +27,25 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import ConversionError, InvalidInputError
+from modelport.backends import open_runner
+from modelport.backends.runner import RunnerOptions
+from modelport.errors import ConversionError, InvalidInputError, first_line
+from modelport.formats import Precision
 from modelport.model_io import atomic_path, load_proto
-from modelport.quantization.calibration import SampleSet, padded_batches
+from modelport.quantization.calibration import SampleSet, batch_for, padded_batches
+from modelport.quantization.engine import Built, Job, speedup
+from modelport.quantization.measure import bench_feeds, interleaved_latency
 from modelport.quantization.options import CalibrationMethod, Mode, QuantizeOptions, QuantTypes
-from modelport.quantization.report import LayerSummary
+from modelport.quantization.report import LayerSummary, Trial
 from modelport.reports.environment import Environment
 
 log = logging.getLogger(__name__)
+
+#: quantization modes this engine has (the others quantize statically only).
+MODES = (Mode.STATIC, Mode.DYNAMIC)
+
+#: calibration batch on models with a dynamic batch dimension.
+CALIB_BATCH = 16
 
 #: ops of ORT's optimized graph that run integer kernels.
 INT8_OP_PREFIXES = ("QLinear", "QGemm", "QAttention", "QOrdered", "DynamicQuantize")
@@ -271,7 +283,7 @@ def _run_quantizer(
                 calibrate_method=method,
             )  # no CalibMaxIntermediateOutputs: ORT 1.32's MinMax calibrator drops the batches it flushes
     except Exception as exc:  # the quantizer raises plain exceptions on graphs it cannot handle
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ConversionError(f"ONNX Runtime quantization failed: {first}", path=pre) from exc
 
 
@@ -302,3 +314,56 @@ def engine_name() -> str:
     import onnxruntime
 
     return f"onnxruntime.quantization {onnxruntime.__version__}"
+
+
+def build(job: Job, work: Path) -> Built:
+    """Pre-process, then build and time each candidate setting until one beats FP32 (else keep the fastest)."""
+    settings, why = plan(job.options, job.env)
+    pre = work / "preprocessed.onnx"
+    job.say("ONNX Runtime: pre-processing (quant_pre_process)")
+    pre_text = preprocess(job.src, pre)
+    calib_batch = batch_for(job.specs, CALIB_BATCH)
+    feeds = bench_feeds(job.calib, job.batch)
+    trials: list[Trial] = []
+    paths: list[Path] = []
+    for i, setting in enumerate(settings):
+        job.say(f"ONNX Runtime: {setting.label}")
+        cand = work / f"candidate{i}.onnx"
+        quantize_onnx(
+            pre, cand, job.calib, setting, batch=calib_batch, fixed_batch=job.fixed, exclude=job.options.exclude
+        )
+        with (
+            open_runner("onnxruntime", job.src, RunnerOptions(threads=job.options.threads)) as f32,
+            open_runner("onnxruntime", cand, RunnerOptions(threads=job.options.threads, precision=Precision.INT8)) as q,
+        ):
+            base, lat = interleaved_latency([f32, q], feeds, job.options.bench)
+        layers = layer_summary(cand, job.options.threads)
+        speed = speedup(base.p50_ms, lat.p50_ms)
+        trials.append(Trial(setting.label, lat.p50_ms, speed, layers.int8_ops, len(layers.float_layers), False))
+        paths.append(cand)
+        if speed > 1.0:
+            break
+        if i + 1 < len(settings):
+            log.warning(
+                "%s: INT8 %s ran at %.2f× FP32's speed; trying the next setting", job.src.name, setting.label, speed
+            )
+    beat = trials[-1].speedup > 1.0
+    best = len(trials) - 1 if beat else max(range(len(trials)), key=lambda i: trials[i].speedup)
+    trials[best] = dataclasses.replace(trials[best], chosen=True)
+    if beat and best == 0:
+        choice = why
+    elif beat:
+        choice = f"{why}; measured here {trials[0].setting} was not faster than FP32, {trials[best].setting} was"
+    else:
+        choice = f"{why}; measured here no setting beat FP32, the fastest was kept ({trials[best].setting})"
+    dst = job.out_dir / f"{job.name}.int8.onnx"
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(paths[best], tmp)
+    return Built(
+        artifact=dst,
+        files=(dst,),
+        engine=engine_name(),
+        settings=(("pre-processing", pre_text), *settings[best].items()),
+        choice=choice,
+        trials=tuple(trials),
+    )

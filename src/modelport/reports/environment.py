@@ -13,7 +13,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
 
 from modelport.reports.serialize import JsonReport
@@ -160,65 +159,4 @@ def capture_environment() -> Environment:
         gpus=detect_gpus(),
         packages=package_versions(),
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class RuntimeStatus(JsonReport):
-    """Whether a runtime imports here, its version and devices."""
-
-    name: str
-    available: bool
-    version: str
-    devices: tuple[str, ...]
-    detail: str
-
-
-@dataclasses.dataclass(frozen=True)
-class DoctorReport(JsonReport):
-    """What ``modelport doctor`` finds."""
-
-    environment: Environment
-    runtimes: tuple[RuntimeStatus, ...]
-    executable: str
-
-
-def _import_quietly(module: str) -> object:
-    """Import an engine; TensorFlow through modelport's importer (its Python logger at errors only)."""
-    if module == "tensorflow":
-        from modelport.backends.tensorflow import import_tensorflow
-
-        return import_tensorflow()
-    return importlib.import_module(module)
-
-
-def _probe(name: str, module: str, devices: object) -> RuntimeStatus:
-    try:
-        mod = _import_quietly(module)
-    except Exception as exc:  # an engine may fail to import for many reasons (ABI, missing libs)
-        return RuntimeStatus(name, False, "", (), f"{type(exc).__name__}: {exc}".splitlines()[0])
-    version = str(getattr(mod, "__version__", ""))
-    try:
-        devs = tuple(devices(mod)) if callable(devices) else ()
-    except Exception as exc:  # device discovery failing is reported, not fatal
-        return RuntimeStatus(name, True, version, (), f"device query failed: {exc}")
-    return RuntimeStatus(name, True, version, devs, "")
-
-
-def doctor() -> DoctorReport:
-    """Python and package versions, which runtimes import, their devices, CPU flags and GPUs."""
-    probes = (
-        ("onnxruntime", "onnxruntime", lambda m: m.get_available_providers()),
-        ("openvino", "openvino", lambda m: m.Core().available_devices),
-        ("tflite", "ai_edge_litert.interpreter", None),
-        # torch before tensorflow: importing TensorFlow first can crash torch's import (see STACK.md)
-        ("torch", "torch", lambda m: ["cpu"] + (["cuda"] if m.cuda.is_available() else [])),
-        ("tensorflow", "tensorflow", None),
-        ("tensorrt", "tensorrt", None),
-        ("ctranslate2", "ctranslate2", lambda m: ["cpu"] + (["cuda"] if m.get_cuda_device_count() else [])),
-    )
-    return DoctorReport(
-        environment=capture_environment(),
-        runtimes=tuple(_probe(n, m, d) for n, m, d in probes),
-        executable=sys.executable,
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import AppError, InvalidInputError, RuntimeUnavailable
+from modelport.errors import AppError, InvalidInputError, first_line, optional_import
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,7 @@ class DecodedAudio:
 
 
 def _import_av() -> Any:
-    try:
-        import av
-    except ImportError as exc:
-        raise RuntimeUnavailable("PyAV is not installed", hint="pip install 'modelport[whisper]'") from exc
-    return av
+    return optional_import("av", extra="whisper", what="PyAV")
 
 
 def decode_audio(path: str | Path) -> DecodedAudio:
@@ -177,10 +173,3 @@ def _group_frames(av: Any, frames: Iterator[Any]) -> Iterator[Any]:
             yield fifo.read()
     if fifo.samples > 0:
         yield fifo.read()
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its ``strerror`` for OS and FFmpeg errors)."""
-    strerror = getattr(exc, "strerror", None)
-    text = (strerror if isinstance(strerror, str) and strerror else str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

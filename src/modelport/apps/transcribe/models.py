@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelport.apps.transcribe.audio import first_line
 from modelport.apps.transcribe.results import ComputeType, Device
-from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
+from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +58,12 @@ class ResolvedModel:
 
 def import_faster_whisper() -> Any:
     """Import faster_whisper, or raise RuntimeUnavailable naming the extra to install."""
-    try:
-        import faster_whisper
-    except ImportError as exc:
-        raise RuntimeUnavailable("faster-whisper is not installed", hint=_WHISPER_EXTRA) from exc
-    return faster_whisper
+    return optional_import("faster_whisper", extra="whisper", what="faster-whisper", hint=_WHISPER_EXTRA)
 
 
 def import_ctranslate2() -> Any:
     """Import ctranslate2, or raise RuntimeUnavailable naming the extra to install."""
-    try:
-        import ctranslate2
-    except ImportError as exc:
-        raise RuntimeUnavailable("CTranslate2 is not installed", hint=_WHISPER_EXTRA) from exc
-    return ctranslate2
+    return optional_import("ctranslate2", extra="whisper", what="CTranslate2", hint=_WHISPER_EXTRA)
 
 
 def known_model_names() -> list[str]:

@@ -1,13 +1,7 @@
-"""``inspect`` for TFLite flatbuffers and SavedModel directories.
-
-TFLite is read with the flatbuffer schema that ships in ``ai-edge-litert`` (no interpreter, no TensorFlow):
-inputs/outputs of the main subgraph with their ``shape_signature`` (−1 → dynamic), the op histogram over all
-subgraphs (builtin names, custom ops by their code), parameters (tensors backed by a buffer), quantization
-parameters of every quantized tensor, and the signatures.
-
-SavedModel is read from its ``saved_model.pb`` protobuf (``saved_model_cli show`` reads the same): every
-signature of the serving meta graph with dtypes and dims (−1 → None), the op histogram of the graph and its
-function library, and the variables from the checkpoint index.
+"""``inspect`` for TFLite flatbuffers, read with the flatbuffer schema that ships in ``ai-edge-litert`` (no
+interpreter, no TensorFlow): inputs/outputs of the main subgraph with their ``shape_signature`` (−1 → dynamic), the
+op histogram over all subgraphs (builtin names, custom ops by their code), parameters (tensors backed by a buffer),
+quantization parameters of every quantized tensor, and the signatures.
 """
 
 from __future__ import annotations
@@ -21,7 +15,7 @@ import numpy as np
 from modelport.errors import ModelLoadError
 from modelport.formats import Format
 from modelport.inputs import Dim, TensorSpec
-from modelport.inspection import ModelSummary, QuantizedTensor, SignatureSummary
+from modelport.inspection.summary import ModelSummary, QuantizedTensor, SignatureSummary
 
 
 def _tflite_modules() -> tuple[Any, Any]:
@@ -56,7 +50,7 @@ def _keyed(schema: Any, graph: Any, tensor_map: Any) -> TensorSpec:
     return TensorSpec(_name(tensor_map.name), spec.dtype, spec.shape)
 
 
-def inspect_tflite(path: Path) -> ModelSummary:
+def inspect_tflite(path: Path, fmt: Format | None = None) -> ModelSummary:
     """Summarise a .tflite file: I/O, op histogram, parameters, quantization parameters, signatures."""
     schema, fb = _tflite_modules()
     try:
@@ -114,72 +108,5 @@ def inspect_tflite(path: Path) -> ModelSummary:
         producer=_name(model.description),
         tensor_count=sum(len(g.tensors) for g in model.subgraphs),
         quantized=tuple(quantized),
-        signatures=signatures,
-    )
-
-
-def _tensor_info_spec(tf: Any, key: str, info: Any) -> TensorSpec:
-    dtype = np.dtype(tf.dtypes.as_dtype(info.dtype).as_numpy_dtype).name
-    shape = info.tensor_shape
-    dims = None if shape.unknown_rank else tuple(None if d.size < 0 else int(d.size) for d in shape.dim)
-    return TensorSpec(key, dtype, dims)
-
-
-def _constants(graph_def: Any) -> tuple[int, int]:
-    """Elements and bytes of the Const tensors of a graph (a frozen graph keeps its weights there)."""
-    elements = size = 0
-    for node in graph_def.node:
-        if node.op == "Const" and "value" in node.attr:
-            tensor = node.attr["value"].tensor
-            elements += int(np.prod([d.size for d in tensor.tensor_shape.dim])) if tensor.tensor_shape.dim else 1
-            size += len(tensor.tensor_content)
-    return elements, size
-
-
-def inspect_saved_model(path: Path) -> ModelSummary:
-    """Summarise a SavedModel directory: signatures (dtypes, −1 dims), ops, variables."""
-    from modelport.backends.tensorflow import import_tensorflow
-
-    tf = import_tensorflow()
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    pb = path / "saved_model.pb"
-    if not pb.exists():
-        raise ModelLoadError("only binary SavedModels (saved_model.pb) are read", path=path)
-    proto.ParseFromString(pb.read_bytes())
-    meta = next((m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags), proto.meta_graphs[0])
-    signatures = tuple(
-        SignatureSummary(
-            key,
-            sig.method_name,
-            tuple(_tensor_info_spec(tf, k, v) for k, v in sorted(sig.inputs.items())),
-            tuple(_tensor_info_spec(tf, k, v) for k, v in sorted(sig.outputs.items())),
-        )
-        for key, sig in sorted(meta.signature_def.items())
-        if not key.startswith("__")
-    )
-    hist: collections.Counter[str] = collections.Counter(n.op for n in meta.graph_def.node)
-    for fn in meta.graph_def.library.function:
-        hist.update(n.op for n in fn.node_def)
-    params, bytes_ = _constants(meta.graph_def)
-    variables = path / "variables" / "variables"
-    if (path / "variables" / "variables.index").exists():
-        params += sum(int(np.prod(shape)) for _, shape in tf.train.list_variables(str(variables)))
-        bytes_ += sum(f.stat().st_size for f in (path / "variables").glob("variables.data-*"))
-    serving = next((s for s in signatures if s.key == "serving_default"), signatures[0] if signatures else None)
-    files = [f for f in path.rglob("*") if f.is_file()]
-    return ModelSummary(
-        path=str(path),
-        format=Format.SAVED_MODEL,
-        file_bytes=sum(f.stat().st_size for f in files),
-        inputs=serving.inputs if serving else (),
-        outputs=serving.outputs if serving else (),
-        opsets=(),
-        op_histogram=tuple(hist.most_common()),
-        node_count=sum(hist.values()),
-        parameter_count=params,
-        parameter_bytes=bytes_,
-        producer=f"tensorflow {meta.meta_info_def.tensorflow_version}".strip(),
         signatures=signatures,
     )
