@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 
 from modelport.backends import open_runner
+from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.backends.torch import TorchRunner
 from modelport.benchmark.timing import BenchConfig, time_runner
@@ -124,7 +125,9 @@ def time_all(
                 if runtime == "tensorflow" and t != threads[-1]:
                     continue  # TensorFlow's thread pools are fixed once it starts: one setting
                 if runtime == "torch":
-                    runner = TorchRunner(str(path), RunnerOptions(threads=t), input_shapes={"x": x.shape})
+                    runner = TorchRunner(
+                        str(path), RunnerOptions(threads=t), loader=LoaderOptions.build(input_shapes={"x": x.shape})
+                    )
                 else:
                     runner = open_runner(runtime, path, RunnerOptions(threads=t))
                 with runner:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from modelport.backends import open_runner
+from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.backends.tensorflow import import_tensorflow
 from modelport.errors import InvalidInputError, ModelLoadError
@@ -82,9 +83,9 @@ def test_graph_def_found_and_named_io(tf_models: dict[str, Any]) -> None:
 
     from modelport.backends.tensorflow import TensorFlowRunner
 
-    with TensorFlowRunner(pb, inputs=ins, outputs=[outs[0]]) as runner:
+    with TensorFlowRunner(pb, loader=LoaderOptions.build(inputs=ins, outputs=[outs[0]])) as runner:
         assert runner.output_names == [outs[0]]
-    runner = TensorFlowRunner(pb, outputs=["nope:0"])
+    runner = TensorFlowRunner(pb, loader=LoaderOptions.build(outputs=["nope:0"]))
     with pytest.raises(InvalidInputError, match="--outputs names a tensor 'nope:0' the graph does not have") as info:
         runner.load()
     assert "placeholders are a:0, b:0" in str(info.value)

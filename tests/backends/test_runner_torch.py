@@ -11,8 +11,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "convert"))
 import torch_nets
-
 from modelport.backends import open_runner
+from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.backends.torch import TorchRunner, is_module_spec, torch_file_kind
 from modelport.errors import InvalidInputError, ModelLoadError
@@ -43,7 +43,9 @@ def test_factory_needs_shapes_and_two_outputs() -> None:
         a = np.ones((2, 6), np.float32)
         out = runner.infer({"a": a, "b": np.zeros((2, 3), np.float32)})
     assert list(out) == ["output_0", "output_1"] and out["output_1"].shape == (2,)
-    with TorchRunner("torch_nets:convnet", input_shapes={"image": (1, 3, 16, 16)}) as runner:
+    with TorchRunner(
+        "torch_nets:convnet", loader=LoaderOptions.build(input_shapes={"image": (1, 3, 16, 16)})
+    ) as runner:
         assert runner.input_specs[0].shape == (1, 3, 16, 16)
 
 
@@ -69,7 +71,7 @@ def test_pickles(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="unpickling it would run code") as info, TorchRunner(pickled):
         pass
     assert "--trust-remote-code" in str(info.value)
-    with TorchRunner(pickled, trust_remote_code=True) as runner:
+    with TorchRunner(pickled, loader=LoaderOptions(trust_remote_code=True)) as runner:
         out = runner.infer({"image": X})
     np.testing.assert_allclose(out["output"], _want(), rtol=1e-6, atol=1e-6)
     with pytest.raises(ModelLoadError, match="holds a OrderedDict, not a model"), TorchRunner(weights):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from modelport.backends import open_runner
+from modelport.backends.base import LoaderOptions
 from modelport.backends.tensorflow import TensorFlowRunner
 from modelport.cli.main import main
 from modelport.conversion import ChainReport, convert, convert_chain
@@ -105,7 +106,7 @@ def test_core_chain_one_command(core_chain: tuple[ChainReport, Path]) -> None:
 def test_same_person_at_every_hop(core_chain: tuple[ChainReport, Path], image: np.ndarray) -> None:
     _, out = core_chain
     x = preprocess(image)
-    with TensorFlowRunner(PB, outputs=DETECTIONS) as full:
+    with TensorFlowRunner(PB, loader=LoaderOptions.build(outputs=DETECTIONS)) as full:
         ref = full.infer({"image_tensor:0": image})
     n = int(ref["num_detections:0"][0])
     graph_people = [
@@ -115,7 +116,7 @@ def test_same_person_at_every_hop(core_chain: tuple[ChainReport, Path], image: n
     ]
     assert len(graph_people) == 1 and graph_people[0][0] > 0.9  # the astronaut
     found: dict[str, np.ndarray] = {}
-    with TensorFlowRunner(PB, inputs=[CORE_IN], outputs=CORE_OUT) as core:
+    with TensorFlowRunner(PB, loader=LoaderOptions.build(inputs=[CORE_IN], outputs=CORE_OUT)) as core:
         o = core.infer({CORE_IN: x})
         found["pb"] = person_detections(o[CORE_OUT[0]], o[CORE_OUT[1]])
     artifacts = {"saved_model": ("tensorflow", out / "ssd_saved_model"), "tflite": ("litert", out / "ssd.tflite")}

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from modelport.backends import register_backend
-from modelport.backends.base import Backend
+from modelport.backends.base import Backend, LoaderOptions
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
 from modelport.errors import (
     InferenceError,
@@ -127,9 +127,8 @@ class TensorFlowRunner(Runner):
     Args:
         model: SavedModel directory, ``.pb`` GraphDef, ``.keras`` or ``.h5`` file.
         options: threads (intra-op), device "cpu".
-        inputs: GraphDef input tensor names (default: its Placeholders).
-        outputs: GraphDef output tensor names (default: tensors nothing consumes).
-        signature: SavedModel signature key (default ``serving_default`` or the only one).
+        loader: ``inputs`` / ``outputs`` (GraphDef tensor names; default: its Placeholders / the tensors nothing
+            consumes) and ``signature`` (SavedModel signature key; default ``serving_default`` or the only one).
     """
 
     name = "tensorflow"
@@ -139,15 +138,12 @@ class TensorFlowRunner(Runner):
         model: str | Path,
         options: RunnerOptions | None = None,
         *,
-        inputs: Sequence[str] = (),
-        outputs: Sequence[str] = (),
-        signature: str | None = None,
-        loader: Any = None,
+        loader: LoaderOptions | None = None,
     ) -> None:
         super().__init__(model, options, loader=loader)
-        self.inputs = tuple(inputs) or self.loader.inputs
-        self.outputs = tuple(outputs) or self.loader.outputs
-        self.signature = signature or self.loader.signature
+        self.inputs = self.loader.inputs
+        self.outputs = self.loader.outputs
+        self.signature = self.loader.signature
 
     def load(self) -> None:
         tf = import_tensorflow()

@@ -18,14 +18,14 @@ import importlib
 import inspect
 import re
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelport.backends import register_backend
-from modelport.backends.base import Backend
+from modelport.backends.base import Backend, LoaderOptions
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
 from modelport.errors import (
     InferenceError,
@@ -189,8 +189,8 @@ class TorchRunner(Runner):
     Args:
         model: ``package.module:factory`` or a TorchScript / ExportedProgram / pickled-module file.
         options: threads (``torch.set_num_threads``, process-wide), device "cpu" or "cuda".
-        trust_remote_code: allow unpickling whole modules.
-        input_shapes: shapes for inputs the model does not describe (names from ``forward``'s signature).
+        loader: ``trust_remote_code`` (allow unpickling whole modules) and ``input_shapes`` (shapes for inputs the
+            model does not describe; names from ``forward``'s signature).
     """
 
     name = "torch"
@@ -200,14 +200,12 @@ class TorchRunner(Runner):
         model: str | Path,
         options: RunnerOptions | None = None,
         *,
-        trust_remote_code: bool = False,
-        input_shapes: Mapping[str, Sequence[int]] | None = None,
-        loader: Any = None,
+        loader: LoaderOptions | None = None,
     ) -> None:
         super().__init__(model, options, loader=loader)
         self.source = str(model)
-        self.trust_remote_code = trust_remote_code or self.loader.trust_remote_code
-        self.input_shapes = dict(input_shapes or dict(self.loader.input_shapes))
+        self.trust_remote_code = self.loader.trust_remote_code
+        self.input_shapes = dict(self.loader.input_shapes)
 
     def load(self) -> None:
         torch = import_torch()
