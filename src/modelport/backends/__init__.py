@@ -45,25 +45,36 @@ BUILTIN: tuple[str, ...] = ("onnxruntime", "openvino", "litert", "torch", "tenso
 
 
 class _Registry:
-    """Backends by name; filled on first use by importing the built-in modules (no engine is imported)."""
+    """Backends by name; the built-in modules are imported (no engine is) before anything else is registered, so
+    they come first, in :data:`BUILTIN` order, then other backends in registration order."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, Backend] = {}
         self._loaded = False
 
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # set first: the modules imported here call add()
+            for module in BUILTIN:
+                importlib.import_module(f"modelport.backends.{module}")
+
     def add(self, backend: Backend) -> None:
+        self._load()
         taken = {n for b in self._by_name.values() if b.name != backend.name for n in (b.name, *b.aliases)}
         clash = {backend.name, *backend.aliases} & taken
         if clash:
             raise ValueError(f"backend {backend.name!r}: names already registered: {sorted(clash)}")
         self._by_name[backend.name] = backend
 
-    def all(self) -> dict[str, Backend]:
-        if not self._loaded:
-            self._loaded = True
-            for module in BUILTIN:
-                importlib.import_module(f"modelport.backends.{module}")
-        return self._by_name
+    def all(self) -> list[Backend]:
+        self._load()
+        builtin = {f"modelport.backends.{m}": i for i, m in enumerate(BUILTIN)}
+        order = {name: i for i, name in enumerate(self._by_name)}
+
+        def rank(b: Backend) -> tuple[int, int]:
+            return builtin.get(b.runner.partition(":")[0], len(BUILTIN)), order[b.name]
+
+        return sorted(self._by_name.values(), key=rank)
 
 
 _REGISTRY = _Registry()
@@ -76,8 +87,8 @@ def register_backend(backend: Backend) -> Backend:
 
 
 def backends() -> list[Backend]:
-    """Every registered backend, in registration order."""
-    return list(_REGISTRY.all().values())
+    """Every registered backend: the built-in ones in :data:`BUILTIN` order, then others in registration order."""
+    return _REGISTRY.all()
 
 
 def get_backend(name: str) -> Backend:
