@@ -11,11 +11,13 @@ import pytest
 
 from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import LatencyStats
+from modelport.doctor import doctor
 from modelport.evaluate import EvalResult
 from modelport.formats import Format, Precision
 from modelport.porting.pipeline import PortReport, TargetResult
-from modelport.reports.environment import Environment, capture_environment, doctor, package_versions
-from modelport.reports.render import HEADERS, bar_chart_svg, port_html, port_markdown, target_rows
+from modelport.porting.render import HEADERS, port_html, port_markdown, target_rows
+from modelport.reports.environment import Environment, capture_environment, package_versions
+from modelport.reports.render import bar_chart_svg
 from modelport.reports.serialize import JsonReport, from_json, to_json, to_jsonable
 from modelport.verify.compare import Comparison, OutputMetrics, Tolerance
 

@@ -1,99 +1,9 @@
-"""Renderers: a port report as Markdown and as a self-contained HTML page with inline SVG plots."""
+"""Renderers every report shares: inline SVG plots and the page style (no external assets)."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from modelport.porting.pipeline import PortReport, TargetResult
-
-
-def _fmt_ms(t: TargetResult) -> str:
-    return f"{t.latency.p50_ms:.3f}" if t.latency else "–"
-
-
-def _fmt_acc(t: TargetResult) -> str:
-    return f"{t.accuracy.top1:.2%}" if t.accuracy else "–"
-
-
-def _fmt_err(t: TargetResult) -> str:
-    return f"{t.verification.max_abs:.2e}" if t.verification is not None else "–"
-
-
-def _fmt_tol(t: TargetResult) -> str:
-    return str(t.verification.tolerance) if t.verification is not None else "–"
-
-
-def _status(t: TargetResult, with_reason: bool = True) -> str:
-    return f"{t.status}: {t.reason}" if t.reason and with_reason else t.status
-
-
-def target_rows(report: PortReport, with_reason: bool = True) -> list[list[str]]:
-    """One row per target: target, executed precision, status, max abs error, tolerance, p50, p90, fps, acc, size."""
-    rows = []
-    for t in report.targets:
-        rows.append(
-            [
-                t.label + (" ★" if t.label == report.fastest else ""),
-                t.runner.executed_precision if t.runner else "–",
-                _status(t, with_reason),
-                _fmt_err(t),
-                _fmt_tol(t),
-                _fmt_ms(t),
-                f"{t.latency.p90_ms:.3f}" if t.latency else "–",
-                f"{t.throughput:.1f}" if t.throughput else "–",
-                _fmt_acc(t),
-                f"{t.size_bytes / 1024:.1f}" if t.size_bytes else "–",
-            ]
-        )
-    return rows
-
-
-HEADERS = [
-    "target",
-    "executes",
-    "status",
-    "max abs err",
-    "tolerance",
-    "p50 ms",
-    "p90 ms",
-    "samples/s",
-    "top-1",
-    "size KiB",
-]
-
-
-def port_markdown(report: PortReport) -> str:
-    """The report as Markdown."""
-    env = report.environment
-    lines = [
-        "# modelport port report",
-        "",
-        f"- source: `{report.source}` ({report.source_format.value}, {report.source_nodes} nodes)",
-    ]
-    if report.optimization:
-        o = report.optimization
-        lines.append(
-            f"- optimized: {o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
-            f"({', '.join(o.passes) or 'no pass changed the graph'})"
-        )
-    if report.source_accuracy:
-        a = report.source_accuracy
-        lines.append(f"- source accuracy: top-1 {a.top1:.2%} on {a.samples} samples of {a.dataset}")
-    lines += [
-        f"- verification feeds: {report.feeds}; benchmark batch {report.batch}",
-        f"- fastest verified target: **{report.fastest or 'none'}**",
-        f"- machine: {env.summary()}",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in env.packages)}",
-        "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "---|" * len(HEADERS),
-    ]
-    lines += ["| " + " | ".join(r) + " |" for r in target_rows(report)]
-    lines.append("")
-    return "\n".join(lines)
 
 
 def bar_chart_svg(
@@ -122,55 +32,6 @@ def bar_chart_svg(
     return "\n".join(parts)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
 td:first-child,th:first-child,td:nth-child(3){text-align:left}.bad{color:#b00}.ok{color:#070}"""
-
-
-def port_html(report: PortReport) -> str:
-    """The report as one self-contained HTML page (tables + SVG plots)."""
-    esc = html.escape
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
-    body_rows = []
-    for t, row in zip(report.targets, target_rows(report), strict=True):
-        cls = "ok" if t.verified else ("" if t.status == "skipped" else "bad")
-        cells = "".join(
-            f'<td class="{cls}">{esc(c)}</td>' if i == 2 else f"<td>{esc(c)}</td>" for i, c in enumerate(row)
-        )
-        body_rows.append(f"<tr>{cells}</tr>")
-    timed = [t for t in report.targets if t.latency]
-    latency_svg = bar_chart_svg(
-        "Median latency (p50, lower is better)",
-        [t.label for t in timed],
-        [t.latency.p50_ms if t.latency else None for t in timed],
-        "ms",
-        report.fastest,
-    )
-    acc = [t for t in report.targets if t.accuracy]
-    acc_svg = (
-        bar_chart_svg(
-            "Top-1 accuracy",
-            [t.label for t in acc],
-            [100 * t.accuracy.top1 if t.accuracy else None for t in acc],
-            "%",
-        )
-        if acc
-        else ""
-    )
-    env = report.environment
-    summary = esc(port_markdown(report).split("\n| ")[0]).replace("\n", "<br>\n")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>modelport report</title><style>{_CSS}</style></head>
-<body>
-<h1>modelport port report</h1>
-<p>{summary}</p>
-<table><thead><tr>{head}</tr></thead><tbody>
-{"".join(body_rows)}
-</tbody></table>
-<h2>Latency</h2>
-{latency_svg}
-{"<h2>Accuracy</h2>" + acc_svg if acc_svg else ""}
-<h2>Environment</h2>
-<p>{esc(env.summary())}<br>GPUs: {esc(", ".join(env.gpus) or "none")}<br>{esc(env.platform)}</p>
-</body></html>
-"""
