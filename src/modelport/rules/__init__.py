@@ -1,0 +1,1 @@
+"""onnxscript rewrite rules (pattern / check / rewrite), one module per family; passes/rewrite.py applies them."""
