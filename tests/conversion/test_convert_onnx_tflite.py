@@ -1,4 +1,5 @@
-"""ONNX → TFLite through onnx2tf: offline, input untouched, NHWC/NCHW layouts, fp16, names, unsupported ops."""
+"""ONNX → TFLite through onnx2tf: offline, input untouched, dims fixed, NHWC/NCHW layouts, fp16, names, and errors
+that name the ONNX op and node (an op onnx2tf lacks, an op it fails on)."""
 
 from __future__ import annotations
 
@@ -35,11 +36,12 @@ def test_offline_nhwc_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert _sha(src) == before and sorted(p.name for p in src.parent.iterdir()) == ["convbn.onnx"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["convbn.tflite"]
     assert report.engine.startswith("onnx2tf 1.28")
+    assert "fixed input shapes {'image': (1, 3, 8, 8)}" in report.notes
     v = report.verification
     assert v is not None and v.passed and v.max_abs < 1e-4 and v.candidate.endswith("@litert/fp32")
     with open_runner("litert", report.artifact) as lite:
         (spec,) = lite.input_specs
-        assert spec.name == "image" and spec.shape is not None and spec.shape[1:] == (8, 8, 3)  # NHWC
+        assert spec.name == "image" and spec.shape == (1, 8, 8, 3)  # NHWC, batch fixed in onnx2tf's copy
         assert lite.output_names == ["out"]  # ONNX output name restored
         x = np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32)
         got = lite.infer({"image": x.transpose(0, 2, 3, 1)})["out"]
@@ -80,3 +82,20 @@ def test_unsupported_op_names_op_and_node(tmp_path: Path) -> None:
     text = str(info.value)
     assert "cannot convert op FancyActivation (node act0)" in text and "\n" not in text
     assert not out.exists()
+
+
+def test_failing_op_is_named_from_the_log(tmp_path: Path) -> None:
+    """onnx2tf's log names the failing node; the error adds its op type from the ONNX graph."""
+    proto = onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[1,8] x) => (float[1,3] y) {
+            y = Reshape(x, s)
+        }
+    """)
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array([1, 3], np.int64), "s"))
+    proto.graph.node[0].name = "bad_reshape"  # 8 elements cannot become [1, 3]
+    src = models.save(proto, tmp_path / "bad.onnx")
+    with pytest.raises(ConversionError) as info:
+        tflite_from_onnx(src, tmp_path / "bad.tflite")
+    assert info.value.message.startswith("onnx2tf cannot convert op Reshape (node bad_reshape): ")
+    assert info.value.hint is not None and "--input-shape" in info.value.hint

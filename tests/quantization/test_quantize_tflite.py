@@ -1,5 +1,6 @@
 """LiteRT (TFLite) full-integer INT8: the MNIST ConvNet from ONNX through onnx2tf (every op an int8 kernel, top-1
-within 0.5 points on the 10,000 test images), int8 inputs/outputs, and a SavedModel source."""
+within 0.5 points on the 10,000 test images), int8 inputs/outputs, a SavedModel source, MaxPool padding made exact
+for calibration, and onnx2tf's diagnosed errors."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 
 import models
 from modelport.backends import open_runner
 from modelport.benchmark.timing import BenchConfig
+from modelport.conversion import convert
 from modelport.datasets import default_model_path
-from modelport.errors import InvalidInputError
-from modelport.quantization import QuantizeOptions, QuantizeReport, quantize
-from modelport.quantization.tflite import zero_padded_maxpools
+from modelport.errors import ConversionError, InvalidInputError
+from modelport.quantization import QuantizeOptions, QuantizeReport, quantize, tflite
 
 FAST = BenchConfig(warmup=1, iterations=6)
 #: the issue's goal: INT8 top-1 within 0.5 points of FP32 on MNIST, on every runtime.
@@ -105,24 +105,50 @@ def test_saved_model_source(tmp_path: Path) -> None:
         quantize(saved, tmp_path / "x", runtime="litert", calib="random", options=QuantizeOptions(exclude=("Conv",)))
 
 
-def test_maxpool_after_relu_pads_with_zero_exactly() -> None:
-    """onnx2tf pads MaxPool with −3.4e38, which wrecks int8 calibration; after a ReLU, zeros give the same result."""
+_POOL_NET = """
+    <ir_version: 8, opset_import: ["" : 17]>
+    g (float[N,3,16,16] image) => (float[N,10] logits) {
+        c = Conv<pads=[1,1,1,1]>(image, w, b)
+        r = Relu(c)
+        p = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(r)
+        f = Flatten(p)
+        logits = Gemm(f, w2, b2)
+    }
+"""
+
+
+def test_maxpool_padding_is_zero_padded_before_onnx2tf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnx2tf pads MaxPool with −3.4e38, which wrecks int8 calibration; the zero-pad-maxpool pass (exact after a
+    ReLU) runs on onnx2tf's copy and the INT8 model gets sane ranges. Without it, calibration degenerates."""
+    src = models.save(models.build(_POOL_NET, w=(8, 3, 3, 3), b=(8,), w2=(512, 10), b2=(10,)), tmp_path / "pool.onnx")
+    before = src.read_bytes()
+    opts = QuantizeOptions(samples=32, bench=FAST)
+    report = quantize(src, tmp_path / "q", runtime="litert", calib="random", options=opts)
+    assert ("onnx rewrites", "zero-pad-maxpool (+1 nodes)") in report.settings
+    layers = report.int8.layers
+    assert layers is not None and layers.float_layers == () and dict(layers.op_counts)["MAX_POOL_2D/int8"] == 1
+    assert src.read_bytes() == before  # the pass ran on onnx2tf's private copy
+    monkeypatch.setattr(tflite, "ONNX2TF_PASSES", ())
+    with pytest.raises(ConversionError, match="degenerate range"):
+        quantize(src, tmp_path / "raw", runtime="litert", calib="random", options=opts)
+
+
+def test_onnx2tf_failure_is_diagnosed_the_same_by_convert_and_quantize(tmp_path: Path) -> None:
+    """Both call onnx2tf through one entry point: the error names the ONNX op and node either way."""
     text = """
         <ir_version: 8, opset_import: ["" : 17]>
-        g (float[N,3,9,9] x) => (float[N,3,5,5] y, float[N,3,5,5] z) {
-            r = Relu(x)
-            y = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(r)
-            z = MaxPool<kernel_shape=[3,3], strides=[2,2], pads=[1,1,1,1]>(x)
+        g (float[1,8] x) => (float[1,4] y) {
+            h = MatMul(x, w)
+            c = CastLike(h, h)
+            y = Relu(c)
         }
     """
-    model = models.parse(text)
-    x = {"x": np.random.default_rng(0).standard_normal((2, 3, 9, 9)).astype(np.float32)}
-    before = models.ort_outputs(model, x)
-    assert zero_padded_maxpools(model) == 1  # the MaxPool on raw x (negative values) keeps its −∞ padding
-    assert [n.op_type for n in model.graph.node] == ["Relu", "Pad", "MaxPool", "MaxPool"]
-    pool = model.graph.node[2]
-    assert not any(a.name == "pads" for a in pool.attribute)
-    onnx.checker.check_model(model, full_check=True)
-    after = models.ort_outputs(model, x)
-    for a, b in zip(before, after, strict=True):
-        np.testing.assert_array_equal(a, b)
+    model = models.build(text, w=(8, 4))
+    model.graph.node[1].name = "castlike0"  # onnxruntime runs CastLike; onnx2tf 1.28 has no converter for it
+    src = models.save(model, tmp_path / "castlike.onnx")
+    with pytest.raises(ConversionError) as converted:
+        convert(src, "tflite", tmp_path / "c")
+    with pytest.raises(ConversionError) as quantized:
+        quantize(src, tmp_path / "q", runtime="litert", calib="random", options=QuantizeOptions(bench=FAST))
+    assert "onnx2tf cannot convert op CastLike (node castlike0)" in converted.value.message
+    assert str(quantized.value) == str(converted.value)

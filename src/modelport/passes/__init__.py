@@ -9,7 +9,7 @@ Importing this package registers every pass (``modelport.passes.registry()`` lis
 
 from __future__ import annotations
 
-from modelport.passes import cleanup, opset, reshape, rewrite, shapes  # noqa: F401  (register the passes)
+from modelport.passes import cleanup, maxpool_padding, opset, reshape, rewrite, shapes  # noqa: F401  (register the passes)
 from modelport.passes.api import (
     OptimizeResult,
     default_passes,

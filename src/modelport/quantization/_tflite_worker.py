@@ -4,8 +4,9 @@ Writes the float32, float16 and full-integer INT8 TFLite models of a SavedModel 
 ``TFLiteConverter``; INT8 uses the calibration samples of ``calib`` (an .npz, one array per signature input, samples
 along axis 0) as the representative dataset, builtin int8 kernels only (``TFLITE_BUILTINS_INT8``: the conversion
 fails instead of leaving float ops), per-channel weights, and float or int8 model inputs/outputs. TensorFlow runs
-here, not in the caller's process (it is slow to import and must not meet an already imported torch). On failure
-it writes ``{"error": …}`` to the request's ``result`` path and exits 1. Not part of the public API.
+here, not in the caller's process (it is slow to import and must not meet an already imported torch); the parent
+is :func:`modelport.quantization.tflite.build`, through the protocol of :mod:`modelport.conversion.worker`. Not
+part of the public API.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from modelport.conversion._onnx2tf_worker import serve
+from modelport.conversion.worker import serve
 
 
 def _saved_model(source: str, kind: str, tmp: str) -> str:

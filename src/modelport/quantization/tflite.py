@@ -9,18 +9,22 @@ as microcontroller and NPU deployments want; modelport then quantizes the feeds 
 the model's own (scale, zero point) when it measures. The FP32 and FP16 variants come from the same SavedModel
 with the same converter, so the comparison is between TFLite models on LiteRT.
 
+onnx2tf runs through modelport's one entry point, :func:`modelport.conversion.onnx_tflite.run_onnx2tf` (a private
+copy of the model, offline, and the failing ONNX op and node named in errors), with the ``zero-pad-maxpool`` pass
+applied to that copy: onnx2tf pads MaxPool with −3.4e38, and calibrated, that tensor's scale (~1e36) wrecks the
+INT8 model (XNNPACK refused resnet50); after a non-negative op, zero padding is exact (see
+:mod:`modelport.passes.maxpool_padding`). Remaining degenerate ranges are caught by :func:`check_ranges`.
+
 TensorFlow and onnx2tf run in child processes (:mod:`modelport.quantization._tflite_worker`,
-:mod:`modelport.conversion._onnx2tf_worker`): they are slow to import, print a lot, and keep process-wide state.
+:mod:`modelport.conversion._onnx2tf_worker`, one protocol: :mod:`modelport.conversion.worker`): they are slow to
+import, print a lot, and keep process-wide state.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,14 +33,16 @@ import numpy as np
 
 from modelport.backends import open_runner
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
-from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
+from modelport.conversion.worker import DEFAULT_TIMEOUT_S, run_worker
+from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable, optional_import
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import TensorSpec
-from modelport.model_io import atomic_files, load_proto
+from modelport.model_io import atomic_files
+from modelport.quantization.engine import Built, Job
 from modelport.quantization.report import LayerSummary
 
 if TYPE_CHECKING:
-    from modelport.quantization.api import Built, Job
+    from modelport.conversion.onnx_tflite import Onnx2tfOutput
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,6 @@ COMPUTE_OPS = frozenset(
 )
 QUANT_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 INT_DTYPES = (np.int8, np.uint8, np.int16)
-TIMEOUT_S = 1800.0
 
 
 def source_specs(src: Path, threads: int | None = None) -> list[TensorSpec]:
@@ -54,80 +59,6 @@ def source_specs(src: Path, threads: int | None = None) -> list[TensorSpec]:
     runtime = "onnxruntime" if sniff_format(src) is Format.ONNX else "tensorflow"
     with open_runner(runtime, src, RunnerOptions(threads=threads)) as runner:
         return list(runner.input_specs)
-
-
-def _run_worker(module: str, request: Mapping[str, Any], work: Path, src: Path, what: str) -> None:
-    """Run ``python -m module request.json`` in ``work``; ConversionError with its message on failure."""
-    req = work / f"{module.rsplit('.', 1)[-1]}.json"
-    result = work / f"{req.stem}.result.json"
-    req.write_text(json.dumps({**request, "result": str(result)}), encoding="utf-8")
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-    }
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", module, str(req)],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ConversionError(f"{what} took longer than {TIMEOUT_S:.0f} s", path=src) from exc
-    data = json.loads(result.read_text(encoding="utf-8")) if result.exists() else {"error": "no result written"}
-    if proc.returncode == 0 and data.get("error") is None:
-        return
-    log.debug("%s output:\n%s\n%s", what, proc.stdout[-8000:], proc.stderr[-8000:])
-    detail = str(data.get("error") or proc.stderr.strip().splitlines()[-1:] or "no message")
-    raise ConversionError(f"{what} failed: {detail.strip().splitlines()[0][:400]}", path=src)
-
-
-#: ops whose outputs are never negative: a MaxPool after one can pad with 0 instead of −∞ and compute the same.
-NON_NEGATIVE = frozenset({"Relu", "Sigmoid", "Softplus", "Abs"})
-
-
-def zero_padded_maxpools(proto: Any) -> int:
-    """Rewrite ``MaxPool(pads)`` after a non-negative op as ``Pad(0) → MaxPool`` (exact there); returns how many.
-
-    onnx2tf turns MaxPool padding into a PadV2 with the float minimum (−3.4e38); calibrating that tensor gives it a
-    scale of ~1e36 and XNNPACK refuses the INT8 model (resnet50: "failed to create XNNPACK runtime"). Every
-    window holds at least one real value ≥ 0, so the maximum is the same with zeros in the padding.
-    """
-    import onnx
-    from onnx import helper, numpy_helper
-
-    graph = proto.graph
-    producer = {o: n for n in graph.node for o in n.output}
-    nodes = []
-    changed = 0
-    for node in graph.node:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        pads = list(attrs.get("pads", []))
-        src = producer.get(node.input[0]) if node.op_type == "MaxPool" and node.input else None
-        nonneg = src is not None and src.op_type in NON_NEGATIVE
-        if not (nonneg and any(pads) and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
-            nodes.append(node)
-            continue
-        half = len(pads) // 2
-        full = [0, 0, *pads[:half], 0, 0, *pads[half:]]  # ONNX Pad: all begins, then all ends (N, C first)
-        name = f"{node.name or node.output[0]}_zero_pad"
-        graph.initializer.append(numpy_helper.from_array(np.asarray(full, np.int64), f"{name}_pads"))
-        nodes.append(helper.make_node("Pad", [node.input[0], f"{name}_pads"], [f"{name}_out"], name=name))
-        node.input[0] = f"{name}_out"
-        kept = [a for a in node.attribute if a.name != "pads"]
-        del node.attribute[:]
-        node.attribute.extend(kept)
-        nodes.append(node)
-        changed += 1
-    del graph.node[:]
-    graph.node.extend(nodes)
-    if changed:
-        onnx.checker.check_model(proto)
-    return changed
 
 
 def check_ranges(path: Path, limit: float = 1e10) -> None:
@@ -147,41 +78,23 @@ def check_ranges(path: Path, limit: float = 1e10) -> None:
             )
 
 
-def _onnx_saved_model(src: Path, work: Path, specs: Sequence[TensorSpec]) -> Path:
-    """onnx2tf's SavedModel of the ONNX file, every input kept in its ONNX layout."""
-    from modelport.conversion.onnx_tflite import CALIBRATION_FILE, onnx2tf_version
-    from modelport.model_io import save_model
+#: The passes the copy onnx2tf converts gets first (exact rewrites that keep calibration ranges sane).
+ONNX2TF_PASSES = ("zero-pad-maxpool",)
 
-    onnx2tf_version()  # RuntimeUnavailable when onnx2tf is missing
-    stage = work / "onnx2tf"
-    stage.mkdir()
-    copy = stage / "model.onnx"  # onnx2tf works on (and may rewrite) a copy
-    proto = load_proto(src)
-    rewritten = zero_padded_maxpools(proto)
-    if rewritten:
-        log.info("%s: %d MaxPool(s) after ReLU padded with 0 for int8 calibration", src.name, rewritten)
-    save_model(proto, copy)
-    # onnx2tf downloads a calibration sample for 3-channel image models unless this file is in its directory
-    np.save(stage / CALIBRATION_FILE, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-    request = {
-        "input_onnx_file_path": str(copy),
-        "output_folder_path": str(stage / "out"),
-        "not_use_onnxsim": True,
-        "non_verbose": True,
-        "output_signaturedefs": True,
-        "copy_onnx_input_output_names_to_tflite": True,
-        "keep_ncw_or_nchw_or_ncdhw_input_names": [s.name for s in specs if s.shape and len(s.shape) >= 3] or None,
-    }
-    _run_worker("modelport.conversion._onnx2tf_worker", request, stage, src, "onnx2tf")
-    return stage / "out"
+
+def _onnx_saved_model(src: Path, work: Path, specs: Sequence[TensorSpec]) -> Onnx2tfOutput:
+    """onnx2tf's SavedModel of the ONNX file, every input of rank ≥ 3 kept in its ONNX layout."""
+    from modelport.conversion.onnx_tflite import run_onnx2tf
+
+    keep = [s.name for s in specs if s.shape and len(s.shape) >= 3]
+    return run_onnx2tf(src, work / "onnx2tf", keep_nchw=keep, passes=ONNX2TF_PASSES, timeout_s=DEFAULT_TIMEOUT_S)
 
 
 def _name_outputs(path: Path, names: Sequence[str]) -> None:
     """Name the signature outputs (and output tensors) of a single-output model after the source's output."""
     if len(names) != 1:
         return
-    from ai_edge_litert.tools import flatbuffer_utils
-
+    flatbuffer_utils = optional_import("ai_edge_litert.tools.flatbuffer_utils", extra="tflite", what="LiteRT")
     model = flatbuffer_utils.read_model(str(path))
     graph = model.subgraphs[0]
     if len(graph.outputs) != 1:
@@ -203,17 +116,17 @@ def check_options(job: Job) -> None:
 
 def build(job: Job, work: Path) -> Built:
     """The FP32, FP16 and INT8 TFLite models of the source, from one SavedModel with one converter."""
-    from modelport.quantization.api import Built
-
     check_options(job)
     fmt = sniff_format(job.src)
     if fmt is Format.ONNX:
         job.say("LiteRT: ONNX → SavedModel (onnx2tf, inputs kept NCHW)")
-        source, kind, route = _onnx_saved_model(job.src, work, job.specs), "saved_model", "onnx2tf SavedModel"
-        outputs = [o.name for o in load_proto(job.src, check=False, load_external_data=False).graph.output]
+        onnx2tf = _onnx_saved_model(job.src, work, job.specs)
+        source, kind, route = onnx2tf.saved_model, "saved_model", "onnx2tf SavedModel"
+        outputs = list(onnx2tf.outputs)
+        rewrites = [f"{name} ({added:+d} nodes)" for name, added in onnx2tf.rewrites]
     else:
         source, kind, route = job.src, ("saved_model" if fmt is Format.SAVED_MODEL else "keras"), fmt.value
-        outputs = []
+        outputs, rewrites = [], []
     calib = work / "calib.npz"
     np.savez(calib, **{k: np.ascontiguousarray(v) for k, v in job.calib.inputs.items()})  # type: ignore[arg-type]
     names = {p: f"{job.name}.{p}.tflite" for p in ("fp32", "fp16", "int8")}
@@ -226,7 +139,14 @@ def build(job: Job, work: Path) -> Built:
             "outputs": {p: str(staging / n) for p, n in names.items()},
             "int8_io": job.options.int8_io,
         }
-        _run_worker("modelport.quantization._tflite_worker", request, work, job.src, "the TFLite converter")
+        run_worker(
+            "modelport.quantization._tflite_worker",
+            request,
+            work,
+            what="the TFLite converter",
+            src=job.src,
+            timeout_s=DEFAULT_TIMEOUT_S,
+        )
         for n in names.values():
             _name_outputs(staging / n, outputs)
         check_ranges(staging / names["int8"])
@@ -238,6 +158,7 @@ def build(job: Job, work: Path) -> Built:
         ("activations", "s8 asymmetric per tensor"),
         ("inputs/outputs", "int8" if job.options.int8_io else "float32 (QUANTIZE/DEQUANTIZE at the edges)"),
         ("calibration", f"representative dataset, {len(job.calib)} samples (min/max)"),
+        *((("onnx rewrites", "; ".join(rewrites)),) if rewrites else ()),
     )
     return Built(
         artifact=files["int8"],
@@ -337,7 +258,7 @@ def runner(path: Path, precision: Precision, threads: int | None) -> Runner:
     return FloatIORunner(path, RunnerOptions(threads=threads or os.cpu_count() or 1, precision=precision))
 
 
-def layer_summary(path: Path) -> LayerSummary:
+def layer_summary(path: Path, threads: int | None = None) -> LayerSummary:
     """Int8 ops, float compute ops and QUANTIZE/DEQUANTIZE ops of a TFLite model (from LiteRT's op details)."""
     from modelport.backends.litert import import_litert_interpreter
 
