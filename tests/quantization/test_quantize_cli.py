@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import models
+from modelport.assets import default_model_path
 from modelport.cli.main import main
-from modelport.datasets import default_model_path
 
 MODEL = str(default_model_path())
 QUICK = ("--samples", "64", "--eval-samples", "1000", "--seconds", "0.05", "--types", "u8s8")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from modelport.assets import default_model_path
 from modelport.backends.openvino import import_openvino
 from modelport.benchmark.timing import BenchConfig
 from modelport.conversion import convert
-from modelport.datasets import default_model_path
 from modelport.errors import InvalidInputError
 from modelport.quantization import CalibrationMethod, QuantizeOptions, QuantizeReport, quantize
 

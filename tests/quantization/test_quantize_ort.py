@@ -12,8 +12,8 @@ import onnx
 import pytest
 
 import models
+from modelport.assets import default_model_path
 from modelport.benchmark.timing import BenchConfig, LatencyStats
-from modelport.datasets import default_model_path
 from modelport.errors import InvalidInputError, ModelLoadError, VerificationError
 from modelport.quantization import (
     AccuracyDropError,
@@ -79,7 +79,7 @@ def test_report_has_sizes_latency_side_by_side_and_files(mnist_ort: QuantizeRepo
         assert v.latency is not None and v.latency.n >= FAST.iterations and v.runner is not None
         assert v.speedup == pytest.approx(fp32.latency.p50_ms / v.latency.p50_ms)  # type: ignore[union-attr]
     assert int8.runner.executed_precision == "int8"  # type: ignore[union-attr]
-    assert fp16.metric is not None and fp16.metric.error is not None and fp16.metric.error.max_abs < 0.05
+    assert fp16.error is not None and fp16.error.max_abs < 0.05
     out = Path(mnist_ort.artifact).parent
     assert {p.name for p in out.iterdir()} == {
         "mnist_convnet.int8.onnx",
@@ -161,7 +161,7 @@ def test_dynamic_quantization_of_a_matmul_model(tmp_path: Path) -> None:
     assert report.int8.layers is not None and report.int8.layers.int8_ops >= 2
     assert ("mode", "dynamic") in report.settings
     # no labels: judged by the output agreement with FP32 on the same samples
-    error = report.int8.metric.error  # type: ignore[union-attr]
+    error = report.int8.error
     assert error is not None and error.outputs[0].cosine > 0.999 and report.status == "verified"
     assert report.drop is None and "cosine similarity" in report.reason
     assert report.evaluation.warnings == ("no --eval data: the error is measured on the calibration samples",)

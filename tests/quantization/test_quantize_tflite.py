@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import models
+from modelport.assets import default_model_path
 from modelport.backends import open_runner
 from modelport.benchmark.timing import BenchConfig
 from modelport.conversion import convert
-from modelport.datasets import default_model_path
 from modelport.errors import ConversionError, InvalidInputError
 from modelport.quantization import QuantizeOptions, QuantizeReport, quantize, tflite
 
@@ -98,7 +98,7 @@ def test_saved_model_source(tmp_path: Path) -> None:
     )
     layers = report.int8.layers
     assert layers is not None and dict(layers.op_counts).get("FULLY_CONNECTED/int8") == 2
-    error = report.int8.metric.error  # type: ignore[union-attr]
+    error = report.int8.error
     assert error is not None and min(o.cosine for o in error.outputs) > 0.99 and report.status == "verified"
     assert report.settings[0] == ("route", "saved_model → TFLiteConverter")
     with pytest.raises(InvalidInputError, match="--exclude is for onnxruntime and openvino"):

@@ -22,8 +22,8 @@ from modelport.backends import get_backend, open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.benchmark.timing import time_runner
 from modelport.conversion import verify_against_source
+from modelport.data.samples import SampleSet
 from modelport.errors import ModelportError
-from modelport.evaluate import EvalResult, EvalSet
 from modelport.formats import Precision
 from modelport.inputs import random_feeds
 from modelport.porting.pipeline import PortOptions, TargetResult
@@ -39,7 +39,7 @@ def int8_target(
     model: Path,
     target_dir: Path,
     feeds: Mapping[str, np.ndarray],
-    eval_set: EvalSet | None,
+    eval_set: SampleSet | None,
     opts: PortOptions,
     reference: Path | None = None,
 ) -> TargetResult:
@@ -78,7 +78,7 @@ def int8_target(
             get_backend(runtime).artifact_format,
             feeds,
             precision=Precision.INT8,
-            tolerance=Tolerance.for_precision(Precision.INT8),
+            tolerance=Tolerance.for_precision(Precision.INT8).with_overrides(rtol=opts.rtol, atol=opts.atol),
             threads=opts.threads,
         )
         with open_runner(runtime, artifact, RunnerOptions(threads=opts.threads, precision=Precision.INT8)) as runner:
@@ -89,7 +89,7 @@ def int8_target(
     except ModelportError as exc:
         return dataclasses.replace(base, status="failed", reason=str(exc))
     m = rep.int8.metric
-    accuracy = EvalResult(m.dataset, m.samples, m.top1, m.top5) if m is not None and m.top1 is not None else None
+    accuracy = m if m is not None and m.top1 is not None else None  # TaskMetrics, as every target reports
     return dataclasses.replace(
         base,
         runner=info,

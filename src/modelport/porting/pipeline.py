@@ -21,8 +21,10 @@ from modelport.backends.runner import RunnerInfo, RunnerOptions
 from modelport.benchmark.timing import BenchConfig, LatencyStats, time_runner
 from modelport.conversion import convert, verify_against_source
 from modelport.conversion.base import ConversionReport
+from modelport.data.evaluate import evaluate_classifier
+from modelport.data.metrics import TaskMetrics
+from modelport.data.samples import SampleSet, check_samples, fixed_batch
 from modelport.errors import ModelportError
-from modelport.evaluate import EvalResult, EvalSet, evaluate_classifier
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import default_batch, random_feeds
 from modelport.model_io import load_proto, save_model, write_text
@@ -49,6 +51,8 @@ class PortOptions:
         bench: timing settings.
         seed: seed of random feeds.
         eval_limit: cap on evaluation samples (None: the whole split).
+        rtol, atol: explicit tolerance of every target's verification, over each precision's default policy
+            (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`; None: the policy).
     """
 
     targets: tuple[str, ...] = ("onnxruntime", "openvino")
@@ -60,6 +64,8 @@ class PortOptions:
     bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
     seed: int = 0
     eval_limit: int | None = None
+    rtol: float | None = None
+    atol: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +94,7 @@ class TargetResult(JsonReport):
     verification: Comparison | None = None
     latency: LatencyStats | None = None
     throughput: float | None = None
-    accuracy: EvalResult | None = None
+    accuracy: TaskMetrics | None = None
     flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
 
     @property
@@ -110,7 +116,7 @@ class PortReport(JsonReport):
     optimization: OptimizationSummary | None
     batch: int
     feeds: str
-    source_accuracy: EvalResult | None
+    source_accuracy: TaskMetrics | None
     targets: tuple[TargetResult, ...]
     fastest: str | None
     environment: Environment
@@ -168,7 +174,7 @@ def _run_target(
     model: Path,
     out_dir: Path,
     feeds: Mapping[str, np.ndarray],
-    eval_set: EvalSet | None,
+    eval_set: SampleSet | None,
     opts: PortOptions,
     reference: Path,
 ) -> TargetResult:
@@ -204,7 +210,7 @@ def _verify_and_measure(
     reference: Path,
     conv: ConversionReport,
     feeds: Mapping[str, np.ndarray],
-    eval_set: EvalSet | None,
+    eval_set: SampleSet | None,
     opts: PortOptions,
 ) -> TargetResult:
     backend = get_backend(runtime)
@@ -217,7 +223,7 @@ def _verify_and_measure(
         fmt,
         feeds,
         precision=exec_precision,
-        tolerance=Tolerance.for_precision(precision),
+        tolerance=Tolerance.for_precision(precision).with_overrides(rtol=opts.rtol, atol=opts.atol),
         threads=opts.threads,
     )
     base = TargetResult(
@@ -243,12 +249,7 @@ def _verify_and_measure(
 
 
 def _mismatch_reason(c: Comparison) -> str:
-    w = c.worst
-    return (
-        ""
-        if w is None
-        else f"output {w.name!r}: max abs {w.max_abs:.3g}, {w.mismatch_fraction:.2%} outside {c.tolerance}"
-    )
+    return c.reason()
 
 
 #: more accurate first: a tie in speed goes to the precision that loses less.
@@ -267,13 +268,21 @@ def _fastest(targets: Sequence[TargetResult]) -> str | None:
     return min(ties, key=lambda tm: (_PRECISION_RANK[tm[0].precision], tm[1]))[0].label
 
 
-def default_eval_set(limit: int | None = None) -> tuple[Path, EvalSet]:
-    """The shipped MNIST ConvNet and the MNIST test split, normalised for it."""
-    from modelport.datasets import default_model_metadata, default_model_path, load_mnist
+def default_eval_set(limit: int | None = None) -> tuple[Path, SampleSet]:
+    """The shipped MNIST ConvNet and the MNIST test split, normalised for it by its card."""
+    from modelport.assets import default_model_metadata, default_model_path
+    from modelport.data.datasets import load_mnist
 
     card = default_model_metadata()
     data = load_mnist("test", limit=limit)
-    return default_model_path(), EvalSet("mnist-test", card.input, card.normalize(data.images), data.labels)
+    samples = SampleSet(
+        "mnist-test",
+        {card.input: card.normalize(data.images)},
+        data.labels,
+        preprocessing=f"(x · {card.scale:g} − mean {list(card.mean)}) / std {list(card.std)}, {card.layout}",
+        classes=card.labels,
+    )
+    return default_model_path(), samples
 
 
 def port(
@@ -281,14 +290,16 @@ def port(
     out_dir: str | Path = "modelport-out",
     *,
     options: PortOptions | None = None,
-    eval_set: EvalSet | None = None,
+    eval_set: SampleSet | None = None,
     progress: Progress | None = None,
 ) -> PortReport:
     """Port ``model`` (default: the shipped MNIST ConvNet) to every target; write the artifacts and reports.
 
     Writes ``out_dir/model.onnx`` (the prepared source), ``out_dir/targets/<runtime>-<precision>/…`` and
     ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any
-    target failed verification or conversion.
+    target failed verification or conversion. ``eval_set`` (labelled samples, e.g. from
+    :func:`modelport.data.load_samples`; default with no model: the MNIST test split) gives each target's top-1
+    and the verification feeds.
     """
     t0 = time.perf_counter()
     opts = options or PortOptions()
@@ -313,9 +324,9 @@ def port(
         batch = opts.batch or default_batch(ref.input_specs)
         opts = dataclasses.replace(opts, batch=batch)
         if eval_set is not None:
-            fixed = any(s.shape and isinstance(s.shape[0], int) and s.shape[0] > 0 for s in ref.input_specs)
-            feeds = {eval_set.input_name: eval_set.inputs[: batch if fixed else max(batch, 64)]}
-            feeds_text = f"{len(feeds[eval_set.input_name])} real samples from {eval_set.name}"
+            check_samples(eval_set, ref.input_specs)
+            feeds = eval_set.head(batch if fixed_batch(ref.input_specs) else max(batch, 64))
+            feeds_text = f"{len(next(iter(feeds.values())))} real samples from {eval_set.name}"
         else:
             feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
             feeds_text = f"random, seed {opts.seed}"
@@ -348,7 +359,7 @@ def port(
 
 def write_reports(report: PortReport, out_dir: Path) -> None:
     """report.json, report.md and report.html in ``out_dir`` (each written atomically)."""
-    from modelport.reports.render import port_html, port_markdown
+    from modelport.porting.render import port_html, port_markdown
 
     write_text(out_dir / "report.json", report.to_json())
     write_text(out_dir / "report.md", port_markdown(report))

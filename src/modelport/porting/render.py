@@ -121,7 +121,7 @@ def port_html(report: PortReport) -> str:
         bar_chart_svg(
             "Top-1 accuracy",
             [t.label for t in acc],
-            [100 * t.accuracy.top1 if t.accuracy else None for t in acc],
+            [100 * t.accuracy.top1 if t.accuracy and t.accuracy.top1 is not None else None for t in acc],
             "%",
         )
         if acc

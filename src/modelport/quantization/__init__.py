@@ -10,14 +10,13 @@ Engines are imported only when used: :mod:`~modelport.quantization.ort` (ONNX Ru
 
 from __future__ import annotations
 
+from modelport.data import SampleSet, TaskMetrics, load_samples
 from modelport.quantization.api import DEFAULT_MAX_DROP, quantize
-from modelport.quantization.calibration import SampleSet, load_samples
 from modelport.quantization.options import CalibrationMethod, Mode, QuantizeOptions, QuantTypes
 from modelport.quantization.report import (
     AccuracyDropError,
     DataInfo,
     LayerSummary,
-    Metric,
     QuantizeReport,
     VariantResult,
 )
@@ -28,12 +27,12 @@ __all__ = [
     "CalibrationMethod",
     "DataInfo",
     "LayerSummary",
-    "Metric",
     "Mode",
     "QuantTypes",
     "QuantizeOptions",
     "QuantizeReport",
     "SampleSet",
+    "TaskMetrics",
     "VariantResult",
     "load_samples",
     "quantize",

@@ -27,13 +27,14 @@ from typing import Any
 
 from modelport.backends import Backend, backends, get_backend, open_runner
 from modelport.backends.runner import Runner, RunnerOptions
+from modelport.data import SampleSet, load_samples, run_samples, task_metrics
+from modelport.data.samples import fixed_batch
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import TensorSpec, default_batch
 from modelport.model_io import external_data_files, write_text
-from modelport.quantization.calibration import SampleSet, batch_for, load_samples
 from modelport.quantization.engine import Built, Job, Progress, speedup
-from modelport.quantization.measure import bench_feeds, interleaved_latency, metric, run_samples
+from modelport.quantization.measure import bench_feeds, error_against_fp32, interleaved_latency
 from modelport.quantization.options import Mode, QuantizeOptions
 from modelport.quantization.report import SLOWER_FLAG, DataInfo, LayerSummary, QuantizeReport, VariantResult
 from modelport.reports.environment import capture_environment
@@ -45,8 +46,6 @@ DEFAULT_MAX_DROP = 1.0
 #: without labels, every INT8 output must keep at least this cosine similarity with the FP32 output. Element-wise
 #: bounds do not fit quantization: a classifier whose top-1 moves by 0.04 points still has logits off by up to 4.
 MIN_COSINE = 0.99
-#: batch for evaluation on models with a dynamic batch dimension.
-EVAL_BATCH = 100
 
 
 def quantizable_backends() -> list[Backend]:
@@ -141,7 +140,6 @@ def prepare(
             "--max-drop needs labelled evaluation data to measure a top-1 drop",
             hint="give labelled --eval data: mnist:test, an image folder of class sub-folders, an .npz with 'labels'",
         )
-    fixed_batch = batch_for(specs, 0)
     return Job(
         src=src,
         runtime=runtime,
@@ -151,7 +149,7 @@ def prepare(
         env=capture_environment(),
         specs=specs,
         batch=options.batch or default_batch(list(specs)),
-        fixed=fixed_batch > 0,
+        fixed=fixed_batch(specs) is not None,
         calib=cal,
         calib_info=_data_info(cal, options.samples, cal_warn),
         evaluation=ev,
@@ -219,8 +217,7 @@ def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
         job.say("timing " + " vs ".join(p.value for p, _ in paths))
         stats = interleaved_latency(runners, bench_feeds(job.calib, job.batch), job.options.bench)
         job.say(f"evaluating on {job.evaluation.name} ({len(job.evaluation)} samples)")
-        batch = batch_for(job.specs, EVAL_BATCH)
-        outputs = [run_samples(r, job.evaluation, batch, job.fixed) for r in runners]
+        outputs = [run_samples(r, job.evaluation) for r in runners]  # port evaluates with the same loop
         infos = [r.info() for r in runners]
     finally:
         for r in runners:
@@ -237,7 +234,8 @@ def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
                 size_bytes=_size(path),
                 latency=stats[i],
                 speedup=speed,
-                metric=metric(outputs[i], job.evaluation, None if i == 0 else outputs[0]),
+                metric=task_metrics(outputs[i], job.evaluation, None if i == 0 else outputs[0]),
+                error=None if i == 0 else error_against_fp32(outputs[0], outputs[i]),
                 layers=_layers(job, path) if prec is Precision.INT8 else None,
                 runner=infos[i],
                 flags=flags,
@@ -260,7 +258,7 @@ def verdict(job: Job, variants: Sequence[VariantResult]) -> tuple[float | None, 
             f"drop {drop:.2f} points (allowed {limit:g})"
         )
         return drop, ("verified" if drop <= limit + 1e-9 else "drop-exceeded"), text
-    error = q.error
+    error = int8.error
     assert error is not None
     cosine = min((o.cosine for o in error.outputs), default=1.0)
     text = (
@@ -289,7 +287,7 @@ def quantize(
         model: ONNX (any runtime), OpenVINO IR (openvino), SavedModel/Keras (litert).
         out_dir: where ``<name>.int8.*``, ``quantize.json`` and ``quantize.md`` go.
         runtime: "onnxruntime", "openvino" or "litert" (alias "tflite").
-        calib: calibration source (see :mod:`modelport.quantization.calibration`); "random" warns.
+        calib: calibration source (see :mod:`modelport.data.readers`); "random" warns.
         eval: evaluation source; labelled data gives top-1/top-5 and the drop (None: the calibration samples).
         options: see :class:`~modelport.quantization.options.QuantizeOptions`.
         name: base name of the artifacts (default: the model's file stem).

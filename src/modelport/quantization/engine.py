@@ -16,8 +16,8 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from modelport.data.samples import SampleSet
 from modelport.inputs import TensorSpec
-from modelport.quantization.calibration import SampleSet
 from modelport.quantization.options import QuantizeOptions
 from modelport.quantization.report import DataInfo, Trial
 from modelport.reports.environment import Environment

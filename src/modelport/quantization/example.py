@@ -120,8 +120,8 @@ def mnist_example(
     ``runtimes`` defaults to every backend with an INT8 quantizer. A runtime that fails (e.g. TensorFlow is not
     installed for LiteRT) is listed in ``failures``.
     """
+    from modelport.assets import default_model_path
     from modelport.conversion import convert
-    from modelport.datasets import default_model_path
 
     t0 = time.perf_counter()
     out = Path(out_dir)

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from modelport.backends.openvino import error_text, import_openvino
+from modelport.data.samples import SampleSet, batch_for, padded_batches
 from modelport.errors import ConversionError, InvalidInputError, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.model_io import atomic_files
-from modelport.quantization.calibration import SampleSet, batch_for, padded_batches
 from modelport.quantization.engine import Built, Job
 from modelport.quantization.options import CalibrationMethod, QuantizeOptions
 from modelport.quantization.report import LayerSummary

@@ -29,10 +29,10 @@ import numpy as np
 
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
+from modelport.data.samples import SampleSet, batch_for, padded_batches
 from modelport.errors import ConversionError, InvalidInputError, first_line
 from modelport.formats import Precision
 from modelport.model_io import atomic_path, load_proto
-from modelport.quantization.calibration import SampleSet, batch_for, padded_batches
 from modelport.quantization.engine import Built, Job, speedup
 from modelport.quantization.measure import bench_feeds, interleaved_latency
 from modelport.quantization.options import CalibrationMethod, Mode, QuantizeOptions, QuantTypes

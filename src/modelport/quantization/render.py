@@ -34,7 +34,7 @@ def variant_row(v: VariantResult) -> list[str]:
         _pct(m.top1 if m else None),
         _pct(m.top5 if m else None),
         _pct(m.agreement if m else None),
-        f"{m.error.max_abs:.3g}" if m is not None and m.error is not None else "–",
+        f"{v.error.max_abs:.3g}" if v.error is not None else "–",
         ", ".join(v.flags) or "",
     ]
 

@@ -1,8 +1,10 @@
-"""What ``quantize`` reports: per variant its size, latency, metric and the layers left in float.
+"""What ``quantize`` reports: per variant its size, latency, task metrics, error against FP32 and float layers.
 
 The accuracy drop is measured in percentage points of top-1 accuracy: ``drop = 100 · (top1_fp32 − top1_int8)``.
-Without labels the metric is the INT8 output's error against the FP32 output on the same samples (max/mean
-absolute error, cosine similarity) and, for classifiers, the top-1 agreement between the two.
+Each variant's task metrics (:class:`~modelport.data.metrics.TaskMetrics`, the type ``port`` reports too) hold
+top-1/top-5 on labelled data and, for classifiers, the top-1 agreement with FP32; its ``error`` is its outputs
+compared with FP32's on the same samples (max/mean absolute error, cosine similarity …), which judges the variant
+when there are no labels.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import dataclasses
 
 from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import LatencyStats
+from modelport.data.metrics import TaskMetrics
 from modelport.errors import VerificationError
 from modelport.formats import Precision
 from modelport.reports.environment import Environment
@@ -62,29 +65,13 @@ class LayerSummary(JsonReport):
 
 
 @dataclasses.dataclass(frozen=True)
-class Metric(JsonReport):
-    """A variant's quality on the evaluation data.
+class VariantResult(JsonReport):
+    """One model variant (fp32 source, int8, fp16) on the runtime.
 
     Attributes:
-        dataset: where the samples came from.
-        samples: how many were evaluated.
-        top1: top-1 accuracy in [0, 1] (labelled classification data), else None.
-        top5: top-5 accuracy (more than 5 classes), else None.
-        agreement: fraction of samples whose top-1 class equals FP32's (classifiers; None for FP32 itself).
-        error: outputs against FP32's on the same samples, with the int8 tolerance (None for FP32 itself).
+        metric: task metrics on the evaluation data (top-1/top-5 with labels; agreement with FP32's top-1).
+        error: the outputs against FP32's on the same samples, with the int8 tolerance (None for FP32 itself).
     """
-
-    dataset: str
-    samples: int
-    top1: float | None = None
-    top5: float | None = None
-    agreement: float | None = None
-    error: Comparison | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class VariantResult(JsonReport):
-    """One model variant (fp32 source, int8, fp16) on the runtime."""
 
     name: str
     precision: Precision
@@ -92,7 +79,8 @@ class VariantResult(JsonReport):
     size_bytes: int
     latency: LatencyStats | None = None
     speedup: float | None = None
-    metric: Metric | None = None
+    metric: TaskMetrics | None = None
+    error: Comparison | None = None
     layers: LayerSummary | None = None
     runner: RunnerInfo | None = None
     flags: tuple[str, ...] = ()

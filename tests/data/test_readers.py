@@ -1,4 +1,5 @@
-"""Calibration/evaluation sources: image folders, .npy/.npz, MNIST/Fashion-MNIST, random, callables; bad input."""
+"""Readers (modelport.data.readers): image folders, .npy/.npz, MNIST/Fashion-MNIST, random, arrays, callables,
+sample sets; bad input."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from modelport.datasets import default_model_metadata, load_mnist
+from modelport.assets import default_model_metadata
+from modelport.data.datasets import load_mnist
+from modelport.data.preprocess import image_input
+from modelport.data.readers import load_samples
+from modelport.data.samples import SampleSet, check_samples
 from modelport.errors import InvalidInputError, ModelLoadError
-from modelport.evaluate import EvalSet
 from modelport.inputs import ImagePreprocess, TensorSpec
-from modelport.quantization.calibration import SampleSet, check_samples, image_input, load_samples, padded_batches
 
 MNIST_SPEC = [TensorSpec("image", "float32", ("batch", 1, 28, 28))]
 RGB_SPEC = [TensorSpec("input", "float32", (1, 3, 32, 32))]
@@ -120,13 +123,6 @@ def test_multi_input_npz(tmp_path: Path) -> None:
         load_samples(tmp_path / "a.npy", specs)
 
 
-def test_fixed_batch_models_get_padded_batches() -> None:
-    samples = SampleSet("s", {"x": np.arange(5, dtype=np.float32)[:, None]})
-    batches = list(padded_batches(samples, 2, fixed=True))
-    assert [n for _, n in batches] == [2, 2, 1]
-    assert batches[-1][0]["x"].tolist() == [[4.0], [4.0]]  # the last sample repeated to the fixed batch
-
-
 def test_callable_source_yields_dicts_arrays_and_labelled_pairs() -> None:
     def feeds() -> list[dict[str, np.ndarray]]:
         return [{"image": np.zeros((1, 28, 28), np.float32)} for _ in range(3)]  # one sample, no batch axis
@@ -147,10 +143,16 @@ def test_callable_source_yields_dicts_arrays_and_labelled_pairs() -> None:
     assert samples.labels.tolist() == [0, 0, 1, 1, 2, 2]
 
 
-def test_an_evalset_is_a_source() -> None:
-    data = EvalSet("digits", "image", np.zeros((4, 1, 28, 28), np.float32), np.arange(4))
+def test_a_sample_set_and_arrays_are_sources() -> None:
+    data = SampleSet("digits", {"image": np.zeros((4, 1, 28, 28), np.float32)}, np.arange(4), classes=("a", "b"))
     samples, _ = load_samples(data, MNIST_SPEC, role="evaluation")
-    assert samples.name == "digits" and samples.labels.tolist() == [0, 1, 2, 3]
+    assert samples is data  # taken as it is, then checked against the model
+    with pytest.raises(InvalidInputError, match="holds float64"):
+        load_samples(SampleSet("f64", {"image": np.zeros((2, 1, 28, 28))}), MNIST_SPEC)
+    arrays, _ = load_samples({"image": np.ones((3, 1, 28, 28), np.float32)}, MNIST_SPEC, limit=2)
+    assert arrays.name == "arrays" and len(arrays) == 2 and not arrays.labelled
+    with pytest.raises(InvalidInputError, match="unsupported evaluation source of type int"):
+        load_samples(42, MNIST_SPEC, role="evaluation")
 
 
 def test_random_calibration_warns_and_random_evaluation_is_refused(caplog: pytest.LogCaptureFixture) -> None:
