@@ -26,7 +26,7 @@ from modelport.data.samples import SampleSet
 from modelport.errors import ModelportError
 from modelport.formats import Precision
 from modelport.inputs import random_feeds
-from modelport.porting.pipeline import PortOptions, TargetResult
+from modelport.porting.results import PortOptions, TargetResult
 from modelport.quantization.api import quantize
 from modelport.quantization.options import QuantizeOptions
 from modelport.verify.compare import Tolerance

@@ -17,117 +17,24 @@ from pathlib import Path
 import numpy as np
 
 from modelport.backends import get_backend, open_runner, parse_backends
-from modelport.backends.runner import RunnerInfo, RunnerOptions
-from modelport.benchmark.timing import BenchConfig, LatencyStats, time_runner
+from modelport.backends.runner import RunnerOptions
+from modelport.benchmark.timing import time_runner
 from modelport.conversion import convert, verify_against_source
 from modelport.conversion.base import ConversionReport
 from modelport.data.evaluate import evaluate_classifier
-from modelport.data.metrics import TaskMetrics
 from modelport.data.samples import SampleSet, check_samples, fixed_batch
 from modelport.errors import ModelportError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import default_batch, random_feeds
 from modelport.model_io import load_proto, save_model, write_text
-from modelport.reports.environment import Environment, capture_environment
-from modelport.reports.serialize import JsonReport
+from modelport.porting.int8 import flag_slower_int8, int8_target
+from modelport.porting.results import OptimizationSummary, PortOptions, PortReport, TargetResult
+from modelport.reports.environment import capture_environment
 from modelport.verify.compare import Comparison, Tolerance
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class PortOptions:
-    """Options of the port pipeline.
-
-    Attributes:
-        targets: runtime names.
-        precisions: precisions to try on each runtime (unsupported pairs are reported as skipped).
-        optimize: run ``modelport optimize`` on the source first.
-        input_shapes: concrete shapes for dynamic dims.
-        batch: batch size for verification feeds and benchmarks (None: the model's fixed batch, else 1).
-        threads: runtime threads (None: all cores).
-        bench: timing settings.
-        seed: seed of random feeds.
-        eval_limit: cap on evaluation samples (None: the whole split).
-        rtol, atol: explicit tolerance of every target's verification, over each precision's default policy
-            (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`; None: the policy).
-    """
-
-    targets: tuple[str, ...] = ("onnxruntime", "openvino")
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
-    optimize: bool = True
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    batch: int | None = None
-    threads: int | None = None
-    bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
-    seed: int = 0
-    eval_limit: int | None = None
-    rtol: float | None = None
-    atol: float | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizationSummary(JsonReport):
-    """What the optimizer did to the source before conversion."""
-
-    nodes_before: int
-    nodes_after: int
-    passes: tuple[str, ...]
-    seconds: float
-    max_abs_error: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class TargetResult(JsonReport):
-    """One (runtime, precision) target: its artifact, verification, speed and accuracy."""
-
-    runtime: str
-    precision: Precision
-    status: str  # "verified", "mismatch", "failed", "skipped"
-    reason: str = ""
-    artifact: str = ""
-    size_bytes: int = 0
-    convert_seconds: float = 0.0
-    runner: RunnerInfo | None = None
-    verification: Comparison | None = None
-    latency: LatencyStats | None = None
-    throughput: float | None = None
-    accuracy: TaskMetrics | None = None
-    flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
-
-    @property
-    def label(self) -> str:
-        return f"{self.runtime}/{self.precision.value}"
-
-    @property
-    def verified(self) -> bool:
-        return self.status == "verified"
-
-
-@dataclasses.dataclass(frozen=True)
-class PortReport(JsonReport):
-    """Everything ``port`` did."""
-
-    source: str
-    source_format: Format
-    source_nodes: int
-    optimization: OptimizationSummary | None
-    batch: int
-    feeds: str
-    source_accuracy: TaskMetrics | None
-    targets: tuple[TargetResult, ...]
-    fastest: str | None
-    environment: Environment
-    seconds: float
-
-    @property
-    def passed(self) -> bool:
-        return all(t.status in ("verified", "skipped") for t in self.targets)
-
-    def __bool__(self) -> bool:
-        return self.passed
 
 
 def _count_nodes(path: Path) -> int:
@@ -182,8 +89,6 @@ def _run_target(
     if not get_backend(runtime).supports(precision, "cpu"):
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
     if precision is Precision.INT8:  # calibrated on the eval set, judged by its accuracy drop (modelport.quantization)
-        from modelport.porting.int8 import int8_target
-
         return int8_target(runtime, model, _target_dir(out_dir, runtime, precision), feeds, eval_set, opts, reference)
     try:
         conv = _build_artifact(model, out_dir, runtime, precision)
@@ -337,8 +242,6 @@ def port(
             say(f"{runtime}/{precision.value}: convert, verify, benchmark")
             results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts, src))
     if any(t.precision is Precision.INT8 for t in results):
-        from modelport.porting.int8 import flag_slower_int8
-
         results = flag_slower_int8(results)  # an INT8 target slower than its FP32 sibling is never the fastest
     report = PortReport(
         source=str(src),

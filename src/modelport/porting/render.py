@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from modelport.reports.render import CSS, bar_chart_svg
 
 if TYPE_CHECKING:
-    from modelport.porting.pipeline import PortReport, TargetResult
+    from modelport.porting.results import PortReport, TargetResult
 
 
 def _fmt_ms(t: TargetResult) -> str:

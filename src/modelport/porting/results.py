@@ -1,0 +1,106 @@
+"""What ``port`` is asked to do and what it reports: options, per-target results, the whole report."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from modelport.backends.runner import RunnerInfo
+from modelport.benchmark.timing import BenchConfig, LatencyStats
+from modelport.data.metrics import TaskMetrics
+from modelport.formats import Format, Precision
+from modelport.reports.environment import Environment
+from modelport.reports.serialize import JsonReport
+from modelport.verify.compare import Comparison
+
+
+@dataclasses.dataclass(frozen=True)
+class PortOptions:
+    """Options of the port pipeline.
+
+    Attributes:
+        targets: runtime names.
+        precisions: precisions to try on each runtime (unsupported pairs are reported as skipped).
+        optimize: run ``modelport optimize`` on the source first.
+        input_shapes: concrete shapes for dynamic dims.
+        batch: batch size for verification feeds and benchmarks (None: the model's fixed batch, else 1).
+        threads: runtime threads (None: all cores).
+        bench: timing settings.
+        seed: seed of random feeds.
+        eval_limit: cap on evaluation samples (None: the whole split).
+        rtol, atol: explicit tolerance of every target's verification, over each precision's default policy
+            (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`; None: the policy).
+    """
+
+    targets: tuple[str, ...] = ("onnxruntime", "openvino")
+    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
+    optimize: bool = True
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    batch: int | None = None
+    threads: int | None = None
+    bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
+    seed: int = 0
+    eval_limit: int | None = None
+    rtol: float | None = None
+    atol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizationSummary(JsonReport):
+    """What the optimizer did to the source before conversion."""
+
+    nodes_before: int
+    nodes_after: int
+    passes: tuple[str, ...]
+    seconds: float
+    max_abs_error: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetResult(JsonReport):
+    """One (runtime, precision) target: its artifact, verification, speed and accuracy."""
+
+    runtime: str
+    precision: Precision
+    status: str  # "verified", "mismatch", "failed", "skipped"
+    reason: str = ""
+    artifact: str = ""
+    size_bytes: int = 0
+    convert_seconds: float = 0.0
+    runner: RunnerInfo | None = None
+    verification: Comparison | None = None
+    latency: LatencyStats | None = None
+    throughput: float | None = None
+    accuracy: TaskMetrics | None = None
+    flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision.value}"
+
+    @property
+    def verified(self) -> bool:
+        return self.status == "verified"
+
+
+@dataclasses.dataclass(frozen=True)
+class PortReport(JsonReport):
+    """Everything ``port`` did."""
+
+    source: str
+    source_format: Format
+    source_nodes: int
+    optimization: OptimizationSummary | None
+    batch: int
+    feeds: str
+    source_accuracy: TaskMetrics | None
+    targets: tuple[TargetResult, ...]
+    fastest: str | None
+    environment: Environment
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return all(t.status in ("verified", "skipped") for t in self.targets)
+
+    def __bool__(self) -> bool:
+        return self.passed
