@@ -125,10 +125,13 @@ def test_require_names_the_output() -> None:
 
 
 def test_tolerance_for_precision() -> None:
-    assert Tolerance.for_precision("fp32") == Tolerance(rtol=1e-4, atol=1e-5)
-    assert Tolerance.for_precision(Precision.FP16).atol > Tolerance.for_precision("fp32").atol
+    fp32 = Tolerance.for_precision("fp32")
+    assert (fp32.rtol, fp32.atol, fp32.scale, fp32.precision) == (1e-4, 1e-5, 1e-4, Precision.FP32)
+    assert Tolerance.for_precision(Precision.FP16).atol > fp32.atol
     assert Tolerance.for_precision("bf16").rtol > Tolerance.for_precision("fp16").rtol
-    assert str(Tolerance(1e-4, 1e-5)) == "rtol=0.0001, atol=1e-05"
+    assert Tolerance.for_precision("int8").scale > Tolerance.for_precision("fp16").scale > fp32.scale
+    assert str(Tolerance(1e-4, 1e-5)) == "rtol=0.0001, atol=1e-05"  # explicit values: numpy's isclose rule
+    assert str(fp32) == "fp32: rtol=0.0001, atol=max(1e-05, 0.0001·max|ref|), rel-L2 ≤ 0.001"
 
 
 # --- compare() on models -----------------------------------------------------------------------------

@@ -12,11 +12,11 @@ import models
 from modelport.backends import open_runner
 from modelport.conversion import convert_chain
 from modelport.conversion.chain import parse_formats, plan
-from modelport.conversion.io_match import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
 from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
 from modelport.formats import Format as F
 from modelport.inputs import TensorSpec
 from modelport.verify.compare import Tolerance
+from modelport.verify.matching import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
 
 
 def test_plans() -> None:
@@ -99,6 +99,7 @@ def test_missing_engines_name_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     tflite.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 32)
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # `import tensorflow` now raises ImportError
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # also when an earlier test imported it
     with pytest.raises(RuntimeUnavailable, match=r"TensorFlow is not installed \(pip install 'modelport\[tf\]'\)"):
         convert_chain(saved, "onnx", tmp_path / "out")
     with pytest.raises(RuntimeUnavailable, match=r"LiteRT \(ai-edge-litert\) is not installed .*modelport\[tflite\]"):

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from modelport.backends import LoaderOptions, backend_for_format, get_backend, open_runner
+from modelport.backends import LoaderOptions, backend_for_format, get_backend
 from modelport.backends.runner import RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, register_converter
 from modelport.conversion.chain import ChainReport, HopReport, SourceSpec, parse_formats, run_chain
-from modelport.conversion.io_match import adapt_feeds, align_outputs
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
-from modelport.verify.compare import Comparison, Tolerance, compare_outputs
+from modelport.verify.comparator import Comparison, Subject, check, run
+from modelport.verify.tolerance import Tolerance
 
 __all__ = [
     "ChainReport",
@@ -82,24 +82,15 @@ def verify_against_source(
 ) -> Comparison:
     """Run source (ONNX Runtime) and artifact (its native runtime at ``precision``) on ``feeds``; compare.
 
-    The feeds are renamed/transposed to the artifact's inputs and its outputs back to the source's names and
-    layouts (a TFLite artifact from onnx2tf is NHWC).
+    The comparator (:mod:`modelport.verify.comparator`) renames/transposes the feeds to the artifact's inputs and
+    pairs its outputs with the source's by name, order and layout (a TFLite artifact from onnx2tf is NHWC). The
+    default tolerance is ``precision``'s, raised to the precision of the source and artifact files (an int8 source
+    is judged as int8); an explicit ``tolerance`` is used as given.
     """
     tol = tolerance or Tolerance.for_precision(precision)
-    with open_runner("onnxruntime", source, RunnerOptions(threads=threads)) as ref:
-        ref_out = ref.infer(feeds)
-    runtime = runtime_for_format(artifact_format)
-    with open_runner(runtime, artifact, RunnerOptions(threads=threads, precision=precision)) as cand:
-        out = cand.infer(adapt_feeds(feeds, cand.input_specs))
-        info = cand.info()
-    return compare_outputs(
-        ref_out,
-        align_outputs(ref_out, out),
-        tol,
-        reference_label=f"{source.name}@onnxruntime",
-        candidate_label=f"{artifact.name}@{runtime}/{info.executed_precision}",
-        runner=info,
-    )
+    ref = run(Subject(source, "onnxruntime", RunnerOptions(threads=threads), label=f"{source.name}@onnxruntime"), feeds)
+    cand = run(Subject(artifact, artifact_format, RunnerOptions(threads=threads, precision=precision)), feeds)
+    return check(ref, cand, tol)
 
 
 def convert_chain(

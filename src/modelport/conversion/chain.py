@@ -6,12 +6,14 @@ TFLite through onnx2tf counts 1.5) from the most recently produced format that r
 ``.pb --via saved_model,tflite --to onnx,openvino,tflite`` runs
 pb → saved_model → tflite → onnx → openvino, and the TFLite target is the via artifact).
 
-Verification: the source runs once on seeded feeds (or the given ones). Every artifact runs on the same feeds,
-renamed and transposed to its inputs (:mod:`modelport.conversion.io_match`), and its outputs, renamed and
-transposed back, are compared with the previous artifact's (the hop) and with the source's (the drift).
-A hop is compared with the previous artifact within the tolerance of its precision, and with the source within
-the loosest tolerance of the hops so far (the drift the chain allows). A hop outside tolerance stops the chain with a
-VerificationError; every file the chain wrote is removed on any failure, so nothing half-written remains.
+Verification goes through the comparator (:mod:`modelport.verify.comparator`): the source runs once on seeded
+feeds (or the given ones). Every artifact runs on the same feeds, renamed and transposed to its inputs, and its
+outputs, paired by name/order/shape and transposed back to the source's names and layouts, are compared with the
+previous artifact's (the hop) and with the source's (the drift). A hop is compared with the previous artifact within
+the tolerance of its precision, and with the source within the loosest tolerance of the hops so far (the drift the
+chain allows); both are raised to the precision of the model files themselves (an int8 or fp16 source is judged at
+its own precision). A hop outside tolerance stops the chain with a VerificationError; every file the chain wrote is
+removed on any failure, so nothing half-written remains.
 
 Precision: intermediate hops are fp32; the requested precision applies to the hops that produce a target.
 """
@@ -31,14 +33,15 @@ from pathlib import Path
 import numpy as np
 
 from modelport.backends import LoaderOptions, backend_for_format, open_runner
-from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
+from modelport.backends.runner import Runner, RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, registered_routes
-from modelport.conversion.io_match import adapt_feeds, align_outputs
 from modelport.errors import ConversionError, InvalidInputError, VerificationError
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec, default_batch, random_feeds
 from modelport.reports.serialize import JsonReport
-from modelport.verify.compare import Comparison, Tolerance, compare_outputs
+from modelport.verify.comparator import Comparison, RunResult, Subject, align, check
+from modelport.verify.comparator import run as run_subject
+from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -169,36 +172,20 @@ def open_artifact(fmt: Format, path: Path, options: RunnerOptions, source: Sourc
     return open_runner(fmt, path, options, source.loader if source is not None else None)
 
 
-@dataclasses.dataclass
-class _Run:
-    """Outputs of one artifact (source-named, source layout), the feeds it took, and its runner info."""
-
-    outputs: dict[str, np.ndarray]
-    feeds: dict[str, np.ndarray]
-    specs: list[TensorSpec]
-    info: RunnerInfo
-    label: str
-
-
 def _run_artifact(
     fmt: Format,
     path: Path,
     precision: Precision,
     feeds: Mapping[str, np.ndarray],
-    reference: Mapping[str, np.ndarray] | None,
     threads: int | None,
     source: SourceSpec | None = None,
-) -> _Run:
+    label: str = "",
+) -> RunResult:
+    """Run an artifact (or the source, with its loader options) on ``feeds`` through the comparator."""
     backend = backend_for_format(fmt)
-    runtime = backend.name
     options = RunnerOptions(threads=threads, precision=backend.execution_precision(precision))
-    with open_artifact(fmt, path, options, source) as runner:
-        specs = runner.input_specs
-        own = adapt_feeds(feeds, specs)  # names (an .npy feed has none) and layouts of this artifact
-        out = runner.infer(own)
-        info = runner.info()
-    aligned = align_outputs(reference, out) if reference is not None else out
-    return _Run(aligned, own, specs, info, f"{path.name}@{runtime}/{info.executed_precision}")
+    loader = source.loader if source is not None else LoaderOptions()
+    return run_subject(Subject(path, fmt, options, loader, label), feeds)
 
 
 def source_feeds(
@@ -279,9 +266,10 @@ class _State:
     options: ConvertOptions
     threads: int | None
     written: list[Path]
-    src_run: _Run | None = None
+    src_run: RunResult | None = None
     feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
-    latest: dict[Format, tuple[Path, _Run | None]] = dataclasses.field(default_factory=dict)
+    #: the latest artifact per format and its run (outputs in the source's names and layouts)
+    latest: dict[Format, tuple[Path, RunResult | None]] = dataclasses.field(default_factory=dict)
     optimize: bool = False
     #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
     #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
@@ -295,7 +283,7 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     if from_source:
         shapes = state.options.input_shapes
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
-        shapes = _dynamic_shapes(prev_run.specs, prev_run.feeds) if prev_run else ()
+        shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
     opts = dataclasses.replace(state.options, precision=precision, input_shapes=shapes)
     if not from_source:
         opts = dataclasses.replace(opts, inputs=(), outputs=())
@@ -329,38 +317,32 @@ def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
     )
 
 
-def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> _Run:
+def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> RunResult:
     source = state.source
     state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, state.threads)
-    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, None, state.threads, source)
-    run.label = f"{source.path.name}@{runtime_for(source.format)}"
+    label = f"{source.path.name}@{runtime_for(source.format)}"
+    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, state.threads, source, label)
     state.latest[source.format] = (source.path, run)
     return run
 
 
 def _verify_hop(
     state: _State, hop: HopReport, a: Format, precision: Precision, tolerance: Tolerance | None
-) -> tuple[HopReport, _Run]:
+) -> tuple[HopReport, RunResult]:
     """Run the hop's artifact; compare it with the previous artifact and the source; raise on a mismatch."""
     assert state.src_run is not None
     prev_path, prev_run = state.latest[a]
     assert prev_run is not None
     b = hop.conversion.target_format
-    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.src_run.outputs, state.threads)
+    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.threads)
     tol = tolerance or Tolerance.for_precision(precision)
-    drift = tol if state.drift is None else Tolerance(max(tol.rtol, state.drift.rtol), max(tol.atol, state.drift.atol))
-    state.drift = drift
-
-    def versus(ref: _Run, tolerance: Tolerance) -> Comparison:
-        return compare_outputs(
-            ref.outputs, run.outputs, tolerance, reference_label=ref.label, candidate_label=run.label, runner=run.info
-        )
-
-    vs_prev = versus(prev_run, tol) if prev_path != state.source.path else None
-    vs_src = versus(state.src_run, drift)
+    drift = tol if state.drift is None else state.drift.looser(tol)
+    state.drift = drift.at_least(state.src_run.precision, run.precision)
+    vs_prev = check(prev_run, run, tol) if prev_path != state.source.path else None
+    vs_src = check(state.src_run, run, state.drift)
     hop = dataclasses.replace(hop, against_previous=vs_prev, against_source=vs_src)
     _require(hop)
-    return hop, run
+    return hop, align(run, state.src_run)  # in the source's names and layouts, as later hops compare with it
 
 
 def _run(
@@ -384,7 +366,7 @@ def _run(
         say(f"converting {a.value} → {b.value}")
         conversion = _convert_hop(state, a, b, precision, out_dir)
         hop = HopReport(conversion, runtime_for(b), is_target)
-        run: _Run | None = None
+        run: RunResult | None = None
         if verify:
             if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
                 say(f"running the source {source.path.name}")

@@ -39,7 +39,9 @@ from modelport.passes.base import (
 from modelport.passes.opset import ConvertOpsetOptions
 from modelport.passes.report import OptimizeReport, op_histogram
 from modelport.passes.shapes import FixDimsOptions, check_fix_dims
-from modelport.verify.compare import Comparison, Tolerance, compare_outputs
+from modelport.verify.comparator import Comparison, check, infer, worst_of
+from modelport.verify.precision import model_precision
+from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -162,28 +164,25 @@ def verify_models(
     feed_sets: Sequence[Mapping[str, np.ndarray]],
     tolerance: Tolerance,
 ) -> Comparison:
-    """Run both models in ONNX Runtime (its graph optimizations off) on each feed set; returns the worst."""
+    """Run both models in ONNX Runtime (its graph optimizations off, so we test *our* passes) on each feed set
+    through the comparator; returns the worst comparison."""
     options = RunnerOptions(graph_optimization=False)
-    worst: Comparison | None = None
+    results: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
         paths = []
         for label, proto in (("original", original), ("optimized", optimized)):
             path = Path(tmp) / f"{label}.onnx"
             save_model(proto, path)
             paths.append(path)
+        precision = model_precision(paths[0])  # an fp16 or int8 model is judged at its own precision
         with (
             open_runner("onnxruntime", paths[0], options) as ref,
             open_runner("onnxruntime", paths[1], options) as cand,
         ):
             for feeds in feed_sets:
-                result = compare_outputs(
-                    ref.infer(feeds), cand.infer(feeds), tolerance,
-                    reference_label="original", candidate_label="optimized", runner=cand.info(),
-                )  # fmt: skip
-                if worst is None or (worst.passed, -worst.max_abs) > (result.passed, -result.max_abs):
-                    worst = result
-    assert worst is not None
-    return worst
+                before = infer(ref, feeds, "original", precision)
+                results.append(check(before, infer(cand, feeds, "optimized", precision), tolerance))
+    return worst_of(results)
 
 
 def _load(model: str | Path | ir.Model | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
@@ -223,7 +222,8 @@ def optimize(
         opset: convert the default-domain opset to this version first (``convert-opset``).
         verify: compare original and optimized outputs in ONNX Runtime (graph optimizations disabled).
         feeds: inputs to verify on, in addition to seeded random ones.
-        tolerance: pass/fail bound (default: fp32, rtol 1e-4 / atol 1e-5).
+        tolerance: pass/fail bound (default: the fp32 policy of :mod:`modelport.verify.tolerance`, raised to the
+            model's own precision when it is fp16 or int8).
         seed: seed of the random feeds.
         options: per-pass options dataclasses by pass name (override the ones built from the arguments).
         max_iterations: bound on fixed-point iterations.
