@@ -108,7 +108,7 @@ def build(model: str, out: Path) -> tuple[ChainReport, list[tuple[str, str, Path
 
 
 def _feeds_for(runner: Any, x: np.ndarray) -> dict[str, np.ndarray]:
-    from modelport.conversion.io_match import adapt_feeds
+    from modelport.verify.matching import adapt_feeds
 
     return adapt_feeds({"x": x}, runner.input_specs)
 

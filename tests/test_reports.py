@@ -221,7 +221,8 @@ def test_port_markdown() -> None:
     assert "| target | executes | status | max abs err | tolerance | p50 ms |" in md
     for t in report.targets:
         assert f"| {t.label}" in md
-    assert "| onnxruntime/fp32 ★ | fp32 | verified | 1.00e-07 | rtol=0.0001, atol=1e-05 | 0.500 |" in md
+    fp32 = Tolerance.for_precision("fp32")
+    assert f"| onnxruntime/fp32 ★ | fp32 | verified | 1.00e-07 | {fp32} | 0.500 |" in md
     assert "mismatch: output 'y': max abs 0.5 <too much>" in md
     assert "| onnxruntime/bf16 | – | skipped: onnxruntime does not run bf16 on CPU | – |" in md
     assert "- fastest verified target: **onnxruntime/fp32**" in md
@@ -235,7 +236,7 @@ def test_target_rows_without_reason() -> None:
     assert all(len(r) == len(HEADERS) for r in rows)
     assert rows[0][8] == "99.00%" and rows[0][9] == "2.0"
     # a mismatched target still shows how far off it is and against which tolerance
-    assert rows[1][3] == "5.00e-01" and rows[1][4] == "rtol=0.01, atol=0.01"
+    assert rows[1][3] == "5.00e-01" and rows[1][4] == str(Tolerance.for_precision("fp16"))
 
 
 def test_port_html() -> None:

@@ -2,7 +2,7 @@
 
 onnx2tf rewrites the graph to TensorFlow's NHWC layout: a 4-D image input ``[N, C, H, W]`` becomes
 ``[N, H, W, C]`` in the TFLite model, and 4-D outputs come out NHWC too (verification transposes; see
-:mod:`modelport.conversion.io_match`). Inputs named in ``inputs_as_nchw`` keep their NCHW layout
+:mod:`modelport.verify.matching`). Inputs named in ``inputs_as_nchw`` keep their NCHW layout
 (``keep_ncw_or_nchw_or_ncdhw_input_names``).
 
 :func:`run_onnx2tf` is the entry point for every caller (this converter and the LiteRT INT8 quantizer, which
@@ -40,11 +40,11 @@ import numpy as np
 import onnx
 
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.conversion.io_match import match_name
 from modelport.conversion.worker import DEFAULT_TIMEOUT_S, WorkerFailure, run_worker
 from modelport.errors import ConversionError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, Precision
 from modelport.model_io import atomic_path, external_data_files, load_proto
+from modelport.verify.matching import match_name
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ import onnx
 
 from modelport.backends.tensorflow import import_tensorflow
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.conversion.io_match import canonical, match_name
 from modelport.conversion.tf import export_keras, load_keras
 from modelport.errors import ConversionError, first_line
 from modelport.formats import Format, Precision
 from modelport.model_io import save_model
+from modelport.verify.matching import canonical, match_name
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from modelport.backends.tensorflow import import_tensorflow
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.conversion.io_match import canonical
 from modelport.errors import ConversionError, InvalidInputError
 from modelport.formats import Format, Precision
 from modelport.model_io import write_bytes
+from modelport.verify.matching import canonical
 
 _NOT_BUILTIN = re.compile(r"'(?:tf\.)?(?P<op>[\w.]+)' op is neither a custom op nor a flex op")
 _NODE = re.compile(r'fused\["[^"]*", "(?P<node>[^"@]+)')
