@@ -10,10 +10,15 @@ import numpy as np
 import pytest
 
 import models
-from modelport.benchmark.timing import BenchConfig, BenchReport, LatencyStats, bench, time_callable
+from modelport.benchmark.timing import BenchConfig, BenchOptions, BenchReport, LatencyStats, bench, time_callable
 from modelport.errors import InvalidInputError
 
 FAST = BenchConfig(warmup=1, iterations=5)
+
+
+def fast(**fields: object) -> BenchOptions:
+    """Bench options with the short timing (a few runs)."""
+    return BenchOptions(timing=FAST, **fields)  # type: ignore[arg-type]
 
 
 class Counter:
@@ -89,7 +94,7 @@ def mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_bench_batches_and_runtimes(mlp_path: Path) -> None:
-    report = bench(mlp_path, "onnxruntime,openvino", batches=[1, 4], config=FAST)
+    report = bench(mlp_path, "onnxruntime,openvino", options=fast(batches=(1, 4)))
     assert isinstance(report, BenchReport)
     assert [(r.runtime, r.batch) for r in report.results] == [
         ("onnxruntime", 1),
@@ -109,6 +114,17 @@ def test_bench_batches_and_runtimes(mlp_path: Path) -> None:
     assert BenchReport.from_json(report.to_json()) == report
 
 
+def test_bench_writes_only_through_report_write(mlp_path: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    before = set(mlp_path.parent.iterdir())
+    report = bench(mlp_path, "onnxruntime", options=fast(seed=3), progress=lines.append)
+    assert set(mlp_path.parent.iterdir()) == before  # bench itself writes nothing
+    assert lines == ["timing onnxruntime at batch 1"]
+    path = report.write(tmp_path / "out")
+    assert path == tmp_path / "out" / "bench.json"
+    assert BenchReport.from_json(path.read_text()) == report
+
+
 def test_bench_counts_runs(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from modelport.backends.onnxruntime import OnnxRuntimeRunner
 
@@ -120,7 +136,7 @@ def test_bench_counts_runs(mlp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         return original(self, feeds)
 
     monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
-    bench(mlp_path, "onnxruntime", batches=[3], config=BenchConfig(warmup=2, iterations=4))
+    bench(mlp_path, "onnxruntime", options=BenchOptions(batches=(3,), timing=BenchConfig(warmup=2, iterations=4)))
     # one checked infer, 2 warmup runs and 4 timed runs, all on batch 3
     assert shapes == [(3, 8)] * 7
 
@@ -136,33 +152,33 @@ def test_bench_input_shape_keeps_requested_batch(mlp_path: Path, monkeypatch: py
         return original(self, feeds)
 
     monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
-    report = bench(mlp_path, "onnxruntime", batches=[2], config=FAST, input_shapes={"x": (1, 8)})
+    report = bench(mlp_path, "onnxruntime", options=fast(batches=(2,), input_shapes=(("x", (1, 8)),)))
     assert shapes == {(2, 8)}
     assert report.results[0].batch == 2
 
 
 def test_bench_fixed_batch_model(tmp_path: Path) -> None:
     path = models.save(models.fixed_batch_mlp(1), tmp_path / "fixed.onnx")
-    assert len(bench(path, "onnxruntime", batches=[1], config=FAST).results) == 1
+    assert len(bench(path, "onnxruntime", options=fast(batches=(1,))).results) == 1
     with pytest.raises(InvalidInputError, match="fixed batch of 1") as info:
-        bench(path, "onnxruntime", batches=[4], config=FAST)
+        bench(path, "onnxruntime", options=fast(batches=(4,)))
     assert "cannot run batch 4" in str(info.value)
 
 
 def test_bench_default_batch_is_the_models(tmp_path: Path, mlp_path: Path) -> None:
     fixed = models.save(models.fixed_batch_mlp(2), tmp_path / "fixed2.onnx")
-    report = bench(fixed, "onnxruntime,openvino", config=FAST)
+    report = bench(fixed, "onnxruntime,openvino", options=fast())
     assert [r.batch for r in report.results] == [2, 2]
-    assert [r.batch for r in bench(mlp_path, "onnxruntime", config=FAST).results] == [1]
+    assert [r.batch for r in bench(mlp_path, "onnxruntime", options=fast()).results] == [1]
 
 
 def test_bench_bad_batches(mlp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="batch sizes must be"):
-        bench(mlp_path, "onnxruntime", batches=[0], config=FAST)
+        fast(batches=(0,))
     with pytest.raises(InvalidInputError, match="batch sizes must be"):
-        bench(mlp_path, "onnxruntime", batches=[], config=FAST)
+        fast(batches=())
     with pytest.raises(InvalidInputError, match="unknown runtime"):
-        bench(mlp_path, "tensorrtx", config=FAST)
+        bench(mlp_path, "tensorrtx", options=fast())
 
 
 @pytest.mark.parametrize(

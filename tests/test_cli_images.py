@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import models
+from modelport.assets import default_model_metadata, default_model_path
 from modelport.backends import open_runner
 from modelport.cli.main import main
-from modelport.datasets import default_model_metadata, default_model_path, load_mnist
+from modelport.data.datasets import load_mnist
 
 
 @pytest.fixture(scope="module")

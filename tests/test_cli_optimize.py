@@ -10,6 +10,7 @@ import pytest
 
 import models
 from modelport.cli.main import main
+from modelport.passes import OptimizeReport
 
 
 @pytest.fixture
@@ -25,14 +26,23 @@ def test_optimize_prints_passes_counts_and_verification(
     text = capsys.readouterr().out
     assert rc == 0 and out.exists()
     assert "fold-batchnorm" in text and "nodes: 3 → 2" in text
-    assert "verification: pass" in text and "rtol=0.0001, atol=1e-05" in text and "max abs error" in text
+    assert "verification: pass" in text and "max abs error" in text and "atol_eff=" in text
+    # the printed tolerance is the report's effective bound, verbatim (nothing eaten as markup)
+    rc = main(["optimize", str(model_path), "-o", str(out), "--batch", "2", "--json"])
+    report = OptimizeReport.from_json(capsys.readouterr().out)
+    assert rc == 0 and report.verification is not None
+    assert f"tolerance {report.verification.tolerance}" in text.replace("\n", " ")
 
 
 def test_json_report(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--batch", "1", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert rc == 0 and data["nodes_before"] == 3 and data["nodes_after"] == 2
-    assert data["verification"]["tolerance"] == {"rtol": 1e-4, "atol": 1e-5}
+    tolerance = data["verification"]["tolerance"]
+    assert (tolerance["rtol"], tolerance["atol"], tolerance["precision"]) == (1e-4, 1e-5, "fp32")
+    rc = main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--batch", "1", "--json", "--atol", "1e-3"])
+    tolerance = json.loads(capsys.readouterr().out)["verification"]["tolerance"]
+    assert rc == 0 and (tolerance["rtol"], tolerance["atol"], tolerance["precision"]) == (1e-4, 1e-3, None)
 
 
 def test_passes_skip_and_no_verify(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import LatencyStats
 from modelport.data.metrics import TaskMetrics
-from modelport.doctor import doctor
+from modelport.diagnostics import doctor
 from modelport.formats import Format, Precision
 from modelport.porting.pipeline import PortReport, TargetResult
 from modelport.porting.render import HEADERS, port_html, port_markdown, target_rows

@@ -1,9 +1,12 @@
 """modelport: port trained neural networks to fast inference runtimes.
 
-The public API is re-exported here lazily (importing ``modelport`` does not import any runtime):
+The public API is re-exported here lazily (importing ``modelport`` does not import any runtime). Every verb is
+a function, whatever was imported before (no subpackage shares a verb's name; ``tests/test_public_api.py``
+imports every module, then calls every verb):
 
     >>> import modelport
-    >>> report = modelport.port("model.onnx", targets=["onnxruntime", "openvino"], out_dir="out")
+    >>> options = modelport.PortOptions(targets=("onnxruntime", "openvino"))
+    >>> report = modelport.port("model.onnx", "out", options=options)
 """
 
 from __future__ import annotations
@@ -13,24 +16,48 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+#: the public verbs: each is a function ``verb(model, …, *, options=…, progress=None) -> report``
+VERBS: tuple[str, ...] = (
+    "inspect",
+    "compare",
+    "bench",
+    "convert",
+    "optimize",
+    "quantize",
+    "port",
+    "doctor",
+    "transcribe",
+)
+
 _EXPORTS: dict[str, str] = {
+    # verbs
+    "inspect": "modelport.inspection",
+    "compare": "modelport.verify.compare",
+    "bench": "modelport.benchmark.timing",
+    "convert": "modelport.conversion",
+    "optimize": "modelport.passes",
+    "quantize": "modelport.quantization",
+    "port": "modelport.porting.pipeline",
+    "doctor": "modelport.diagnostics",
+    "transcribe": "modelport.apps.transcribe",
+    # their options
+    "Tolerance": "modelport.verify.tolerance",
+    "RunnerOptions": "modelport.backends.runner",
+    "LoaderOptions": "modelport.backends.base",
+    "BenchOptions": "modelport.benchmark.timing",
+    "BenchConfig": "modelport.benchmark.timing",
+    "QuantizeOptions": "modelport.quantization",
+    "PortOptions": "modelport.porting.pipeline",
+    "DecodeOptions": "modelport.apps.transcribe",
+    "ModelOptions": "modelport.apps.transcribe",
+    # building blocks
     "load_model": "modelport.model_io",
     "save_model": "modelport.model_io",
     "sniff_format": "modelport.formats",
     "Format": "modelport.formats",
-    "inspect": "modelport.inspection",
+    "Precision": "modelport.formats",
     "open_runner": "modelport.backends",
     "get_backend": "modelport.backends",
-    "Precision": "modelport.formats",
-    "compare": "modelport.verify.compare",
-    "Tolerance": "modelport.verify.compare",
-    "bench": "modelport.benchmark.timing",
-    "convert": "modelport.conversion",
-    "port": "modelport.porting.pipeline",
-    "doctor": "modelport.reports.environment",
-    "optimize": "modelport.passes",
-    "transcribe": "modelport.apps.transcribe",
-    "quantize": "modelport.quantization",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -43,3 +70,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

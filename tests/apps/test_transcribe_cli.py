@@ -227,7 +227,7 @@ def test_bench_transcribe_reports_rtf_memory_and_wer(
     (tmp_path / "ref.txt").write_text(EN_TEXT)
     report_path = tmp_path / "bench.json"
     argv = ["bench-transcribe", str(speech.en_wav), "-m", str(tiny_en_dir), "--threads", "2", "--runs", "2"]
-    rc = main([*argv, "--warmup", "0", "--reference", str(tmp_path / "ref.txt"), "--json", str(report_path)])
+    rc = main([*argv, "--warmup", "0", "--reference", str(tmp_path / "ref.txt"), "-o", str(report_path)])
     out, err = capsys.readouterr()
     assert rc == 0, err
     assert re.search(r"^real-time factor\s+\d+\.\d{4}$", out, re.M)
@@ -240,6 +240,10 @@ def test_bench_transcribe_reports_rtf_memory_and_wer(
     assert f"WER               {report.wer:.4f}" in out
     rc = main([*argv, "--reference-text", "x", "--reference", "r"])
     assert rc == 2 and "not both" in capsys.readouterr().err
+    rc = main([*argv[:-2], "--runs", "1", "--warmup", "0", "--json"])  # the shared --json: the report on stdout
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert len(TranscribeBenchReport.from_json(out).seconds) == 1
 
 
 def test_progress_bar_on_a_terminal() -> None:

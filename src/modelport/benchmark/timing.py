@@ -13,16 +13,23 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
 from modelport.backends import open_runner, parse_backends
+from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
 from modelport.errors import InvalidInputError
 from modelport.inputs import default_batch, random_feeds
 from modelport.reports.serialize import JsonReport
 
 log = logging.getLogger(__name__)
+
+#: receives one line per step (for a progress display)
+Progress: TypeAlias = Callable[[str], None]
+#: the file :meth:`BenchReport.write` writes
+REPORT_NAME = "bench.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +110,38 @@ class BenchReport(JsonReport):
     config: tuple[tuple[str, str], ...]
     results: tuple[BenchResult, ...]
 
+    def write(self, out_dir: str | Path) -> Path:
+        """Write ``bench.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
+        from modelport.model_io import write_text
+
+        return write_text(Path(out_dir) / REPORT_NAME, self.to_json() + "\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """Options of :func:`bench`.
+
+    Attributes:
+        batches: batch sizes, the leading dim of every input (a dynamic or equal batch dim is needed); None: the
+            model's own batch (its fixed leading dim, else 1).
+        runner: threads, device and precision of every runtime.
+        timing: warmup, iterations or time budget.
+        input_shapes: concrete shapes for dynamic dims other than the batch.
+        seed: seed of the random feeds.
+        loader: how to open sources that need more than a path (TF GraphDef tensors, PyTorch trust).
+    """
+
+    batches: tuple[int, ...] | None = None
+    runner: RunnerOptions = RunnerOptions()
+    timing: BenchConfig = BenchConfig()
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    seed: int = 0
+    loader: LoaderOptions = LoaderOptions()
+
+    def __post_init__(self) -> None:
+        if self.batches is not None and (not self.batches or any(b < 1 for b in self.batches)):
+            raise InvalidInputError(f"batch sizes must be ≥ 1, got {list(self.batches)}")
+
 
 def time_callable(fn: Callable[[], object], config: BenchConfig) -> list[float]:
     """Run ``fn`` ``config.warmup`` times untimed, then time it; returns per-call seconds."""
@@ -137,36 +176,36 @@ def bench(
     model: str | Path,
     runtimes: Sequence[str] | str = ("onnxruntime",),
     *,
-    batches: Sequence[int] | None = None,
-    options: RunnerOptions | None = None,
-    config: BenchConfig | None = None,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    seed: int = 0,
+    options: BenchOptions | None = None,
+    progress: Progress | None = None,
 ) -> BenchReport:
     """Measure latency and throughput of ``model`` on each runtime and batch size.
 
     Args:
-        model: model file.
-        runtimes: runtime names.
-        batches: batch sizes (the leading dim of every input; needs a dynamic or matching batch dim); None: the
-            model's own batch (its fixed leading dim, else 1).
-        options: threads, device, precision.
-        config: warmup / iterations / seconds.
-        input_shapes: shapes for dynamic dims other than the batch.
-        seed: seed of the random feeds.
+        model: model file (any format a chosen runtime reads).
+        runtimes: runtime names or aliases (``"onnxruntime,openvino"`` or a list).
+        options: batches, runner settings, timing, input shapes, seed, loader options.
+        progress: called with a line per (runtime, batch) as it starts.
+
+    Returns:
+        The report; nothing is written (``report.write(out_dir)`` does).
+
+    Raises:
+        InvalidInputError: unknown runtime, bad batch or input shape. ModelLoadError, RuntimeUnavailable: see
+            :func:`modelport.backends.open_runner`.
     """
     names = parse_backends(runtimes if isinstance(runtimes, str) else list(runtimes))
-    if batches is not None and (not batches or any(b < 1 for b in batches)):
-        raise InvalidInputError("batch sizes must be ≥ 1")
-    cfg = config or BenchConfig()
-    opts = options or RunnerOptions()
+    opts = options or BenchOptions()
+    say = progress or (lambda message: None)
+    shapes = dict(opts.input_shapes) or None
     results = []
     for name in names:
-        with open_runner(name, model, opts) as runner:
-            for b in batches if batches is not None else [default_batch(runner.input_specs)]:
-                feeds = random_feeds(runner.input_specs, input_shapes, seed=seed, batch=b)
+        with open_runner(name, model, opts.runner, opts.loader) as runner:
+            for b in opts.batches if opts.batches is not None else (default_batch(runner.input_specs),):
+                feeds = random_feeds(runner.input_specs, shapes, seed=opts.seed, batch=b)
                 log.info("timing %s batch %d", name, b)
-                stats = time_runner(runner, feeds, cfg)
+                say(f"timing {name} at batch {b}")
+                stats = time_runner(runner, feeds, opts.timing)
                 results.append(
                     BenchResult(
                         model=Path(model).name,
@@ -177,5 +216,5 @@ def bench(
                         runner=runner.info(),
                     )
                 )
-    cfg_items = tuple((k, str(v)) for k, v in dataclasses.asdict(cfg).items())
+    cfg_items = tuple((k, str(v)) for k, v in dataclasses.asdict(opts.timing).items())
     return BenchReport(model=str(model), config=cfg_items, results=tuple(results))

@@ -5,16 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from modelport.cli.common import (
-    comparison_table,
-    console,
-    image_preprocess,
-    print_json,
-    shapes_option,
-    single_input,
-    split_list,
-)
+from modelport.cli import options as opt
+from modelport.cli.common import comparison_table, console, print_json, single_input
 
 
 def register(app: typer.Typer) -> None:
@@ -23,64 +17,73 @@ def register(app: typer.Typer) -> None:
         models: list[Path] = typer.Argument(
             ..., help="One or two models; the first on the first runtime is the reference."
         ),
-        runtimes: str = typer.Option("onnxruntime", "--runtimes", "-r", help="Comma-separated runtimes."),
-        input_shape: list[str] = typer.Option([], "--input-shape", help="NAME:D1,D2,… for dynamic dims."),
-        feeds: Path | None = typer.Option(None, "--feeds", help=".npz (one array per input) or .npy feed file."),
-        image: list[Path] = typer.Option([], "--image", help="Image file(s) batched into the single image input."),
-        image_size: str | None = typer.Option(None, "--image-size", help="H,W to resize to (default: model's)."),
-        layout: str = typer.Option("NCHW", "--layout", help="Image tensor layout: NCHW or NHWC."),
-        mean: str = typer.Option("0", "--mean", help="Per-channel mean after scaling, e.g. 0.485,0.456,0.406."),
-        std: str = typer.Option("1", "--std", help="Per-channel std after scaling, e.g. 0.229,0.224,0.225."),
-        scale: float = typer.Option(1 / 255, "--scale", help="Pixel scale applied first (default 1/255)."),
-        bgr: bool = typer.Option(False, "--bgr", help="Keep OpenCV's BGR channel order."),
-        grayscale: bool = typer.Option(False, "--grayscale", help="Read images as one channel."),
-        rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default by precision)."),
-        atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default by precision)."),
-        precision: str = typer.Option("fp32", "--precision", help="Execution precision: fp32, fp16, bf16."),
-        threads: int | None = typer.Option(None, "--threads", help="Runtime threads."),
-        seed: int = typer.Option(0, "--seed", help="Seed of random feeds."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        runtimes: str = opt.runtimes_option("onnxruntime"),
+        input_shape: list[str] = opt.INPUT_SHAPE,
+        feeds: Path | None = opt.FEEDS,
+        image: list[Path] = opt.IMAGE,
+        image_size: str | None = opt.IMAGE_SIZE,
+        layout: str | None = opt.LAYOUT,
+        mean: str | None = opt.MEAN,
+        std: str | None = opt.STD,
+        scale: float | None = opt.SCALE,
+        bgr: bool = opt.BGR,
+        grayscale: bool = opt.GRAYSCALE,
+        rtol: float | None = opt.RTOL,
+        atol: float | None = opt.ATOL,
+        precision: str = opt.precision_option(),
+        threads: int | None = opt.THREADS,
+        seed: int = opt.SEED,
+        inputs: list[str] = opt.INPUTS,
+        outputs: list[str] = opt.OUTPUTS,
+        trust_remote_code: bool = opt.TRUST_REMOTE_CODE,
+        as_json: bool = opt.JSON,
     ) -> None:
         """Run the same inputs through every (model, runtime) pair and compare with the reference."""
         from modelport.backends import open_runner
         from modelport.backends.runner import RunnerOptions
         from modelport.errors import InvalidInputError
-        from modelport.formats import Precision
         from modelport.inputs import load_feeds, load_image_feeds
-        from modelport.verify.compare import Tolerance, compare
+        from modelport.verify.compare import compare
 
-        prec = Precision.parse(precision)
-        default = Tolerance.for_precision(prec)
-        tol = Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
-        names = split_list(runtimes)
+        prec = opt.precision(precision)
+        names = opt.split_list(runtimes)
         options = RunnerOptions(threads=threads, precision=prec)
+        shapes = opt.input_shapes(input_shape)
+        loader = opt.loader(inputs=inputs, outputs=outputs, trust_remote_code=trust_remote_code, shapes=shapes)
         feed_data = None
         if feeds is not None and image:
             raise InvalidInputError("give either --feeds or --image, not both")
         if feeds is not None or image:
-            with open_runner(names[0] if names else "onnxruntime", models[0], options) as ref:
+            with open_runner(names[0] if names else "onnxruntime", models[0], options, loader) as ref:
                 if feeds is not None:
                     feed_data = load_feeds(feeds, ref.input_specs)
                 else:
                     spec = single_input(ref.input_specs)
-                    pre = image_preprocess(spec, image_size, layout, mean, std, scale, bgr, grayscale)
+                    pre = opt.image_preprocess(
+                        size=image_size, mean=mean, std=std, scale=scale, bgr=bgr, layout=layout,
+                        grayscale=grayscale, spec=spec,
+                    )  # fmt: skip
+                    assert pre is not None
                     feed_data = load_image_feeds(image, spec, pre)
         report = compare(
             models,
             names,
             feeds=feed_data,
-            input_shapes=shapes_option(input_shape),
+            input_shapes=shapes,
             seed=seed,
-            tolerance=tol,
+            tolerance=opt.tolerance(prec, rtol, atol),
             options=options,
+            loader=loader,
         )
         if as_json:
             print_json(report.to_json())
         else:
             out = console()
             reference = report.comparisons[0].reference if report.comparisons else "?"
-            out.print(f"reference: {reference}; feeds: " + ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds))
-            out.print(comparison_table(report.comparisons, f"outputs vs reference ({tol})"))
+            tol = report.comparisons[0].tolerance if report.comparisons else "?"
+            feeds_text = ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds)
+            out.print(f"reference: {reference}; feeds: {feeds_text}", markup=False)
+            out.print(comparison_table(report.comparisons, f"outputs vs reference ({escape(str(tol))})"))
             out.print("[green]all outputs match[/]" if report else "[red]mismatch[/]")
         if not report:
             raise typer.Exit(code=1)

@@ -16,7 +16,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelport.cli.common import comparison_table, console, print_json, shapes_option, split_list
+from modelport.cli import options as opt
+from modelport.cli.common import comparison_table, console, print_json
 
 
 def _dynamic_axes(values: list[str]) -> dict[str, tuple[int, ...]]:
@@ -54,7 +55,7 @@ def hop_table(report: object) -> Table:
             f"{hop.conversion.seconds:.1f}",
             "-" if prev is None else f"{prev.max_abs:.3g}",
             "-" if src is None else f"{src.max_abs:.3g}",
-            "-" if src is None else str(src.tolerance),
+            "-" if src is None else escape(str(src.tolerance)),
             result,
         )
     return table
@@ -71,51 +72,53 @@ def register(app: typer.Typer) -> None:
         via: list[str] = typer.Option(
             [], "--via", help="Formats to pass through first, in order (saved_model,tflite)."
         ),
-        precision: str = typer.Option("fp32", "--precision", help="Weights precision of the targets: fp32 or fp16."),
+        precision: str = opt.precision_option(),
         name: str | None = typer.Option(None, "--name", help="Artifact base name (default: source's)."),
-        inputs: list[str] = typer.Option([], "--inputs", help="TF GraphDef input tensors (comma-separated)."),
-        outputs: list[str] = typer.Option([], "--outputs", help="TF GraphDef output tensors (comma-separated)."),
-        input_shape: list[str] = typer.Option(
-            [], "--input-shape", help="NAME:D1,D2,… fixes dynamic dims (TFLite, PyTorch export) and sizes the feeds."
-        ),
+        inputs: list[str] = opt.INPUTS,
+        outputs: list[str] = opt.OUTPUTS,
+        input_shape: list[str] = opt.INPUT_SHAPE,
         inputs_as_nchw: list[str] = typer.Option(
             [], "--inputs-as-nchw", help="Inputs tf2onnx transposes NHWC→NCHW (and onnx2tf keeps NCHW)."
         ),
         dynamic_axes: list[str] = typer.Option([], "--dynamic-axes", help="PyTorch → ONNX: NAME:AXIS[,AXIS…]."),
-        trust_remote_code: bool = typer.Option(
-            False, "--trust-remote-code", help="Allow unpickling whole PyTorch modules (runs code from the file)."
-        ),
+        trust_remote_code: bool = opt.TRUST_REMOTE_CODE,
         opset: int = typer.Option(17, "--opset", help="ONNX opset."),
-        feeds: Path | None = typer.Option(None, "--feeds", help="Verification inputs: .npz by input name, or .npy."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the random verification feeds."),
+        feeds: Path | None = opt.FEEDS,
+        seed: int = opt.SEED,
+        rtol: float | None = opt.RTOL,
+        atol: float | None = opt.ATOL,
+        threads: int | None = opt.THREADS,
         optimize: bool = typer.Option(
             False, "--optimize", help="Optimize every ONNX artifact converted from another format (modelport optimize)."
         ),
         no_verify: bool = typer.Option(False, "--no-verify", help="Skip verification."),
-        as_json: bool = typer.Option(False, "--json", help="Print the chain report as JSON."),
+        as_json: bool = opt.JSON,
     ) -> None:
         """Convert a model through a chain of formats, verifying every hop against the previous one and the source."""
         from modelport.conversion import convert_chain
 
         feed_arrays = _load_feeds(feeds) if feeds is not None else None
         out = None if as_json else console()
+        prec = opt.precision(precision)
         report = convert_chain(
             model,
-            split_list(to),
+            opt.split_list(to),
             out_dir,
-            via=split_list(via),
-            precision=precision,
+            via=opt.split_list(via),
+            precision=prec,
             name=name,
             verify=not no_verify,
             feeds=feed_arrays,
-            input_shapes=shapes_option(input_shape),
-            inputs=split_list(inputs),
-            outputs=split_list(outputs),
-            inputs_as_nchw=split_list(inputs_as_nchw),
-            dynamic_axes=_dynamic_axes(split_list(dynamic_axes)) if dynamic_axes else None,
+            input_shapes=opt.input_shapes(input_shape),
+            inputs=opt.split_list(inputs),
+            outputs=opt.split_list(outputs),
+            inputs_as_nchw=opt.split_list(inputs_as_nchw),
+            dynamic_axes=_dynamic_axes(opt.split_list(dynamic_axes)) if dynamic_axes else None,
             trust_remote_code=trust_remote_code,
             opset=opset,
             seed=seed,
+            tolerance=opt.tolerance(prec, rtol, atol),
+            threads=threads,
             progress=None,
             optimize=optimize,
         )
@@ -142,7 +145,7 @@ def register(app: typer.Typer) -> None:
                 out.print(f"  {escape(hop.label)}: {escape(note)}")
         last = [h.against_source for h in report.hops if h.target and h.against_source is not None]
         if last:
-            out.print(comparison_table(last, f"targets against the source ({last[0].tolerance})"))
+            out.print(comparison_table(last, f"targets against the source ({escape(str(last[0].tolerance))})"))
 
 
 def _load_feeds(path: Path) -> dict[str, np.ndarray]:

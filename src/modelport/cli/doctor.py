@@ -5,14 +5,15 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
+from modelport.cli import options as opt
 from modelport.cli.common import console, print_json
 
 
 def register(app: typer.Typer) -> None:
     @app.command("doctor")
-    def doctor_cmd(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    def doctor_cmd(as_json: bool = opt.JSON) -> None:
         """Show Python and package versions, which runtimes import, devices and CPU flags."""
-        from modelport.reports.environment import doctor
+        from modelport.diagnostics import doctor
 
         report = doctor()
         if as_json:

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelport.cli.common import console, print_json, split_list
+from modelport.cli import options as opt
+from modelport.cli.common import console, print_json
 from modelport.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -46,12 +47,12 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument("mnist", help="Which example: mnist."),
         out_dir: Path = typer.Option(Path("modelport-mnist"), "--output", "-o", help="Output directory."),
         train: bool = typer.Option(False, "--train", help="Retrain the ConvNet first (scripts/train_mnist.py)."),
-        runtimes: str = typer.Option("openvino,onnxruntime,litert", "--runtimes", help="Comma-separated runtimes."),
+        runtimes: str = opt.runtimes_option("openvino,onnxruntime,litert"),
         samples: int = typer.Option(300, "--samples", help="Calibration images."),
         batch: int = typer.Option(64, "--batch", help="Latency batch."),
         seconds: float = typer.Option(1.0, "--seconds", help="Timing budget per variant."),
-        threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        threads: int | None = opt.THREADS,
+        as_json: bool = opt.JSON,
     ) -> None:
         """Run an example flow end to end and print its table (mnist: FP32 vs INT8 on every runtime)."""
         from modelport.benchmark.timing import BenchConfig
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         report = mnist_example(
             out_dir,
             train=train,
-            runtimes=split_list(runtimes),
+            runtimes=opt.split_list(runtimes),
             samples=samples,
             batch=batch,
             bench=BenchConfig(warmup=5, seconds=seconds),

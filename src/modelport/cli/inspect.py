@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from modelport.cli import options as opt
 from modelport.cli.common import console, print_json
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect_cmd(
         model: Path = typer.Argument(..., help="ONNX (.onnx), OpenVINO IR (.xml), TFLite file or SavedModel dir."),
-        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        as_json: bool = opt.JSON,
     ) -> None:
         """Show a model's inputs, outputs, opsets, op types, parameters and external data."""
         from modelport.inspection import inspect

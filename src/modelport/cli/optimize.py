@@ -6,15 +6,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from modelport.cli.common import console, print_json, shapes_option, split_list
+from modelport.cli import options as opt
+from modelport.cli.common import console, print_json
 
 if TYPE_CHECKING:
     import numpy as np
 
     from modelport.passes import OptimizeReport, PassSpec
-    from modelport.verify.compare import Tolerance
 
 
 def register(app: typer.Typer) -> None:
@@ -28,18 +29,16 @@ def register(app: typer.Typer) -> None:
             [], "--passes", help="Comma-separated passes to run ('default' = the default pipeline)."
         ),
         skip: list[str] = typer.Option([], "--skip", help="Comma-separated passes to leave out."),
-        input_shape: list[str] = typer.Option(
-            [], "--input-shape", help="NAME:D1,D2,… fixes an input's shape (repeatable)."
-        ),
+        input_shape: list[str] = opt.INPUT_SHAPE,
         batch: int | None = typer.Option(None, "--batch", help="Fix every input's dynamic leading dim."),
         opset: int | None = typer.Option(None, "--opset", help="Convert to this default-domain opset."),
         verify: bool = typer.Option(True, "--verify/--no-verify", help="Compare outputs in ONNX Runtime."),
-        feeds: Path | None = typer.Option(None, "--feeds", help=".npz/.npy feeds to verify on as well."),
-        rtol: float | None = typer.Option(None, "--rtol", help="Relative tolerance (default 1e-4)."),
-        atol: float | None = typer.Option(None, "--atol", help="Absolute tolerance (default 1e-5)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the random verification feeds."),
+        feeds: Path | None = opt.FEEDS,
+        rtol: float | None = opt.RTOL,
+        atol: float | None = opt.ATOL,
+        seed: int = opt.SEED,
         list_passes: bool = typer.Option(False, "--list-passes", help="List the passes and exit."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        as_json: bool = opt.JSON,
     ) -> None:
         """Optimize an ONNX graph (fold, fuse, eliminate) and verify it against the original."""
         from modelport.errors import InvalidInputError
@@ -50,14 +49,14 @@ def register(app: typer.Typer) -> None:
             return
         if model is None or output is None:
             raise InvalidInputError("optimize needs a MODEL and --output/-o OUT", hint="see modelport optimize --help")
-        tol = _tolerance(rtol, atol)
+        tol = opt.tolerance("fp32", rtol, atol)
         feed_data = _load_feeds(feeds, model) if feeds is not None else None
         report = optimize_file(
             model,
             output,
-            passes=split_list(passes) or None,
-            skip=split_list(skip),
-            input_shapes=shapes_option(input_shape),
+            passes=opt.split_list(passes) or None,
+            skip=opt.split_list(skip),
+            input_shapes=opt.input_shapes(input_shape),
             batch=batch,
             opset=opset,
             verify=verify,
@@ -95,14 +94,8 @@ def _render(report: OptimizeReport, model: Path, output: Path) -> None:
         v = report.verification
         worst = v.worst
         where = f" (output {worst.name!r})" if worst is not None else ""
-        out.print(f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{where}, tolerance {v.tolerance}")
-
-
-def _tolerance(rtol: float | None, atol: float | None) -> Tolerance:
-    from modelport.verify.compare import Tolerance
-
-    default = Tolerance.for_precision("fp32")
-    return Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)
+        tol = escape(str(v.tolerance))
+        out.print(f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{escape(where)}, tolerance {tol}")
 
 
 def _load_feeds(feeds: Path, model: Path) -> dict[str, np.ndarray]:

@@ -10,51 +10,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelport.cli.common import console, print_json, split_list
-from modelport.errors import InvalidInputError
-from modelport.inputs import ImagePreprocess
+from modelport.cli import options as opt
+from modelport.cli.common import console, print_json
 
 if TYPE_CHECKING:
     from modelport.quantization.report import QuantizeReport
-
-
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in split_list(text))
-    except ValueError:
-        raise InvalidInputError(f"{what} takes comma-separated numbers, got {text!r}") from None
-
-
-def preprocess_option(
-    size: str | None, mean: str | None, std: str | None, scale: float | None, bgr: bool
-) -> ImagePreprocess | None:
-    """ImagePreprocess from the CLI's image options (None when none was given: the source's default)."""
-    if size is None and mean is None and std is None and scale is None and not bgr:
-        return None
-    dims = _floats(size, "--image-size")
-    if dims is not None and (len(dims) != 2 or any(d < 1 for d in dims)):
-        raise InvalidInputError(f"--image-size takes H,W, got {size!r}")
-    base = ImagePreprocess()
-    return ImagePreprocess(
-        size=(int(dims[0]), int(dims[1])) if dims else None,
-        bgr=bgr,
-        scale=base.scale if scale is None else scale,
-        mean=_floats(mean, "--mean") or base.mean,
-        std=_floats(std, "--std") or base.std,
-    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command("quantize")
     def quantize_cmd(
         model: Path = typer.Argument(
-            ..., help="ONNX model (also OpenVINO IR for openvino; SavedModel/Keras for litert)."
+            ...,
+            help="ONNX model (also OpenVINO IR for openvino; SavedModel/Keras for litert). "
+            "Runtimes: onnxruntime, openvino, litert (alias tflite).",
         ),
-        runtime: str = typer.Option(
-            "onnxruntime", "--runtime", "-r", help="onnxruntime, openvino or litert (alias tflite)."
-        ),
+        runtime: str = opt.runtime_option("onnxruntime"),
         calib: str = typer.Option(
             ..., "--calib", help="Image folder, .npy/.npz, mnist[:split], fashion-mnist[:split], or random."
         ),
@@ -72,16 +43,19 @@ def register(app: typer.Typer) -> None:
         exclude: list[str] = typer.Option([], "--exclude", help="Op type or node name to keep in float."),
         fp16: bool = typer.Option(False, "--fp16", help="Add an FP16 variant to the comparison."),
         int8_io: bool = typer.Option(False, "--int8-io", help="TFLite: int8 inputs and outputs."),
-        size: str | None = typer.Option(None, "--image-size", help="Images: resize to H,W (default: the model's)."),
-        mean: str | None = typer.Option(None, "--mean", help="Images: per-channel mean after scaling."),
-        std: str | None = typer.Option(None, "--std", help="Images: per-channel std."),
-        scale: float | None = typer.Option(None, "--scale", help="Images: pixel scale (default 1/255)."),
-        bgr: bool = typer.Option(False, "--bgr", help="Images: keep BGR channel order."),
+        size: str | None = opt.IMAGE_SIZE,
+        mean: str | None = opt.MEAN,
+        std: str | None = opt.STD,
+        scale: float | None = opt.SCALE,
+        bgr: bool = opt.BGR,
+        input_shape: list[str] = opt.INPUT_SHAPE,
         batch: int | None = typer.Option(None, "--batch", help="Latency batch (default: the model's, else 1)."),
-        threads: int | None = typer.Option(None, "--threads", help="Runtime threads (default: all cores)."),
+        threads: int | None = opt.THREADS,
         seconds: float = typer.Option(1.0, "--seconds", help="Timing budget per variant."),
-        seed: int = typer.Option(0, "--seed", help="Seed of sample draws and random data."),
-        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+        rtol: float | None = opt.RTOL,
+        atol: float | None = opt.ATOL,
+        seed: int = opt.SEED,
+        as_json: bool = opt.JSON,
     ) -> None:
         """Quantize to INT8 with real calibration data; measure size, latency and accuracy against FP32."""
         from modelport.benchmark.timing import BenchConfig
@@ -94,15 +68,20 @@ def register(app: typer.Typer) -> None:
             method=CalibrationMethod.parse(method) if method else None,  # type: ignore[arg-type]
             types=QuantTypes.parse(types),  # type: ignore[arg-type]
             mode=Mode.parse(mode),  # type: ignore[arg-type]
-            exclude=tuple(split_list(exclude)),
+            exclude=tuple(opt.split_list(exclude)),
             max_drop=max_drop,
-            preprocess=preprocess_option(size, mean, std, scale, bgr),
+            preprocess=opt.image_preprocess(size=size, mean=mean, std=std, scale=scale, bgr=bgr),
             batch=batch,
             threads=threads,
             bench=BenchConfig(warmup=5, seconds=seconds),
             fp16=fp16,
             int8_io=int8_io,
             seed=seed,
+            **opt.api_kwargs(
+                QuantizeOptions,
+                input_shapes=("--input-shape", opt.input_shape_items(input_shape), bool(input_shape)),
+                **opt.tolerance_fields(rtol, atol),
+            ),
         )
         err = Console(stderr=True, highlight=False)
         report = quantize(

@@ -29,6 +29,8 @@ from modelport.apps.transcribe.results import (
     TranscriptionResult,
     parse_formats,
 )
+from modelport.cli import options as opt
+from modelport.cli.common import print_json
 from modelport.errors import AppError, InvalidInputError
 
 _DEVICE = typer.Option(Device.AUTO, "--device", help="cpu, cuda, or auto (cuda when available).")
@@ -45,7 +47,6 @@ _LANGUAGE = typer.Option("auto", "--language", "-l", help="Language code (en, de
 _VAD = typer.Option(None, "--vad/--no-vad", help="Voice activity detection (default: on above 30 s of audio).")
 _BATCH = typer.Option(1, "--batch-size", "-b", help="> 1 runs faster-whisper's batched pipeline.")
 _BEAM = typer.Option(5, "--beam-size", help="Beam search width.")
-_THREADS = typer.Option(0, "--threads", help="CPU threads per worker (0: available cores / workers).")
 
 
 def _stdout() -> Console:
@@ -165,7 +166,7 @@ def register(app: typer.Typer) -> None:
             None, "--format", "-f", help="Comma-separated: txt,srt,vtt,json,tsv or all (default with -o: all)."
         ),
         out_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Where transcripts go."),
-        threads: int = _THREADS,
+        threads: int | None = opt.THREADS,
         workers: int = typer.Option(1, "--workers", "-j", help="Files transcribed concurrently."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo files whose outputs exist."),
         offline: bool = typer.Option(False, "--offline", help="Never contact the model hub."),
@@ -177,7 +178,12 @@ def register(app: typer.Typer) -> None:
 
         fmts, out = _output_plan(formats, out_dir)
         model_options = ModelOptions(
-            model=model, device=device, compute_type=compute_type, threads=threads, workers=workers, offline=offline
+            model=model,
+            device=device,
+            compute_type=compute_type,
+            threads=threads or 0,
+            workers=workers,
+            offline=offline,
         )
         decode_options = DecodeOptions(
             language=language,
@@ -226,12 +232,13 @@ def register(app: typer.Typer) -> None:
         vad: bool | None = _VAD,
         batch_size: int = _BATCH,
         beam_size: int = _BEAM,
-        threads: int = _THREADS,
+        threads: int | None = opt.THREADS,
         runs: int = typer.Option(3, "--runs", "-n", help="Measured runs (the median is reported)."),
         warmup: int = typer.Option(1, "--warmup", help="Unmeasured runs first."),
         reference: Path | None = typer.Option(None, "--reference", help="Text file with the spoken words."),
         reference_text: str | None = typer.Option(None, "--reference-text", help="The spoken words."),
-        json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Also write the report as JSON to this file."),
+        as_json: bool = opt.JSON,
     ) -> None:
         """Measure real-time factor, peak memory and (given the spoken text) word error rate."""
         from modelport.apps.transcribe.bench import bench_transcribe
@@ -240,12 +247,17 @@ def register(app: typer.Typer) -> None:
         ref = _reference(reference, reference_text)
         report = bench_transcribe(
             audio,
-            ModelOptions(model=model, device=device, compute_type=compute_type, threads=threads),
+            ModelOptions(model=model, device=device, compute_type=compute_type, threads=threads or 0),
             DecodeOptions(language=language, vad=vad, batch_size=batch_size, beam_size=beam_size),
             runs=runs,
             warmup=warmup,
             reference=ref,
         )
+        if output is not None:
+            write_text(output, report.to_json() + "\n")
+        if as_json:
+            print_json(report.to_json())
+            return
         out = _stdout()
         rows = [
             ("model", f"{report.model} ({report.device}, {report.compute_type}, {report.threads} threads)"),
@@ -260,8 +272,6 @@ def register(app: typer.Typer) -> None:
             rows.append(("WER", f"{report.wer:.4f}"))
         for key, value in rows:
             out.print(f"{key:<17} {value}", markup=False)
-        if json_path is not None:
-            write_text(json_path, report.to_json() + "\n")
 
 
 def _reference(path: Path | None, text: str | None) -> str | None:

