@@ -136,6 +136,32 @@ def resolve_shapes(
     return result
 
 
+def with_shapes(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]]) -> tuple[TensorSpec, ...]:
+    """``specs`` with the dims ``shapes`` gives fixed, except a dynamic batch dim, which stays the data's.
+
+    For verbs that read batches of real samples (calibration, evaluation): ``--input-shape x:1,3,224,224`` fixes
+    H and W of a fully dynamic input while the number of samples per batch stays free.
+
+    Raises:
+        InvalidInputError: as :func:`resolve_shapes` (unknown input, wrong rank, a dim the model fixes otherwise).
+    """
+    if not shapes:
+        return tuple(specs)
+    if set(shapes) - {s.name for s in specs}:
+        resolve_shapes(specs, shapes)  # raises the unknown-input error naming the model's inputs
+    concrete = resolve_shapes([s for s in specs if s.name in shapes], shapes)
+    out = []
+    for spec in specs:
+        if spec.name not in shapes:
+            out.append(spec)
+            continue
+        dims: list[Dim] = list(concrete[spec.name])
+        if spec.shape and not (isinstance(spec.shape[0], int) and spec.shape[0] >= 0):
+            dims[0] = spec.shape[0]  # a dynamic batch stays dynamic
+        out.append(dataclasses.replace(spec, shape=tuple(dims)))
+    return tuple(out)
+
+
 def _fixed_batch_error(spec: TensorSpec, fixed: int, batch: int) -> InvalidInputError:
     return InvalidInputError(
         f"input {spec.name!r} has a fixed batch of {fixed} {spec.shape_text()}, cannot run batch {batch}",

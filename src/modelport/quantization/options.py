@@ -7,7 +7,9 @@ import enum
 
 from modelport.benchmark.timing import BenchConfig
 from modelport.errors import InvalidInputError
+from modelport.formats import Precision
 from modelport.inputs import ImagePreprocess
+from modelport.verify.tolerance import Tolerance
 
 
 class _Choice(str, enum.Enum):
@@ -66,6 +68,10 @@ class QuantizeOptions:
         fp16: add an FP16 variant to the comparison.
         int8_io: TFLite: int8 model inputs and outputs instead of float.
         seed: seed of random draws and random data.
+        input_shapes: concrete dims for the model's dynamic inputs (``{"x": (1, 3, 224, 224)}`` as pairs); the
+            batch dim stays the data's, the others are fixed for calibration, evaluation and timing.
+        rtol, atol: replace the int8 tolerance policy of the INT8-vs-FP32 output comparison by a plain element-wise
+            bound (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`).
     """
 
     samples: int = 300
@@ -83,6 +89,9 @@ class QuantizeOptions:
     fp16: bool = False
     int8_io: bool = False
     seed: int = 0
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    rtol: float | None = None
+    atol: float | None = None
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -93,3 +102,11 @@ class QuantizeOptions:
             raise InvalidInputError(f"--max-drop is in percentage points (0‥100), got {self.max_drop}")
         if self.batch is not None and self.batch < 1:
             raise InvalidInputError(f"--batch must be ≥ 1, got {self.batch}")
+        for flag, value in (("--rtol", self.rtol), ("--atol", self.atol)):
+            if value is not None and value < 0:
+                raise InvalidInputError(f"{flag} must be ≥ 0, got {value}")
+
+    @property
+    def tolerance(self) -> Tolerance:
+        """The INT8-vs-FP32 tolerance: the int8 policy, or the user's element-wise bound."""
+        return Tolerance.for_precision(Precision.INT8).with_overrides(rtol=self.rtol, atol=self.atol)
