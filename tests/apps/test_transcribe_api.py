@@ -13,6 +13,7 @@ from test_transcribe_speech import DE_TEXT, EN_TEXT, LONG_TEXT, SpeechFiles
 import modelport
 from modelport.apps.transcribe import (
     DecodeOptions,
+    ModelOptions,
     Segment,
     StartInfo,
     Task,
@@ -197,7 +198,7 @@ def test_result_round_trips_through_json(tiny_en: Transcriber, speech: SpeechFil
 def test_public_transcribe_on_a_waveform(tiny_en_dir: Path, speech: SpeechFiles) -> None:
     samples = decode_audio(speech.en_wav).samples
     seen: list[Segment] = []
-    result = modelport.transcribe(samples, tiny_en_dir, threads=2, on_segment=seen.append)
+    result = modelport.transcribe(samples, ModelOptions(model=tiny_en_dir, threads=2), progress=seen.append)
     assert result.source == "<array>"
     assert result.duration == pytest.approx(samples.size / SAMPLE_RATE)
     assert list(result.segments) == seen
