@@ -142,7 +142,7 @@ def model_precision(path: Path) -> str:
     import onnx
 
     proto = onnx.load(str(path), load_external_data=False)
-    if any(n.op_type in _QUANT_OPS for n in proto.graph.node):
+    if any(is_quantized_op(n.op_type) for n in proto.graph.node):
         return Precision.INT8.value
     sizes: dict[int, int] = {}
     for t in proto.graph.initializer:
@@ -158,14 +158,26 @@ def model_precision(path: Path) -> str:
     return names[max(floats, key=lambda k: floats[k])].value
 
 
-_QUANT_OPS = {
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "QLinearConv",
-    "QLinearMatMul",
-    "MatMulInteger",
-    "ConvInteger",
-}
+#: ONNX ops that compute on quantized integers (standard and com.microsoft): a model holding any runs in int8.
+QUANT_OPS = frozenset(
+    {
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+        "ConvInteger",
+        "MatMulInteger",
+        "MatMulIntegerToFloat",
+        "MatMulNBits",
+        "QGemm",
+        "QAttention",
+    }
+)
+QUANT_PREFIXES = ("QLinear", "DynamicQuantize", "QOrdered")
+
+
+def is_quantized_op(op_type: str) -> bool:
+    """Whether an ONNX op computes on quantized integers (:data:`QUANT_OPS`, ``QLinear*`` …)."""
+    return op_type in QUANT_OPS or op_type.startswith(QUANT_PREFIXES)
 
 
 def probe() -> tuple[str, tuple[str, ...]]:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from modelport.backends.onnxruntime import is_quantized_op
 from modelport.errors import ModelLoadError, ModelportError
 from modelport.formats import Format, Precision, sniff_format
 
@@ -34,20 +35,6 @@ log = logging.getLogger(__name__)
 #: strict → loose: a comparison is judged at the last of the precisions involved.
 ORDER: tuple[Precision, ...] = (Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8)
 
-_ONNX_QUANT_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-        "ConvInteger",
-        "MatMulInteger",
-        "MatMulIntegerToFloat",
-        "MatMulNBits",
-        "QGemm",
-        "QAttention",
-    }
-)
-_ONNX_QUANT_PREFIXES = ("QLinear", "DynamicQuantize", "QOrdered")
 _OV_INT = frozenset({"i8", "u8", "i4", "u4", "nf4"})
 _OV_FLOAT = {"f16": Precision.FP16, "bf16": Precision.BF16}
 
@@ -123,7 +110,7 @@ def _onnx_precision(path: Path, default: Precision) -> Precision:
 
     proto = load_proto(path, check=False, load_external_data=False)
     nodes = [*_onnx_nodes(proto.graph), *(n for f in proto.functions for n in f.node)]
-    if any(n.op_type in _ONNX_QUANT_OPS or n.op_type.startswith(_ONNX_QUANT_PREFIXES) for n in nodes):
+    if any(is_quantized_op(n.op_type) for n in nodes):
         return Precision.INT8
     floats: dict[int, Precision] = {onnx.TensorProto.FLOAT16: Precision.FP16, onnx.TensorProto.BFLOAT16: Precision.BF16}
     types: set[int] = {t.data_type for t in proto.graph.initializer}
