@@ -41,7 +41,7 @@ from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.backends.torch import TorchRunner
 from modelport.benchmark.timing import BenchConfig, time_runner
-from modelport.conversion import ChainReport, convert_chain
+from modelport.conversion import ChainOptions, ChainReport, ConvertOptions, convert_chain
 from modelport.formats import Format
 from modelport.reports.environment import capture_environment
 from modelport.verify.compare import Tolerance
@@ -72,16 +72,15 @@ def build(model: str, out: Path) -> tuple[ChainReport, list[tuple[str, str, Path
     rng = np.random.default_rng(0)
     if model == "ssdlite":
         x = rng.random((1, 300, 300, 3), dtype=np.float32) * 2 - 1
-        chain = convert_chain(
-            ssdlite_pb(),
-            "onnx,openvino,tflite",
-            out,
-            via="saved_model,tflite",
-            inputs=["Preprocessor/sub:0"],
-            outputs=["Postprocessor/raw_box_locations:0", "Postprocessor/convert_scores:0"],
-            input_shapes={"Preprocessor/sub:0": (1, 300, 300, 3)},
-            feeds={"Preprocessor/sub:0": x},
+        artifact = ConvertOptions(
             name=model,
+            inputs=("Preprocessor/sub:0",),
+            outputs=("Postprocessor/raw_box_locations:0", "Postprocessor/convert_scores:0"),
+            input_shapes=(("Preprocessor/sub:0", (1, 300, 300, 3)),),
+        )
+        options = ChainOptions(artifact, via=("saved_model", "tflite"))
+        chain = convert_chain(
+            ssdlite_pb(), "onnx,openvino,tflite", out, options=options, feeds={"Preprocessor/sub:0": x}
         )
         saved = Path(chain.hops[0].conversion.artifact)
         runs = [("tensorflow (SavedModel)", "tensorflow", saved)]
@@ -89,14 +88,9 @@ def build(model: str, out: Path) -> tuple[ChainReport, list[tuple[str, str, Path
         x = rng.random((1, 3, 224, 224), dtype=np.float32)
         # 50+ layers of random weights accumulate more fp32 summation-order error than the default 1e-4/1e-5
         # allows (OpenVINO vs ONNX Runtime: 2.9e-5 on 0.1 % of resnet50's logits): 1e-3/1e-4, reported
-        chain = convert_chain(
-            f"bench_convert:{model}",
-            "onnx,openvino,tflite",
-            out,
-            input_shapes={"x": (1, 3, 224, 224)},
-            name=model,
-            tolerance=DEEP_TOLERANCE,
-        )
+        artifact = ConvertOptions(name=model, input_shapes=(("x", (1, 3, 224, 224)),))
+        options = ChainOptions(artifact, tolerance=DEEP_TOLERANCE)
+        chain = convert_chain(f"bench_convert:{model}", "onnx,openvino,tflite", out, options=options)
         runs = [("torch (eager)", "torch", Path(f"bench_convert:{model}"))]
     targets = dict(chain.targets)
     runs += [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnx
 
-from modelport.passes import optimize
+from modelport.passes import OptimizeOptions, optimize
 
 
 def count(graph: onnx.GraphProto) -> int:
@@ -65,7 +65,7 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         ours = count(
             onnx.shape_inference.infer_shapes(
-                __import__("onnx_ir").serde.serialize_model(optimize(path, verify=False).model)
+                __import__("onnx_ir").serde.serialize_model(optimize(path, options=OptimizeOptions(verify=False)).model)
             ).graph
         )
         ok = (

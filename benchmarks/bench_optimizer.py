@@ -126,9 +126,9 @@ def run_onnxslim(src: Path, dst: Path) -> None:
 
 
 def run_modelport(src: Path, dst: Path) -> None:
-    from modelport.passes import optimize_file
+    from modelport.passes import OptimizeOptions, optimize
 
-    optimize_file(src, dst, verify=False)
+    optimize(src, options=OptimizeOptions(verify=False)).write(dst)
 
 
 def _save(model: Any, dst: Path) -> None:
@@ -302,7 +302,8 @@ def render(rows: list[Row], meta: dict[str, Any]) -> str:
         "shared with other jobs, so absolute numbers are noisy; compare within a model); ORT with all graph "
         "optimizations, OpenVINO CPU with `INFERENCE_PRECISION_HINT=f32`. Max abs diff: against the input "
         "model, both in ORT with graph "
-        "optimizations off, same seeded random feed. modelport's time is `optimize_file(..., verify=False)` "
+        "optimizations off, same seeded random feed. modelport's time is "
+        "`optimize(…, options=OptimizeOptions(verify=False)).write(…)` "
         "(verification, on by default, adds two ORT runs).",
         "",
         "## Node counts",

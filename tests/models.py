@@ -224,22 +224,31 @@ def op_types(model: onnx.ModelProto) -> list[str]:
 
 
 def run_optimizer(
-    model: onnx.ModelProto, passes: list[str] | None, *, rtol: float = 1e-5, atol: float = 1e-5, **kwargs: object
+    model: onnx.ModelProto,
+    passes: list[str] | None,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    batch: int | None = None,
+    input_shapes: dict[str, tuple[int, ...]] | None = None,
+    opset: int | None = None,
 ) -> tuple[onnx.ModelProto, object]:
     """Optimize with ``passes``, then check: onnx.checker (full), same outputs in ORT (own optimizations off),
     and idempotence (running the same passes again modifies nothing). Returns the optimized model and report."""
     import onnx_ir as ir
 
-    from modelport.passes import optimize
+    from modelport.passes import OptimizeOptions, optimize
 
-    result = optimize(ir.serde.deserialize_model(model), passes=passes, **kwargs)  # type: ignore[arg-type]
+    names = None if passes is None else tuple(passes)
+    shapes = tuple((input_shapes or {}).items())
+    options = OptimizeOptions(passes=names, input_shapes=shapes, batch=batch, opset=opset)
+    result = optimize(ir.serde.deserialize_model(model), options=options)
     out = ir.serde.serialize_model(result.model)
     onnx.checker.check_model(out, full_check=True)
-    batch = int(kwargs.get("batch") or 1)  # type: ignore[call-overload]
-    feeds = feeds_for(out, batch=batch)
+    feeds = feeds_for(out, batch=batch or 1)
     for ref, got in zip(ort_outputs(model, feeds), ort_outputs(out, feeds), strict=True):
         np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol)
-    again = optimize(ir.serde.deserialize_model(out), passes=passes).report
+    again = optimize(ir.serde.deserialize_model(out), options=OptimizeOptions(passes=names)).report
     changed = [p.name for p in again.passes if p.modified]
     assert not changed, f"second run still modified: {changed}"
     return out, result.report

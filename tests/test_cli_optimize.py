@@ -43,6 +43,8 @@ def test_json_report(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFix
     rc = main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--batch", "1", "--json", "--atol", "1e-3"])
     tolerance = json.loads(capsys.readouterr().out)["verification"]["tolerance"]
     assert rc == 0 and (tolerance["rtol"], tolerance["atol"], tolerance["precision"]) == (1e-4, 1e-3, None)
+    rc = main(["optimize", str(model_path), "-o", str(tmp_path / "o.onnx"), "--batch", "1", "--json", "--threads", "1"])
+    assert rc == 0 and json.loads(capsys.readouterr().out)["verification"]["runner"]["threads"] == 1
 
 
 def test_passes_skip_and_no_verify(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,9 +12,17 @@ import models
 from modelport.backends.runner import RunnerOptions
 from modelport.errors import InvalidInputError, VerificationError
 from modelport.formats import Precision
-from modelport.verify.compare import AccuracyReport, Tolerance, compare, compare_arrays, compare_outputs
+from modelport.verify.compare import (
+    AccuracyReport,
+    CompareOptions,
+    Tolerance,
+    compare,
+    compare_arrays,
+    compare_outputs,
+)
 
 TOL = Tolerance(rtol=0.1, atol=0.01)
+SHAPES = CompareOptions(input_shapes=(("x", (2, 8)),))
 
 
 def test_metrics_hand_computed() -> None:
@@ -147,7 +155,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_runtimes_pass(model_dir: Path) -> None:
-    report = compare([model_dir / "a.onnx"], "onnxruntime,openvino", input_shapes={"x": (3, 8)}, seed=4)
+    options = CompareOptions(input_shapes=(("x", (3, 8)),), seed=4)
+    report = compare([model_dir / "a.onnx"], "onnxruntime,openvino", options=options)
+    assert report.seed == 4
     assert report and report.passed
     assert report.feeds == (("x", (3, 8), "float32"),)
     (c,) = report.comparisons
@@ -166,7 +176,7 @@ def test_compare_fixed_shapes_no_input_shape_needed(model_dir: Path) -> None:
 
 
 def test_compare_different_models_fails(model_dir: Path) -> None:
-    report = compare([model_dir / "a.onnx", model_dir / "b.onnx"], "onnxruntime", input_shapes={"x": (2, 8)})
+    report = compare([model_dir / "a.onnx", model_dir / "b.onnx"], "onnxruntime", options=SHAPES)
     assert not report
     (c,) = report.comparisons
     assert c.candidate == "b.onnx@onnxruntime/fp32"
@@ -181,12 +191,8 @@ def test_compare_given_feeds(model_dir: Path) -> None:
 
 
 def test_compare_bf16_uses_bf16_tolerance(model_dir: Path) -> None:
-    report = compare(
-        [model_dir / "a.onnx"],
-        "openvino,onnxruntime",
-        input_shapes={"x": (4, 8)},
-        options=RunnerOptions(precision=Precision.BF16),
-    )
+    options = CompareOptions(RunnerOptions(precision=Precision.BF16), input_shapes=(("x", (4, 8)),))
+    report = compare([model_dir / "a.onnx"], "openvino,onnxruntime", options=options)
     assert report.comparisons[0].tolerance == Tolerance.for_precision("bf16")
     assert report.passed
 
@@ -204,7 +210,7 @@ def test_compare_dynamic_dim_needs_shape(model_dir: Path) -> None:
 
 
 def test_accuracy_report_json_round_trip(model_dir: Path) -> None:
-    report = compare([model_dir / "a.onnx", model_dir / "b.onnx"], "onnxruntime,openvino", input_shapes={"x": (2, 8)})
+    report = compare([model_dir / "a.onnx", model_dir / "b.onnx"], "onnxruntime,openvino", options=SHAPES)
     assert len(report.comparisons) == 3
     text = report.to_json()
     again = AccuracyReport.from_json(text)
@@ -214,3 +220,16 @@ def test_accuracy_report_json_round_trip(model_dir: Path) -> None:
     odd = compare_outputs({"y": np.zeros(2)}, {"y": np.zeros(3)}, TOL)
     round_trip = AccuracyReport(feeds=(), seed=None, comparisons=(odd,))
     assert AccuracyReport.from_json(round_trip.to_json()) == round_trip
+
+
+def test_compare_reports_progress_and_writes_only_when_asked(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    report = compare([model_dir / "a.onnx"], "onnxruntime,openvino", options=SHAPES, progress=lines.append)
+    assert lines == ["running the reference a.onnx@onnxruntime/fp32", "running a.onnx@openvino/fp32"]
+    assert not list(tmp_path.iterdir())
+    path = report.write(tmp_path / "out")
+    assert path == tmp_path / "out" / "compare.json"
+    assert AccuracyReport.from_json(path.read_text(encoding="utf-8")) == report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -11,7 +12,7 @@ import pytest
 import models
 from modelport.backends import open_runner
 from modelport.backends.onnxruntime import model_precision
-from modelport.conversion import ConversionReport, convert, get_converter
+from modelport.conversion import ChainOptions, ConversionReport, ConvertOptions, convert, get_converter
 from modelport.errors import ConversionError, InvalidInputError, ModelportError, VerificationError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inspection import inspect
@@ -26,6 +27,11 @@ def src_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models.save(models.two_inputs(), d / "two.onnx")
     models.save(models.conv_bn(), d / "convbn.onnx")
     return d
+
+
+def _opts(**artifact: Any) -> ChainOptions:
+    """Chain options with these artifact options (``ConvertOptions`` fields)."""
+    return ChainOptions(ConvertOptions(**artifact))
 
 
 def _files(d: Path) -> list[str]:
@@ -62,7 +68,7 @@ def test_openvino_fp32(src_dir: Path, tmp_path: Path) -> None:
 
 
 def test_openvino_ir_runs_like_source(src_dir: Path, tmp_path: Path) -> None:
-    report = convert(src_dir / "convbn.onnx", "ov", tmp_path, name="net")
+    report = convert(src_dir / "convbn.onnx", "ov", tmp_path, options=_opts(name="net"))
     assert report.artifact.endswith("net.xml")
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     with open_runner("onnxruntime", src_dir / "convbn.onnx") as ref:
@@ -74,7 +80,7 @@ def test_openvino_ir_runs_like_source(src_dir: Path, tmp_path: Path) -> None:
 
 def test_openvino_fp16_halves_weights(src_dir: Path, tmp_path: Path) -> None:
     convert(src_dir / "wide.onnx", "openvino", tmp_path / "fp32")
-    fp16 = convert(src_dir / "wide.onnx", "openvino", tmp_path / "fp16", precision="fp16")
+    fp16 = convert(src_dir / "wide.onnx", "openvino", tmp_path / "fp16", options=_opts(precision=Precision.FP16))
     assert fp16.precision is Precision.FP16
     bin32 = (tmp_path / "fp32" / "wide.bin").stat().st_size
     bin16 = (tmp_path / "fp16" / "wide.bin").stat().st_size
@@ -89,7 +95,7 @@ def test_openvino_fp16_halves_weights(src_dir: Path, tmp_path: Path) -> None:
 
 
 def test_onnx_fp16(src_dir: Path, tmp_path: Path) -> None:
-    report = convert(src_dir / "wide.onnx", "onnx", tmp_path, precision=Precision.FP16, name="wide16")
+    report = convert(src_dir / "wide.onnx", "onnx", tmp_path, options=_opts(precision=Precision.FP16, name="wide16"))
     out = Path(report.artifact)
     assert out == tmp_path / "wide16.onnx" and report.files == (str(out),)
     assert report.engine == "onnxruntime.transformers.float16"
@@ -106,7 +112,7 @@ def test_onnx_fp16(src_dir: Path, tmp_path: Path) -> None:
 
 
 def test_onnx_fp32_copy(src_dir: Path, tmp_path: Path) -> None:
-    report = convert(src_dir / "mlp.onnx", Format.ONNX, tmp_path, name="copy")
+    report = convert(src_dir / "mlp.onnx", Format.ONNX, tmp_path, options=_opts(name="copy"))
     assert report.engine == "copy"
     assert report.verification is not None and report.verification.max_abs == 0.0
 
@@ -124,11 +130,19 @@ def test_fixed_batch_model(src_dir: Path, tmp_path: Path) -> None:
 
 
 def test_input_shapes_and_no_verify(src_dir: Path, tmp_path: Path) -> None:
-    report = convert(src_dir / "mlp.onnx", "openvino", tmp_path / "a", input_shapes={"x": (3, 8)})
+    report = convert(src_dir / "mlp.onnx", "openvino", tmp_path / "a", options=_opts(input_shapes=(("x", (3, 8)),)))
     assert report.verification is not None and report.verification.outputs[0].shape == (3, 4)
-    unverified = convert(src_dir / "mlp.onnx", "openvino", tmp_path / "b", verify=False)
+    unverified = convert(src_dir / "mlp.onnx", "openvino", tmp_path / "b", options=ChainOptions(verify=False))
     assert unverified.verification is None
     assert Path(unverified.artifact).exists()
+
+
+def test_threads_and_progress(src_dir: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    report = convert(src_dir / "mlp.onnx", "openvino", tmp_path, options=ChainOptions(threads=1), progress=lines.append)
+    v = report.verification
+    assert v is not None and v.runner is not None and v.runner.threads == 1
+    assert lines == ["converting onnx → openvino", "running the source mlp.onnx", "verifying mlp.xml"]
 
 
 def test_given_feeds(src_dir: Path, tmp_path: Path) -> None:
@@ -150,21 +164,22 @@ def test_unknown_format_and_precision(src_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown format 'caffe'"):
         convert(src_dir / "mlp.onnx", "caffe", tmp_path)
     with pytest.raises(InvalidInputError, match="unknown precision 'fp8'"):
-        convert(src_dir / "mlp.onnx", "openvino", tmp_path, precision="fp8")
+        convert(src_dir / "mlp.onnx", "openvino", tmp_path, options=_opts(precision=Precision.parse("fp8")))
     with pytest.raises(ConversionError, match="fp32 or fp16, not bf16"):
-        convert(src_dir / "mlp.onnx", "openvino", tmp_path, precision="bf16")
+        convert(src_dir / "mlp.onnx", "openvino", tmp_path, options=_opts(precision=Precision.BF16))
     with pytest.raises(ConversionError, match="supports fp32 and fp16, not int8"):
-        convert(src_dir / "mlp.onnx", "onnx", tmp_path, precision="int8")
+        convert(src_dir / "mlp.onnx", "onnx", tmp_path, options=_opts(precision=Precision.INT8))
     assert list(tmp_path.iterdir()) == []
 
 
 def test_failed_verification_removes_artifact(src_dir: Path, tmp_path: Path) -> None:
     # fp16 weights cannot match the fp32 source exactly: a zero tolerance must fail
+    exact = ChainOptions(ConvertOptions(precision=Precision.FP16), tolerance=Tolerance(0, 0))
     with pytest.raises(VerificationError, match=r"differs from wide\.onnx@onnxruntime: output 'y'"):
-        convert(src_dir / "wide.onnx", "openvino", tmp_path, precision="fp16", tolerance=Tolerance(0, 0))
+        convert(src_dir / "wide.onnx", "openvino", tmp_path, options=exact)
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(VerificationError):
-        convert(src_dir / "wide.onnx", "onnx", tmp_path, precision="fp16", tolerance=Tolerance(0, 0))
+        convert(src_dir / "wide.onnx", "onnx", tmp_path, options=exact)
     assert list(tmp_path.iterdir()) == []
 
 

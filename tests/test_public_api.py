@@ -8,6 +8,7 @@ then check and call every public verb.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -15,7 +16,9 @@ import pkgutil
 import subprocess
 import sys
 import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -137,6 +140,81 @@ def test_every_public_name_resolves_here() -> None:
         modelport.no_such_name  # noqa: B018
 
 
+# --- one call style --------------------------------------------------------------------------------------
+
+#: each verb's first positional parameter, what it works on (``doctor`` looks at the machine, not at a model)
+SUBJECT = {
+    "inspect": "model",
+    "compare": "models",
+    "bench": "model",
+    "convert": "model",
+    "optimize": "model",
+    "quantize": "model",
+    "port": "model",
+    "doctor": None,
+    "transcribe": "audio",
+}
+#: verbs with nothing to configure: no ``options``
+NO_OPTIONS = {"doctor"}
+
+
+def call_style_problems(
+    fn: Any, subject: str | None, result_name: str, options: bool = True, localns: dict[str, Any] | None = None
+) -> list[str]:
+    """What keeps ``fn`` from ``verb(subject, …, *, options=None, progress=None) -> report`` with files written only
+    into an ``out_dir`` argument (required, or None = nothing) or by ``report.write``; empty when it fits."""
+    problems = []
+    params = dict(inspect.signature(fn).parameters)
+    positional = [p.name for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    if (positional[0] if positional else None) != subject:
+        problems.append(f"first positional parameter {positional[:1]}, expected {subject}")
+    problems += [f"{p.name} is positional-only" for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+    for name in ("options", "progress") if options else ("progress",):
+        p = params.get(name)
+        if p is None or p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is not None:
+            problems.append(f"no keyword-only {name}=None")
+    if options and "options" in params and not str(params["options"].annotation).endswith("Options | None"):
+        problems.append(f"options is {params['options'].annotation}, not an options dataclass")
+    result = typing.get_type_hints(fn, localns=localns).get("return")
+    if getattr(result, "__name__", None) != result_name:
+        return [*problems, f"returns {result}, not {result_name}"]
+    if not (dataclasses.is_dataclass(result) and result.__dataclass_params__.frozen):  # type: ignore[union-attr]
+        problems.append(f"{result_name} is not a frozen dataclass")
+    if not callable(getattr(result, "to_json", None)):
+        problems.append(f"{result_name} has no to_json()")
+    out_dir = params.get("out_dir")
+    if out_dir is None and not callable(getattr(result, "write", None)):
+        problems.append(f"no out_dir and {result_name} has no write()")
+    if out_dir is not None and out_dir.default not in (inspect.Parameter.empty, None):
+        problems.append(f"writes into {out_dir.default!r} unless told otherwise")
+    return problems
+
+
+@pytest.mark.parametrize("verb", VERB_RESULTS)
+def test_every_verb_has_the_one_call_style(verb: str) -> None:
+    fn = getattr(modelport, verb)
+    assert call_style_problems(fn, SUBJECT[verb], VERB_RESULTS[verb], verb not in NO_OPTIONS) == []
+
+
+def test_the_call_style_check_rejects_the_old_shapes() -> None:
+    from modelport.porting.results import PortReport
+    from modelport.verify.compare import AccuracyReport
+
+    def port(model: str | None = None, out_dir: str = "modelport-out", *, progress: Any = None) -> PortReport: ...
+
+    def compare(models: list[str], *, seed: int = 0, options: Any = None) -> AccuracyReport: ...
+
+    names = {"PortReport": PortReport, "AccuracyReport": AccuracyReport}
+    assert call_style_problems(port, "model", "PortReport", localns=names) == [
+        "no keyword-only options=None",
+        "writes into 'modelport-out' unless told otherwise",
+    ]
+    assert call_style_problems(compare, "models", "AccuracyReport", localns=names) == [
+        "no keyword-only progress=None",
+        "options is Any, not an options dataclass",
+    ]
+
+
 # --- every verb, called once ------------------------------------------------------------------------------
 
 
@@ -156,16 +234,21 @@ def _is(result: object, verb: str) -> bool:
     return type(result).__name__ == VERB_RESULTS[verb]
 
 
-def test_inspect(shipped: Path) -> None:
-    summary = modelport.inspect(shipped)
+def test_inspect(shipped: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    summary = modelport.inspect(shipped, options=modelport.LoaderOptions(), progress=lines.append)
     assert _is(summary, "inspect")
     assert summary.node_count > 0 and summary.inputs
+    assert lines == [f"reading {shipped.name} (onnx)"]
+    assert summary.write(tmp_path).name == "inspect.json"
+    assert type(summary).from_json((tmp_path / "inspect.json").read_text(encoding="utf-8")) == summary
 
 
 def test_compare(mlp: Path) -> None:
-    report = modelport.compare([mlp], "onnxruntime,openvino", input_shapes={"x": (2, 8)})
+    options = modelport.CompareOptions(input_shapes=(("x", (2, 8)),), seed=3)
+    report = modelport.compare([mlp], "onnxruntime,openvino", options=options)
     assert _is(report, "compare") and bool(report)
-    assert report.feeds == (("x", (2, 8), "float32"),)
+    assert report.feeds == (("x", (2, 8), "float32"),) and report.seed == 3
 
 
 def test_bench(mlp: Path, tmp_path: Path) -> None:
@@ -178,16 +261,19 @@ def test_bench(mlp: Path, tmp_path: Path) -> None:
 
 
 def test_convert(mlp: Path, tmp_path: Path) -> None:
-    report = modelport.convert(mlp, "openvino", tmp_path)
+    options = modelport.ChainOptions(modelport.ConvertOptions(name="net"), threads=1)
+    report = modelport.convert(mlp, "openvino", tmp_path, options=options)
     assert _is(report, "convert")
     assert report.verification is not None and report.verification.passed
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.bin", "mlp.xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.bin", "net.xml"]
 
 
-def test_optimize(mlp: Path) -> None:
-    result = modelport.optimize(mlp, input_shapes={"x": (2, 8)})
+def test_optimize(mlp: Path, tmp_path: Path) -> None:
+    result = modelport.optimize(mlp, options=modelport.OptimizeOptions(input_shapes=(("x", (2, 8)),)))
     assert _is(result, "optimize")
     assert result.report.nodes_after <= result.report.nodes_before
+    assert not list(tmp_path.iterdir())
+    assert result.write(tmp_path / "opt.onnx").size_after == (tmp_path / "opt.onnx").stat().st_size
 
 
 def test_quantize(shipped: Path, tmp_path: Path) -> None:
@@ -215,10 +301,13 @@ def test_port(mlp: Path, tmp_path: Path) -> None:
     assert (tmp_path / "report.json").is_file()
 
 
-def test_doctor() -> None:
-    report = modelport.doctor()
+def test_doctor(tmp_path: Path) -> None:
+    lines: list[str] = []
+    report = modelport.doctor(progress=lines.append)
     assert _is(report, "doctor")
     assert {"onnxruntime", "openvino"} <= {r.name for r in report.runtimes if r.available}
+    assert lines == [f"probing {r.name}" for r in report.runtimes]
+    assert report.write(tmp_path).name == "doctor.json"
 
 
 def test_transcribe_rejects_a_missing_file(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-#: the public verbs: each is a function ``verb(model, …, *, options=…, progress=None) -> report``
+#: the public verbs: each is a function ``verb(model, …, *, options=…, progress=None) -> report`` (``doctor`` takes
+#: no model and no options); files are written only into an ``out_dir`` argument or by ``report.write(…)``
 VERBS: tuple[str, ...] = (
     "inspect",
     "compare",
@@ -44,8 +45,12 @@ _EXPORTS: dict[str, str] = {
     "Tolerance": "modelport.verify.tolerance",
     "RunnerOptions": "modelport.backends.runner",
     "LoaderOptions": "modelport.backends.base",
+    "CompareOptions": "modelport.verify.compare",
     "BenchOptions": "modelport.benchmark.timing",
     "BenchConfig": "modelport.benchmark.timing",
+    "ChainOptions": "modelport.conversion",
+    "ConvertOptions": "modelport.conversion",
+    "OptimizeOptions": "modelport.passes",
     "QuantizeOptions": "modelport.quantization",
     "PortOptions": "modelport.porting.pipeline",
     "DecodeOptions": "modelport.apps.transcribe",

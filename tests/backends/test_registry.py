@@ -149,7 +149,8 @@ def test_a_new_backend_is_one_module(tmp_path: Path) -> None:
 
         assert parse_backends("ref,ort") == ["onnx-reference", "onnxruntime"]
         assert backend_for_format(Format.ONNX).name == "onnxruntime"  # registered later: not the ONNX default
-        report = modelport.compare([r"{model}"], "onnxruntime,ref", input_shapes={{"x": (2, 8)}})
+        options = modelport.CompareOptions(input_shapes=(("x", (2, 8)),))
+        report = modelport.compare([r"{model}"], "onnxruntime,ref", options=options)
         assert bool(report), report
         print("ok", report.comparisons[0].max_abs)
         """

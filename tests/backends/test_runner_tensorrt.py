@@ -31,10 +31,12 @@ def test_missing_tensorrt_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.gpu
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_engine_matches_onnxruntime(tmp_path: Path, precision: str) -> None:
-    from modelport.conversion import convert
+    from modelport.conversion import ChainOptions, ConvertOptions, convert
+    from modelport.formats import Precision
 
     src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")
-    report = convert(src, "tensorrt", tmp_path / precision, precision=precision, input_shapes={"image": (2, 3, 8, 8)})
+    artifact = ConvertOptions(precision=Precision.parse(precision), input_shapes=(("image", (2, 3, 8, 8)),))
+    report = convert(src, "tensorrt", tmp_path / precision, options=ChainOptions(artifact))
     assert report.artifact.endswith("convbn.engine") and report.engine.startswith("tensorrt ")
     v = report.verification
     assert v is not None and v.passed

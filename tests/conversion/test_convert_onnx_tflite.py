@@ -12,7 +12,7 @@ import pytest
 
 import models
 from modelport.backends import open_runner
-from modelport.conversion import convert
+from modelport.conversion import ChainOptions, ConvertOptions, convert
 from modelport.conversion.onnx_tflite import tflite_from_onnx
 from modelport.errors import ConversionError
 from modelport.formats import Precision
@@ -32,7 +32,8 @@ def test_offline_nhwc_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     # would go to a closed local port and fail, so success shows nothing was downloaded.
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
-    report = convert(src, "tflite", tmp_path / "out", input_shapes={"image": (1, 3, 8, 8)})
+    options = ChainOptions(ConvertOptions(input_shapes=(("image", (1, 3, 8, 8)),)))
+    report = convert(src, "tflite", tmp_path / "out", options=options)
     assert _sha(src) == before and sorted(p.name for p in src.parent.iterdir()) == ["convbn.onnx"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["convbn.tflite"]
     assert report.engine.startswith("onnx2tf 1.28")
@@ -52,14 +53,10 @@ def test_offline_nhwc_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_fp16_keeps_nchw(tmp_path: Path) -> None:
     src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")
-    report = convert(
-        src,
-        "tflite",
-        tmp_path / "out",
-        precision="fp16",
-        input_shapes={"image": (2, 3, 8, 8)},
-        inputs_as_nchw=["image"],
+    artifact = ConvertOptions(
+        precision=Precision.FP16, input_shapes=(("image", (2, 3, 8, 8)),), inputs_as_nchw=("image",)
     )
+    report = convert(src, "tflite", tmp_path / "out", options=ChainOptions(artifact))
     assert report.precision is Precision.FP16 and "inputs kept NCHW: image" in report.notes
     v = report.verification
     assert v is not None and v.passed and v.tolerance.rtol == 1e-2  # fp16 weights: the fp16 tolerance

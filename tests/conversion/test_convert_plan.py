@@ -10,10 +10,11 @@ import pytest
 
 import models
 from modelport.backends import open_runner
-from modelport.conversion import convert_chain
+from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
 from modelport.conversion.chain import parse_formats, plan
 from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
 from modelport.formats import Format as F
+from modelport.formats import Precision
 from modelport.inputs import TensorSpec
 from modelport.verify.compare import Tolerance
 from modelport.verify.matching import adapt_feed, adapt_feeds, align_outputs, canonical, match_name, pair_names
@@ -82,7 +83,8 @@ def test_nothing_to_convert(tmp_path: Path) -> None:
 def test_fp16_targets_chain(tmp_path: Path) -> None:
     # ONNX → ONNX fp16 (a target) → OpenVINO from that fp16 model: each hop judged with the fp16 tolerance
     src = models.save(models.wide_mlp(), tmp_path / "wide.onnx")
-    chain = convert_chain(src, "onnx,openvino", tmp_path / "out", precision="fp16", name="wide16")
+    options = ChainOptions(ConvertOptions(precision=Precision.FP16, name="wide16"))
+    chain = convert_chain(src, "onnx,openvino", tmp_path / "out", options=options)
     assert [h.label for h in chain.hops] == ["onnx → onnx", "onnx → openvino"]
     assert Path(chain.hops[1].conversion.source) == tmp_path / "out" / "wide16.onnx"
     for hop in chain.hops:

@@ -23,7 +23,7 @@ from modelport.backends import open_runner
 from modelport.backends.base import LoaderOptions
 from modelport.backends.tensorflow import TensorFlowRunner
 from modelport.cli.main import main
-from modelport.conversion import ChainReport, convert, convert_chain
+from modelport.conversion import ChainOptions, ChainReport, ConvertOptions, convert, convert_chain
 from modelport.errors import ConversionError, InvalidInputError
 from modelport.formats import Format
 
@@ -135,7 +135,8 @@ def test_same_person_at_every_hop(core_chain: tuple[ChainReport, Path], image: n
 
 
 def test_full_graph_detections_through_onnx_and_openvino(tmp_path: Path, image: np.ndarray) -> None:
-    chain = convert_chain(PB, "onnx,openvino", tmp_path, via="saved_model", feeds={"image_tensor:0": image})
+    options = ChainOptions(via=("saved_model",))
+    chain = convert_chain(PB, "onnx,openvino", tmp_path, options=options, feeds={"image_tensor:0": image})
     assert [h.label for h in chain.hops] == ["tf_graphdef → saved_model", "saved_model → onnx", "onnx → openvino"]
     assert chain.passed
     for hop in chain.hops:
@@ -149,17 +150,19 @@ def test_full_graph_detections_through_onnx_and_openvino(tmp_path: Path, image: 
 
 def test_tflite_cannot_express_the_loops(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="TFLite builtins cannot express TensorArrayV3") as info:
-        convert(PB, "tflite", tmp_path / "out", input_shapes={"image_tensor:0": (1, 300, 300, 3)}, verify=False)
+        artifact = ConvertOptions(input_shapes=(("image_tensor:0", (1, 300, 300, 3)),))
+        convert(PB, "tflite", tmp_path / "out", options=ChainOptions(artifact, verify=False))
     text = str(info.value)
     assert "(node Preprocessor/map/TensorArray" in text and "--inputs/--outputs" in text and "\n" not in text
     assert list((tmp_path / "out").iterdir()) == []  # the intermediate SavedModel is gone too
 
 
 def test_unknown_rank_input_needs_a_shape(tmp_path: Path) -> None:
+    core = ConvertOptions(inputs=(CORE_IN,), outputs=tuple(CORE_OUT))
     with pytest.raises(InvalidInputError, match="unknown") as info:
-        convert(PB, "tflite", tmp_path / "a", inputs=[CORE_IN], outputs=CORE_OUT)
+        convert(PB, "tflite", tmp_path / "a", options=ChainOptions(core))
     assert f"--input-shape {CORE_IN}" in str(info.value) or "--input-shape Preprocessor_sub" in str(info.value)
     with pytest.raises(InvalidInputError, match="TFLite needs it fixed"):
-        convert(PB, "tflite", tmp_path / "b", inputs=[CORE_IN], outputs=CORE_OUT, verify=False)
+        convert(PB, "tflite", tmp_path / "b", options=ChainOptions(core, verify=False))
     for d in (tmp_path / "a", tmp_path / "b"):
         assert not d.exists() or list(d.iterdir()) == []

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ import pytest
 
 from modelport.backends import open_runner
 from modelport.backends.tensorflow import import_tensorflow
-from modelport.conversion import convert, convert_chain
+from modelport.conversion import ChainOptions, ConvertOptions, convert, convert_chain
 from modelport.errors import InvalidInputError
-from modelport.formats import Format, sniff_format
+from modelport.formats import Format, Precision, sniff_format
 from modelport.inspection import inspect
 from modelport.verify.tolerance import Tolerance
 
@@ -37,14 +38,9 @@ def keras_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_hitnet_like_chain(keras_model: Path, tmp_path: Path) -> None:
-    chain = convert_chain(
-        keras_model,
-        "onnx,openvino",
-        tmp_path,
-        via="saved_model,tflite",
-        input_shapes={"stereo": (1, 480, 640, 6)},
-        inputs_as_nchw=["stereo"],
-    )
+    artifact = ConvertOptions(input_shapes=(("stereo", (1, 480, 640, 6)),), inputs_as_nchw=("stereo",))
+    options = ChainOptions(artifact, via=("saved_model", "tflite"))
+    chain = convert_chain(keras_model, "onnx,openvino", tmp_path, options=options)
     assert [h.label for h in chain.hops] == [
         "keras → saved_model",
         "saved_model → tflite",
@@ -67,11 +63,13 @@ def test_hitnet_like_chain(keras_model: Path, tmp_path: Path) -> None:
 
 
 def test_keras_to_onnx_and_fp16_tflite(keras_model: Path, tmp_path: Path) -> None:
-    onnx_report = convert(keras_model, "onnx", tmp_path / "onnx", input_shapes={"stereo": (1, 32, 40, 6)})
+    shapes = ConvertOptions(input_shapes=(("stereo", (1, 32, 40, 6)),))
+    onnx_report = convert(keras_model, "onnx", tmp_path / "onnx", options=ChainOptions(shapes))
     assert onnx_report.source_format is Format.KERAS and onnx_report.engine.startswith("tf2onnx 1.17")
     assert onnx_report.verification is not None and onnx_report.verification.max_abs < 1e-4
-    sm = convert(keras_model, "saved_model", tmp_path / "sm", input_shapes={"stereo": (1, 32, 40, 6)})
-    lite = convert(sm.artifact, "tflite", tmp_path / "fp16", precision="fp16", input_shapes={"stereo": (1, 32, 40, 6)})
+    sm = convert(keras_model, "saved_model", tmp_path / "sm", options=ChainOptions(shapes))
+    fp16 = ChainOptions(dataclasses.replace(shapes, precision=Precision.FP16))
+    lite = convert(sm.artifact, "tflite", tmp_path / "fp16", options=fp16)
     v = lite.verification
     assert v is not None and v.passed and v.max_abs > 0  # rounded fp16 weights, judged at fp16
     assert v.tolerance == Tolerance.for_precision("fp16")
@@ -98,21 +96,28 @@ def frozen(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"path": path, "w": w.numpy()}
 
 
+def _tensors(
+    inputs: tuple[str, ...], outputs: tuple[str, ...], shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+) -> ChainOptions:
+    """Chain options naming GraphDef tensors (and shapes)."""
+    return ChainOptions(ConvertOptions(inputs=inputs, outputs=outputs, input_shapes=shapes))
+
+
 def test_graph_def_cut_and_bad_names(frozen: dict[str, Any], tmp_path: Path) -> None:
     pb = frozen["path"]
-    report = convert(pb, "onnx", tmp_path / "full", inputs=["x:0"], outputs=["out:0"])
+    report = convert(pb, "onnx", tmp_path / "full", options=_tensors(("x:0",), ("out:0",)))
     assert report.verification is not None and report.verification.max_abs < 1e-5
     # naming an inner tensor as the output cuts the graph there
-    cut = convert(pb, "saved_model", tmp_path / "cut", inputs=["x"], outputs=["inner"], input_shapes={"x:0": (3, 4)})
+    cut = convert(pb, "saved_model", tmp_path / "cut", options=_tensors(("x",), ("inner",), (("x:0", (3, 4)),)))
     x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
     with open_runner("tensorflow", cut.artifact) as runner:
         assert runner.output_names == ["inner"]
         np.testing.assert_allclose(runner.infer({"x": x})["inner"], x @ frozen["w"], rtol=1e-5, atol=1e-5)
     with pytest.raises(InvalidInputError, match="--outputs names a tensor 'nope:0'") as info:
-        convert(pb, "onnx", tmp_path / "bad", inputs=["x:0"], outputs=["nope:0"])
+        convert(pb, "onnx", tmp_path / "bad", options=_tensors(("x:0",), ("nope:0",)))
     assert "placeholders are x:0" in str(info.value)
     with pytest.raises(InvalidInputError, match="--inputs names a tensor 'y:0'"):
-        convert(pb, "saved_model", tmp_path / "bad", inputs=["y:0"], outputs=["out:0"])
+        convert(pb, "saved_model", tmp_path / "bad", options=_tensors(("y:0",), ("out:0",)))
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-import torch_nets
 
+import torch_nets
 from modelport.backends import open_runner
-from modelport.conversion import convert, convert_chain
+from modelport.conversion import ChainOptions, ConvertOptions, convert, convert_chain
 from modelport.errors import InvalidInputError, ModelLoadError, RuntimeUnavailable
 from modelport.formats import Format
 
-SHAPE = {"image": (2, 3, 16, 16)}
+SHAPE = ChainOptions(ConvertOptions(input_shapes=(("image", (2, 3, 16, 16)),)))
 
 
 def test_dynamo_export_verified(tmp_path: Path) -> None:
-    report = convert("torch_nets:convnet", "onnx", tmp_path, input_shapes=SHAPE)
+    report = convert("torch_nets:convnet", "onnx", tmp_path, options=SHAPE)
     assert report.source_format is Format.TORCH and report.target_format is Format.ONNX
     assert report.artifact == str(tmp_path / "convnet.onnx")
     assert "dynamo exporter" in report.engine
@@ -31,13 +32,8 @@ def test_dynamo_export_verified(tmp_path: Path) -> None:
 
 
 def test_dynamic_axes_and_two_outputs(tmp_path: Path) -> None:
-    report = convert(
-        "torch_nets:two_outputs",
-        "onnx",
-        tmp_path,
-        input_shapes={"a": (2, 6), "b": (2, 3)},
-        dynamic_axes={"a": (0,), "b": (0,)},
-    )
+    artifact = ConvertOptions(input_shapes=(("a", (2, 6)), ("b", (2, 3))), dynamic_axes=(("a", (0,)), ("b", (0,))))
+    report = convert("torch_nets:two_outputs", "onnx", tmp_path, options=ChainOptions(artifact))
     assert report.verification is not None and report.verification.passed
     a = np.random.default_rng(3).random((5, 6), dtype=np.float32)
     b = np.random.default_rng(4).random((5, 3), dtype=np.float32)
@@ -52,7 +48,8 @@ def test_dynamic_axes_and_two_outputs(tmp_path: Path) -> None:
 
 
 def test_legacy_fallback_with_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    report = convert("torch_nets:data_dependent", "onnx", tmp_path, input_shapes={"x": (3, 4)})
+    options = ChainOptions(ConvertOptions(input_shapes=(("x", (3, 4)),)))
+    report = convert("torch_nets:data_dependent", "onnx", tmp_path, options=options)
     assert "legacy exporter" in report.engine
     assert any(n.startswith("dynamo exporter failed: ") for n in report.notes)
     assert "falling back to the legacy exporter" in caplog.text
@@ -63,14 +60,15 @@ def test_torchscript_and_pickles(tmp_path: Path) -> None:
     ts, pickled = tmp_path / "net.pt", tmp_path / "pickled.pt"
     torch.jit.script(torch_nets.convnet()).save(str(ts))
     torch.save(torch_nets.convnet(), pickled)
-    report = convert(ts, "onnx", tmp_path / "ts", input_shapes=SHAPE)
+    report = convert(ts, "onnx", tmp_path / "ts", options=SHAPE)
     assert "legacy exporter" in report.engine and "source: torchscript" in report.notes
     assert report.verification is not None and report.verification.max_abs < 1e-5
     with pytest.raises(ModelLoadError, match="unpickling it would run code") as info:
-        convert(pickled, "onnx", tmp_path / "pk", input_shapes=SHAPE)
+        convert(pickled, "onnx", tmp_path / "pk", options=SHAPE)
     assert "--trust-remote-code" in str(info.value)
     assert not (tmp_path / "pk").exists()
-    trusted = convert(pickled, "onnx", tmp_path / "pk", input_shapes=SHAPE, trust_remote_code=True)
+    trust = ChainOptions(dataclasses.replace(SHAPE.convert, trust_remote_code=True))
+    trusted = convert(pickled, "onnx", tmp_path / "pk", options=trust)
     assert trusted.verification is not None and trusted.verification.passed
 
 
@@ -79,7 +77,8 @@ def test_shape_needed(tmp_path: Path) -> None:
         convert("torch_nets:convnet", "onnx", tmp_path / "out")
     assert "--input-shape image:" in str(info.value)
     with pytest.raises(InvalidInputError, match="unknown input"):
-        convert("torch_nets:convnet", "onnx", tmp_path / "out", input_shapes={"img": (1, 3, 16, 16)})
+        wrong = ChainOptions(ConvertOptions(input_shapes=(("img", (1, 3, 16, 16)),)))
+        convert("torch_nets:convnet", "onnx", tmp_path / "out", options=wrong)
     assert not (tmp_path / "out").exists()
 
 
@@ -94,13 +93,14 @@ def test_chain_to_openvino_and_litert_torch_route(tmp_path: Path) -> None:
     assert dict(chain.targets)[Format.OPENVINO_IR].endswith("convnet_with_examples.xml")
     # the direct PyTorch → TFLite route needs litert-torch, which lives in its own environment
     with pytest.raises(RuntimeUnavailable, match="needs litert-torch") as info:
-        convert("torch_nets:convnet", "tflite", tmp_path / "lt", input_shapes=SHAPE)
+        convert("torch_nets:convnet", "tflite", tmp_path / "lt", options=SHAPE)
     assert "--via onnx" in str(info.value)
 
 
 @pytest.mark.slow
 def test_via_onnx_to_tflite(tmp_path: Path) -> None:
-    chain = convert_chain("torch_nets:convnet", "tflite", tmp_path, via="onnx", input_shapes=SHAPE)
+    options = dataclasses.replace(SHAPE, via=("onnx",))
+    chain = convert_chain("torch_nets:convnet", "tflite", tmp_path, options=options)
     assert [h.label for h in chain.hops] == ["torch → onnx", "onnx → tflite"]
     hop = chain.hops[-1]
     assert hop.runtime == "litert" and hop.conversion.engine.startswith("onnx2tf ")

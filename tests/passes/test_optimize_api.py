@@ -1,4 +1,5 @@
-"""optimize / optimize_file: reports, verification, and every bad-input path (nothing written on failure)."""
+"""optimize (+ OptimizeResult.write): reports, verification, options, and every bad-input path
+(nothing written on failure)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 import models
 from modelport.errors import InvalidInputError, ModelLoadError, PassError, VerificationError
-from modelport.passes import OptimizeReport, base, optimize, optimize_file, register_pass
+from modelport.passes import OptimizeOptions, OptimizeReport, base, optimize, register_pass
 from modelport.passes.base import ModelportPass, PassOptions
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
@@ -49,10 +50,12 @@ def wrong_pass(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield "test-wrong-numerics"
 
 
-def test_optimize_file_writes_and_reports(tmp_path: Path) -> None:
+def test_write_saves_the_model_and_reports_file_sizes(tmp_path: Path) -> None:
     src = models.save(models.conv_bn(), tmp_path / "in.onnx")
     dst = tmp_path / "out.onnx"
-    report = optimize_file(src, dst, batch=2)
+    result = optimize(src, options=OptimizeOptions(batch=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.onnx"]  # optimize itself writes nothing
+    report = result.write(dst)
     assert dst.exists() and report.nodes_before == 3 and report.nodes_after == 2
     assert report.ops_before["BatchNormalization"] == 1 and "BatchNormalization" not in report.ops_after
     assert report.verification is not None and report.verification.passed
@@ -60,13 +63,39 @@ def test_optimize_file_writes_and_reports(tmp_path: Path) -> None:
     assert report.size_before == src.stat().st_size and report.size_after == dst.stat().st_size
     assert {p.name for p in report.passes} >= {"fold-batchnorm", "fold-constants"}
     assert OptimizeReport.from_json(report.to_json()) == report
+    assert OptimizeReport.from_json(result.to_json()) == result.report
     onnx.checker.check_model(onnx.load(str(dst)), full_check=True)
+
+
+def test_write_saves_the_optimized_model(tmp_path: Path) -> None:
+    src = models.save(models.conv_bn(), tmp_path / "in.onnx")
+    report = optimize(src, options=OptimizeOptions(batch=2)).write(tmp_path / "a.onnx")
+    assert report.nodes_after == 2 and report.size_after == (tmp_path / "a.onnx").stat().st_size
+    # the batch given as a shape gives the same model
+    again = optimize(src, options=OptimizeOptions(input_shapes=(("image", (2, 3, 8, 8)),))).write(tmp_path / "b.onnx")
+    assert again.nodes_after == 2 and (tmp_path / "b.onnx").read_bytes() == (tmp_path / "a.onnx").read_bytes()
+
+
+def test_progress_threads_and_in_memory_write(tmp_path: Path) -> None:
+    lines: list[str] = []
+    model = ir.serde.deserialize_model(models.conv_bn())
+    result = optimize(model, options=OptimizeOptions(batch=1, threads=1), progress=lines.append)
+    assert lines[0].startswith("running ") and lines[-1].startswith("verifying the optimized model")
+    v = result.report.verification
+    assert v is not None and v.runner is not None and v.runner.threads == 1
+    report = result.write(tmp_path / "m.onnx")
+    assert report.source == "<model>" and report.size_after == (tmp_path / "m.onnx").stat().st_size
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(InvalidInputError, match="max_iterations"):
+        OptimizeOptions(max_iterations=0)
 
 
 def test_in_memory_model_is_not_modified() -> None:
     model = ir.serde.deserialize_model(models.conv_bn())
     before = [n.op_type for n in model.graph]
-    result = optimize(model, batch=1)
+    result = optimize(model, options=OptimizeOptions(batch=1))
     assert [n.op_type for n in model.graph] == before
     assert [n.op_type for n in result.model.graph] == ["Conv", "Relu"]
 
@@ -79,9 +108,9 @@ def test_given_feeds_are_verified_too(tmp_path: Path) -> None:
 
 
 def test_light_model_default_pipeline_is_idempotent(tmp_path: Path) -> None:
-    first = optimize_file(LIGHT / "light_squeezenet.onnx", tmp_path / "a.onnx")
+    first = optimize(LIGHT / "light_squeezenet.onnx").write(tmp_path / "a.onnx")
     assert first.nodes_after < first.nodes_before and first.modified
-    second = optimize_file(tmp_path / "a.onnx", tmp_path / "b.onnx")
+    second = optimize(tmp_path / "a.onnx").write(tmp_path / "b.onnx")
     assert second.nodes_after == first.nodes_after
     assert not second.modified, [p.name for p in second.passes if p.modified]
 
@@ -90,22 +119,21 @@ def test_wrong_numerics_fail_verification_and_write_nothing(tmp_path: Path, wron
     src = models.save(models.conv_bn(), tmp_path / "in.onnx")
     dst = tmp_path / "out.onnx"
     with pytest.raises(VerificationError, match="max abs error") as info:
-        optimize_file(src, dst, passes=["default", wrong_pass], batch=1)
+        optimize(src, options=OptimizeOptions(passes=("default", wrong_pass), batch=1)).write(dst)
     assert info.value.exit_code == 1
     assert not dst.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.onnx"]
     # without verification the same pass goes through
-    optimize_file(src, dst, passes=[wrong_pass], batch=1, verify=False)
+    optimize(src, options=OptimizeOptions(passes=(wrong_pass,), batch=1, verify=False)).write(dst)
     assert dst.exists()
 
 
 def test_unknown_pass_lists_the_valid_ones(tmp_path: Path) -> None:
     src = models.save(models.conv_bn(), tmp_path / "in.onnx")
     with pytest.raises(PassError, match="unknown pass 'fold-everything'") as info:
-        optimize_file(src, tmp_path / "out.onnx", passes=["fold-everything"])
+        optimize(src, options=OptimizeOptions(passes=("fold-everything",)))
     assert "fold-batchnorm" in str(info.value) and "eliminate-transposes" in str(info.value)
     with pytest.raises(PassError, match="unknown pass"):
-        optimize_file(src, tmp_path / "out.onnx", skip=["nope"])
-    assert not (tmp_path / "out.onnx").exists()
+        optimize(src, options=OptimizeOptions(skip=("nope",)))
 
 
 @pytest.mark.parametrize(
@@ -121,14 +149,14 @@ def test_unloadable_models(tmp_path: Path, content: bytes | str | None, error: t
     elif isinstance(content, bytes):
         src.write_bytes(content)
     with pytest.raises(error):
-        optimize_file(src, tmp_path / "out.onnx")
+        optimize(src).write(tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
 
 
 def test_bad_input_shape_writes_nothing(tmp_path: Path) -> None:
     src = models.save(models.mlp(), tmp_path / "in.onnx")
     with pytest.raises(InvalidInputError, match="rank"):
-        optimize_file(src, tmp_path / "out.onnx", input_shapes={"x": (2, 8, 1)})
+        optimize(src, options=OptimizeOptions(input_shapes=(("x", (2, 8, 1)),))).write(tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
 
 
@@ -136,7 +164,10 @@ def test_refuses_to_overwrite_the_source(tmp_path: Path) -> None:
     src = models.save(models.mlp(), tmp_path / "in.onnx")
     data = src.read_bytes()
     with pytest.raises(InvalidInputError, match="overwrite"):
-        optimize_file(src, src)
+        optimize(src).write(src)
+    result = optimize(src)
+    with pytest.raises(InvalidInputError, match="overwrite"):
+        result.write(tmp_path / "." / "in.onnx")
     assert src.read_bytes() == data
 
 
@@ -148,4 +179,4 @@ def test_dynamic_dims_without_sizes_cannot_be_verified(tmp_path: Path) -> None:
     src = models.save(model, tmp_path / "in.onnx")
     with pytest.raises(InvalidInputError, match="--input-shape"):
         optimize(src)
-    assert optimize(src, input_shapes={"x": (2, 3)}).report.verification is not None
+    assert optimize(src, options=OptimizeOptions(input_shapes=(("x", (2, 3)),))).report.verification is not None

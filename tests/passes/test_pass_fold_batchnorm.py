@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import models
-from modelport.passes import optimize
+from modelport.passes import OptimizeOptions, optimize
 
 PASSES = ["shape-inference", "fold-batchnorm", "remove-unused"]
 
@@ -34,7 +34,7 @@ def test_mul_add_after_bn_fold_into_its_parameters() -> None:
 
 
 def test_standalone_bn_is_left_alone_by_default() -> None:
-    result = optimize(models.save(models.standalone_bn(), _tmp("sbn")), verify=True)
+    result = optimize(models.save(models.standalone_bn(), _tmp("sbn")), options=OptimizeOptions(verify=True))
     assert result.report.ops_after.get("BatchNormalization") == 1
 
 

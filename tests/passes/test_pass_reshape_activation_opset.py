@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import models
-from modelport.passes import optimize
+from modelport.passes import OptimizeOptions, optimize
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 
@@ -111,4 +111,4 @@ def test_opset_conversion_to_impossible_version_is_a_pass_error() -> None:
 
     path = models.save(models.conv_bn(), Path(tempfile.mkdtemp()) / "m.onnx")
     with pytest.raises(PassError, match="opset"):
-        optimize(path, opset=99, batch=1)
+        optimize(path, options=OptimizeOptions(opset=99, batch=1))

@@ -7,7 +7,7 @@ import pytest
 
 import models
 from modelport.errors import InvalidInputError
-from modelport.passes import optimize
+from modelport.passes import OptimizeOptions, optimize
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 DEFAULT = None  # the default pipeline
@@ -32,7 +32,7 @@ def dynamic_flatten() -> object:
 
 
 def test_fixing_dims_folds_the_shape_subgraph() -> None:
-    out, report = models.run_optimizer(dynamic_flatten(), DEFAULT, input_shapes={"x": (2, 3, 4, 5)})  # type: ignore[arg-type]
+    out, report = models.run_optimizer(dynamic_flatten(), DEFAULT, input_shapes={"x": (2, 3, 4, 5)})
     assert models.op_types(out) == ["Relu", "Reshape"]
     assert [d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == [2, 3, 4, 5]
     assert [d.dim_value for d in out.graph.output[0].type.tensor_type.shape.dim] == [2, 60]
@@ -64,27 +64,28 @@ def test_constant_subgraph_is_folded() -> None:
 
 
 def test_symbolic_shape_inference_names_dims() -> None:
-    result = optimize(models.save(models.mlp(), _tmp()), passes=["shape-inference"], verify=False)
+    options = OptimizeOptions(passes=("shape-inference",), verify=False)
+    result = optimize(models.save(models.mlp(), _tmp()), options=options)
     hidden = next(v for v in result.model.graph.all_nodes() if v.op_type == "Relu").outputs[0]
     assert hidden.shape is not None and str(hidden.shape[0]) == "batch" and hidden.shape[1] == 16
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("shape", "message"),
     [
-        ({"input_shapes": {"nope": (1, 8)}}, "unknown input"),
-        ({"input_shapes": {"x": (1, 8, 1)}}, "rank 3"),
-        ({"input_shapes": {"x": (1, 9)}}, "fixes it to 8"),
+        (("nope", (1, 8)), "unknown input"),
+        (("x", (1, 8, 1)), "rank 3"),
+        (("x", (1, 9)), "fixes it to 8"),
     ],
 )
-def test_bad_input_shapes(kwargs: dict[str, object], message: str) -> None:
+def test_bad_input_shapes(shape: tuple[str, tuple[int, ...]], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
-        optimize(models.save(models.mlp(), _tmp()), **kwargs)  # type: ignore[arg-type]
+        optimize(models.save(models.mlp(), _tmp()), options=OptimizeOptions(input_shapes=(shape,)))
 
 
 def test_batch_cannot_change_a_static_leading_dim() -> None:
     with pytest.raises(InvalidInputError, match="fixed leading dim"):
-        optimize(models.save(models.two_inputs(), _tmp()), batch=4)
+        optimize(models.save(models.two_inputs(), _tmp()), options=OptimizeOptions(batch=4))
 
 
 def _tmp():  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import pytest
 from modelport.assets import default_model_path
 from modelport.backends.openvino import import_openvino
 from modelport.benchmark.timing import BenchConfig
-from modelport.conversion import convert
+from modelport.conversion import ChainOptions, ConvertOptions, convert
 from modelport.errors import InvalidInputError
 from modelport.quantization import CalibrationMethod, QuantizeOptions, QuantizeReport, quantize
 
@@ -77,7 +77,8 @@ def test_accuracy_control_returns_layers_to_float(tmp_path: Path) -> None:
 
 
 def test_exclude_by_op_type_and_ir_source(tmp_path: Path) -> None:
-    ir = convert(default_model_path(), "openvino", tmp_path / "ir", name="convnet", verify=False)
+    options = ChainOptions(ConvertOptions(name="convnet"), verify=False)
+    ir = convert(default_model_path(), "openvino", tmp_path / "ir", options=options)
     opts = QuantizeOptions(
         samples=64, eval_samples=1000, exclude=("Conv",), method=CalibrationMethod.PERCENTILE, bench=FAST
     )

@@ -7,6 +7,7 @@ model (two output channels swapped) must still fail.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,11 @@ from modelport.assets import default_model_path
 from modelport.benchmark.timing import BenchConfig
 from modelport.formats import Precision
 from modelport.quantization import QuantizeOptions, QuantTypes, quantize
-from modelport.verify.compare import compare
+from modelport.verify.compare import CompareOptions, compare
 from modelport.verify.precision import detect_precision
 from modelport.verify.tolerance import Tolerance
 
-SHAPES = {"image": (64, 1, 28, 28)}
+SHAPES = CompareOptions(input_shapes=(("image", (64, 1, 28, 28)),))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def _swap_classes(src: Path, dst: Path, a: int = 3, b: int = 8) -> Path:
 def test_int8_source_judged_at_int8_across_runtimes(mnist_int8: Path) -> None:
     assert detect_precision(mnist_int8) is Precision.INT8
     assert detect_precision(default_model_path()) is Precision.FP32
-    report = compare([mnist_int8], "onnxruntime,openvino", input_shapes=SHAPES)  # asked for fp32
+    report = compare([mnist_int8], "onnxruntime,openvino", options=SHAPES)  # asked for fp32
     (c,) = report.comparisons
     assert c.tolerance == Tolerance.for_precision("int8"), "the int8 file sets the floor"
     assert report and c.passed, c.reason()
@@ -70,13 +71,13 @@ def test_int8_source_judged_at_int8_across_runtimes(mnist_int8: Path) -> None:
 
 def test_explicit_tolerance_is_not_raised(mnist_int8: Path) -> None:
     strict = Tolerance.for_precision("fp32").with_overrides(rtol=0.0, atol=0.0)
-    report = compare([mnist_int8], "onnxruntime,openvino", input_shapes=SHAPES, tolerance=strict)
+    report = compare([mnist_int8], "onnxruntime,openvino", options=dataclasses.replace(SHAPES, tolerance=strict))
     assert report.comparisons[0].tolerance == strict
 
 
 def test_broken_int8_model_still_fails(mnist_int8: Path, tmp_path: Path) -> None:
     broken = _swap_classes(mnist_int8, tmp_path / "broken.int8.onnx")
-    report = compare([mnist_int8, broken], "onnxruntime,openvino", input_shapes=SHAPES)
+    report = compare([mnist_int8, broken], "onnxruntime,openvino", options=SHAPES)
     same, broken_ort, broken_ov = report.comparisons
     assert same.passed and not report
     for c in (broken_ort, broken_ov):

@@ -43,18 +43,24 @@ def register(app: typer.Typer) -> None:
         from modelport.backends.runner import RunnerOptions
         from modelport.errors import InvalidInputError
         from modelport.inputs import load_feeds, load_image_feeds
-        from modelport.verify.compare import compare
+        from modelport.verify.compare import CompareOptions, compare
 
         prec = opt.precision(precision)
         names = opt.split_list(runtimes)
-        options = RunnerOptions(threads=threads, precision=prec)
         shapes = opt.input_shapes(input_shape)
-        loader = opt.loader(inputs=inputs, outputs=outputs, trust_remote_code=trust_remote_code, shapes=shapes)
+        options = CompareOptions(
+            runner=RunnerOptions(threads=threads, precision=prec),
+            loader=opt.loader(inputs=inputs, outputs=outputs, trust_remote_code=trust_remote_code, shapes=shapes),
+            input_shapes=tuple(shapes.items()),
+            seed=seed,
+            tolerance=opt.tolerance(prec, rtol, atol),
+        )
         feed_data = None
         if feeds is not None and image:
             raise InvalidInputError("give either --feeds or --image, not both")
         if feeds is not None or image:
-            with open_runner(names[0] if names else "onnxruntime", models[0], options, loader) as ref:
+            reference = names[0] if names else "onnxruntime"
+            with open_runner(reference, models[0], options.runner, options.loader) as ref:
                 if feeds is not None:
                     feed_data = load_feeds(feeds, ref.input_specs)
                 else:
@@ -65,16 +71,7 @@ def register(app: typer.Typer) -> None:
                     )  # fmt: skip
                     assert pre is not None
                     feed_data = load_image_feeds(image, spec, pre)
-        report = compare(
-            models,
-            names,
-            feeds=feed_data,
-            input_shapes=shapes,
-            seed=seed,
-            tolerance=opt.tolerance(prec, rtol, atol),
-            options=options,
-            loader=loader,
-        )
+        report = compare(models, names, options=options, feeds=feed_data)
         if as_json:
             print_json(report.to_json())
         else:

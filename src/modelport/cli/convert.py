@@ -95,33 +95,32 @@ def register(app: typer.Typer) -> None:
         as_json: bool = opt.JSON,
     ) -> None:
         """Convert a model through a chain of formats, verifying every hop against the previous one and the source."""
-        from modelport.conversion import convert_chain
+        from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
 
         feed_arrays = _load_feeds(feeds) if feeds is not None else None
         out = None if as_json else console()
         prec = opt.precision(precision)
-        report = convert_chain(
-            model,
-            opt.split_list(to),
-            out_dir,
-            via=opt.split_list(via),
+        artifacts = ConvertOptions(
             precision=prec,
-            name=name,
-            verify=not no_verify,
-            feeds=feed_arrays,
-            input_shapes=opt.input_shapes(input_shape),
-            inputs=opt.split_list(inputs),
-            outputs=opt.split_list(outputs),
-            inputs_as_nchw=opt.split_list(inputs_as_nchw),
-            dynamic_axes=_dynamic_axes(opt.split_list(dynamic_axes)) if dynamic_axes else None,
+            name=name or "",
+            inputs=tuple(opt.split_list(inputs)),
+            outputs=tuple(opt.split_list(outputs)),
+            input_shapes=opt.input_shape_items(input_shape),
+            inputs_as_nchw=tuple(opt.split_list(inputs_as_nchw)),
+            dynamic_axes=tuple(_dynamic_axes(opt.split_list(dynamic_axes)).items()),
             trust_remote_code=trust_remote_code,
             opset=opset,
+        )
+        options = ChainOptions(
+            artifacts,
+            via=tuple(opt.split_list(via)),
+            verify=not no_verify,
             seed=seed,
             tolerance=opt.tolerance(prec, rtol, atol),
             threads=threads,
-            progress=None,
             optimize=optimize,
         )
+        report = convert_chain(model, opt.split_list(to), out_dir, options=options, feeds=feed_arrays)
         if as_json:
             # one target and no --via: the target's ConversionReport (as `modelport.conversion.convert` returns it)
             single = len(report.hops) == 1

@@ -37,33 +37,32 @@ def register(app: typer.Typer) -> None:
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
+        threads: int | None = opt.THREADS,
         list_passes: bool = typer.Option(False, "--list-passes", help="List the passes and exit."),
         as_json: bool = opt.JSON,
     ) -> None:
         """Optimize an ONNX graph (fold, fuse, eliminate) and verify it against the original."""
         from modelport.errors import InvalidInputError
-        from modelport.passes import optimize_file, registry
+        from modelport.passes import OptimizeOptions, optimize, registry
 
         if list_passes:
             _print_passes(registry())
             return
         if model is None or output is None:
             raise InvalidInputError("optimize needs a MODEL and --output/-o OUT", hint="see modelport optimize --help")
-        tol = opt.tolerance("fp32", rtol, atol)
-        feed_data = _load_feeds(feeds, model) if feeds is not None else None
-        report = optimize_file(
-            model,
-            output,
-            passes=opt.split_list(passes) or None,
-            skip=opt.split_list(skip),
-            input_shapes=opt.input_shapes(input_shape),
+        options = OptimizeOptions(
+            passes=tuple(opt.split_list(passes)) or None,
+            skip=tuple(opt.split_list(skip)),
+            input_shapes=opt.input_shape_items(input_shape),
             batch=batch,
             opset=opset,
             verify=verify,
-            feeds=feed_data,
-            tolerance=tol,
+            tolerance=opt.tolerance("fp32", rtol, atol),
             seed=seed,
+            threads=threads,
         )
+        feed_data = _load_feeds(feeds, model) if feeds is not None else None
+        report = optimize(model, options=options, feeds=feed_data).write(output)
         if as_json:
             print_json(report.to_json())
         else:

@@ -4,26 +4,39 @@
 :func:`convert_chain` produces several targets through optional ``via`` formats and returns a
 :class:`~modelport.conversion.chain.ChainReport` with every hop verified against the previous artifact and the
 source. Both plan the route over the registered converters (:mod:`modelport.conversion.chain`).
+
+Two option types, one per concern. :class:`ConvertOptions` says what an *artifact* looks like (precision, base
+name, tensor names, input shapes, opset …): it is all a converter receives, so a converter cannot depend on how
+the chain verifies or routes. :class:`ChainOptions` holds a ``ConvertOptions`` and adds what the *verb* does with
+the artifacts (``via`` route, verification, its seed, tolerance and threads, the optimizer). Both verbs take a
+``ChainOptions``; one flat type would hand every converter fields it must ignore, and every new chain-level
+setting would change the converter protocol.
+
+    >>> from modelport.conversion import ChainOptions, ConvertOptions, convert
+    >>> options = ChainOptions(ConvertOptions(precision=Precision.FP16), threads=2)
+    >>> report = convert("model.onnx", "openvino", "out", options=options)
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
-from modelport.backends import LoaderOptions, backend_for_format, get_backend
+from modelport.backends import backend_for_format, get_backend
 from modelport.backends.runner import RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, register_converter
-from modelport.conversion.chain import ChainReport, HopReport, SourceSpec, parse_formats, run_chain
+from modelport.conversion.chain import ChainOptions, ChainReport, HopReport, SourceSpec, parse_formats, run_chain
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.verify.comparator import Comparison, Subject, check, run
 from modelport.verify.tolerance import Tolerance
 
 __all__ = [
+    "ChainOptions",
     "ChainReport",
     "ConversionReport",
     "ConvertOptions",
@@ -37,6 +50,9 @@ __all__ = [
     "source_format",
     "verify_against_source",
 ]
+
+#: receives one line per step (for a progress display)
+Progress: TypeAlias = Callable[[str], None]
 
 
 def runtime_for_format(fmt: Format) -> str:
@@ -94,141 +110,56 @@ def verify_against_source(
 
 
 def convert_chain(
-    src: str | Path,
+    model: str | Path,
     to: str | Format | Sequence[str | Format],
     out_dir: str | Path,
     *,
-    via: str | Sequence[str | Format] = (),
-    precision: Precision | str = Precision.FP32,
-    name: str | None = None,
-    verify: bool = True,
+    options: ChainOptions | None = None,
     feeds: Mapping[str, np.ndarray] | None = None,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    inputs_as_nchw: Sequence[str] = (),
-    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
-    trust_remote_code: bool = False,
-    opset: int = 17,
-    seed: int = 0,
-    tolerance: Tolerance | None = None,
-    threads: int | None = None,
-    progress: object = None,
-    optimize: bool = False,
+    progress: Progress | None = None,
 ) -> ChainReport:
-    """Convert ``src`` to every format in ``to`` (through ``via``), verifying each hop; see :mod:`.chain`.
+    """Convert ``model`` to every format in ``to`` (through ``options.via``), verifying each hop; see :mod:`.chain`.
 
     Args:
-        src: model file, SavedModel directory, or ``package.module:factory`` for a PyTorch module.
+        model: model file, SavedModel directory, or ``package.module:factory`` for a PyTorch module.
         to: target format(s): ``"onnx,openvino,tflite"`` or a list.
         out_dir: where the artifacts go (``<name>.onnx``, ``<name>.xml``/``.bin``, ``<name>.tflite``,
-            ``<name>_saved_model/``, ``<name>.engine``).
-        via: formats to pass through first, in order (``"saved_model,tflite"``).
-        precision: weights precision of the targets (intermediate hops are fp32).
-        name: artifacts' base name (default: the source's stem).
-        verify: run and compare every hop (False: convert only).
+            ``<name>_saved_model/``, ``<name>.engine``); nothing is written anywhere else.
+        options: the artifacts' precision, name, tensors, shapes and opset (``options.convert``), and the route,
+            verification, seed, tolerance, threads and optimizer of the chain; see :class:`ChainOptions`.
         feeds: inputs for verification (default: seeded random feeds for the source's inputs).
-        input_shapes: concrete shapes for the source's dynamic dims; routes that need fixed shapes (TFLite,
-            PyTorch export) use them.
-        inputs, outputs: TF GraphDef tensor names (naming inner tensors cuts the graph).
-        inputs_as_nchw: inputs tf2onnx transposes to NCHW / onnx2tf keeps NCHW.
-        dynamic_axes: PyTorch → ONNX: input name → axes exported as dynamic.
-        trust_remote_code: allow unpickling whole PyTorch modules.
-        opset: ONNX opset.
-        seed: seed of the random feeds.
-        tolerance: override the precision's default tolerance for every comparison.
-        threads: runtime threads for verification.
-        progress: callable taking a message (e.g. the CLI's status line).
-        optimize: run modelport's optimizer on every ONNX artifact converted from another format.
+        progress: called with a line per step (e.g. the CLI's status line).
 
     Raises:
         ConversionError: no route, or an engine failed (names the op and node when the engine does).
         VerificationError: a hop differs beyond tolerance (everything written is removed).
         InvalidInputError: unknown tensor names, shapes missing where a route needs them.
     """
-    src_path = Path(src) if not isinstance(src, Path) else src
-    fmt = source_format(src)
+    opts = options or ChainOptions()
+    spec = SourceSpec(Path(model), source_format(model), opts.convert.loader)
     targets = parse_formats([to] if isinstance(to, Format) else to)
-    via_formats = parse_formats(via) if via else []
-    prec = Precision.parse(precision) if isinstance(precision, str) else precision
-    shapes = tuple((k, tuple(int(d) for d in v)) for k, v in (input_shapes or {}).items())
-    default_name = src_path.stem if fmt is not Format.TORCH or src_path.exists() else str(src).split(":")[-1]
-    options = ConvertOptions(
-        precision=prec,
-        name=name or default_name,
-        inputs=tuple(inputs),
-        outputs=tuple(outputs),
-        input_shapes=shapes,
-        inputs_as_nchw=tuple(inputs_as_nchw),
-        dynamic_axes=tuple((k, tuple(v)) for k, v in (dynamic_axes or {}).items()),
-        trust_remote_code=trust_remote_code,
-        opset=opset,
-    )
-    loader = LoaderOptions(tuple(inputs), tuple(outputs), None, trust_remote_code, shapes)
-    spec = SourceSpec(src_path, fmt, loader)
-    return run_chain(
-        spec,
-        targets,
-        Path(out_dir),
-        options,
-        via=via_formats,
-        verify=verify,
-        feeds=feeds,
-        seed=seed,
-        tolerance=tolerance,
-        threads=threads,
-        progress=progress if callable(progress) else None,
-        optimize=optimize,
-    )
+    return run_chain(spec, targets, Path(out_dir), opts, feeds=feeds, progress=progress)
 
 
 def convert(
-    src: str | Path,
+    model: str | Path,
     to: str | Format,
     out_dir: str | Path,
     *,
-    precision: Precision | str = Precision.FP32,
-    name: str | None = None,
-    verify: bool = True,
+    options: ChainOptions | None = None,
     feeds: Mapping[str, np.ndarray] | None = None,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    seed: int = 0,
-    tolerance: Tolerance | None = None,
-    via: str | Sequence[str | Format] = (),
-    inputs: Sequence[str] = (),
-    outputs: Sequence[str] = (),
-    inputs_as_nchw: Sequence[str] = (),
-    dynamic_axes: Mapping[str, Sequence[int]] | None = None,
-    trust_remote_code: bool = False,
-    opset: int = 17,
+    progress: Progress | None = None,
 ) -> ConversionReport:
-    """Convert ``src`` to format ``to`` in ``out_dir`` and verify the artifact against the source.
+    """Convert ``model`` to format ``to`` in ``out_dir`` and verify the artifact against the source.
 
-    Returns the last hop's report, its ``verification`` the comparison with the source (a multi-hop route
-    verifies every hop on the way; use :func:`convert_chain` for all of them).
+    Takes the arguments of :func:`convert_chain` with one target. Returns the last hop's report, its
+    ``verification`` the comparison with the source (a multi-hop route verifies every hop on the way; use
+    :func:`convert_chain` for all of them).
 
     Raises:
         ConversionError: no route or the engine failed. VerificationError: outputs differ beyond tolerance
         (the artifacts are removed).
     """
-    chain = convert_chain(
-        src,
-        [parse_format(to)],
-        out_dir,
-        via=via,
-        precision=precision,
-        name=name,
-        verify=verify,
-        feeds=feeds,
-        input_shapes=input_shapes,
-        inputs=inputs,
-        outputs=outputs,
-        inputs_as_nchw=inputs_as_nchw,
-        dynamic_axes=dynamic_axes,
-        trust_remote_code=trust_remote_code,
-        opset=opset,
-        seed=seed,
-        tolerance=tolerance,
-    )
+    chain = convert_chain(model, [parse_format(to)], out_dir, options=options, feeds=feeds, progress=progress)
     last = chain.hops[-1]
     return dataclasses.replace(last.conversion, verification=last.against_source)

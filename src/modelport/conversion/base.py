@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from modelport.backends.base import LoaderOptions
 from modelport.errors import ConversionError
 from modelport.formats import Format, Precision
 from modelport.reports.serialize import JsonReport
@@ -24,7 +25,8 @@ class ConvertOptions:
 
     Attributes:
         precision: weights precision of the artifact (fp32, fp16).
-        name: base file name of the artifact (without suffix).
+        name: base file name of the artifact (without suffix); empty: the source's (its file stem, or the
+            factory's name for ``package.module:factory``), which ``convert`` resolves before any converter runs.
         inputs: input tensor names where the source needs them (TF GraphDef: ``image_tensor:0``); naming
             inner tensors cuts the graph there.
         outputs: output tensor names (TF GraphDef), likewise.
@@ -36,7 +38,7 @@ class ConvertOptions:
     """
 
     precision: Precision = Precision.FP32
-    name: str = "model"
+    name: str = ""
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
@@ -48,6 +50,11 @@ class ConvertOptions:
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """``input_shapes`` as a dict."""
         return dict(self.input_shapes)
+
+    @property
+    def loader(self) -> LoaderOptions:
+        """How the source is opened: its GraphDef tensor names, the PyTorch trust flag and the input shapes."""
+        return LoaderOptions(self.inputs, self.outputs, None, self.trust_remote_code, self.input_shapes)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,6 +104,37 @@ class SourceSpec:
     def input_shapes(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
         return self.loader.input_shapes
 
+    @property
+    def default_name(self) -> str:
+        """The artifacts' base name when none is given: the file's stem, or the factory of ``module:factory``."""
+        if self.format is Format.TORCH and not self.path.exists():
+            return str(self.path).split(":")[-1]
+        return self.path.stem
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainOptions:
+    """Options of ``convert`` and ``convert_chain``: what every artifact looks like, and what the chain does with them.
+
+    Attributes:
+        convert: what shapes each artifact (precision, base name, tensor names, input shapes, opset …): the one
+            thing each converter receives. An empty ``convert.name`` names the artifacts after the source.
+        via: formats (or their names, or a runtime's name) to pass through first, in order.
+        verify: run and compare every hop (False: convert only).
+        seed: seed of the random verification feeds.
+        tolerance: override the precision's default tolerance for every comparison.
+        threads: runtime threads for verification.
+        optimize: run modelport's optimizer on every ONNX artifact converted from another format.
+    """
+
+    convert: ConvertOptions = ConvertOptions()
+    via: tuple[Format | str, ...] = ()
+    verify: bool = True
+    seed: int = 0
+    tolerance: Tolerance | None = None
+    threads: int | None = None
+    optimize: bool = False
+
 
 def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) -> list[tuple[Format, Format]]:
     """The hops (source format, target format) that reach every ``via`` then every target, in order.
@@ -217,25 +248,22 @@ def run_chain(
     source: SourceSpec,
     targets: Sequence[Format],
     out_dir: Path,
-    options: ConvertOptions,
+    options: ChainOptions,
     *,
-    via: Sequence[Format] = (),
-    verify: bool = True,
     feeds: Mapping[str, np.ndarray] | None = None,
-    seed: int = 0,
-    tolerance: Tolerance | None = None,
-    threads: int | None = None,
     progress: Progress | None = None,
-    optimize: bool = False,
 ) -> ChainReport:
     """Plan and run a chain; see the module docstring. Removes everything it wrote when it fails.
 
-    ``optimize`` runs modelport's optimizer on every ONNX artifact converted from another format (the seeds'
+    An empty ``options.convert.name`` becomes the source's (:meth:`SourceSpec.default_name`). ``options.optimize``
+    runs modelport's optimizer on every ONNX artifact converted from another format (the seeds'
     ``… → ONNX → optimize → OpenVINO``), before it is verified and converted on.
     """
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
-    hops = plan(source.format, targets, via)
+    if not options.convert.name:
+        options = dataclasses.replace(options, convert=dataclasses.replace(options.convert, name=source.default_name))
+    hops = plan(source.format, targets, parse_formats(list(options.via)) if options.via else [])
     if not hops:
         raise ConversionError(
             f"nothing to convert: the source is already {', '.join(t.value for t in targets)}",
@@ -245,10 +273,8 @@ def run_chain(
         get_converter(*pair)  # fail before writing anything
     written: list[Path] = []
     try:
-        state = _State(
-            source, options, threads, written, latest={source.format: (source.path, None)}, optimize=optimize
-        )
-        return _run(state, targets, out_dir, hops, verify, feeds, seed, tolerance, say, t0)
+        state = _State(source, options, written, latest={source.format: (source.path, None)})
+        return _run(state, targets, out_dir, hops, feeds, say, t0)
     except BaseException:
         for path in reversed(written):
             if path.is_dir():
@@ -263,14 +289,12 @@ class _State:
     """What a running chain knows: the source's run and feeds, the latest artifact per format, what it wrote."""
 
     source: SourceSpec
-    options: ConvertOptions
-    threads: int | None
+    options: ChainOptions
     written: list[Path]
     src_run: RunResult | None = None
     feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     #: the latest artifact per format and its run (outputs in the source's names and layouts)
     latest: dict[Format, tuple[Path, RunResult | None]] = dataclasses.field(default_factory=dict)
-    optimize: bool = False
     #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
     #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
     drift: Tolerance | None = None
@@ -281,10 +305,10 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     prev_path, prev_run = state.latest[a]
     from_source = prev_path == state.source.path
     if from_source:
-        shapes = state.options.input_shapes
+        shapes = state.options.convert.input_shapes
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
         shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
-    opts = dataclasses.replace(state.options, precision=precision, input_shapes=shapes)
+    opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes)
     if not from_source:
         opts = dataclasses.replace(opts, inputs=(), outputs=())
     before = set(out_dir.iterdir()) if out_dir.exists() else set()
@@ -292,7 +316,7 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     state.written.extend(Path(f) for f in conversion.files)
     after = set(out_dir.iterdir()) if out_dir.exists() else set()
     state.written.extend(p for p in after - before if p not in state.written)
-    if state.optimize and b is Format.ONNX and a is not Format.ONNX:
+    if state.options.optimize and b is Format.ONNX and a is not Format.ONNX:
         conversion = _optimize_onnx(conversion)
     return conversion
 
@@ -300,11 +324,11 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
 def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
     """Run modelport's optimizer on a converted ONNX artifact in place (the hop's verification then covers it)."""
     from modelport.model_io import save_model
-    from modelport.passes import optimize
+    from modelport.passes import OptimizeOptions, optimize
 
     t0 = time.perf_counter()
     path = Path(conversion.artifact)
-    result = optimize(path, verify=False)
+    result = optimize(path, options=OptimizeOptions(verify=False))
     save_model(result.model, path)
     rep = result.report
     changed = ", ".join(p.name for p in rep.passes if p.modified) or "nothing to do"
@@ -317,25 +341,23 @@ def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
     )
 
 
-def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, seed: int) -> RunResult:
-    source = state.source
-    state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, seed, state.threads)
+def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None) -> RunResult:
+    source, threads = state.source, state.options.threads
+    state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, state.options.seed, threads)
     label = f"{source.path.name}@{runtime_for(source.format)}"
-    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, state.threads, source, label)
+    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, threads, source, label)
     state.latest[source.format] = (source.path, run)
     return run
 
 
-def _verify_hop(
-    state: _State, hop: HopReport, a: Format, precision: Precision, tolerance: Tolerance | None
-) -> tuple[HopReport, RunResult]:
+def _verify_hop(state: _State, hop: HopReport, a: Format, precision: Precision) -> tuple[HopReport, RunResult]:
     """Run the hop's artifact; compare it with the previous artifact and the source; raise on a mismatch."""
     assert state.src_run is not None
     prev_path, prev_run = state.latest[a]
     assert prev_run is not None
     b = hop.conversion.target_format
-    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.threads)
-    tol = tolerance or Tolerance.for_precision(precision)
+    run = _run_artifact(b, Path(hop.conversion.artifact), precision, state.feeds, state.options.threads)
+    tol = state.options.tolerance or Tolerance.for_precision(precision)
     drift = tol if state.drift is None else state.drift.looser(tol)
     state.drift = drift.at_least(state.src_run.precision, run.precision)
     vs_prev = check(prev_run, run, tol) if prev_path != state.source.path else None
@@ -350,14 +372,11 @@ def _run(
     targets: Sequence[Format],
     out_dir: Path,
     hops: list[tuple[Format, Format]],
-    verify: bool,
     feeds: Mapping[str, np.ndarray] | None,
-    seed: int,
-    tolerance: Tolerance | None,
     say: Progress,
     t0: float,
 ) -> ChainReport:
-    source, options = state.source, state.options
+    source, options = state.source, state.options.convert
     reports: list[HopReport] = []
     produced: dict[Format, str] = {}
     for i, (a, b) in enumerate(hops):
@@ -367,12 +386,12 @@ def _run(
         conversion = _convert_hop(state, a, b, precision, out_dir)
         hop = HopReport(conversion, runtime_for(b), is_target)
         run: RunResult | None = None
-        if verify:
+        if state.options.verify:
             if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
                 say(f"running the source {source.path.name}")
-                state.src_run = _run_source(state, feeds, seed)
+                state.src_run = _run_source(state, feeds)
             say(f"verifying {Path(conversion.artifact).name}")
-            hop, run = _verify_hop(state, hop, a, precision, tolerance)
+            hop, run = _verify_hop(state, hop, a, precision)
         reports.append(hop)
         state.latest[b] = (Path(conversion.artifact), run)
         if is_target:

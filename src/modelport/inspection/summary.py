@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from modelport.formats import Format
 from modelport.inputs import TensorSpec
 from modelport.reports.serialize import JsonReport
+
+#: the file :meth:`ModelSummary.write` writes
+REPORT_NAME = "inspect.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,3 +54,9 @@ class ModelSummary(JsonReport):
     tensor_count: int = 0
     quantized: tuple[QuantizedTensor, ...] = ()
     signatures: tuple[SignatureSummary, ...] = ()
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write ``inspect.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
+        from modelport.model_io import write_text
+
+        return write_text(Path(out_dir) / REPORT_NAME, self.to_json() + "\n")

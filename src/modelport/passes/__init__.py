@@ -1,7 +1,8 @@
 """The ONNX graph optimizer: registered passes, run to a fixed point, verified in ONNX Runtime.
 
-    >>> from modelport.passes import optimize_file
-    >>> report = optimize_file("model.onnx", "model.opt.onnx", input_shapes={"image": (1, 3, 480, 640)})
+    >>> from modelport.passes import OptimizeOptions, optimize
+    >>> options = OptimizeOptions(input_shapes=(("image", (1, 3, 480, 640)),))
+    >>> report = optimize("model.onnx", options=options).write("model.opt.onnx")
     >>> report.nodes_before, report.nodes_after
 
 Importing this package registers every pass (``modelport.passes.registry()`` lists them).
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 from modelport.passes import cleanup, maxpool_padding, opset, reshape, rewrite, shapes  # noqa: F401  (register the passes)
 from modelport.passes.api import (
+    OptimizeOptions,
     OptimizeResult,
     default_passes,
     optimize,
-    optimize_file,
     resolve_passes,
     run_passes,
 )
@@ -23,6 +24,7 @@ from modelport.passes.report import OptimizeReport
 
 __all__ = [
     "ModelportPass",
+    "OptimizeOptions",
     "OptimizeReport",
     "OptimizeResult",
     "PassOptions",
@@ -31,7 +33,6 @@ __all__ = [
     "Phase",
     "default_passes",
     "optimize",
-    "optimize_file",
     "register_pass",
     "registry",
     "resolve_passes",

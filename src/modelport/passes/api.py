@@ -1,8 +1,10 @@
-"""``optimize`` and ``optimize_file``: choose passes, run them to a fixed point, check and verify the result.
+"""``optimize``: choose passes, run them to a fixed point, check and verify the result.
 
 The pipeline has three phases (see :class:`~modelport.passes.base.Phase`): PREPARE passes run once
 (``convert-opset``, ``fix-dims``), LOOP passes run in an onnx-ir ``PassManager`` until none changes the graph
 (or ``max_iterations``), FINISH passes run once. Within a phase passes run in registration order.
+
+``optimize`` writes nothing: ``optimize(path, options=…).write(dst)`` saves the optimized model.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ import dataclasses
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import onnx
@@ -47,14 +49,74 @@ log = logging.getLogger(__name__)
 
 #: Upper bound on fixed-point iterations of the loop phase.
 MAX_ITERATIONS = 8
+#: receives one line per step (for a progress display)
+Progress: TypeAlias = Callable[[str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizeOptions:
+    """Options of :func:`optimize`.
+
+    Attributes:
+        passes: pass names to run (``"default"`` stands for the default pipeline); None: the default pipeline.
+        skip: pass names to leave out.
+        input_shapes: ``(input name, shape)`` pairs to fix (the ``fix-dims`` pass); also the verification feeds'.
+        batch: leading dim for every input whose leading dim is dynamic.
+        opset: convert the default-domain opset to this version first (``convert-opset``).
+        verify: compare original and optimized outputs in ONNX Runtime (its graph optimizations disabled).
+        tolerance: pass/fail bound (default: the fp32 policy of :mod:`modelport.verify.tolerance`, raised to the
+            model's own precision when it is fp16 or int8).
+        seed: seed of the random verification feeds.
+        threads: ONNX Runtime threads for the verification (None: its default, normally every core).
+        pass_options: ``(pass name, options dataclass)`` pairs; they override the ones built from the fields
+            above (``fix-dims`` from ``input_shapes``/``batch``, ``convert-opset`` from ``opset``).
+        max_iterations: bound on fixed-point iterations of the loop phase.
+    """
+
+    passes: tuple[str, ...] | None = None
+    skip: tuple[str, ...] = ()
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    batch: int | None = None
+    opset: int | None = None
+    verify: bool = True
+    tolerance: Tolerance | None = None
+    seed: int = 0
+    threads: int | None = None
+    pass_options: tuple[tuple[str, PassOptions], ...] = ()
+    max_iterations: int = MAX_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.max_iterations < 1:
+            raise InvalidInputError(f"max_iterations must be ≥ 1, got {self.max_iterations}")
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizeResult:
-    """The optimized model (onnx-ir) and the report."""
+    """The optimized model (onnx-ir) and the report; :meth:`write` saves the model."""
 
     model: ir.Model
     report: OptimizeReport
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON (the model is not serialised: :meth:`write` saves it)."""
+        return self.report.to_json(indent)
+
+    def write(self, path: str | Path) -> OptimizeReport:
+        """Save the optimized model to ``path`` atomically (external data beside it when it needs some).
+
+        Returns:
+            The report with the sizes of the files on disk (the source's and the written model's).
+
+        Raises:
+            InvalidInputError: ``path`` is the source file (inputs are never modified).
+        """
+        dst = Path(path)
+        source = Path(self.report.source) if self.report.source != IN_MEMORY else None
+        if source is not None and dst.exists() and dst.resolve() == source.resolve():
+            raise InvalidInputError("refusing to overwrite the input model", path=dst, hint="choose another output")
+        save_model(self.model, dst, source=source)
+        before = source.stat().st_size if source is not None and source.is_file() else self.report.size_before
+        return self.report.with_sizes(before, dst.stat().st_size)
 
 
 def default_passes() -> list[str]:
@@ -163,10 +225,11 @@ def verify_models(
     optimized: onnx.ModelProto,
     feed_sets: Sequence[Mapping[str, np.ndarray]],
     tolerance: Tolerance,
+    threads: int | None = None,
 ) -> Comparison:
     """Run both models in ONNX Runtime (its graph optimizations off, so we test *our* passes) on each feed set
     through the comparator; returns the worst comparison."""
-    options = RunnerOptions(graph_optimization=False)
+    options = RunnerOptions(threads=threads, graph_optimization=False)
     results: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
         paths = []
@@ -185,66 +248,58 @@ def verify_models(
     return worst_of(results)
 
 
+#: the report's ``source`` for a model given in memory
+IN_MEMORY = "<model>"
+
+
 def _load(model: str | Path | ir.Model | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
     if isinstance(model, ir.Model):
         proto = to_proto(model)
         check_proto(proto)
-        return proto, "<model>"
+        return proto, IN_MEMORY
     if isinstance(model, onnx.ModelProto):
         check_proto(model)
-        return model, "<model>"
+        return model, IN_MEMORY
     return load_proto(model), str(model)
 
 
 def optimize(
     model: str | Path | ir.Model,
     *,
-    passes: Sequence[str] | None = None,
-    skip: Sequence[str] = (),
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-    opset: int | None = None,
-    verify: bool = True,
+    options: OptimizeOptions | None = None,
     feeds: Mapping[str, np.ndarray] | None = None,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    options: Mapping[str, PassOptions] | None = None,
-    max_iterations: int = MAX_ITERATIONS,
+    progress: Progress | None = None,
 ) -> OptimizeResult:
     """Optimize an ONNX model and verify it against the original in ONNX Runtime.
 
     Args:
         model: an .onnx path or an onnx-ir model (not modified: the passes work on a copy).
-        passes: pass names to run (``"default"`` stands for the default pipeline); None: the default pipeline.
-        skip: pass names to leave out.
-        input_shapes: ``{input name: shape}`` to fix (the ``fix-dims`` pass).
-        batch: leading dim for every input whose leading dim is dynamic.
-        opset: convert the default-domain opset to this version first (``convert-opset``).
-        verify: compare original and optimized outputs in ONNX Runtime (graph optimizations disabled).
+        options: which passes, the shapes to fix, the opset, verification (tolerance, seed, threads), per-pass
+            options; see :class:`OptimizeOptions`.
         feeds: inputs to verify on, in addition to seeded random ones.
-        tolerance: pass/fail bound (default: the fp32 policy of :mod:`modelport.verify.tolerance`, raised to the
-            model's own precision when it is fp16 or int8).
-        seed: seed of the random feeds.
-        options: per-pass options dataclasses by pass name (override the ones built from the arguments).
-        max_iterations: bound on fixed-point iterations.
+        progress: called with a line per step.
 
     Returns:
-        The optimized model and its report.
+        The optimized model and its report; nothing is written (``result.write(path)`` saves the model).
 
     Raises:
         ModelLoadError: the model cannot be read or fails onnx.checker.
         PassError: an unknown pass name, a failing pass, or an optimized model that fails onnx.checker.
         InvalidInputError: an ``input_shapes`` entry naming an unknown input or of the wrong rank.
-        VerificationError: the optimized model's outputs differ beyond ``tolerance``.
+        VerificationError: the optimized model's outputs differ beyond the tolerance.
     """
     start = time.perf_counter()
-    names, opts = _plan(resolve_passes(passes, skip), input_shapes, batch, opset)
-    opts.update(options or {})
+    opts = options or OptimizeOptions()
+    say = progress or (lambda _msg: None)
+    shapes = dict(opts.input_shapes) or None
+    names, pass_opts = _plan(resolve_passes(opts.passes, opts.skip), shapes, opts.batch, opts.opset)
+    pass_opts.update(dict(opts.pass_options))
     original, source = _load(model)
     work = ir.serde.deserialize_model(original)
-    check_fix_dims(work.graph, opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
+    check_fix_dims(work.graph, pass_opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
     nodes_before, ops_before = count_nodes(work), op_histogram(work)
-    stats, iterations = run_passes(work, names, opts, max_iterations)
+    say(f"running {len(names)} passes")
+    stats, iterations = run_passes(work, names, pass_opts, opts.max_iterations)
     if any(v.shape is None for v in work.graph.outputs):
         common.ShapeInferencePass(strict_mode=False)(work)  # graph outputs need a shape to pass the checker
     optimized = ir.serde.serialize_model(work)
@@ -254,11 +309,13 @@ def optimize(
         raise PassError(f"the optimized model fails onnx.checker: {exc.message}", hint="skip the last pass "
                         "that modified it (see --debug) and report the model") from exc  # fmt: skip
     comparison = None
-    if verify:
-        feed_sets: list[Mapping[str, np.ndarray]] = [verification_feeds(work.graph, input_shapes, batch, seed)]
+    if opts.verify:
+        say("verifying the optimized model against the original in ONNX Runtime")
+        feed_sets: list[Mapping[str, np.ndarray]] = [verification_feeds(work.graph, shapes, opts.batch, opts.seed)]
         if feeds is not None:
             feed_sets.append(feeds)
-        comparison = verify_models(original, optimized, feed_sets, tolerance or Tolerance.for_precision("fp32"))
+        tolerance = opts.tolerance or Tolerance.for_precision("fp32")
+        comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
         comparison.require()
     report = OptimizeReport(
         source=source,
@@ -296,16 +353,3 @@ def _plan(
 
 def _opset(proto: onnx.ModelProto) -> int:
     return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-
-
-def optimize_file(src: str | Path, dst: str | Path, **kwargs: Any) -> OptimizeReport:
-    """Optimize ``src`` and write the result to ``dst`` atomically (nothing is written on any failure).
-
-    Takes the keyword arguments of :func:`optimize`; the report's sizes are the files' sizes on disk.
-    """
-    src, dst = Path(src), Path(dst)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise InvalidInputError("refusing to overwrite the input model", path=dst, hint="choose another output")
-    result = optimize(src, **kwargs)
-    save_model(result.model, dst, source=src)
-    return result.report.with_sizes(src.stat().st_size, dst.stat().st_size)

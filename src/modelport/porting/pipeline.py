@@ -19,14 +19,15 @@ import numpy as np
 from modelport.backends import get_backend, open_runner, parse_backends
 from modelport.backends.runner import RunnerOptions
 from modelport.benchmark.timing import time_runner
-from modelport.conversion import convert, verify_against_source
+from modelport.conversion import ChainOptions, ConvertOptions, convert, verify_against_source
 from modelport.conversion.base import ConversionReport
 from modelport.data.evaluate import evaluate_classifier
 from modelport.data.samples import SampleSet, check_samples, fixed_batch
 from modelport.errors import ModelportError
 from modelport.formats import Format, Precision, sniff_format
-from modelport.inputs import default_batch, random_feeds
+from modelport.inputs import default_batch, random_feeds, resolve_shapes
 from modelport.model_io import load_proto, save_model, write_text
+from modelport.passes import OptimizeOptions, optimize
 from modelport.porting.int8 import flag_slower_int8, int8_target
 from modelport.porting.results import OptimizationSummary, PortOptions, PortReport, TargetResult
 from modelport.reports.environment import capture_environment
@@ -42,14 +43,21 @@ def _count_nodes(path: Path) -> int:
 
 
 def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, OptimizationSummary | None]:
-    """Copy (or optimize) the source into ``out_dir/model.onnx``: every target starts from that file."""
-    dst = out_dir / "model.onnx"
-    if opts.optimize:
-        from modelport.passes import optimize_file
+    """Copy (or optimize) the source into ``out_dir/model.onnx``: every target starts from that file.
 
+    Every dynamic dim but the batch needs a size to verify and benchmark with: a missing one is one error naming
+    the input and the ``--input-shape`` to give, before anything is written.
+    """
+    dst = out_dir / "model.onnx"
+    proto = load_proto(src)  # onnx.checker first: a broken file is named as such, not as ORT's load error
+    with open_runner("onnxruntime", src, RunnerOptions(threads=opts.threads)) as probe:
+        specs = probe.input_specs
+    resolve_shapes(specs, dict(opts.input_shapes), batch=opts.batch or default_batch(specs))
+    if opts.optimize:
         # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
-        shapes = {name: (opts.batch, *dims[1:]) if opts.batch else dims for name, dims in opts.input_shapes}
-        rep = optimize_file(src, dst, input_shapes=shapes or None, seed=opts.seed)
+        shapes = tuple((name, (opts.batch, *dims[1:]) if opts.batch else dims) for name, dims in opts.input_shapes)
+        options = OptimizeOptions(input_shapes=shapes, seed=opts.seed, threads=opts.threads)
+        rep = optimize(src, options=options).write(dst)
         return dst, OptimizationSummary(
             nodes_before=rep.nodes_before,
             nodes_after=rep.nodes_after,
@@ -57,7 +65,7 @@ def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, 
             seconds=rep.seconds,
             max_abs_error=rep.verification.max_abs if rep.verification is not None else None,
         )
-    save_model(load_proto(src), dst, source=src)
+    save_model(proto, dst, source=src)
     return dst, None
 
 
@@ -72,7 +80,8 @@ def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precisi
     graph = load_proto(model, check=False, load_external_data=False).graph
     nchw = [i.name for i in graph.input] if fmt is Format.TFLITE else []
     target = _target_dir(out_dir, runtime, precision)
-    return convert(model, fmt, target, precision=weights, name="model", verify=False, inputs_as_nchw=nchw)
+    artifact = ConvertOptions(precision=weights, name="model", inputs_as_nchw=tuple(nchw))
+    return convert(model, fmt, target, options=ChainOptions(artifact, verify=False))
 
 
 def _run_target(
@@ -191,16 +200,16 @@ def default_eval_set(limit: int | None = None) -> tuple[Path, SampleSet]:
 
 
 def port(
-    model: str | Path | None = None,
-    out_dir: str | Path = "modelport-out",
+    model: str | Path | None,
+    out_dir: str | Path,
     *,
     options: PortOptions | None = None,
     eval_set: SampleSet | None = None,
     progress: Progress | None = None,
 ) -> PortReport:
-    """Port ``model`` (default: the shipped MNIST ConvNet) to every target; write the artifacts and reports.
+    """Port ``model`` (None: the shipped MNIST ConvNet) to every target; write the artifacts and reports.
 
-    Writes ``out_dir/model.onnx`` (the prepared source), ``out_dir/targets/<runtime>-<precision>/…`` and
+    Writes only into ``out_dir``: ``model.onnx`` (the prepared source), ``targets/<runtime>-<precision>/…`` and
     ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any
     target failed verification or conversion. ``eval_set`` (labelled samples, e.g. from
     :func:`modelport.data.load_samples`; default with no model: the MNIST test split) gives each target's top-1

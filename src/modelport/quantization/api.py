@@ -31,7 +31,7 @@ from modelport.data import SampleSet, load_samples, run_samples, task_metrics
 from modelport.data.samples import fixed_batch
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
-from modelport.inputs import TensorSpec, default_batch
+from modelport.inputs import TensorSpec, default_batch, with_shapes
 from modelport.model_io import external_data_files, write_text
 from modelport.quantization.engine import Built, Job, Progress, speedup
 from modelport.quantization.measure import bench_feeds, error_against_fp32, interleaved_latency
@@ -120,7 +120,7 @@ def prepare(
     """Resolve the runtime, check the model, read the calibration and evaluation data."""
     backend = _backend(runtime)
     _check_combination(src, backend, options)
-    specs = _specs(src, backend, options.threads)
+    specs = with_shapes(_specs(src, backend, options.threads), dict(options.input_shapes))
     say(f"reading calibration data ({options.samples} samples)")
     cal, cal_warn = load_samples(
         calib, specs, role="calibration", limit=options.samples, preprocess=options.preprocess, seed=options.seed
@@ -191,10 +191,11 @@ def _fp16_variant(job: Job, built: Built) -> Path | None:
     if sniff_format(job.src) is not Format.ONNX:
         log.warning("no fp16 variant: the source is not ONNX")
         return None
-    from modelport.conversion import convert
+    from modelport.conversion import ChainOptions, ConvertOptions, convert
 
     fmt = get_backend(job.runtime).artifact_format
-    rep = convert(job.src, fmt, job.out_dir, precision=Precision.FP16, name=f"{job.name}.fp16", verify=False)
+    options = ChainOptions(ConvertOptions(precision=Precision.FP16, name=f"{job.name}.fp16"), verify=False)
+    rep = convert(job.src, fmt, job.out_dir, options=options)
     return Path(rep.artifact)
 
 
@@ -235,7 +236,7 @@ def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
                 latency=stats[i],
                 speedup=speed,
                 metric=task_metrics(outputs[i], job.evaluation, None if i == 0 else outputs[0]),
-                error=None if i == 0 else error_against_fp32(outputs[0], outputs[i]),
+                error=None if i == 0 else error_against_fp32(outputs[0], outputs[i], job.options.tolerance),
                 layers=_layers(job, path) if prec is Precision.INT8 else None,
                 runner=infos[i],
                 flags=flags,
@@ -272,7 +273,7 @@ def verdict(job: Job, variants: Sequence[VariantResult]) -> tuple[float | None, 
 
 def quantize(
     model: str | Path,
-    out_dir: str | Path = "modelport-int8",
+    out_dir: str | Path,
     *,
     runtime: str = "onnxruntime",
     calib: Any = "random",
@@ -285,7 +286,7 @@ def quantize(
 
     Args:
         model: ONNX (any runtime), OpenVINO IR (openvino), SavedModel/Keras (litert).
-        out_dir: where ``<name>.int8.*``, ``quantize.json`` and ``quantize.md`` go.
+        out_dir: where ``<name>.int8.*``, ``quantize.json`` and ``quantize.md`` go (nothing is written elsewhere).
         runtime: "onnxruntime", "openvino" or "litert" (alias "tflite").
         calib: calibration source (see :mod:`modelport.data.readers`); "random" warns.
         eval: evaluation source; labelled data gives top-1/top-5 and the drop (None: the calibration samples).

@@ -121,7 +121,7 @@ def mnist_example(
     installed for LiteRT) is listed in ``failures``.
     """
     from modelport.assets import default_model_path
-    from modelport.conversion import convert
+    from modelport.conversion import ChainOptions, ConvertOptions, convert
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -137,7 +137,8 @@ def mnist_example(
             src = model
             if runtime in ("openvino", "ov"):
                 say("converting to OpenVINO IR")
-                src = Path(convert(model, "openvino", out / "openvino-ir", name="mnist_convnet").artifact)
+                options = ChainOptions(ConvertOptions(name="mnist_convnet"), threads=threads)
+                src = Path(convert(model, "openvino", out / "openvino-ir", options=options).artifact)
             say(f"{runtime}: quantizing and measuring")
             report = quantize(
                 src, out / runtime, runtime=runtime, calib="mnist:train", eval="mnist:test", options=opts, progress=say

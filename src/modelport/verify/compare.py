@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from modelport.verify.tolerance import Tolerance
 
 __all__ = [
     "AccuracyReport",
+    "CompareOptions",
     "Comparison",
     "OutputMetrics",
     "Tolerance",
@@ -40,6 +42,32 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+#: receives one line per step (for a progress display)
+Progress: TypeAlias = Callable[[str], None]
+#: the file :meth:`AccuracyReport.write` writes
+REPORT_NAME = "compare.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareOptions:
+    """Options of :func:`compare`.
+
+    Attributes:
+        runner: threads, device and precision of every (model, runtime) pair.
+        loader: what models need beyond their path (GraphDef tensor names, torch trust flag), for every pair.
+        input_shapes: concrete shapes for the dynamic dims of the random feeds.
+        seed: seed of the random feeds.
+        tolerance: the policy (default :meth:`Tolerance.for_precision` of ``runner.precision``); a default policy
+            is raised to the precision of the model files compared, explicit values are used as given.
+    """
+
+    runner: RunnerOptions = RunnerOptions()
+    loader: LoaderOptions = LoaderOptions()
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    seed: int = 0
+    tolerance: Tolerance | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +85,12 @@ class AccuracyReport(JsonReport):
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write ``compare.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
+        from modelport.model_io import write_text
+
+        return write_text(Path(out_dir) / REPORT_NAME, self.to_json() + "\n")
 
 
 def _subjects(
@@ -84,12 +118,9 @@ def compare(
     models: Sequence[str | Path],
     runtimes: Sequence[str] | str | None = ("onnxruntime",),
     *,
+    options: CompareOptions | None = None,
     feeds: Mapping[str, np.ndarray] | None = None,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    seed: int = 0,
-    tolerance: Tolerance | None = None,
-    options: RunnerOptions | None = None,
-    loader: LoaderOptions | None = None,
+    progress: Progress | None = None,
 ) -> AccuracyReport:
     """Run the same feeds through every (model, runtime) pair and compare each with the first pair.
 
@@ -97,39 +128,39 @@ def compare(
         models: one or more model files; the first on the first runtime is the reference. Models may be in
             different formats and layouts (an NHWC TFLite file against its NCHW ONNX source).
         runtimes: runtime names (``"onnxruntime,openvino"`` or a list); None runs each model on its native runtime.
+        options: runner and loader options of every pair, input shapes and seed of the random feeds, tolerance.
         feeds: inputs in the reference's names; random (seeded) from the reference's metadata when omitted.
-        input_shapes: concrete shapes for dynamic dims of random feeds.
-        seed: seed of the random feeds.
-        tolerance: the policy (default :meth:`Tolerance.for_precision` of the options' precision); a default policy
-            is raised to the precision of the model files compared, explicit values are used as given.
-        options: runner options for every pair.
-        loader: what models need beyond their path (GraphDef tensor names, torch trust flag), for every pair.
+        progress: called with a line per (model, runtime) as it runs.
 
     Returns:
-        An AccuracyReport; ``bool(report)`` is True when everything matched.
+        An AccuracyReport; ``bool(report)`` is True when everything matched. Nothing is written
+        (``report.write(out_dir)`` does).
 
     Raises:
         InvalidInputError: no model, a single pair, or a dynamic dimension without ``input_shapes``.
     """
     if not models:
         raise InvalidInputError("no model to compare")
-    opts = options or RunnerOptions()
-    tol = tolerance or Tolerance.for_precision(opts.precision)
-    subjects = _subjects(models, runtimes, opts, loader or LoaderOptions())
+    opts = options or CompareOptions()
+    say = progress or (lambda _msg: None)
+    tol = opts.tolerance or Tolerance.for_precision(opts.runner.precision)
+    subjects = _subjects(models, runtimes, opts.runner, opts.loader)
     if len(subjects) < 2:
         raise InvalidInputError("nothing to compare against", hint="give two models, or two or more --runtimes")
     reference = subjects[0]
+    say(f"running the reference {reference.label}")
     with open_runner(reference.backend, reference.model, reference.options, reference.loader) as ref_runner:
         if feeds is None:
-            feeds = random_feeds(ref_runner.input_specs, input_shapes, seed=seed)
+            feeds = random_feeds(ref_runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed)
         ref = infer(ref_runner, feeds, reference.label, model_precision(reference.model))
     comparisons = []
     for subject in subjects[1:]:
         log.info("running %s", subject.label)
+        say(f"running {subject.label}")
         comparisons.append(check(ref, run(subject, feeds), tol))
     return AccuracyReport(
         feeds=tuple((k, tuple(int(s) for s in v.shape), str(v.dtype)) for k, v in feeds.items()),
-        seed=seed,
+        seed=opts.seed,
         comparisons=tuple(comparisons),
         reference_runner=ref.runner,
     )
