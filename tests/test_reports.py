@@ -246,6 +246,10 @@ def test_port_html() -> None:
     assert "&lt;too much&gt;" in html and "<too much>" not in html
     assert '<td class="bad">' in html and '<td class="ok">' in html
     assert "#e2762a" in html  # the fastest target's bar is highlighted
+    # the summary is HTML, not escaped Markdown
+    assert "<li><b>source:</b> <code>model.onnx</code>" in html
+    assert "<li><b>fastest verified target:</b> <strong>onnxruntime/fp32</strong></li>" in html
+    assert "**" not in html and "`" not in html and "# modelport" not in html
 
 
 def test_bar_chart_svg_skips_missing_values() -> None:

@@ -66,28 +66,46 @@ HEADERS = [
 ]
 
 
-def port_markdown(report: PortReport) -> str:
-    """The report as Markdown."""
+def summary_items(report: PortReport) -> list[tuple[str, str, str]]:
+    """The report's summary as (label, text, kind) items: ``kind`` ("code", "strong" or "") says how the part of
+    ``text`` before a NUL is shown; the part after it is plain."""
     env = report.environment
-    lines = [
-        "# modelport port report",
-        "",
-        f"- source: `{report.source}` ({report.source_format.value}, {report.source_nodes} nodes)",
-    ]
+    extra = f"({report.source_format.value}, {report.source_nodes} nodes)"
+    rows = [("source", f"{report.source}\0{extra}", "code")]
     if report.optimization:
         o = report.optimization
-        lines.append(
-            f"- optimized: {o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
-            f"({', '.join(o.passes) or 'no pass changed the graph'})"
+        rows.append(
+            (
+                "optimized",
+                f"{o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
+                f"({', '.join(o.passes) or 'no pass changed the graph'})",
+                "",
+            )
         )
     if report.source_accuracy:
         a = report.source_accuracy
-        lines.append(f"- source accuracy: top-1 {a.top1:.2%} on {a.samples} samples of {a.dataset}")
+        top1 = f"{a.top1:.2%}" if a.top1 is not None else "–"
+        rows.append(("source accuracy", f"top-1 {top1} on {a.samples} samples of {a.dataset}", ""))
+    rows += [
+        ("verification feeds", f"{report.feeds}; benchmark batch {report.batch}", ""),
+        ("fastest verified target", report.fastest or "none", "strong"),
+        ("machine", env.summary(), ""),
+        ("versions", ", ".join(f"{k} {v}" for k, v in env.packages), ""),
+    ]
+    return rows
+
+
+def _markdown_item(label: str, text: str, kind: str) -> str:
+    head, _, tail = text.partition("\0")
+    mark = {"code": "`", "strong": "**"}.get(kind, "")
+    return f"- {label}: {mark}{head}{mark}" + (f" {tail}" if tail else "")
+
+
+def port_markdown(report: PortReport) -> str:
+    """The report as Markdown."""
+    lines = ["# modelport port report", ""]
+    lines += [_markdown_item(*item) for item in summary_items(report)]
     lines += [
-        f"- verification feeds: {report.feeds}; benchmark batch {report.batch}",
-        f"- fastest verified target: **{report.fastest or 'none'}**",
-        f"- machine: {env.summary()}",
-        f"- versions: {', '.join(f'{k} {v}' for k, v in env.packages)}",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|" + "---|" * len(HEADERS),
@@ -95,6 +113,13 @@ def port_markdown(report: PortReport) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in target_rows(report)]
     lines.append("")
     return "\n".join(lines)
+
+
+def _html_item(label: str, text: str, kind: str) -> str:
+    head, _, tail = text.partition("\0")
+    tag = {"code": "code", "strong": "strong"}.get(kind)
+    shown = f"<{tag}>{html.escape(head)}</{tag}>" if tag else html.escape(head)
+    return f"<li><b>{html.escape(label)}:</b> {shown}" + (f" {html.escape(tail)}" if tail else "") + "</li>"
 
 
 def port_html(report: PortReport) -> str:
@@ -128,12 +153,14 @@ def port_html(report: PortReport) -> str:
         else ""
     )
     env = report.environment
-    summary = esc(port_markdown(report).split("\n| ")[0]).replace("\n", "<br>\n")
+    summary = "\n".join(_html_item(*item) for item in summary_items(report))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>modelport report</title><style>{CSS}</style></head>
 <body>
 <h1>modelport port report</h1>
-<p>{summary}</p>
+<ul class="summary">
+{summary}
+</ul>
 <table><thead><tr>{head}</tr></thead><tbody>
 {"".join(body_rows)}
 </tbody></table>

@@ -34,4 +34,5 @@ def bar_chart_svg(
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
-td:first-child,th:first-child,td:nth-child(3){text-align:left}.bad{color:#b00}.ok{color:#070}"""
+td:first-child,th:first-child,td:nth-child(3),td:nth-child(5){text-align:left}.bad{color:#b00}.ok{color:#070}
+ul.summary{padding-left:1.2em;line-height:1.5}code{background:#f3f3f3;padding:0 3px}"""
