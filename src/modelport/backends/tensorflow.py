@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from modelport.backends import register_backend
-from modelport.backends.base import Backend, LoaderOptions
-from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
+from modelport.backends.base import Backend
+from modelport.backends.runner import Runner, RunnerInfo
 from modelport.errors import (
     InferenceError,
     InvalidInputError,
@@ -133,18 +133,6 @@ class TensorFlowRunner(Runner):
 
     name = "tensorflow"
 
-    def __init__(
-        self,
-        model: str | Path,
-        options: RunnerOptions | None = None,
-        *,
-        loader: LoaderOptions | None = None,
-    ) -> None:
-        super().__init__(model, options, loader=loader)
-        self.inputs = self.loader.inputs
-        self.outputs = self.loader.outputs
-        self.signature = self.loader.signature
-
     def load(self) -> None:
         tf = import_tensorflow()
         if self.options.device.lower() != "cpu":
@@ -181,7 +169,7 @@ class TensorFlowRunner(Runner):
                 f"TensorFlow cannot load the SavedModel: {first_line(exc)}", path=self.model_path
             ) from exc
         signatures = dict(loaded.signatures)
-        key = self.signature or ("serving_default" if "serving_default" in signatures else None)
+        key = self.loader.signature or ("serving_default" if "serving_default" in signatures else None)
         if key is None and len(signatures) == 1:
             key = next(iter(signatures))
         if key not in signatures:
@@ -206,7 +194,7 @@ class TensorFlowRunner(Runner):
                 tf.compat.v1.import_graph_def(graph_def, name="")
             except (ValueError, tf.errors.OpError) as exc:
                 raise ModelLoadError(f"cannot import the GraphDef: {first_line(exc)}", path=self.model_path) from exc
-        in_t, out_t = graph_io(graph, self.inputs, self.outputs)
+        in_t, out_t = graph_io(graph, self.loader.inputs, self.loader.outputs)
         config = tf.compat.v1.ConfigProto()
         if self.options.threads:
             config.intra_op_parallelism_threads = self.options.threads

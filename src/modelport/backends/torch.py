@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from modelport.backends import register_backend
-from modelport.backends.base import Backend, LoaderOptions
-from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
+from modelport.backends.base import Backend
+from modelport.backends.runner import Runner, RunnerInfo
 from modelport.errors import (
     InferenceError,
     InvalidInputError,
@@ -195,18 +195,6 @@ class TorchRunner(Runner):
 
     name = "torch"
 
-    def __init__(
-        self,
-        model: str | Path,
-        options: RunnerOptions | None = None,
-        *,
-        loader: LoaderOptions | None = None,
-    ) -> None:
-        super().__init__(model, options, loader=loader)
-        self.source = str(model)
-        self.trust_remote_code = self.loader.trust_remote_code
-        self.input_shapes = dict(self.loader.input_shapes)
-
     def load(self) -> None:
         torch = import_torch()
         device = self.options.device.lower()
@@ -214,14 +202,14 @@ class TorchRunner(Runner):
             raise RuntimeUnavailable(f"the torch runner runs on cpu or cuda, not {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeUnavailable("torch has no CUDA device here", hint="use --device cpu")
-        module, kind, specs = load_torch_model(self.source, trust_remote_code=self.trust_remote_code)
+        module, kind, specs = load_torch_model(str(self.model_path), trust_remote_code=self.loader.trust_remote_code)
+        shapes = dict(self.loader.input_shapes)
         self._module = module.to(device)
         self._kind = kind
         self._device = device
-        self._inputs = [
-            TensorSpec(s.name, s.dtype, tuple(self.input_shapes[s.name])) if s.name in self.input_shapes else s
-            for s in specs
-        ] or [TensorSpec(n, "float32", tuple(d)) for n, d in self.input_shapes.items()]
+        self._inputs = [TensorSpec(s.name, s.dtype, shapes[s.name]) if s.name in shapes else s for s in specs] or [
+            TensorSpec(n, "float32", d) for n, d in shapes.items()
+        ]
         if not self._inputs:
             raise InvalidInputError("cannot tell the model's inputs", hint="give --input-shape NAME:D1,D2,…")
         self._outputs = []  # learnt from the first run
@@ -265,7 +253,7 @@ class TorchRunner(Runner):
             with torch.inference_mode():
                 out = self._module(*args)
         except Exception as exc:  # any error raised inside the user's forward
-            raise InferenceError(f"the torch model failed: {first_line(exc)}", path=self.source) from exc
+            raise InferenceError(f"the torch model failed: {first_line(exc)}", path=str(self.model_path)) from exc
         return [t.detach().cpu().numpy() for t in flatten_outputs(out)]
 
 
