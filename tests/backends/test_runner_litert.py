@@ -105,3 +105,57 @@ def test_errors(tflite: dict[str, Any], tmp_path: Path) -> None:
         open_runner("litert", tflite["files"]["fp32"], RunnerOptions(device="gpu")),
     ):
         pass
+
+
+_XNNPACK_REFUSAL = "XNNPack delegate failed to reshape runtimeNode number 11 (TfLiteXNNPackDelegate) failed to prepare."
+
+
+def test_xnnpack_refusal_at_load_runs_without_the_delegate(
+    tflite: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real graphs (dynamic reshapes) make XNNPACK refuse to prepare; the interpreter runs them on its own kernels."""
+    real_build = LiteRTRunner._build
+
+    def refusing(self: LiteRTRunner, xnnpack: bool) -> Any:
+        if xnnpack:
+            raise RuntimeError(_XNNPACK_REFUSAL)
+        return real_build(self, xnnpack)
+
+    monkeypatch.setattr(LiteRTRunner, "_build", refusing)
+    with open_runner("litert", tflite["files"]["fp32"]) as runner:
+        out = runner.infer({"x": tflite["x"]})
+        details = dict(runner.info().details)
+    np.testing.assert_allclose(out["y"], tflite["want"], rtol=1e-4, atol=1e-4)
+    assert details["xnnpack"].startswith("off: failed to prepare (XNNPack delegate failed to reshape")
+
+
+def test_xnnpack_refusal_on_a_new_shape_retries_without_the_delegate(
+    tflite: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_runner("litert", tflite["files"]["fp32"]) as runner:
+        first = runner.infer({"x": tflite["x"][:1]})["y"]
+        real_invoke = LiteRTRunner._invoke
+        calls = {"n": 0}
+
+        def refuse_once(self: LiteRTRunner, feeds: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError(_XNNPACK_REFUSAL)
+            return real_invoke(self, feeds)
+
+        monkeypatch.setattr(LiteRTRunner, "_invoke", refuse_once)
+        out = runner.infer({"x": tflite["x"]})["y"]
+        assert dict(runner.info().details)["xnnpack"].startswith("off: failed to prepare")
+    np.testing.assert_allclose(out, tflite["want"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(first, tflite["want"][:1], rtol=1e-4, atol=1e-4)
+
+
+def test_other_load_errors_are_not_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: LiteRTRunner, xnnpack: bool) -> Any:
+        raise RuntimeError("Encountered unresolved custom op: Landmarks2TransformMatrix.")
+
+    monkeypatch.setattr(LiteRTRunner, "_build", broken)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 32)
+    with pytest.raises(ModelLoadError, match="unresolved custom op: Landmarks2TransformMatrix"):
+        open_runner("litert", model).load()

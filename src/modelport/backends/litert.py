@@ -18,6 +18,7 @@ Backend: LiteRT (TFLite): runs .tflite on CPU with or without the XNNPACK delega
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from modelport.backends.runner import Precision, Runner, RunnerInfo, RunnerOptio
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
+
+log = logging.getLogger(__name__)
 
 
 def import_litert_interpreter() -> Any:
@@ -66,7 +69,7 @@ class LiteRTRunner(Runner):
         self.xnnpack = xnnpack
 
     def load(self) -> None:
-        interp_mod = import_litert_interpreter()
+        import_litert_interpreter()
         if self.options.device.lower() != "cpu":
             raise RuntimeUnavailable(
                 f"the LiteRT runner runs on cpu, not {self.options.device!r}", hint="use --device cpu"
@@ -78,21 +81,13 @@ class LiteRTRunner(Runner):
                 path=self.model_path,
                 hint="convert it first with `modelport convert --to tflite`",
             )
-        resolver = (
-            interp_mod.OpResolverType.AUTO
-            if self.xnnpack
-            else interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        )
+        self._fallback = ""
         try:
-            self._interp = interp_mod.Interpreter(
-                model_path=str(self.model_path),
-                num_threads=self.options.threads,
-                experimental_op_resolver_type=resolver,
-            )
-            self._interp.allocate_tensors()
+            self._interp = self._build(self.xnnpack)
         except (RuntimeError, ValueError) as exc:
-            first = first_line(exc)
-            raise ModelLoadError(f"LiteRT cannot load the model: {first}", path=self.model_path) from exc
+            if not (self.xnnpack and _delegate_failed(exc)):
+                raise ModelLoadError(f"LiteRT cannot load the model: {first_line(exc)}", path=self.model_path) from exc
+            self._without_delegate(exc)
         self._in_details = self._interp.get_input_details()
         self._out_details = self._interp.get_output_details()  # in the graph's output order
         in_names, out_names = _signature_names(self._interp)
@@ -103,6 +98,31 @@ class LiteRTRunner(Runner):
         self._outputs = [out_names.get(d["index"], d["name"]) for d in self._out_details]
         self._index = {spec.name: d["index"] for spec, d in zip(self._inputs, self._in_details, strict=True)}
         self._current = {d["index"]: tuple(int(s) for s in d["shape"]) for d in self._in_details}
+
+    def _build(self, xnnpack: bool) -> Any:
+        """An interpreter with its tensors allocated; XNNPACK on (the default delegates) or off."""
+        interp_mod = import_litert_interpreter()
+        resolver = (
+            interp_mod.OpResolverType.AUTO if xnnpack else interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
+        interp = interp_mod.Interpreter(
+            model_path=str(self.model_path), num_threads=self.options.threads, experimental_op_resolver_type=resolver
+        )
+        interp.allocate_tensors()
+        return interp
+
+    def _without_delegate(self, exc: BaseException) -> None:
+        """XNNPACK could not prepare this graph (dynamic reshapes, ops it lacks): run on LiteRT's own kernels and
+        say so in :meth:`info`, as the interpreter itself can run what the delegate refuses."""
+        self._fallback = first_line(exc, limit=160)
+        log.warning(
+            "%s: XNNPACK failed to prepare the graph; running without it (%s)", self.model_path.name, self._fallback
+        )
+        try:
+            self._interp = self._build(xnnpack=False)
+        except (RuntimeError, ValueError) as exc2:
+            raise ModelLoadError(f"LiteRT cannot load the model: {first_line(exc2)}", path=self.model_path) from exc2
+        self._current = {d["index"]: tuple(int(s) for s in d["shape"]) for d in self._interp.get_input_details()}
 
     def close(self) -> None:
         self._interp = None
@@ -126,28 +146,48 @@ class LiteRTRunner(Runner):
             requested_precision=self.options.precision.value,
             executed_precision=_executed_precision(self._interp),
             threads=self.options.threads,
-            details=(("xnnpack", "on" if self.xnnpack else "off"),),
+            details=(("xnnpack", _xnnpack_state(self.xnnpack, self._fallback)),),
         )
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        interp = self._interp
         try:
-            resized = False
-            for name, index in self._index.items():
-                arr = feeds[name]
-                if self._current[index] != arr.shape:
-                    interp.resize_tensor_input(index, list(arr.shape), strict=True)
-                    self._current[index] = tuple(arr.shape)
-                    resized = True
-            if resized:
-                interp.allocate_tensors()
-            for name, index in self._index.items():
-                interp.set_tensor(index, np.ascontiguousarray(feeds[name]))
-            interp.invoke()
-            return [interp.get_tensor(d["index"]) for d in self._out_details]
+            return self._invoke(feeds)
         except (RuntimeError, ValueError) as exc:
-            first = first_line(exc)
-            raise InferenceError(f"LiteRT failed: {first}", path=self.model_path) from exc
+            if self.xnnpack and not self._fallback and _delegate_failed(exc):
+                self._without_delegate(exc)  # a new input shape XNNPACK cannot reshape to
+                try:
+                    return self._invoke(feeds)
+                except (RuntimeError, ValueError) as exc2:
+                    exc = exc2
+            raise InferenceError(f"LiteRT failed: {first_line(exc)}", path=self.model_path) from exc
+
+    def _invoke(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        interp = self._interp
+        resized = False
+        for name, index in self._index.items():
+            arr = feeds[name]
+            if self._current[index] != arr.shape:
+                interp.resize_tensor_input(index, list(arr.shape), strict=True)
+                self._current[index] = tuple(arr.shape)
+                resized = True
+        if resized:
+            interp.allocate_tensors()
+        for name, index in self._index.items():
+            interp.set_tensor(index, np.ascontiguousarray(feeds[name]))
+        interp.invoke()
+        return [interp.get_tensor(d["index"]) for d in self._out_details]
+
+
+def _delegate_failed(exc: BaseException) -> bool:
+    """Whether LiteRT's error is the XNNPACK delegate refusing the graph ("… delegate failed to prepare")."""
+    text = str(exc).lower()
+    return "delegate" in text and ("failed to prepare" in text or "failed to reshape" in text or "xnnpack" in text)
+
+
+def _xnnpack_state(asked: bool, fallback: str) -> str:
+    if not asked:
+        return "off"
+    return f"off: failed to prepare ({fallback})" if fallback else "on"
 
 
 class LiteRTNoXnnpackRunner(LiteRTRunner):
