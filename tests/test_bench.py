@@ -50,7 +50,7 @@ def test_time_callable_time_budget() -> None:
     elapsed = time.perf_counter() - t0
     assert fn.calls == len(samples) + 2
     assert len(samples) >= 4
-    assert 0.05 <= elapsed < 2.0
+    assert elapsed >= 0.05  # the budget is spent (no upper bound: a loaded machine may stretch any timing)
 
 
 def test_time_callable_min_iterations_beats_budget() -> None:
