@@ -16,7 +16,7 @@ Three checks:
 from __future__ import annotations
 
 import ast
-import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -374,13 +374,14 @@ def check_hint(capsys: pytest.CaptureFixture[str], argv: list[str], expected: se
 CASES: dict[str, Callable[[dict[str, Path]], tuple[list[str], set[str]]]] = {
     "bench-dynamic-dim": lambda f: (["bench", str(f["dyn"])], {"--input-shape"}),
     "compare-dynamic-dim": lambda f: (["compare", str(f["dyn"]), "-r", "ort,ov"], {"--input-shape"}),
-    "convert-dynamic-dim": lambda f: (
-        ["convert", str(f["dyn"]), "--to", "openvino", "-o", str(f["dir"] / "c")],
+    # convert and optimize pick sizes for free dims themselves: their --input-shape errors are about what was given
+    "convert-input-shape-rank": lambda f: (
+        ["convert", str(f["dyn"]), "--to", "openvino", "-o", str(f["dir"] / "c"), "--input-shape", "x:1,5,3"],
         {"--input-shape"},
     ),
-    "optimize-dynamic-dim": lambda f: (
-        ["optimize", str(f["dyn"]), "-o", str(f["dir"] / "o.onnx")],
-        {"--input-shape", "--no-verify"},
+    "optimize-input-shape-name": lambda f: (
+        ["optimize", str(f["dyn"]), "-o", str(f["dir"] / "o.onnx"), "--input-shape", "nope:1,5"],
+        {"--input-shape"},
     ),
     "port-dynamic-dim": lambda f: (
         ["port", str(f["dyn"]), "-o", str(f["dir"] / "p"), "--seconds", "0.05"],
@@ -423,16 +424,21 @@ def test_following_the_input_shape_hint_works(files: dict[str, Path], capsys: py
 
 
 def test_quantize_input_shape_reaches_the_api(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    """quantize's hint names --input-shape: the option exists, and reaches QuantizeOptions once it has the field."""
-    from modelport.quantization import QuantizeOptions
-
+    """quantize's hint names --input-shape: the option exists and reaches QuantizeOptions."""
     argv = ["quantize", str(files["dyn"]), "--calib", "random", "--samples", "4", "--seconds", "0.05"]
     code = main([*argv, "-o", str(files["dir"] / "q4"), "--input-shape", "x:1,5"])
-    err = capsys.readouterr().err
-    if "input_shapes" in inspect.signature(QuantizeOptions).parameters:
-        assert code == 0, err
-    else:  # the API has no field yet: the option is refused by name, never ignored
-        assert code == 2 and "--input-shape is not supported" in err
+    assert code == 0, capsys.readouterr().err
+
+
+def test_convert_and_optimize_verify_free_dims_at_two_sizes(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --input-shape needed: both pick sizes for the free dims and show the artifact stays dynamic."""
+    assert main(["convert", str(files["dyn"]), "--to", "openvino", "-o", str(files["dir"] / "dyn"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verification"]["outputs"][0]["shape"] == [1, 16]
+    assert any(n.startswith("dynamic artifact: also verified at x[2, 24]") for n in report["notes"]), report["notes"]
+    assert main(["optimize", str(files["dyn"]), "-o", str(files["dir"] / "dyn.opt.onnx")]) == 0
 
 
 def test_trust_remote_code_reaches_the_loader(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -320,3 +320,34 @@ def test_load_image_errors(tmp_path: Path) -> None:
         load_image(bad, ImagePreprocess())
     with pytest.raises(InvalidInputError, match="no images"):
         load_image_feeds([], IMAGE, ImagePreprocess())
+
+
+def test_verification_shapes_pick_sizes_for_free_dims_by_kind() -> None:
+    from modelport.inputs import FREE_DIM_SIZES, verification_shapes
+
+    image = TensorSpec("image", "float32", ("N", 3, "height", "width"))
+    sets = verification_shapes([image])
+    spatial, batch = FREE_DIM_SIZES["spatial"], FREE_DIM_SIZES["batch"]
+    assert sets == [{"image": (batch[0], 3, spatial[0], spatial[0])}, {"image": (batch[1], 3, spatial[1], spatial[1])}]
+    # NHWC, unnamed dims (exporters' -1 and None), and a fixed dim kept as it is
+    nhwc = TensorSpec("x", "float32", (-1, None, 48, 3))
+    assert verification_shapes([nhwc]) == [{"x": (1, 64, 48, 3)}, {"x": (2, 96, 48, 3)}]
+    # a symbolic dim has one size across inputs; rank-2 dim 1 is a sequence
+    ids, mask = TensorSpec("ids", "int64", ("b", "seq")), TensorSpec("mask", "int64", ("b", "seq"))
+    first, second = verification_shapes([ids, mask])
+    assert first["ids"] == first["mask"] == (1, 16) and second["ids"] == second["mask"] == (2, 24)
+
+
+def test_verification_shapes_given_ones_narrow_and_static_models_get_one_set() -> None:
+    from modelport.inputs import verification_shapes
+
+    a, b = TensorSpec("a", "float32", ("N", 8)), TensorSpec("b", "float32", ("N", "T", 4))
+    sets = verification_shapes([a, b], {"b": (3, 5, 4)})
+    assert [s["b"] for s in sets] == [(3, 5, 4), (3, 5, 4)]  # exactly as given, in both sets
+    assert [s["a"] for s in sets] == [(1, 8), (2, 8)]
+    assert verification_shapes([TensorSpec("x", "float32", (1, 8))]) == [{"x": (1, 8)}]
+    assert verification_shapes([a], batch=4) == [{"a": (4, 8)}]  # the only free dim is the batch, which is given
+    with pytest.raises(InvalidInputError, match="unknown rank"):
+        verification_shapes([TensorSpec("u", "float32", None)])
+    with pytest.raises(InvalidInputError, match="names unknown input"):
+        verification_shapes([a], {"nope": (1, 8)})

@@ -177,6 +177,86 @@ def default_batch(specs: Sequence[TensorSpec]) -> int:
     return 1
 
 
+#: sizes chosen for free dims, per kind of dim: (first set, second set). Spatial dims are multiples of 32 (the
+#: stride of most detection and OCR backbones), sequence dims small but not degenerate.
+FREE_DIM_SIZES: dict[str, tuple[int, int]] = {
+    "batch": (1, 2),
+    "spatial": (64, 96),
+    "sequence": (16, 24),
+    "other": (8, 12),
+}
+_SPATIAL_NAMES = ("height", "width", "h", "w", "image_h", "image_w", "img_h", "img_w", "x", "y")
+_SEQUENCE_NAMES = ("seq", "sequence", "len", "length", "time", "frames", "tokens", "t", "steps")
+
+
+def _dim_kind(spec: TensorSpec, axis: int, name: Dim) -> str:
+    """What a free dim most likely is, from its position, the input's rank and layout, and its name."""
+    text = str(name).lower() if isinstance(name, str) else ""
+    words = [w for w in text.replace("-", "_").split("_") if w]
+    if axis == 0 and (not text or "batch" in text or text in ("n", "b", "bs") or text.startswith("unk")):
+        return "batch"
+    if any(w in _SPATIAL_NAMES for w in words) or "height" in text or "width" in text:
+        return "spatial"
+    if any(w in _SEQUENCE_NAMES for w in words) or "seq" in text:
+        return "sequence"
+    shape = spec.shape or ()
+    rank = len(shape)
+    if rank == 4:  # images: NCHW with C in 1…4 fixed, or NHWC with C last
+        channels_first = isinstance(shape[1], int) and 0 < shape[1] <= 4
+        channels_last = isinstance(shape[3], int) and 0 < shape[3] <= 4
+        if (channels_first and axis in (2, 3)) or (channels_last and axis in (1, 2)):
+            return "spatial"
+    if rank in (2, 3) and axis == 1:
+        return "sequence"
+    return "other"
+
+
+def verification_shapes(
+    specs: Sequence[TensorSpec],
+    given: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
+) -> list[dict[str, tuple[int, ...]]]:
+    """Concrete shapes to verify a model on, chosen here for every dim nobody fixed.
+
+    ``given`` (``--input-shape``) only narrows: its inputs keep exactly those shapes. A dynamic dim elsewhere gets a
+    size by what it is (:data:`FREE_DIM_SIZES`: batch, spatial, sequence, other, told from its name, position and
+    the input's rank and layout); dims sharing a symbolic name share a size across inputs. When any dim was free,
+    a second set gives every free dim another size, so an artifact is shown to stay dynamic, not merely to run at
+    one size. Returns one set (no free dim) or two.
+
+    Raises:
+        InvalidInputError: an input of unknown rank and not in ``given``, or ``given`` naming no input.
+    """
+    given = dict(given or {})
+    fixed = resolve_shapes([s for s in specs if s.name in given], given, batch) if given else {}
+    if set(given) - {s.name for s in specs}:
+        resolve_shapes(specs, given)  # raises the unknown-input error naming the model's inputs
+    sets: list[dict[str, tuple[int, ...]]] = [dict(fixed), dict(fixed)]
+    free = False
+    by_name: dict[str, tuple[int, int]] = {}  # a symbolic dim has one size across inputs
+    for spec in specs:
+        if spec.name in fixed:
+            continue
+        if spec.shape is None:
+            raise InvalidInputError(
+                f"input {spec.name!r} has unknown rank", hint=f"give --input-shape {spec.name}:D1,D2,…"
+            )
+        dims: list[tuple[int, int]] = []
+        for axis, d in enumerate(spec.shape):
+            if isinstance(d, int) and d >= 0:
+                dims.append((d, d))
+                continue
+            free = True
+            kind = _dim_kind(spec, axis, d)
+            sizes = (batch, batch) if kind == "batch" and batch else FREE_DIM_SIZES[kind]
+            if isinstance(d, str) and d:
+                sizes = by_name.setdefault(d, sizes)
+            dims.append(sizes)
+        sets[0][spec.name] = tuple(a for a, _ in dims)
+        sets[1][spec.name] = tuple(b for _, b in dims)
+    return sets if free and sets[0] != sets[1] else sets[:1]
+
+
 def random_feeds(
     specs: Sequence[TensorSpec],
     shapes: Mapping[str, Sequence[int]] | None = None,

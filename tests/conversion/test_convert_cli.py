@@ -84,9 +84,14 @@ def test_convert_errors(capsys: pytest.CaptureFixture[str], saved_model: Path, t
     one_error(code, err, "unknown format 'caffe'")
     code, _, err = run(capsys, "convert", saved_model, "--to", "keras", "--via", "onnx", "-o", out_dir)
     one_error(code, err, "no converter from onnx to keras")
-    # converted, then the verification feeds need sizes: the error, and the ONNX file already written is removed
-    code, _, err = run(capsys, "convert", saved_model, "--to", "onnx", "-o", out_dir)
-    one_error(code, err, "input 'image' has a dynamic dimension 1", "--input-shape image:")
+    # converted, then the verification fails on the --input-shape given: the ONNX file already written is removed
+    code, _, err = run(capsys, "convert", saved_model, "--to", "onnx", "--input-shape", "image:1,8,8", "-o", out_dir)
+    one_error(code, err, "--input-shape for 'image' has rank 3")
+    # with no --input-shape the free dims get sizes chosen here, and the ONNX model is shown to stay dynamic
+    code, out, err = run(capsys, "convert", saved_model, "--to", "onnx", "--json", "-o", tmp_path / "dyn")
+    assert code == 0, err
+    notes = json.loads(out)["notes"]
+    assert any(n.startswith("dynamic artifact: also verified at image[2, 96, 96, 3]") for n in notes), notes
     code, _, err = run(capsys, "convert", saved_model, "--to", "tflite", "--input-shape", "nope:1,2,2,3", "-o", out_dir)
     one_error(code, err, "--input-shape names unknown input(s) nope", "image")
     mlp = models.save(models.mlp(), tmp_path / "mlp.onnx")

@@ -96,3 +96,27 @@ def test_failing_op_is_named_from_the_log(tmp_path: Path) -> None:
         tflite_from_onnx(src, tmp_path / "bad.tflite")
     assert info.value.message.startswith("onnx2tf cannot convert op Reshape (node bad_reshape): ")
     assert info.value.hint is not None and "--input-shape" in info.value.hint
+
+
+def test_free_dims_get_documented_sizes_and_the_static_artifact_says_so(tmp_path: Path) -> None:
+    """onnx2tf needs fixed dims: with no --input-shape the chain fixes the free ones to the verification sizes
+    (``inputs.FREE_DIM_SIZES``) and says so; an OpenVINO artifact of the same model stays dynamic."""
+    proto = models.build(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        fcn (float[N, 3, H, W] x) => (float[N, 4, H, W] y) {
+            c = Conv <pads = [1, 1, 1, 1]> (x, w, b)
+            y = Relu (c)
+        }
+        """,
+        w=(4, 3, 3, 3),
+        b=(4,),
+    )
+    src = models.save(proto, tmp_path / "fcn.onnx")
+    tfl = convert(src, "tflite", tmp_path / "t")
+    assert any(n.startswith("static artifact: the converter fixed the dims") for n in tfl.notes), tfl.notes
+    assert tfl.verification is not None and tfl.verification.passed
+    with open_runner("litert", tfl.artifact) as runner:
+        assert runner.input_specs[0].shape == (1, 64, 64, 3)  # NHWC: batch 1, 64 × 64 (FREE_DIM_SIZES)
+    ov = convert(src, "openvino", tmp_path / "o")
+    assert any(n.startswith("dynamic artifact: also verified at x[2, 3, 96, 96]") for n in ov.notes), ov.notes

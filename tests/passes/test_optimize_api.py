@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 import models
 from modelport.errors import InvalidInputError, ModelLoadError, PassError, VerificationError
-from modelport.passes import OptimizeOptions, OptimizeReport, base, optimize, register_pass
+from modelport.passes import OptimizeOptions, OptimizeReport, api, base, optimize, register_pass
 from modelport.passes.base import ModelportPass, PassOptions
 
 LIGHT = Path(onnx.__file__).parent / "backend/test/data/light"
@@ -115,12 +116,26 @@ def test_light_model_default_pipeline_is_idempotent(tmp_path: Path) -> None:
     assert not second.modified, [p.name for p in second.passes if p.modified]
 
 
-def test_wrong_numerics_fail_verification_and_write_nothing(tmp_path: Path, wrong_pass: str) -> None:
+def test_a_pass_that_breaks_numerics_is_rolled_back(tmp_path: Path, wrong_pass: str) -> None:
+    src = models.save(models.conv_bn(), tmp_path / "in.onnx")
+    report = optimize(src, options=OptimizeOptions(passes=("default", wrong_pass), batch=1)).write(tmp_path / "o.onnx")
+    assert [name for name, _ in report.rolled_back] == [wrong_pass]
+    assert "max abs error" in report.rolled_back[0][1]
+    assert report.verification is not None and report.verification.passed
+    assert "Mul" not in report.ops_after and report.nodes_after == 2  # the default passes still folded the BN
+    assert not any(p.name == wrong_pass for p in report.passes)
+
+
+def test_wrong_numerics_no_single_pass_explains_fail_and_write_nothing(
+    tmp_path: Path, wrong_pass: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = models.save(models.conv_bn(), tmp_path / "in.onnx")
     dst = tmp_path / "out.onnx"
+    spec = base._REGISTRY[wrong_pass]
+    monkeypatch.setitem(base._REGISTRY, "test-wrong-twice", dataclasses.replace(spec, name="test-wrong-twice"))
     with pytest.raises(VerificationError, match="max abs error") as info:
-        optimize(src, options=OptimizeOptions(passes=("default", wrong_pass), batch=1)).write(dst)
-    assert info.value.exit_code == 1
+        optimize(src, options=OptimizeOptions(passes=(wrong_pass, "test-wrong-twice"), batch=1)).write(dst)
+    assert info.value.exit_code == 1 and wrong_pass in str(info.value)
     assert not dst.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.onnx"]
     # without verification the same pass goes through
     optimize(src, options=OptimizeOptions(passes=(wrong_pass,), batch=1, verify=False)).write(dst)
@@ -171,12 +186,23 @@ def test_refuses_to_overwrite_the_source(tmp_path: Path) -> None:
     assert src.read_bytes() == data
 
 
-def test_dynamic_dims_without_sizes_cannot_be_verified(tmp_path: Path) -> None:
+def test_dynamic_dims_are_verified_at_two_sizes_chosen_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = models.parse("""
         <ir_version: 8, opset_import: ["" : 17]>
         d (float[N,H] x) => (float[N,H] y) { y = Relu(x) }
     """)
     src = models.save(model, tmp_path / "in.onnx")
-    with pytest.raises(InvalidInputError, match="--input-shape"):
-        optimize(src)
-    assert optimize(src, options=OptimizeOptions(input_shapes=(("x", (2, 3)),))).report.verification is not None
+    seen: list[tuple[int, ...]] = []
+    real = api.verify_models
+
+    def spy(original, optimized, feed_sets, tolerance, threads):  # type: ignore[no-untyped-def]
+        seen.extend(tuple(f["x"].shape) for f in feed_sets)
+        return real(original, optimized, feed_sets, tolerance, threads)
+
+    monkeypatch.setattr(api, "verify_models", spy)
+    report = optimize(src).report
+    assert report.verification is not None and report.verification.passed
+    assert seen == [(1, 16), (2, 24)]  # batch 1 and 2, a rank-2 sequence dim 16 and 24: the model stays dynamic
+    seen.clear()
+    optimize(src, options=OptimizeOptions(input_shapes=(("x", (2, 3)),)))
+    assert seen == [(2, 3)]  # --input-shape narrows to exactly that

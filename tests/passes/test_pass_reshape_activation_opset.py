@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
 
 import models
 from modelport.passes import OptimizeOptions, optimize
+from modelport.passes import reshape as reshape_pass
 
 HEAD = '<ir_version: 8, opset_import: ["" : 17]>'
 
@@ -112,3 +116,37 @@ def test_opset_conversion_to_impossible_version_is_a_pass_error() -> None:
     path = models.save(models.conv_bn(), Path(tempfile.mkdtemp()) / "m.onnx")
     with pytest.raises(PassError, match="opset"):
         optimize(path, options=OptimizeOptions(opset=99, batch=1))
+
+
+def _computed_reshape_opset12() -> onnx.ModelProto:
+    return models.build(
+        """<ir_version: 7, opset_import: ["" : 12]>
+        rs (float[2,3,4] x) => (float[2,12] y) {
+            s = Shape(x)
+            n = Slice(s, starts, ends)
+            shape = Concat<axis = 0>(n, minus_one)
+            r = Relu(x)
+            y = Reshape(r, shape)
+        }""",
+        starts=np.array([0], np.int64),
+        ends=np.array([1], np.int64),
+        minus_one=np.array([-1], np.int64),
+    )
+
+
+def test_materialized_reshape_stays_valid_before_opset_14(monkeypatch: pytest.MonkeyPatch) -> None:
+    """onnxscript materializes a computed Reshape shape with ``allowzero``, an attribute opsets < 14 lack."""
+    passes = ["shape-inference", "collapse-reshapes", "remove-unused"]
+    out, report = models.run_optimizer(_computed_reshape_opset12(), passes)
+    ops = [op for op in models.op_types(out) if op != "Constant"]
+    assert ops == ["Relu", "Reshape"]  # the Shape → Slice → Concat computation is gone
+    reshape = next(n for n in out.graph.node if n.op_type == "Reshape")
+    assert [a.name for a in reshape.attribute] == []  # no allowzero at opset 12 (onnx.checker ran in the helper)
+    assert report.nodes_before == 5  # type: ignore[attr-defined]
+    # without the fix the result fails onnx.checker: the optimizer rolls the pass back rather than break the model
+    monkeypatch.setattr(reshape_pass, "_drop_default_allowzero", lambda model: None)
+    result = optimize(
+        ir.serde.deserialize_model(_computed_reshape_opset12()), options=OptimizeOptions(passes=tuple(passes))
+    )
+    assert [name for name, _ in result.report.rolled_back] == ["collapse-reshapes"]
+    assert "allowzero" in result.report.rolled_back[0][1]

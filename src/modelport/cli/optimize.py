@@ -87,6 +87,8 @@ def _render(report: OptimizeReport, model: Path, output: Path) -> None:
         f"{report.size_after / 2**20:.2f} MiB; opset {report.opset_before} → {report.opset_after}; "
         f"{report.seconds:.2f} s"
     )
+    for name, why in report.rolled_back:
+        out.print(f"[yellow]rolled back[/] {escape(name)}: its result {escape(why)} — optimized again without it")
     if report.verification is None:
         out.print("verification: skipped (--no-verify)")
     else:

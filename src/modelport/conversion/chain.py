@@ -37,7 +37,9 @@ from modelport.backends.runner import Runner, RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, registered_routes
 from modelport.errors import ConversionError, InvalidInputError, VerificationError
 from modelport.formats import Format, Precision
-from modelport.inputs import TensorSpec, default_batch, random_feeds
+from modelport.inputs import TensorSpec, random_feeds, verification_shapes
+from modelport.inspection.onnx_model import tensor_spec
+from modelport.model_io import load_proto
 from modelport.reports.serialize import JsonReport
 from modelport.verify.comparator import Comparison, RunResult, Subject, align, check
 from modelport.verify.comparator import run as run_subject
@@ -57,10 +59,13 @@ class HopReport(JsonReport):
     target: bool
     against_previous: Comparison | None = None
     against_source: Comparison | None = None
+    #: a dynamic artifact against the source at other sizes of its free dims (None: static, or no free dim)
+    against_source_other_sizes: Comparison | None = None
 
     @property
     def passed(self) -> bool:
-        return all(c is None or c.passed for c in (self.against_previous, self.against_source))
+        comparisons = (self.against_previous, self.against_source, self.against_source_other_sizes)
+        return all(c is None or c.passed for c in comparisons)
 
     @property
     def label(self) -> str:
@@ -225,14 +230,38 @@ def source_feeds(
     input_shapes: Mapping[str, Sequence[int]] | None,
     seed: int,
     threads: int | None = None,
-) -> dict[str, np.ndarray]:
-    """The given feeds, or seeded random ones for the source's inputs (its fixed batch, else 1)."""
+) -> list[dict[str, np.ndarray]]:
+    """The given feeds, or seeded random ones for the source's inputs at the sizes of
+    :func:`~modelport.inputs.verification_shapes`: ``input_shapes`` as given, every other free dim chosen here, and
+    a second set at other sizes when a dim was free (the chain shows a dynamic artifact stays right at any size)."""
     if feeds is not None:
-        return dict(feeds)
+        return [dict(feeds)]
     with open_artifact(source.format, source.path, RunnerOptions(threads=threads), source) as runner:
         specs = runner.input_specs
-    batch = None if input_shapes else default_batch(specs)
-    return random_feeds(specs, input_shapes, seed=seed, batch=batch)
+    sets = verification_shapes(specs, input_shapes)
+    return [random_feeds(specs, shapes, seed=seed + i) for i, shapes in enumerate(sets)]
+
+
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def _onnx_default_shapes(path: Path, given: Shapes) -> Shapes:
+    """For an ONNX source: ``given`` plus, for every other input with a free dim besides the batch, the first
+    verification sizes — for the converters that need fixed dims (onnx2tf, TensorRT profiles); a free batch alone
+    is left to them (onnx2tf keeps it dynamic), and formats that keep dims dynamic ignore these shapes."""
+    graph = load_proto(path, check=False, load_external_data=False).graph
+    init = {t.name for t in graph.initializer}
+    specs = [tensor_spec(i) for i in graph.input if i.name not in init]
+    try:
+        first = verification_shapes(specs, dict(given))[0]
+    except InvalidInputError:
+        return tuple(given)  # an unknown rank: the converter says what it needs
+    names = dict(given)
+
+    def free_beyond_batch(spec: TensorSpec) -> bool:
+        return any(not (isinstance(d, int) and d >= 0) for d in (spec.shape or ())[1:])
+
+    return tuple(given) + tuple((s.name, first[s.name]) for s in specs if s.name not in names and free_beyond_batch(s))
 
 
 def _dynamic_shapes(
@@ -293,6 +322,9 @@ class _State:
     written: list[Path]
     src_run: RunResult | None = None
     feeds: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    #: the second feed set (other sizes for the free dims) and the source's run on it, when a dim was free
+    alt_feeds: dict[str, np.ndarray] | None = None
+    src_alt_run: RunResult | None = None
     #: the latest artifact per format and its run (outputs in the source's names and layouts)
     latest: dict[Format, tuple[Path, RunResult | None]] = dataclasses.field(default_factory=dict)
     #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
@@ -306,6 +338,8 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     from_source = prev_path == state.source.path
     if from_source:
         shapes = state.options.convert.input_shapes
+        if a is Format.ONNX:
+            shapes = _onnx_default_shapes(prev_path, shapes)
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
         shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
     opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes)
@@ -343,7 +377,9 @@ def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
 
 def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None) -> RunResult:
     source, threads = state.source, state.options.threads
-    state.feeds = source_feeds(source, feeds, dict(source.input_shapes) or None, state.options.seed, threads)
+    sets = source_feeds(source, feeds, dict(source.input_shapes) or None, state.options.seed, threads)
+    state.feeds = sets[0]
+    state.alt_feeds = sets[1] if len(sets) > 1 else None
     label = f"{source.path.name}@{runtime_for(source.format)}"
     run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, threads, source, label)
     state.latest[source.format] = (source.path, run)
@@ -364,7 +400,35 @@ def _verify_hop(state: _State, hop: HopReport, a: Format, precision: Precision) 
     vs_src = check(state.src_run, run, state.drift)
     hop = dataclasses.replace(hop, against_previous=vs_prev, against_source=vs_src)
     _require(hop)
+    hop = _verify_other_sizes(state, hop, b, precision, run)
     return hop, align(run, state.src_run)  # in the source's names and layouts, as later hops compare with it
+
+
+def _verify_other_sizes(state: _State, hop: HopReport, fmt: Format, precision: Precision, run: RunResult) -> HopReport:
+    """A dynamic artifact runs the second feed set too (other sizes for every free dim) and is compared with the
+    source there; a static one (the converter fixed the dims) says at which shapes it was verified."""
+    if state.alt_feeds is None or state.drift is None:
+        return hop
+    if all(spec.is_static for spec in run.input_specs):
+        shapes = ", ".join(f"{s.name}{list(s.shape or ())}" for s in run.input_specs)
+        note = f"static artifact: the converter fixed the dims ({shapes})"
+        return dataclasses.replace(
+            hop, conversion=dataclasses.replace(hop.conversion, notes=(*hop.conversion.notes, note))
+        )
+    if state.src_alt_run is None:
+        source, threads = state.source, state.options.threads
+        label = f"{source.path.name}@{runtime_for(source.format)}"
+        state.src_alt_run = _run_artifact(
+            source.format, source.path, Precision.FP32, state.alt_feeds, threads, source, label
+        )
+    alt = _run_artifact(fmt, Path(hop.conversion.artifact), precision, state.alt_feeds, state.options.threads)
+    other = check(state.src_alt_run, alt, state.drift)
+    hop = dataclasses.replace(hop, against_source_other_sizes=other)
+    _require(hop)
+    shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in state.alt_feeds.items())
+    note = f"dynamic artifact: also verified at {shapes} (max abs error {other.max_abs:.3g})"
+    conversion = dataclasses.replace(hop.conversion, notes=(*hop.conversion.notes, note))
+    return dataclasses.replace(hop, conversion=conversion)
 
 
 def _run(
@@ -408,7 +472,7 @@ def _run(
 
 
 def _require(hop: HopReport) -> None:
-    for comparison in (hop.against_previous, hop.against_source):
+    for comparison in (hop.against_previous, hop.against_source, hop.against_source_other_sizes):
         if comparison is not None and not comparison.passed:
             try:
                 comparison.require()

@@ -22,7 +22,7 @@ def _onnx_dtype(elem_type: int) -> str:
         return onnx.TensorProto.DataType.Name(elem_type).lower()
 
 
-def _onnx_spec(vi: onnx.ValueInfoProto) -> TensorSpec:
+def tensor_spec(vi: onnx.ValueInfoProto) -> TensorSpec:
     t = vi.type.tensor_type
     shape: tuple[Dim, ...] | None = None
     if t.HasField("shape"):
@@ -67,8 +67,8 @@ def inspect_onnx(path: Path, fmt: Format | None = None) -> ModelSummary:
         path=str(path),
         format=Format.ONNX,
         file_bytes=path.stat().st_size,
-        inputs=tuple(_onnx_spec(i) for i in proto.graph.input if i.name not in init_names),
-        outputs=tuple(_onnx_spec(o) for o in proto.graph.output),
+        inputs=tuple(tensor_spec(i) for i in proto.graph.input if i.name not in init_names),
+        outputs=tuple(tensor_spec(o) for o in proto.graph.output),
         opsets=tuple((o.domain or "ai.onnx", int(o.version)) for o in proto.opset_import),
         op_histogram=tuple(hist.most_common()),
         node_count=sum(hist.values()),

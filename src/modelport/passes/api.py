@@ -24,8 +24,8 @@ import onnx_ir.passes.common as common
 
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
-from modelport.errors import InvalidInputError, ModelLoadError, PassError
-from modelport.inputs import TensorSpec, random_feeds
+from modelport.errors import InvalidInputError, ModelLoadError, PassError, VerificationError
+from modelport.inputs import TensorSpec, random_feeds, verification_shapes
 from modelport.model_io import check_proto, load_proto, save_model, to_proto
 from modelport.passes.base import (
     InstrumentedPass,
@@ -203,21 +203,15 @@ def _input_specs(graph: ir.Graph) -> list[TensorSpec]:
 
 def verification_feeds(
     graph: ir.Graph, input_shapes: Mapping[str, Sequence[int]] | None, batch: int | None, seed: int
-) -> dict[str, np.ndarray]:
-    """Seeded random feeds for the optimized model's inputs (a dynamic leading dim defaults to 1)."""
+) -> list[dict[str, np.ndarray]]:
+    """Seeded random feeds for the optimized model's inputs: one set per shape set of
+    :func:`~modelport.inputs.verification_shapes` (two when a dim is still free: the optimized model must stay
+    right at any size, not just one)."""
     specs = _input_specs(graph)
-    shapes: dict[str, tuple[int, ...]] = {k: tuple(v) for k, v in (input_shapes or {}).items()}
-    for spec in specs:
-        if spec.name in shapes or spec.shape is None:
-            continue
-        dims = [d if d is not None else (batch or 1) if i == 0 else None for i, d in enumerate(spec.shape)]
-        if any(d is None for d in dims):
-            raise InvalidInputError(
-                f"cannot verify: input {spec.name!r} has dynamic dims {spec.shape_text()}",
-                hint=f"give --input-shape {spec.name}:D1,D2,… or use --no-verify",
-            )
-        shapes[spec.name] = tuple(int(d) for d in dims)  # type: ignore[arg-type]
-    return random_feeds(specs, shapes, seed=seed)
+    return [
+        random_feeds(specs, shapes, seed=seed + i)
+        for i, shapes in enumerate(verification_shapes(specs, input_shapes, batch))
+    ]
 
 
 def verify_models(
@@ -295,28 +289,15 @@ def optimize(
     names, pass_opts = _plan(resolve_passes(opts.passes, opts.skip), shapes, opts.batch, opts.opset)
     pass_opts.update(dict(opts.pass_options))
     original, source = _load(model)
-    work = ir.serde.deserialize_model(original)
-    check_fix_dims(work.graph, pass_opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
-    nodes_before, ops_before = count_nodes(work), op_histogram(work)
+    before = ir.serde.deserialize_model(original)
+    nodes_before, ops_before = count_nodes(before), op_histogram(before)
     say(f"running {len(names)} passes")
-    stats, iterations = run_passes(work, names, pass_opts, opts.max_iterations)
-    if any(v.shape is None for v in work.graph.outputs):
-        common.ShapeInferencePass(strict_mode=False)(work)  # graph outputs need a shape to pass the checker
-    optimized = ir.serde.serialize_model(work)
     try:
-        check_proto(optimized)
-    except ModelLoadError as exc:
-        raise PassError(f"the optimized model fails onnx.checker: {exc.message}", hint="skip the last pass "
-                        "that modified it (see --debug) and report the model") from exc  # fmt: skip
-    comparison = None
-    if opts.verify:
-        say("verifying the optimized model against the original in ONNX Runtime")
-        feed_sets: list[Mapping[str, np.ndarray]] = [verification_feeds(work.graph, shapes, opts.batch, opts.seed)]
-        if feeds is not None:
-            feed_sets.append(feeds)
-        tolerance = opts.tolerance or Tolerance.for_precision("fp32")
-        comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
-        comparison.require()
+        run = _attempt(original, names, pass_opts, opts, shapes, feeds, say)
+        rolled_back: tuple[tuple[str, str], ...] = ()
+    except (PassError, VerificationError) as exc:
+        run, rolled_back = _roll_back(original, names, pass_opts, opts, shapes, feeds, say, exc)
+    work, stats, iterations, optimized, comparison = run
     report = OptimizeReport(
         source=source,
         nodes_before=nodes_before,
@@ -331,9 +312,90 @@ def optimize(
         size_after=optimized.ByteSize(),
         opset_before=_opset(original),
         opset_after=_opset(optimized),
+        rolled_back=rolled_back,
     )
     log.info("optimized %s: %d → %d nodes", source, report.nodes_before, report.nodes_after)
     return OptimizeResult(work, report)
+
+
+_Run = tuple[ir.Model, tuple[PassStats, ...], int, onnx.ModelProto, Comparison | None]
+
+
+def _attempt(
+    original: onnx.ModelProto,
+    names: Sequence[str],
+    pass_opts: Mapping[str, PassOptions],
+    opts: OptimizeOptions,
+    shapes: Mapping[str, Sequence[int]] | None,
+    feeds: Mapping[str, np.ndarray] | None,
+    say: Progress,
+) -> _Run:
+    """Run the passes on a copy of ``original``, check the result with onnx.checker and verify it."""
+    work = ir.serde.deserialize_model(original)
+    check_fix_dims(work.graph, pass_opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
+    stats, iterations = run_passes(work, names, pass_opts, opts.max_iterations)
+    if any(v.shape is None for v in work.graph.outputs):
+        common.ShapeInferencePass(strict_mode=False)(work)  # graph outputs need a shape to pass the checker
+    optimized = ir.serde.serialize_model(work)
+    try:
+        check_proto(optimized)
+    except ModelLoadError as exc:
+        raise _BrokenResult(f"the optimized model fails onnx.checker: {exc.message}", stats, numerics=False) from exc
+    comparison = None
+    if opts.verify:
+        say("verifying the optimized model against the original in ONNX Runtime")
+        feed_sets: list[Mapping[str, np.ndarray]] = [*verification_feeds(work.graph, shapes, opts.batch, opts.seed)]
+        if feeds is not None:
+            feed_sets.append(feeds)
+        tolerance = opts.tolerance or Tolerance.for_precision("fp32")
+        comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
+        if not comparison:
+            reason = f"{comparison.candidate} differs from the original: {comparison.reason()}"
+            raise _BrokenResult(reason, stats, numerics=True)
+    return work, stats, iterations, optimized, comparison
+
+
+class _BrokenResult(PassError):
+    """The passes ran but their result fails the checker or the verification (the stats say which passes acted)."""
+
+    def __init__(self, message: str, stats: Sequence[PassStats], *, numerics: bool) -> None:
+        super().__init__(message)
+        self.stats = tuple(stats)
+        self.numerics = numerics
+
+
+def _roll_back(
+    original: onnx.ModelProto,
+    names: Sequence[str],
+    pass_opts: Mapping[str, PassOptions],
+    opts: OptimizeOptions,
+    shapes: Mapping[str, Sequence[int]] | None,
+    feeds: Mapping[str, np.ndarray] | None,
+    say: Progress,
+    failure: PassError | VerificationError,
+) -> tuple[_Run, tuple[tuple[str, str], ...]]:
+    """The optimizer must never hand back a broken model: drop the passes that acted, the latest first, one at a
+    time, until the result checks and verifies; say which pass was dropped and why.
+
+    Raises:
+        VerificationError: no single pass explains a numerical difference (exit code 1, like any mismatch).
+        PassError: no single pass explains an invalid result.
+    """
+    if not isinstance(failure, _BrokenResult):
+        raise failure
+    acted = [p.name for p in failure.stats if p.modified]
+    for name in reversed(acted):
+        say(f"the result {failure.message}; retrying without {name}")
+        log.warning("%s; retrying without the pass %s", failure.message, name)
+        try:
+            run = _attempt(original, [n for n in names if n != name], pass_opts, opts, shapes, feeds, say)
+        except _BrokenResult:
+            continue
+        return run, ((name, failure.message),)
+    hint = f"passes that changed the model: {', '.join(acted) or 'none'}; skip them with --skip and report the model"
+    if failure.numerics:
+        raise VerificationError(failure.message, hint=hint) from failure
+    raise PassError(failure.message, hint=hint) from failure
 
 
 def _plan(

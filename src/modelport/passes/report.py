@@ -35,6 +35,8 @@ class OptimizeReport(JsonReport):
         seconds: wall time of the whole call (passes, checks and verification).
         size_before / size_after: serialized model sizes in bytes.
         opset_before / opset_after: default-domain opsets.
+        rolled_back: ``(pass, why)`` for a pass whose result failed onnx.checker or the verification: the model was
+            optimized again without it.
     """
 
     source: str
@@ -50,6 +52,7 @@ class OptimizeReport(JsonReport):
     size_after: int
     opset_before: int
     opset_after: int
+    rolled_back: tuple[tuple[str, str], ...] = ()
 
     @property
     def removed_fraction(self) -> float:

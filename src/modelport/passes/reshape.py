@@ -80,5 +80,28 @@ class CollapseReshapes(ModelportPass[PassOptions]):
             ]
         )
         count = rules.apply_to_model(model)
+        _drop_default_allowzero(model)
         count += _collapse(model.graph)
         return bool(count)
+
+
+def _drop_default_allowzero(model: ir.Model) -> None:
+    """Keep Reshape valid at opsets before 14, which have no ``allowzero`` attribute.
+
+    onnxscript's rules write ``Reshape(…, allowzero=…)`` whatever the opset. ``allowzero`` only changes what a 0 in
+    the target shape means (copy the input's dim, or a real 0), so the attribute is dropped when it is 0 (the only
+    behaviour before opset 14) or when the shape is a constant without zeros (both readings agree). A shape with a
+    0 and ``allowzero=1`` cannot be written before opset 14; it is left for the checker to reject.
+    """
+    if model.opset_imports.get("", 14) >= 14:
+        return
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
+            continue
+        attr = node.attributes.get("allowzero")
+        if attr is None:
+            continue
+        shape = node.inputs[1].const_value if len(node.inputs) > 1 and node.inputs[1] is not None else None
+        no_zeros = shape is not None and 0 not in shape.numpy().tolist()
+        if attr.as_int() == 0 or no_zeros:
+            del node.attributes["allowzero"]

@@ -90,7 +90,7 @@ def check_fix_dims(graph: ir.Graph, options: FixDimsOptions) -> dict[str, tuple[
                 raise InvalidInputError(f"--input-shape for {name!r} has a non-positive dim {list(shape)}")
             if old is not None:
                 for i, (want, got) in enumerate(zip(old.dims, shape, strict=True)):
-                    if isinstance(want, int) and want != got:
+                    if isinstance(want, int) and want >= 0 and want != got:  # -1: exporters' "dynamic"
                         raise InvalidInputError(
                             f"--input-shape for {name!r} sets dim {i} to {got}, but the model fixes it to "
                             f"{want} {_dims_text(old)}"
@@ -98,7 +98,7 @@ def check_fix_dims(graph: ir.Graph, options: FixDimsOptions) -> dict[str, tuple[
             new[name] = shape
         elif options.batch is not None and old is not None and len(old) > 0:
             lead = old.dims[0]
-            if isinstance(lead, int):
+            if isinstance(lead, int) and lead >= 0:
                 if lead != options.batch:
                     raise InvalidInputError(
                         f"input {name!r} has a fixed leading dim {lead}; --batch {options.batch} cannot change it",

@@ -64,6 +64,7 @@ def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, 
             passes=tuple(p.name for p in rep.passes if p.modified),
             seconds=rep.seconds,
             max_abs_error=rep.verification.max_abs if rep.verification is not None else None,
+            rolled_back=tuple(name for name, _ in rep.rolled_back),
         )
     save_model(proto, dst, source=src)
     return dst, None

@@ -78,7 +78,8 @@ def summary_items(report: PortReport) -> list[tuple[str, str, str]]:
             (
                 "optimized",
                 f"{o.nodes_before} → {o.nodes_after} nodes in {o.seconds:.2f} s "
-                f"({', '.join(o.passes) or 'no pass changed the graph'})",
+                f"({', '.join(o.passes) or 'no pass changed the graph'})"
+                + (f"; rolled back: {', '.join(o.rolled_back)}" if o.rolled_back else ""),
                 "",
             )
         )

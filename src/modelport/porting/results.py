@@ -53,6 +53,7 @@ class OptimizationSummary(JsonReport):
     passes: tuple[str, ...]
     seconds: float
     max_abs_error: float | None
+    rolled_back: tuple[str, ...] = ()  # passes whose result failed the checks: optimized again without them
 
 
 @dataclasses.dataclass(frozen=True)
