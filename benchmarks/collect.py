@@ -18,6 +18,7 @@ ORDER = (
     ("convert", "benchmarks/bench_convert.py", "conversion chains: time per hop, latency on every runtime"),
     ("int8", "benchmarks/bench_int8.py", "INT8 vs FP32 on ONNX Runtime, OpenVINO and LiteRT"),
     ("transcribe", "benchmarks/bench_transcribe.py", "Whisper: modelport vs direct faster-whisper"),
+    ("coverage", "benchmarks/bench_coverage.py", "real models from packages: modelport vs the raw engines, per route"),
 )
 
 INTRO = """# Benchmarks
