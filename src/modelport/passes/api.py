@@ -292,11 +292,12 @@ def optimize(
     before = ir.serde.deserialize_model(original)
     nodes_before, ops_before = count_nodes(before), op_histogram(before)
     say(f"running {len(names)} passes")
+    job = _Job(original, pass_opts, opts, shapes, feeds, say)
     try:
-        run = _attempt(original, names, pass_opts, opts, shapes, feeds, say)
+        run = _attempt(job, names)
         rolled_back: tuple[tuple[str, str], ...] = ()
     except (PassError, VerificationError) as exc:
-        run, rolled_back = _roll_back(original, names, pass_opts, opts, shapes, feeds, say, exc)
+        run, rolled_back = _roll_back(job, names, exc)
     work, stats, iterations, optimized, comparison = run
     report = OptimizeReport(
         source=source,
@@ -321,16 +322,23 @@ def optimize(
 _Run = tuple[ir.Model, tuple[PassStats, ...], int, onnx.ModelProto, Comparison | None]
 
 
-def _attempt(
-    original: onnx.ModelProto,
-    names: Sequence[str],
-    pass_opts: Mapping[str, PassOptions],
-    opts: OptimizeOptions,
-    shapes: Mapping[str, Sequence[int]] | None,
-    feeds: Mapping[str, np.ndarray] | None,
-    say: Progress,
-) -> _Run:
-    """Run the passes on a copy of ``original``, check the result with onnx.checker and verify it."""
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """One optimize call: the model, the options, and how to run the passes on it."""
+
+    original: onnx.ModelProto
+    pass_opts: Mapping[str, PassOptions]
+    opts: OptimizeOptions
+    shapes: Mapping[str, Sequence[int]] | None
+    feeds: Mapping[str, np.ndarray] | None
+    say: Progress
+
+
+def _attempt(job: _Job, names: Sequence[str]) -> _Run:
+    """Run the passes on a copy of the model, check the result with onnx.checker and verify it."""
+    original, pass_opts, opts, shapes, feeds, say = (
+        job.original, job.pass_opts, job.opts, job.shapes, job.feeds, job.say
+    )  # fmt: skip
     work = ir.serde.deserialize_model(original)
     check_fix_dims(work.graph, pass_opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
     stats, iterations = run_passes(work, names, pass_opts, opts.max_iterations)
@@ -365,14 +373,7 @@ class _BrokenResult(PassError):
 
 
 def _roll_back(
-    original: onnx.ModelProto,
-    names: Sequence[str],
-    pass_opts: Mapping[str, PassOptions],
-    opts: OptimizeOptions,
-    shapes: Mapping[str, Sequence[int]] | None,
-    feeds: Mapping[str, np.ndarray] | None,
-    say: Progress,
-    failure: PassError | VerificationError,
+    job: _Job, names: Sequence[str], failure: PassError | VerificationError
 ) -> tuple[_Run, tuple[tuple[str, str], ...]]:
     """The optimizer must never hand back a broken model: drop the passes that acted, the latest first, one at a
     time, until the result checks and verifies; say which pass was dropped and why.
@@ -385,10 +386,10 @@ def _roll_back(
         raise failure
     acted = [p.name for p in failure.stats if p.modified]
     for name in reversed(acted):
-        say(f"the result {failure.message}; retrying without {name}")
+        job.say(f"the result {failure.message}; retrying without {name}")
         log.warning("%s; retrying without the pass %s", failure.message, name)
         try:
-            run = _attempt(original, [n for n in names if n != name], pass_opts, opts, shapes, feeds, say)
+            run = _attempt(job, [n for n in names if n != name])
         except _BrokenResult:
             continue
         return run, ((name, failure.message),)
