@@ -151,7 +151,7 @@ def test_random_feeds_deterministic_and_typed() -> None:
 def test_random_feeds_bool_and_int_vary() -> None:
     feeds = random_feeds([TensorSpec("m", "bool", (64,)), TensorSpec("i", "int32", (64,))], seed=0)
     assert 0 < feeds["m"].sum() < 64
-    assert len(np.unique(feeds["i"])) > 3
+    assert set(np.unique(feeds["i"]).tolist()) == {0, 1}  # both values: valid indices and masks for any model
     assert feeds["i"].dtype == np.int32
 
 

@@ -264,7 +264,11 @@ def random_feeds(
     seed: int = 0,
     batch: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Seeded random feeds for every input: floats ~ U(0, 1), ints in [0, 10), bools uniform."""
+    """Seeded random feeds for every input: floats ~ U(0, 1), ints in {0, 1}, bools uniform.
+
+    Integer inputs are mostly indices (token ids, token types, class ids) or masks: 0 and 1 are valid for any table
+    of two or more rows, while larger values index past small ones (a 2-row token-type embedding).
+    """
     concrete = resolve_shapes(specs, shapes, batch)
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
@@ -274,7 +278,7 @@ def random_feeds(
         if dtype.kind == "f":
             feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(dtype)
         elif dtype.kind in "iu":
-            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(dtype)
+            feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
         elif dtype.kind == "b":
             feeds[spec.name] = rng.random(shape) < 0.5
         else:
