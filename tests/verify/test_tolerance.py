@@ -153,3 +153,15 @@ def test_printed_tolerance_shows_the_effective_bound() -> None:
     assert str(single.tolerance) == "fp32: rtol=0.0001, atol_eff=0.005, rel-L2 ≤ 0.001"
     many = {f"y{i}": np.array([10.0**i]) for i in range(5)}
     assert "atol_eff=0.0001…1 over 5 outputs" in str(compare_outputs(many, many, tol).tolerance)
+
+
+def test_the_l2_floor_ignores_an_error_below_the_absolute_floor() -> None:
+    """A probability near 1e-5 (rms just above atol) off by 4e-8: 0.4 % of the element bound, relative L2 0.004.
+    The error is below atol everywhere, so it is rounding and passes; ten times atol on the same output fails."""
+    tol = Tolerance.for_precision("fp32")
+    ref = np.full((1, 1), 1.1e-5, dtype=np.float32)
+    tiny = compare_arrays("p", ref, ref + np.float32(4.3e-8), tol)
+    assert tiny.passed and tiny.rel_l2 > tol.max_rel_l2
+    big = np.full((1, 64), 1.1e-3, dtype=np.float32)
+    biased = compare_arrays("p", big, big + np.float32(2e-5), tol)  # rms error 2e-5 > atol, rel-L2 0.018
+    assert not biased.passed and "relative L2 error" in biased.note

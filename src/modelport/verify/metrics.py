@@ -118,7 +118,8 @@ def _float_metrics(name: str, ref: np.ndarray, out: np.ndarray, tol: Tolerance) 
     rel_l2 = np.inf if inf_mismatch.any() else (nd / nr if nr > 0 else (0.0 if nd == 0 else np.inf))
     frac = float(np.mean(bad))
     notes = [f"{int(nan_mismatch.sum())} NaN mismatches"] if nan_mismatch.any() else []
-    floor_failed = _floor_fails(tol, exact, peak, atol_eff, nr / np.sqrt(r.size), float(rel_l2))
+    n = np.sqrt(r.size)
+    floor_failed = _floor_fails(tol, exact, peak, atol_eff, nr / n, float(rel_l2), nd / n)
     if floor_failed:
         notes.append(f"relative L2 error {rel_l2:.3g} > {tol.max_rel_l2:g}")
     return OutputMetrics(
@@ -138,9 +139,11 @@ def _float_metrics(name: str, ref: np.ndarray, out: np.ndarray, tol: Tolerance) 
     )
 
 
-def _floor_fails(tol: Tolerance, exact: bool, peak: float, atol_eff: float, rms: float, rel_l2: float) -> bool:
-    """The aggregate floor, judged only where the reference stands above the noise (module docstring of
-    :mod:`modelport.verify.tolerance`)."""
-    if exact or tol.max_rel_l2 is None or peak <= tol.atol or rms <= atol_eff:
+def _floor_fails(
+    tol: Tolerance, exact: bool, peak: float, atol_eff: float, rms: float, rel_l2: float, rms_error: float
+) -> bool:
+    """The aggregate floor, judged only where the reference stands above the noise and the error above the
+    absolute floor ``atol`` (module docstring of :mod:`modelport.verify.tolerance`)."""
+    if exact or tol.max_rel_l2 is None or peak <= tol.atol or rms <= atol_eff or rms_error <= tol.atol:
         return False
     return rel_l2 > tol.max_rel_l2
