@@ -204,9 +204,23 @@ def test_compare_needs_two_targets(model_dir: Path) -> None:
         compare([], "onnxruntime,openvino")
 
 
-def test_compare_dynamic_dim_needs_shape(model_dir: Path) -> None:
-    with pytest.raises(InvalidInputError, match="--input-shape x:N,8"):
-        compare([model_dir / "a.onnx"], "onnxruntime,openvino")
+def test_compare_dynamic_dim_gets_the_verification_size(model_dir: Path) -> None:
+    """A free batch gets the size convert verifies at first (1); --input-shape only narrows."""
+    report = compare([model_dir / "a.onnx"], "onnxruntime,openvino")
+    assert report.passed and report.feeds == (("x", (1, 8), "float32"),)
+
+
+def test_compare_models_in_different_formats_each_on_a_runtime_that_reads_it(model_dir: Path, tmp_path: Path) -> None:
+    """``a.onnx a.xml -r onnxruntime``: the IR runs on OpenVINO (its native runtime), not on ONNX Runtime."""
+    import openvino as ov
+
+    xml = tmp_path / "a.xml"
+    ov.save_model(ov.convert_model(str(model_dir / "a.onnx")), str(xml), compress_to_fp16=False)
+    report = compare([model_dir / "a.onnx", xml], "onnxruntime")
+    (c,) = report.comparisons
+    assert c.candidate == "a.xml@openvino/fp32" and report.passed
+    both = compare([model_dir / "a.onnx", xml], "onnxruntime,openvino")
+    assert [c.candidate for c in both.comparisons] == ["a.onnx@openvino/fp32", "a.xml@openvino/fp32"]
 
 
 def test_accuracy_report_json_round_trip(model_dir: Path) -> None:

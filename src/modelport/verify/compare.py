@@ -23,7 +23,7 @@ from modelport.backends import LoaderOptions, backend_for_format, get_backend, o
 from modelport.backends.runner import RunnerInfo, RunnerOptions
 from modelport.errors import InvalidInputError
 from modelport.formats import sniff_format
-from modelport.inputs import random_feeds
+from modelport.inputs import random_feeds, verification_shapes
 from modelport.reports.serialize import JsonReport
 from modelport.verify.comparator import Comparison, Subject, check, compare_outputs, infer, run
 from modelport.verify.metrics import OutputMetrics, compare_arrays
@@ -96,15 +96,31 @@ class AccuracyReport(JsonReport):
 def _subjects(
     models: Sequence[str | Path], runtimes: Sequence[str] | str | None, options: RunnerOptions, loader: LoaderOptions
 ) -> list[Subject]:
-    """One subject per (model, runtime), models outer; ``runtimes=None``: each model on its native runtime."""
+    """One subject per (model, runtime), models outer; ``runtimes=None``: each model on its native runtime.
+
+    With several models in different formats, a model runs on the listed runtimes that read its format, and on
+    its native runtime when none does (``a.onnx b.xml -r onnxruntime`` runs b.xml on OpenVINO)."""
     subjects = []
+    listed = None if runtimes is None else parse_backends(runtimes)
     for m in models:
         path = Path(m)
-        names = [_native_backend(m)] if runtimes is None else parse_backends(runtimes)
+        native = _native_backend(m)
+        names = [native] if listed is None else listed
+        if listed is not None and len(models) > 1:
+            names = [n for n in listed if _reads(n, m)] or [native]
         for name in names:
             label = f"{path.name}@{get_backend(name).name}/{options.precision.value}"
             subjects.append(Subject(path, name, options, loader, label))
     return subjects
+
+
+def _reads(backend: str, model: str | Path) -> bool:
+    """Whether ``backend`` runs ``model``'s format natively (a module spec only on PyTorch)."""
+    from modelport.backends.torch import is_module_spec
+
+    if is_module_spec(model):
+        return get_backend(backend).name == "torch"
+    return sniff_format(model) in get_backend(backend).formats
 
 
 def _native_backend(model: str | Path) -> str:
@@ -137,7 +153,8 @@ def compare(
         (``report.write(out_dir)`` does).
 
     Raises:
-        InvalidInputError: no model, a single pair, or a dynamic dimension without ``input_shapes``.
+        InvalidInputError: no model, or a single pair. Dynamic dimensions not fixed by ``input_shapes`` get the
+            first sizes of :func:`~modelport.inputs.verification_shapes` (the report's ``feeds`` say which).
     """
     if not models:
         raise InvalidInputError("no model to compare")
@@ -151,7 +168,8 @@ def compare(
     say(f"running the reference {reference.label}")
     with open_runner(reference.backend, reference.model, reference.options, reference.loader) as ref_runner:
         if feeds is None:
-            feeds = random_feeds(ref_runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed)
+            shapes = verification_shapes(ref_runner.input_specs, dict(opts.input_shapes) or None)[0]
+            feeds = random_feeds(ref_runner.input_specs, shapes, seed=opts.seed)
         ref = infer(ref_runner, feeds, reference.label, model_precision(reference.model))
     comparisons = []
     for subject in subjects[1:]:
