@@ -5,9 +5,14 @@ VENV  ?= .venv
 STAMP := $(VENV)/.modelport-installed
 BIN   := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest clean
+.PHONY: setup corpus demo test lint typecheck pytest clean
 
-setup: $(STAMP)
+setup: $(STAMP) corpus
+
+# The corpus test subset (8 real models, see benchmarks/corpus/README.md): restored if its cache was deleted;
+# under a second when every file is there (sha256-checked).
+corpus: $(STAMP)
+	$(BIN)/python benchmarks/corpus/provision.py --subset tests >/dev/null
 
 $(STAMP): pyproject.toml scripts/setup_env.sh
 	bash scripts/setup_env.sh $(VENV)
@@ -24,7 +29,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src
 
-pytest: $(STAMP)
+pytest: $(STAMP) corpus
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -46,7 +46,22 @@ from pathlib import Path
 MANIFEST = Path(__file__).resolve().with_name("manifest.json")
 DEFAULT_CACHE = Path(os.environ.get("MODELPORT_CORPUS_CACHE", Path.home() / ".cache" / "modelport-corpus"))
 
-__all__ = ["DEFAULT_CACHE", "CorpusError", "entry", "load_manifest", "model_path", "provision", "select"]
+
+def default_cache() -> Path:
+    """The cache as the environment names it now (``DEFAULT_CACHE`` is read once, at import)."""
+    return Path(os.environ.get("MODELPORT_CORPUS_CACHE", Path.home() / ".cache" / "modelport-corpus"))
+
+
+__all__ = [
+    "DEFAULT_CACHE",
+    "CorpusError",
+    "default_cache",
+    "entry",
+    "load_manifest",
+    "model_path",
+    "provision",
+    "select",
+]
 
 
 class CorpusError(RuntimeError):

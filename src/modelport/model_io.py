@@ -8,6 +8,7 @@ file behind, and a source file is never written to.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -216,3 +217,71 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield attr.t
             for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
                 yield from _all_tensors(sub)
+
+
+#: node names listed in an error before "… (N in all)"
+_LISTED_NODES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class OpUse:
+    """Where a model uses one op type: the nodes that call it, and the tensors that cut the graph before them.
+
+    Attributes:
+        op: ``domain::Type`` (just ``Type`` for the default ONNX domain).
+        nodes: the names of the nodes using it, main graph first, then subgraphs (an unnamed node: its first
+            output's name).
+        cut_before: main-graph tensors feeding those nodes that other nodes compute without the op: passing them as
+            the model's outputs (``--outputs``) keeps everything before the op and nothing that needs it.
+    """
+
+    op: str
+    nodes: tuple[str, ...]
+    cut_before: tuple[str, ...]
+
+    def describe(self) -> str:
+        """``op D::T (nodes a, b)`` with at most a few names listed."""
+        shown = ", ".join(self.nodes[:_LISTED_NODES])
+        if len(self.nodes) > _LISTED_NODES:
+            shown += f", … ({len(self.nodes)} in all)"
+        label = "node" if len(self.nodes) == 1 else "nodes"
+        return f"op {self.op} ({label} {shown})" if self.nodes else f"op {self.op}"
+
+    def hint(self) -> str:
+        """What the user can do: cut the model before the op, or replace it."""
+        if self.cut_before:
+            return f"convert the part before it with --outputs {','.join(self.cut_before)}, or replace the op"
+        return "replace the op with standard ONNX ops (it reads the model's inputs directly: no cut leaves it out)"
+
+
+def op_use(proto: onnx.ModelProto, op_type: str, domain: str | None = None) -> OpUse:
+    """Find every node of ``op_type`` (in ``domain``; None: any domain) in a model and the tensors before them."""
+    wanted = None if domain is None else ("" if domain == "ai.onnx" else domain)
+
+    def matches(node: onnx.NodeProto) -> bool:
+        node_domain = "" if node.domain == "ai.onnx" else node.domain
+        return node.op_type == op_type and (wanted is None or node_domain == wanted)
+
+    names: list[str] = []
+    for graph in _graphs(proto.graph):
+        names += [n.name or (n.output[0] if n.output else "?") for n in graph.node if matches(n)]
+    produced: set[str] = set()  # main-graph tensors computed without the op
+    tainted: set[str] = set()  # main-graph tensors that need the op (in topological order)
+    cut: list[str] = []
+    for node in proto.graph.node:
+        if matches(node):
+            cut += [t for t in node.input if t in produced and t not in cut]
+        if matches(node) or any(t in tainted for t in node.input):
+            tainted.update(node.output)
+        else:
+            produced.update(node.output)
+    qualified = op_type if not wanted else f"{wanted}::{op_type}"
+    return OpUse(qualified, tuple(names), tuple(cut))
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
+                yield from _graphs(sub)

@@ -86,7 +86,7 @@ class LiteRTRunner(Runner):
             self._interp = self._build(self.xnnpack)
         except (RuntimeError, ValueError) as exc:
             if not (self.xnnpack and _delegate_failed(exc)):
-                raise ModelLoadError(f"LiteRT cannot load the model: {first_line(exc)}", path=self.model_path) from exc
+                raise load_error(exc, self.model_path) from exc
             self._without_delegate(exc)
         self._in_details = self._interp.get_input_details()
         self._out_details = self._interp.get_output_details()  # in the graph's output order
@@ -121,7 +121,7 @@ class LiteRTRunner(Runner):
         try:
             self._interp = self._build(xnnpack=False)
         except (RuntimeError, ValueError) as exc2:
-            raise ModelLoadError(f"LiteRT cannot load the model: {first_line(exc2)}", path=self.model_path) from exc2
+            raise load_error(exc2, self.model_path) from exc2
         self._current = {d["index"]: tuple(int(s) for s in d["shape"]) for d in self._interp.get_input_details()}
 
     def close(self) -> None:
@@ -176,6 +176,18 @@ class LiteRTRunner(Runner):
             interp.set_tensor(index, np.ascontiguousarray(feeds[name]))
         interp.invoke()
         return [interp.get_tensor(d["index"]) for d in self._out_details]
+
+
+def load_error(exc: BaseException, path: Path) -> ModelLoadError:
+    """LiteRT's failure to open a .tflite file as one error (a file its flatbuffer verifier rejects: truncated or
+    corrupt). For every reader of TFLite files (the runner, the converters that open the source with LiteRT)."""
+    if "not a valid flatbuffer" in str(exc).lower():
+        return ModelLoadError(
+            "LiteRT cannot load the model: not a valid TFLite flatbuffer (truncated or corrupt)",
+            path=path,
+            hint="export or download the model again",
+        )
+    return ModelLoadError(f"LiteRT cannot load the model: {first_line(exc)}", path=path)
 
 
 def _delegate_failed(exc: BaseException) -> bool:

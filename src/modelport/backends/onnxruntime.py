@@ -6,6 +6,7 @@ quantizer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self._session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)
-            first = first_line(exc)
-            raise ModelLoadError(f"onnxruntime cannot load the model: {first}", path=self.model_path) from exc
+            raise _load_error(exc, self.model_path) from exc
         self._inputs = [
             TensorSpec(i.name, _ORT_TYPES.get(i.type, i.type), tuple(_dim(d) for d in i.shape))
             for i in self._session.get_inputs()
@@ -124,6 +124,28 @@ class OnnxRuntimeRunner(Runner):
         except Exception as exc:
             first = first_line(exc)
             raise InferenceError(f"onnxruntime failed: {first}", path=self.model_path) from exc
+
+
+#: ORT's load errors for a node whose op it does not know: ``domain:Type(since_version) is not a registered
+#: function/op`` (custom domains), ``In Node, ("name", Type, "domain", -1) … No Op registered for Type`` (ONNX's)
+_UNREGISTERED_OP = (
+    re.compile(r"(?P<domain>[\w.]*):(?P<op>[\w.]+)\(-?\d+\) is not a registered function/op"),
+    re.compile(r'In Node, \("[^"]*", (?P<op>[\w.]+), "(?P<domain>[^"]*)".*No Op registered for (?P=op)\b'),
+)
+
+
+def _load_error(exc: Exception, path: Path) -> ModelLoadError:
+    """ONNX Runtime's load failure as one error; an op it does not know is named with its nodes and the cut to make."""
+    found = next((m for m in (p.search(str(exc)) for p in _UNREGISTERED_OP) if m is not None), None)
+    if found is None:
+        return ModelLoadError(f"onnxruntime cannot load the model: {first_line(exc)}", path=path)
+    from modelport.model_io import load_proto, op_use
+
+    try:
+        use = op_use(load_proto(path, check=False, load_external_data=False), found["op"], found["domain"])
+    except ModelLoadError:  # unreadable after all: ORT's own words
+        return ModelLoadError(f"onnxruntime cannot load the model: {first_line(exc)}", path=path)
+    return ModelLoadError(f"onnxruntime has no implementation of {use.describe()}", path=path, hint=use.hint())
 
 
 def _dim(d: object) -> int | str | None:

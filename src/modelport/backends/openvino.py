@@ -42,8 +42,22 @@ def import_openvino() -> Any:
 _SOURCE_LOCATION = re.compile(r"^(Exception from|Check '.*' failed at) \S+:\d+:?$")
 
 
+#: the summary line of OpenVINO's frontends when ops have no conversion rule (names as ``domain.Type``)
+_NO_RULE = re.compile(r"No conversion rule found for operations:\s*(.+)")
+
+
+def unconverted_ops(exc: BaseException) -> tuple[str, ...]:
+    """The op types an OpenVINO frontend said it has no conversion rule for (``com.example.Op``, ``Erf`` …)."""
+    found = _NO_RULE.search(str(exc))
+    return tuple(op.strip() for op in found.group(1).split(",") if op.strip()) if found else ()
+
+
 def error_text(exc: BaseException) -> str:
-    """The first informative line of an OpenVINO exception (skipping its "Exception from file.cpp:84:" lines)."""
+    """The first informative line of an OpenVINO exception (skipping its "Exception from file.cpp:84:" lines); for
+    ops a frontend cannot convert, the line naming them (the first line only says "OpConversionFailure")."""
+    ops = unconverted_ops(exc)
+    if ops:
+        return f"no conversion rule for op(s) {', '.join(ops)}"
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not _SOURCE_LOCATION.match(line)]
     return (useful or lines or [type(exc).__name__])[0]
