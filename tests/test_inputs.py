@@ -351,3 +351,67 @@ def test_verification_shapes_given_ones_narrow_and_static_models_get_one_set() -
         verification_shapes([TensorSpec("u", "float32", None)])
     with pytest.raises(InvalidInputError, match="names unknown input"):
         verification_shapes([a], {"nope": (1, 8)})
+
+
+def test_search_shapes_walks_the_ladder_until_the_model_runs() -> None:
+    from modelport.errors import InferenceError
+    from modelport.inputs import search_shapes
+
+    audio = TensorSpec("audio", "float32", ("batch", "samples"))
+    tried: list[tuple[tuple[int, ...], int]] = []
+
+    def run(shapes: dict[str, tuple[int, ...]], role: int) -> str:
+        tried.append((shapes["audio"], role))
+        if shapes["audio"][1] < 500:
+            raise InferenceError("Pad reflect: post-pad (32) exceeds maximum allowed (15)", path="/m/x.onnx")
+        return f"ran {shapes['audio']}"
+
+    found = search_shapes([audio], run)
+    # rungs 0-2 refused; rung 3 (2×512) is the first set, rung 4 with the other batch (1×1024) the second
+    assert tried == [((1, 16), 0), ((2, 24), 0), ((1, 128), 0), ((2, 512), 0), ((1, 1024), 1)]
+    assert found.sets == ({"audio": (2, 512)}, {"audio": (1, 1024)})
+    assert found.results == ("ran (2, 512)", "ran (1, 1024)")
+    assert [a.error for a in found.refused] == ["Pad reflect: post-pad (32) exceeds maximum allowed (15)"] * 3
+    assert found.note() == (
+        "source refused audio 1×16: Pad reflect: post-pad (32) exceeds maximum allowed (15); "
+        "source refused audio 2×24: Pad reflect: post-pad (32) exceeds maximum allowed (15); "
+        "source refused audio 1×128: Pad reflect: post-pad (32) exceeds maximum allowed (15); "
+        "verified at audio 2×512 and audio 1×1024"
+    )
+
+
+def test_search_shapes_keeps_given_shapes_and_reports_exhaustion() -> None:
+    from modelport.errors import InferenceError, ModelLoadError
+    from modelport.inputs import SIZE_LADDER, search_shapes
+
+    image = TensorSpec("image", "float32", ("N", 3, "H", "W"))
+    scale = TensorSpec("scale", "float32", ("N", 2))
+    seen: list[dict[str, tuple[int, ...]]] = []
+
+    def refuse(shapes: dict[str, tuple[int, ...]], role: int) -> None:
+        seen.append(shapes)
+        raise ModelLoadError("Node number 3 (CONV_2D) failed to prepare.")
+
+    with pytest.raises(InferenceError, match=r"refused every size tried for its free dimensions \(2\)") as info:
+        search_shapes([image, scale], refuse, {"image": (1, 3, 40, 40)}, path="/m/x.tflite")
+    assert all(s["image"] == (1, 3, 40, 40) for s in seen)  # --input-shape is never overridden
+    # only the other free dims move: scale's batch, 1 or 2 (a rung repeating a tried set is skipped)
+    assert [s["scale"] for s in seen] == [(SIZE_LADDER[0]["batch"], 2), (SIZE_LADDER[1]["batch"], 2)]
+    text = str(info.value)
+    assert "image 1×3×40×40, scale 1×2: Node number 3 (CONV_2D) failed to prepare." in text
+    assert "--input-shape scale:N,2" in text and info.value.path is not None
+    # no free dim left: one attempt, the model's own error as it raised it
+    with pytest.raises(ModelLoadError, match="CONV_2D"):
+        search_shapes([image], refuse, {"image": (1, 3, 40, 40)})
+    # the first sizes run and a second set is found: nothing to say
+    found = search_shapes([scale], lambda shapes, role: role)
+    assert found.sets == ({"scale": (1, 2)}, {"scale": (2, 2)}) and found.results == (0, 1) and found.note() == ""
+
+
+def test_a_generic_name_on_dim_0_is_a_batch() -> None:
+    from modelport.inputs import verification_shapes
+
+    paddle = TensorSpec("x", "float32", ("p2o.DynamicDimension.0", 3, "?", "p2o.DynamicDimension.1"))
+    assert verification_shapes([paddle]) == [{"x": (1, 3, 64, 64)}, {"x": (2, 3, 96, 96)}]
+    frames = TensorSpec("f", "float32", ("frames", 80))  # a sequence named on dim 0 stays a sequence
+    assert verification_shapes([frames]) == [{"f": (16, 80)}, {"f": (24, 80)}]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
-from modelport.errors import InvalidInputError, ModelLoadError
+from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, first_line
 
 Dim = int | str | None
 
@@ -177,13 +178,25 @@ def default_batch(specs: Sequence[TensorSpec]) -> int:
     return 1
 
 
-#: sizes chosen for free dims, per kind of dim: (first set, second set). Spatial dims are multiples of 32 (the
-#: stride of most detection and OCR backbones), sequence dims small but not degenerate.
+#: The size ladder: the sizes a free dim gets, per kind, rung by rung. Rungs 0 and 1 are :data:`FREE_DIM_SIZES`;
+#: when the model refuses a rung's sizes (a Reshape to a fixed element count, a reflect Pad longer than the signal,
+#: an STFT window longer than the input), :func:`search_shapes` tries the next: a smaller image (text-line
+#: recognisers such as PP-OCR's need a height of at most 64, and OpenVINO's pooling at least 48), then larger sizes
+#: of every kind (audio front ends need hundreds of samples). The batch alternates between 1 and 2.
+SIZE_LADDER: tuple[Mapping[str, int], ...] = (
+    {"batch": 1, "spatial": 64, "sequence": 16, "other": 8},
+    {"batch": 2, "spatial": 96, "sequence": 24, "other": 12},
+    {"batch": 1, "spatial": 48, "sequence": 128, "other": 16},
+    {"batch": 2, "spatial": 128, "sequence": 512, "other": 32},
+    {"batch": 1, "spatial": 256, "sequence": 1024, "other": 64},
+    {"batch": 2, "spatial": 512, "sequence": 4096, "other": 128},
+)
+
+
+#: sizes chosen for free dims, per kind of dim: (first set, second set) — the ladder's first two rungs. Spatial
+#: dims are multiples of 32 (the stride of most detection and OCR backbones), sequence dims small but not degenerate.
 FREE_DIM_SIZES: dict[str, tuple[int, int]] = {
-    "batch": (1, 2),
-    "spatial": (64, 96),
-    "sequence": (16, 24),
-    "other": (8, 12),
+    kind: (SIZE_LADDER[0][kind], SIZE_LADDER[1][kind]) for kind in SIZE_LADDER[0]
 }
 _SPATIAL_NAMES = ("height", "width", "h", "w", "image_h", "image_w", "img_h", "img_w", "x", "y")
 _SEQUENCE_NAMES = ("seq", "sequence", "len", "length", "time", "frames", "tokens", "t", "steps")
@@ -193,11 +206,13 @@ def _dim_kind(spec: TensorSpec, axis: int, name: Dim) -> str:
     """What a free dim most likely is, from its position, the input's rank and layout, and its name."""
     text = str(name).lower() if isinstance(name, str) else ""
     words = [w for w in text.replace("-", "_").split("_") if w]
-    if axis == 0 and (not text or "batch" in text or text in ("n", "b", "bs") or text.startswith("unk")):
+    spatial = any(w in _SPATIAL_NAMES for w in words) or "height" in text or "width" in text
+    sequence = any(w in _SEQUENCE_NAMES for w in words) or "seq" in text
+    if axis == 0 and ("batch" in text or not (spatial or sequence)):  # a generic name there (p2o.DynamicDimension.0)
         return "batch"
-    if any(w in _SPATIAL_NAMES for w in words) or "height" in text or "width" in text:
+    if spatial:
         return "spatial"
-    if any(w in _SEQUENCE_NAMES for w in words) or "seq" in text:
+    if sequence:
         return "sequence"
     shape = spec.shape or ()
     rank = len(shape)
@@ -222,18 +237,37 @@ def verification_shapes(
     size by what it is (:data:`FREE_DIM_SIZES`: batch, spatial, sequence, other, told from its name, position and
     the input's rank and layout); dims sharing a symbolic name share a size across inputs. When any dim was free,
     a second set gives every free dim another size, so an artifact is shown to stay dynamic, not merely to run at
-    one size. Returns one set (no free dim) or two.
+    one size. Returns one set (no free dim) or two. :func:`search_shapes` goes further down :data:`SIZE_LADDER`
+    when the model refuses these sizes.
 
     Raises:
         InvalidInputError: an input of unknown rank and not in ``given``, or ``given`` naming no input.
     """
+    fixed = _given_shapes(specs, given, batch)
+    first, free = _assign(specs, fixed, SIZE_LADDER[0], batch)
+    second, _ = _assign(specs, fixed, SIZE_LADDER[1], batch)
+    return [first, second] if free and first != second else [first]
+
+
+def _given_shapes(
+    specs: Sequence[TensorSpec], given: Mapping[str, Sequence[int]] | None, batch: int | None
+) -> dict[str, tuple[int, ...]]:
+    """The inputs ``given`` fixes, checked against the model (unknown names, ranks, dims the model fixes)."""
     given = dict(given or {})
     fixed = resolve_shapes([s for s in specs if s.name in given], given, batch) if given else {}
     if set(given) - {s.name for s in specs}:
         resolve_shapes(specs, given)  # raises the unknown-input error naming the model's inputs
-    sets: list[dict[str, tuple[int, ...]]] = [dict(fixed), dict(fixed)]
+    return fixed
+
+
+def _assign(
+    specs: Sequence[TensorSpec], fixed: Mapping[str, tuple[int, ...]], sizes: Mapping[str, int], batch: int | None
+) -> tuple[dict[str, tuple[int, ...]], bool]:
+    """One shape set: ``fixed`` inputs as they are, every free dim elsewhere at ``sizes[its kind]`` (the first
+    input naming a symbolic dim decides its kind); and whether any dim was free."""
+    shapes: dict[str, tuple[int, ...]] = dict(fixed)
     free = False
-    by_name: dict[str, tuple[int, int]] = {}  # a symbolic dim has one size across inputs
+    by_name: dict[str, int] = {}  # a symbolic dim has one size across inputs
     for spec in specs:
         if spec.name in fixed:
             continue
@@ -241,20 +275,137 @@ def verification_shapes(
             raise InvalidInputError(
                 f"input {spec.name!r} has unknown rank", hint=f"give --input-shape {spec.name}:D1,D2,…"
             )
-        dims: list[tuple[int, int]] = []
+        dims: list[int] = []
         for axis, d in enumerate(spec.shape):
             if isinstance(d, int) and d >= 0:
-                dims.append((d, d))
+                dims.append(d)
                 continue
             free = True
             kind = _dim_kind(spec, axis, d)
-            sizes = (batch, batch) if kind == "batch" and batch else FREE_DIM_SIZES[kind]
+            size = batch if kind == "batch" and batch else sizes[kind]
             if isinstance(d, str) and d:
-                sizes = by_name.setdefault(d, sizes)
-            dims.append(sizes)
-        sets[0][spec.name] = tuple(a for a, _ in dims)
-        sets[1][spec.name] = tuple(b for _, b in dims)
-    return sets if free and sets[0] != sets[1] else sets[:1]
+                size = by_name.setdefault(d, size)
+            dims.append(size)
+        shapes[spec.name] = tuple(dims)
+    return shapes, free
+
+
+ShapeSet = dict[str, tuple[int, ...]]
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeAttempt:
+    """One shape set tried on the model: the shapes, and why the model refused them ("" when it ran)."""
+
+    shapes: tuple[tuple[str, tuple[int, ...]], ...]
+    error: str = ""
+
+    @property
+    def text(self) -> str:
+        return shapes_text(dict(self.shapes))
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeSearch(Generic[T]):
+    """What :func:`search_shapes` found: the accepted shape sets (one, or two when a dim is free and a second size
+    ran too), what the model returned on each, and every attempt in order."""
+
+    sets: tuple[ShapeSet, ...]
+    results: tuple[T, ...]
+    attempts: tuple[ShapeAttempt, ...]
+    #: whether any dim was free (the sizes were chosen here)
+    free: bool = False
+
+    @property
+    def refused(self) -> tuple[ShapeAttempt, ...]:
+        return tuple(a for a in self.attempts if a.error)
+
+    def note(self) -> str:
+        """One line for a report: which sizes the model refused and why, and where it was verified ("" when the
+        first sizes ran and a second set was found, or no dim was free)."""
+        if not self.free or (not self.refused and len(self.sets) > 1):
+            return ""
+        parts = [f"source refused {a.text}: {a.error}" for a in self.refused]
+        where = " and ".join(shapes_text(s) for s in self.sets)
+        parts.append(f"verified at {where}")
+        if len(self.sets) == 1:
+            parts.append("no second size ran on the source, so the artifact was checked at one size only")
+        return "; ".join(parts)
+
+
+def refusal_text(exc: BaseException) -> str:
+    """Why a runtime refused a shape set, in one short line: the error's own message without the file's path, and
+    of a nested runtime message (ONNX Runtime's "… Status Message: … Status Message: X") the innermost part."""
+    text = first_line(getattr(exc, "message", None) or exc, limit=2000)
+    inner = text.rsplit("Status Message: ", 1)[-1]
+    return inner if len(inner) <= 200 else inner[:199] + "…"
+
+
+def shapes_text(shapes: Mapping[str, Sequence[int]]) -> str:
+    """``x 1×3×48×320, sr scalar`` — shape sets in reports and errors."""
+    return ", ".join(f"{k} {'×'.join(str(d) for d in v) or 'scalar'}" for k, v in shapes.items())
+
+
+def search_shapes(
+    specs: Sequence[TensorSpec],
+    run: Callable[[ShapeSet, int], T],
+    given: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
+    *,
+    refusals: tuple[type[Exception], ...] = (InferenceError, ModelLoadError),
+    path: str | Path | None = None,
+) -> ShapeSearch[T]:
+    """Find sizes for the free dims at which the model runs, walking down :data:`SIZE_LADDER`.
+
+    ``run(shapes, role)`` runs the model on feeds of ``shapes`` (role 0: the first set, 1: the second) and returns
+    what the caller keeps (so the accepted sets are not run again); an exception of a ``refusals`` type means the
+    model refused those sizes. The first rung it runs gives the first set; later rungs, each with the other batch
+    size, are tried for a second set whose free dims differ. Every rung is tried at most once (at most
+    ``len(SIZE_LADDER)`` runs). ``given`` inputs keep exactly their shapes on every rung; with no free dim there is
+    one attempt and its error propagates as the model raised it.
+
+    Raises:
+        InferenceError: the model refused every rung (lists each shape set and the model's error for it).
+        InvalidInputError: as :func:`verification_shapes`.
+    """
+    fixed = _given_shapes(specs, given, batch)
+    first_shapes, free = _assign(specs, fixed, SIZE_LADDER[0], batch)
+    if not free:
+        return ShapeSearch((first_shapes,), (run(first_shapes, 0),), (ShapeAttempt(tuple(first_shapes.items())),))
+    attempts: list[ShapeAttempt] = []
+    sets: list[ShapeSet] = []
+    results: list[T] = []
+    first_batch = 0
+    for rung in SIZE_LADDER:
+        sizes = dict(rung)
+        if sets:  # the second set: another batch than the first
+            one, two = SIZE_LADDER[0]["batch"], SIZE_LADDER[1]["batch"]
+            sizes["batch"] = two if first_batch == one else one
+        shapes, _ = _assign(specs, fixed, sizes, batch)
+        if any(dict(a.shapes) == shapes for a in attempts):
+            continue
+        try:
+            result = run(shapes, len(sets))
+        except refusals as exc:
+            attempts.append(ShapeAttempt(tuple(shapes.items()), refusal_text(exc)))
+            continue
+        attempts.append(ShapeAttempt(tuple(shapes.items())))
+        sets.append(shapes)
+        results.append(result)
+        first_batch = rung["batch"]
+        if len(sets) == 2:
+            break
+    if not sets:
+        tried = "; ".join(f"{a.text}: {a.error}" for a in attempts)
+        example = next((s for s in specs if s.name not in fixed and not s.is_static), specs[0])
+        dims = ",".join(str(d) if isinstance(d, int) and d >= 0 else "N" for d in (example.shape or ()))
+        raise InferenceError(
+            f"the source model refused every size tried for its free dimensions ({len(attempts)}): {tried}",
+            path=path,
+            hint=f"give the sizes it needs with --input-shape {example.name}:{dims}",
+        )
+    return ShapeSearch(tuple(sets), tuple(results), tuple(attempts), free=True)
 
 
 def random_feeds(

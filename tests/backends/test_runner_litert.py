@@ -159,3 +159,53 @@ def test_other_load_errors_are_not_retried(tmp_path: Path, monkeypatch: pytest.M
     model.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 32)
     with pytest.raises(ModelLoadError, match="unresolved custom op: Landmarks2TransformMatrix"):
         open_runner("litert", model).load()
+
+
+def _valid_conv_tflite(path: Path) -> np.ndarray:
+    """x[1,-1,-1,1] (stored placeholder 1×1×1×1) → 3×3 VALID CONV_2D, one filter, zero bias → y; returns the kernel.
+    A 1×1 image cannot pass a 3×3 VALID convolution: the placeholder shape cannot be allocated."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    kernel = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1) / 10
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.CONV_2D
+    code.version = 1
+    options = fb.Conv2DOptionsT()
+    options.padding, options.strideH, options.strideW = fb.Padding.VALID, 1, 1
+    options.dilationHFactor = options.dilationWFactor = 1
+    op = fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 3], [2]
+    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.Conv2DOptions, options
+    tensors = []
+    for name, shape, signature, buf in (("x", [1, 1, 1, 1], [1, -1, -1, 1], 1), ("w", [1, 3, 3, 1], None, 2),
+                                         ("y", [1, 1, 1, 1], [1, -1, -1, 1], 3), ("b", [1], None, 4)):  # fmt: skip
+        t = fb.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, fb.TensorType.FLOAT32, buf
+        t.shapeSignature = signature
+        tensors.append(t)
+    graph = fb.SubGraphT()
+    graph.tensors, graph.inputs, graph.outputs, graph.operators = tensors, [0], [2], [op]
+    buffers = [fb.BufferT() for _ in range(5)]
+    buffers[2].data = np.frombuffer(kernel.tobytes(), np.uint8)
+    buffers[4].data = np.zeros(4, np.uint8)
+    model = fb.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [code], [graph], buffers
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return kernel
+
+
+def test_a_dynamic_model_whose_placeholder_shape_cannot_be_allocated_runs_at_the_feeds_shape(tmp_path: Path) -> None:
+    kernel = _valid_conv_tflite(tmp_path / "conv.tflite")
+    x = np.random.default_rng(0).random((1, 5, 6, 1), dtype=np.float32)
+    with LiteRTRunner(tmp_path / "conv.tflite") as runner:
+        assert runner._unallocated  # the placeholder shape did not allocate: deferred to the first feeds
+        (y,) = runner.infer({"x": x}).values()
+        (small,) = runner.infer({"x": x[:, :4, :3]}).values()  # and it resizes afterwards
+    expected = np.array(
+        [[(x[0, i : i + 3, j : j + 3, 0] * kernel[0, :, :, 0]).sum() for j in range(4)] for i in range(3)]
+    )
+    np.testing.assert_allclose(y[0, :, :, 0], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(small[0, :, :, 0], expected[:2, :1], rtol=1e-5, atol=1e-6)

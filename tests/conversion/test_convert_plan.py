@@ -11,7 +11,7 @@ import pytest
 import models
 from modelport.backends import open_runner
 from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
-from modelport.conversion.chain import parse_formats, plan
+from modelport.conversion.chain import parse_formats, plan, plan_segments
 from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
 from modelport.formats import Format as F
 from modelport.formats import Precision
@@ -34,6 +34,9 @@ def test_plans() -> None:
     assert plan(F.TORCH, [F.TFLITE], [F.ONNX]) == [(F.TORCH, F.ONNX), (F.ONNX, F.TFLITE)]
     assert plan(F.TORCH, [F.TFLITE]) == [(F.TORCH, F.TFLITE)]  # litert-torch, the direct route
     assert plan(F.KERAS, [F.TFLITE]) == [(F.KERAS, F.SAVED_MODEL), (F.SAVED_MODEL, F.TFLITE)]
+    assert plan(F.TFLITE, [F.OPENVINO_IR]) == [(F.TFLITE, F.OPENVINO_IR)]  # OpenVINO's TFLite frontend, one hop
+    assert plan(F.TFLITE, [F.OPENVINO_IR], [F.ONNX]) == [(F.TFLITE, F.ONNX), (F.ONNX, F.OPENVINO_IR)]
+    assert plan_segments(F.TFLITE, [F.ONNX, F.OPENVINO_IR]) == [[(F.TFLITE, F.ONNX)], [(F.ONNX, F.OPENVINO_IR)]]
     with pytest.raises(ConversionError, match="no converter from openvino to onnx") as info:
         plan(F.OPENVINO_IR, [F.ONNX])
     assert "onnx→tflite" in str(info.value)

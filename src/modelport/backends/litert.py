@@ -82,6 +82,7 @@ class LiteRTRunner(Runner):
                 hint="convert it first with `modelport convert --to tflite`",
             )
         self._fallback = ""
+        self._unallocated = False
         try:
             self._interp = self._build(self.xnnpack)
         except (RuntimeError, ValueError) as exc:
@@ -100,7 +101,11 @@ class LiteRTRunner(Runner):
         self._current = {d["index"]: tuple(int(s) for s in d["shape"]) for d in self._in_details}
 
     def _build(self, xnnpack: bool) -> Any:
-        """An interpreter with its tensors allocated; XNNPACK on (the default delegates) or off."""
+        """An interpreter with its tensors allocated; XNNPACK on (the default delegates) or off.
+
+        A model with dynamic inputs whose stored placeholder shape cannot be allocated (a [1, 1] audio input in front
+        of a convolution wider than one sample) is left unallocated: :meth:`_invoke` allocates it at the first
+        feeds' shapes, and a size the model refuses is then an InferenceError the caller can retry with others."""
         interp_mod = import_litert_interpreter()
         resolver = (
             interp_mod.OpResolverType.AUTO if xnnpack else interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -108,7 +113,12 @@ class LiteRTRunner(Runner):
         interp = interp_mod.Interpreter(
             model_path=str(self.model_path), num_threads=self.options.threads, experimental_op_resolver_type=resolver
         )
-        interp.allocate_tensors()
+        try:
+            interp.allocate_tensors()
+        except (RuntimeError, ValueError):
+            if not any(-1 in d.get("shape_signature", ()) for d in interp.get_input_details()):
+                raise
+            self._unallocated = True
         return interp
 
     def _without_delegate(self, exc: BaseException) -> None:
@@ -170,8 +180,9 @@ class LiteRTRunner(Runner):
                 interp.resize_tensor_input(index, list(arr.shape), strict=True)
                 self._current[index] = tuple(arr.shape)
                 resized = True
-        if resized:
+        if resized or self._unallocated:
             interp.allocate_tensors()
+            self._unallocated = False
         for name, index in self._index.items():
             interp.set_tensor(index, np.ascontiguousarray(feeds[name]))
         interp.invoke()

@@ -137,6 +137,7 @@ def _load_builtin_converters() -> None:
 
     for module in (
         "modelport.conversion.openvino",
+        "modelport.conversion.tflite_openvino",
         "modelport.conversion.onnx_precision",
         "modelport.conversion.torch_onnx",
         "modelport.conversion.tf",

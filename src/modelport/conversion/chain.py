@@ -4,16 +4,21 @@ Planning: the registered converters form a graph of formats. ``via`` formats are
 target; a stop already produced is reused, anything else is reached by the cheapest path (1 per hop; ONNX →
 TFLite through onnx2tf counts 1.5) from the most recently produced format that reaches it (so
 ``.pb --via saved_model,tflite --to onnx,openvino,tflite`` runs
-pb → saved_model → tflite → onnx → openvino, and the TFLite target is the via artifact).
+pb → saved_model → tflite → onnx → openvino, and the TFLite target is the via artifact). When a hop fails (the
+engine, the artifact's runtime, or the verification), the next-cheapest route to the same stop from the same
+artifact is tried (:func:`alternative_routes`: at most :data:`MAX_ROUTES`, none costing more than one hop beyond
+the cheapest) after removing what the failed one wrote; the hop reaching the stop notes the routes that failed.
 
-Verification goes through the comparator (:mod:`modelport.verify.comparator`): the source runs once on seeded
-feeds (or the given ones). Every artifact runs on the same feeds, renamed and transposed to its inputs, and its
-outputs, paired by name/order/shape and transposed back to the source's names and layouts, are compared with the
-previous artifact's (the hop) and with the source's (the drift). A hop is compared with the previous artifact within
-the tolerance of its precision, and with the source within the loosest tolerance of the hops so far (the drift the
-chain allows); both are raised to the precision of the model files themselves (an int8 or fp16 source is judged at
-its own precision). A hop outside tolerance stops the chain with a VerificationError; every file the chain wrote is
-removed on any failure, so nothing half-written remains.
+Verification goes through the comparator (:mod:`modelport.verify.comparator`): the source runs once per feed set
+on seeded feeds at sizes it accepts (:func:`source_runs`: the size ladder of :func:`modelport.inputs.search_shapes`
+for free dims; a second set at other sizes when a dim is free), or on the given feeds. Every artifact runs on the
+same feeds, renamed and transposed to its inputs, and its outputs, paired by name/order/shape and transposed back
+to the source's names and layouts, are compared with the previous artifact's (the hop) and with the source's (the
+drift). A hop is compared with the previous artifact within the tolerance of its precision, and with the source
+within the loosest tolerance of the hops so far (the drift the chain allows); both are raised to the precision of
+the model files themselves (an int8 or fp16 source is judged at its own precision). A hop outside tolerance fails
+its route with a VerificationError; every file the chain wrote is removed on any failure that ends the chain, so
+nothing half-written remains.
 
 Precision: intermediate hops are fp32; the requested precision applies to the hops that produce a target.
 """
@@ -35,14 +40,24 @@ import numpy as np
 from modelport.backends import LoaderOptions, backend_for_format, open_runner
 from modelport.backends.runner import Runner, RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, registered_routes
-from modelport.errors import ConversionError, InvalidInputError, VerificationError
+from modelport.errors import (
+    ConversionError,
+    InferenceError,
+    InvalidInputError,
+    ModelLoadError,
+    ModelportError,
+    RuntimeUnavailable,
+    VerificationError,
+    first_line,
+)
 from modelport.formats import Format, Precision
-from modelport.inputs import TensorSpec, random_feeds, verification_shapes
+from modelport.inputs import ShapeSearch, TensorSpec, random_feeds, search_shapes, verification_shapes
 from modelport.inspection.onnx_model import tensor_spec
 from modelport.model_io import load_proto
 from modelport.reports.serialize import JsonReport
-from modelport.verify.comparator import Comparison, RunResult, Subject, align, check
+from modelport.verify.comparator import Comparison, RunResult, Subject, align, check, infer
 from modelport.verify.comparator import run as run_subject
+from modelport.verify.precision import model_precision
 from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
@@ -84,6 +99,8 @@ class ChainReport(JsonReport):
     hops: tuple[HopReport, ...]
     targets: tuple[tuple[Format, str], ...]
     seconds: float
+    #: what the chain did beyond the plan: sizes the source refused and where it was verified, routes that failed
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -147,16 +164,25 @@ def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) 
     Raises:
         ConversionError: a stop cannot be reached (lists the registered routes).
     """
+    return [hop for segment in plan_segments(source, targets, via) for hop in segment]
+
+
+def plan_segments(
+    source: Format, targets: Sequence[Format], via: Sequence[Format] = ()
+) -> list[list[tuple[Format, Format]]]:
+    """:func:`plan`'s hops grouped by stop: one list of hops per ``via`` format or target not yet produced (a
+    failing segment is retried along :func:`alternative_routes`).
+
+    Raises:
+        ConversionError: a stop cannot be reached (lists the registered routes).
+    """
     routes = registered_routes()
-    graph: dict[Format, list[Format]] = collections.defaultdict(list)
-    for a, b in routes:
-        if a is not b:
-            graph[a].append(b)
+    graph = _graph()
     produced: list[Format] = [source]
-    hops: list[tuple[Format, Format]] = []
+    segments: list[list[tuple[Format, Format]]] = []
     for stop in [*via, *targets]:
         if stop is source and (source, source) in routes and stop in targets:
-            hops.append((source, source))  # same format: a precision conversion (ONNX → ONNX fp16)
+            segments.append([(source, source)])  # same format: a precision conversion (ONNX → ONNX fp16)
             continue
         if stop in produced:
             continue
@@ -166,10 +192,50 @@ def plan(source: Format, targets: Sequence[Format], via: Sequence[Format] = ()) 
             raise ConversionError(
                 f"no converter from {produced[-1].value} to {stop.value}", hint=f"available routes: {available}"
             )
-        for a, b in itertools.pairwise(path):
-            hops.append((a, b))
-            produced.append(b)
-    return hops
+        segments.append(list(itertools.pairwise(path)))
+        produced.extend(path[1:])
+    return segments
+
+
+#: how many routes to one stop a chain tries (the planned one and the next-cheapest alternatives)
+MAX_ROUTES = 3
+
+
+def alternative_routes(start: Format, goal: Format, limit: int = MAX_ROUTES) -> list[list[tuple[Format, Format]]]:
+    """The ``limit`` cheapest routes (simple paths over the registered converters) from ``start`` to ``goal``,
+    cheapest first (ties: fewer hops, then the formats' names), none costing more than one hop beyond the cheapest
+    (ONNX → OpenVINO is not retried through onnx2tf and OpenVINO's TFLite frontend): TFLite → OpenVINO directly
+    (OpenVINO's TFLite frontend), then through ONNX (tf2onnx)."""
+    graph = _graph()
+    found: list[tuple[float, int, list[str], list[Format]]] = []
+
+    def walk(path: list[Format], cost: float) -> None:
+        node = path[-1]
+        if node is goal:
+            found.append((cost, len(path), [f.value for f in path], list(path)))
+            return
+        for nxt in graph.get(node, []):
+            if nxt not in path:
+                walk([*path, nxt], cost + _HOP_COST.get((node, nxt), 1.0))
+
+    if start is not goal:
+        walk([start], 0.0)
+    found.sort(key=lambda item: (item[0], item[1], item[2]))
+    cheapest = found[0][0] if found else 0.0
+    return [list(itertools.pairwise(path)) for cost, *_, path in found if cost <= cheapest + 1.0][:limit]
+
+
+def _graph() -> dict[Format, list[Format]]:
+    graph: dict[Format, list[Format]] = collections.defaultdict(list)
+    for a, b in registered_routes():
+        if a is not b:
+            graph[a].append(b)
+    return graph
+
+
+def route_text(hops: Sequence[tuple[Format, Format]]) -> str:
+    """``tflite → onnx → openvino``."""
+    return " → ".join([hops[0][0].value, *(b.value for _, b in hops)]) if hops else ""
 
 
 #: extra cost of hops that rewrite the graph's layout through a third-party tool: with two routes of equal length,
@@ -224,36 +290,62 @@ def _run_artifact(
     return run_subject(Subject(path, fmt, options, loader, label), feeds)
 
 
-def source_feeds(
+def source_runs(
     source: SourceSpec,
-    feeds: Mapping[str, np.ndarray] | None,
     input_shapes: Mapping[str, Sequence[int]] | None,
     seed: int,
     threads: int | None = None,
-) -> list[dict[str, np.ndarray]]:
-    """The given feeds, or seeded random ones for the source's inputs at the sizes of
-    :func:`~modelport.inputs.verification_shapes`: ``input_shapes`` as given, every other free dim chosen here, and
-    a second set at other sizes when a dim was free (the chain shows a dynamic artifact stays right at any size)."""
-    if feeds is not None:
-        return [dict(feeds)]
-    with open_artifact(source.format, source.path, RunnerOptions(threads=threads), source) as runner:
+) -> ShapeSearch[RunResult]:
+    """Run the source on seeded random feeds at sizes it accepts (:func:`~modelport.inputs.search_shapes`):
+    ``input_shapes`` as given, every other free dim down the size ladder until the source runs, then a second set
+    at other sizes (a dynamic artifact is shown to stay right at any size). Each accepted set runs once; its
+    :class:`RunResult` is what the hops are compared with. After a refusal the runner is reopened (a runtime may
+    keep a failed state).
+
+    Raises:
+        InferenceError: the source refused every size tried (lists them, with its error for each).
+    """
+    backend = backend_for_format(source.format)
+    options = RunnerOptions(threads=threads, precision=backend.execution_precision(Precision.FP32))
+    runner = open_artifact(source.format, source.path, options, source)
+    label = f"{source.path.name}@{backend.name}"
+    precision = model_precision(source.path) if source.path.exists() else None
+    loaded = [False]
+
+    def attempt(shapes: Mapping[str, tuple[int, ...]], role: int) -> RunResult:
+        if not loaded[0]:
+            runner.__enter__()
+            loaded[0] = True
+        try:
+            return infer(runner, random_feeds(runner.input_specs, shapes, seed=seed + role), label, precision)
+        except BaseException:
+            runner.__exit__(None, None, None)
+            loaded[0] = False
+            raise
+
+    runner.__enter__()
+    loaded[0] = True
+    try:
         specs = runner.input_specs
-    sets = verification_shapes(specs, input_shapes)
-    return [random_feeds(specs, shapes, seed=seed + i) for i, shapes in enumerate(sets)]
+        return search_shapes(specs, attempt, input_shapes, path=source.path)
+    finally:
+        if loaded[0]:
+            runner.__exit__(None, None, None)
 
 
 Shapes = tuple[tuple[str, tuple[int, ...]], ...]
 
 
-def _onnx_default_shapes(path: Path, given: Shapes) -> Shapes:
-    """For an ONNX source: ``given`` plus, for every other input with a free dim besides the batch, the first
-    verification sizes — for the converters that need fixed dims (onnx2tf, TensorRT profiles); a free batch alone
-    is left to them (onnx2tf keeps it dynamic), and formats that keep dims dynamic ignore these shapes."""
+def _onnx_default_shapes(path: Path, given: Shapes, accepted: Mapping[str, tuple[int, ...]] | None = None) -> Shapes:
+    """For an ONNX source: ``given`` plus, for every other input with a free dim besides the batch, the sizes the
+    source ran at (``accepted``: the size ladder's first set), else the first verification sizes — for the
+    converters that need fixed dims (onnx2tf, TensorRT profiles); a free batch alone is left to them (onnx2tf keeps
+    it dynamic), and formats that keep dims dynamic ignore these shapes."""
     graph = load_proto(path, check=False, load_external_data=False).graph
     init = {t.name for t in graph.initializer}
     specs = [tensor_spec(i) for i in graph.input if i.name not in init]
     try:
-        first = verification_shapes(specs, dict(given))[0]
+        first = dict(accepted) if accepted else verification_shapes(specs, dict(given))[0]
     except InvalidInputError:
         return tuple(given)  # an unknown rank: the converter says what it needs
     names = dict(given)
@@ -261,7 +353,9 @@ def _onnx_default_shapes(path: Path, given: Shapes) -> Shapes:
     def free_beyond_batch(spec: TensorSpec) -> bool:
         return any(not (isinstance(d, int) and d >= 0) for d in (spec.shape or ())[1:])
 
-    return tuple(given) + tuple((s.name, first[s.name]) for s in specs if s.name not in names and free_beyond_batch(s))
+    return tuple(given) + tuple(
+        (s.name, first[s.name]) for s in specs if s.name not in names and s.name in first and free_beyond_batch(s)
+    )
 
 
 def _dynamic_shapes(
@@ -292,7 +386,8 @@ def run_chain(
     say = progress or (lambda _msg: None)
     if not options.convert.name:
         options = dataclasses.replace(options, convert=dataclasses.replace(options.convert, name=source.default_name))
-    hops = plan(source.format, targets, parse_formats(list(options.via)) if options.via else [])
+    segments = plan_segments(source.format, targets, parse_formats(list(options.via)) if options.via else [])
+    hops = [hop for segment in segments for hop in segment]
     if not hops:
         raise ConversionError(
             f"nothing to convert: the source is already {', '.join(t.value for t in targets)}",
@@ -303,13 +398,9 @@ def run_chain(
     written: list[Path] = []
     try:
         state = _State(source, options, written, latest={source.format: (source.path, None)})
-        return _run(state, targets, out_dir, hops, feeds, say, t0)
+        return _run(state, targets, out_dir, segments, feeds, say, t0)
     except BaseException:
-        for path in reversed(written):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        _remove(written)
         raise
 
 
@@ -330,6 +421,12 @@ class _State:
     #: the loosest tolerance of the hops so far: an artifact is compared with the source within the drift its
     #: chain allows (an fp32 hop after an fp16 one still carries the fp16 rounding)
     drift: Tolerance | None = None
+    #: the sizes the source refused and where it was verified ("" when the first sizes ran)
+    size_note: str = ""
+    #: the routes that failed before one reached a stop
+    notes: list[str] = dataclasses.field(default_factory=list)
+    #: the source itself failed to run (no other route can help)
+    source_failed: bool = False
 
 
 def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_dir: Path) -> ConversionReport:
@@ -339,7 +436,8 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     if from_source:
         shapes = state.options.convert.input_shapes
         if a is Format.ONNX:
-            shapes = _onnx_default_shapes(prev_path, shapes)
+            accepted = {k: tuple(int(d) for d in v.shape) for k, v in state.feeds.items()} if state.src_run else None
+            shapes = _onnx_default_shapes(prev_path, shapes, accepted)
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
         shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
     opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes)
@@ -375,13 +473,26 @@ def _optimize_onnx(conversion: ConversionReport) -> ConversionReport:
     )
 
 
-def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None) -> RunResult:
+def _run_source(state: _State, feeds: Mapping[str, np.ndarray] | None, say: Progress) -> RunResult:
+    """Run the source once per feed set (the given feeds, or sizes it accepts: :func:`source_runs`)."""
     source, threads = state.source, state.options.threads
-    sets = source_feeds(source, feeds, dict(source.input_shapes) or None, state.options.seed, threads)
-    state.feeds = sets[0]
-    state.alt_feeds = sets[1] if len(sets) > 1 else None
-    label = f"{source.path.name}@{runtime_for(source.format)}"
-    run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, threads, source, label)
+    say(f"running the source {source.path.name}")
+    try:
+        if feeds is not None:
+            label = f"{source.path.name}@{runtime_for(source.format)}"
+            state.feeds = dict(feeds)
+            run = _run_artifact(source.format, source.path, Precision.FP32, state.feeds, threads, source, label)
+        else:
+            search = source_runs(source, dict(source.input_shapes) or None, state.options.seed, threads)
+            run = search.results[0]
+            state.feeds = dict(run.feeds)
+            if len(search.results) > 1:
+                state.src_alt_run = search.results[1]
+                state.alt_feeds = dict(search.results[1].feeds)
+            state.size_note = search.note()
+    except BaseException:
+        state.source_failed = True
+        raise
     state.latest[source.format] = (source.path, run)
     return run
 
@@ -435,31 +546,26 @@ def _run(
     state: _State,
     targets: Sequence[Format],
     out_dir: Path,
-    hops: list[tuple[Format, Format]],
+    segments: list[list[tuple[Format, Format]]],
     feeds: Mapping[str, np.ndarray] | None,
     say: Progress,
     t0: float,
 ) -> ChainReport:
-    source, options = state.source, state.options.convert
+    source = state.source
     reports: list[HopReport] = []
     produced: dict[Format, str] = {}
-    for i, (a, b) in enumerate(hops):
-        is_target = b in targets and all(h[1] is not b for h in hops[i + 1 :])
-        precision = options.precision if is_target else Precision.FP32
-        say(f"converting {a.value} → {b.value}")
-        conversion = _convert_hop(state, a, b, precision, out_dir)
-        hop = HopReport(conversion, runtime_for(b), is_target)
-        run: RunResult | None = None
-        if state.options.verify:
-            if state.src_run is None:  # after the first conversion, so a broken source fails in the converter
-                say(f"running the source {source.path.name}")
-                state.src_run = _run_source(state, feeds)
-            say(f"verifying {Path(conversion.artifact).name}")
-            hop, run = _verify_hop(state, hop, a, precision)
-        reports.append(hop)
-        state.latest[b] = (Path(conversion.artifact), run)
-        if is_target:
-            produced[b] = conversion.artifact
+    for i, segment in enumerate(segments):
+        before = [h for seg in segments[:i] for h in seg]
+        after = [h for seg in segments[i + 1 :] for h in seg]
+        for hop in _run_segment(state, segment, before, after, targets, out_dir, feeds, say):
+            reports.append(hop)
+            if hop.target:
+                produced[hop.conversion.target_format] = hop.conversion.artifact
+    if state.size_note and reports:  # on the first hop: it is the one verified on the sizes the source accepted
+        first = reports[0].conversion
+        reports[0] = dataclasses.replace(
+            reports[0], conversion=dataclasses.replace(first, notes=(state.size_note, *first.notes))
+        )
     return ChainReport(
         source=str(source.path),
         source_format=source.format,
@@ -468,7 +574,134 @@ def _run(
         hops=tuple(reports),
         targets=tuple((t, produced[t]) for t in targets if t in produced),
         seconds=time.perf_counter() - t0,
+        notes=tuple(n for n in (state.size_note, *state.notes) if n),
     )
+
+
+#: the failures after which a chain tries another route to the same stop
+_ROUTE_ERRORS = (ConversionError, VerificationError, InferenceError, ModelLoadError, RuntimeUnavailable)
+
+
+def _run_segment(
+    state: _State,
+    segment: list[tuple[Format, Format]],
+    before: list[tuple[Format, Format]],
+    after: list[tuple[Format, Format]],
+    targets: Sequence[Format],
+    out_dir: Path,
+    feeds: Mapping[str, np.ndarray] | None,
+    say: Progress,
+) -> list[HopReport]:
+    """The hops to one stop: the planned route, then (when a hop fails to convert or verify) the next-cheapest
+    routes from the same start. A failed route's files are removed and the chain's state restored; the hop that
+    reaches the stop says which routes failed and why."""
+    start, stop = segment[0][0], segment[-1][1]
+    routes = [segment, *(r for r in alternative_routes(start, stop) if r != segment)][:MAX_ROUTES]
+    failures: list[tuple[list[tuple[Format, Format]], BaseException]] = []
+    for route in routes:
+        hops = [*before, *route, *after]
+        existing = set(out_dir.iterdir()) if out_dir.exists() else set()
+        mark, latest, drift = len(state.written), dict(state.latest), state.drift
+        reports: list[HopReport] = []
+        try:
+            for j, (a, b) in enumerate(route):
+                reports.append(_hop(state, a, b, _is_target(hops, len(before) + j, targets), out_dir, feeds, say))
+        except _ROUTE_ERRORS as exc:
+            if state.source_failed or len(routes) == 1 or _is_about(exc, state.source.path):
+                raise
+            _remove([*state.written[mark:], *((set(out_dir.iterdir()) if out_dir.exists() else set()) - existing)])
+            del state.written[mark:]
+            state.latest, state.drift = latest, drift
+            source = state.source
+            if state.src_run is not None and state.latest[source.format][0] == source.path:
+                state.latest[source.format] = (source.path, state.src_run)  # the source ran during this route
+            failures.append((route, exc))
+            log.info("route %s failed: %s", route_text(route), _why(exc))
+            say(f"{route_text(route)} failed; trying another route")
+            continue
+        if failures:
+            tried = "; ".join(f"{route_text(r)}: {_why(e, 200)}" for r, e in failures)
+            note = f"route {route_text(route)} (after {tried})"
+            state.notes.append(note)
+            last = reports[-1]
+            reports[-1] = dataclasses.replace(
+                last, conversion=dataclasses.replace(last.conversion, notes=(*last.conversion.notes, note))
+            )
+        return reports
+    raise _every_route_failed(start, stop, failures)
+
+
+def _why(exc: BaseException, limit: int = 400) -> str:
+    """An error's first line without the file path and hint its ``str`` adds (the route names the step)."""
+    return first_line(exc.message if isinstance(exc, ModelportError) else exc, limit=limit)
+
+
+def _is_about(exc: BaseException, source: Path) -> bool:
+    """A ModelLoadError naming the source file: the source is broken, and no other route can help."""
+    return isinstance(exc, ModelLoadError) and exc.path is not None and exc.path == source
+
+
+def _every_route_failed(
+    start: Format, stop: Format, failures: list[tuple[list[tuple[Format, Format]], BaseException]]
+) -> ModelportError:
+    """One error listing each route tried and its error's first line (the failures' own type when they agree)."""
+    kinds = {type(e) for _, e in failures}
+    cls: type[ModelportError] = kinds.pop() if len(kinds) == 1 else ConversionError  # type: ignore[assignment]
+    tried = "; ".join(f"{route_text(r)}: {_why(e, 300)}" for r, e in failures)
+    hints = [e.hint for _, e in failures if isinstance(e, ModelportError) and e.hint]
+    return cls(
+        f"every route from {start.value} to {stop.value} failed ({len(failures)}): {tried}",
+        hint=hints[-1] if hints else None,
+    )
+
+
+#: formats whose converters from ONNX fix the free dims (onnx2tf, TensorRT's profiles) at the sizes they are given
+_FIXES_DIMS = frozenset({Format.TFLITE, Format.TENSORRT})
+
+
+def _is_target(hops: Sequence[tuple[Format, Format]], i: int, targets: Sequence[Format]) -> bool:
+    """Whether hop ``i`` produces a requested target (the last hop to that format)."""
+    b = hops[i][1]
+    return b in targets and all(h[1] is not b for h in hops[i + 1 :])
+
+
+def _hop(
+    state: _State,
+    a: Format,
+    b: Format,
+    is_target: bool,
+    out_dir: Path,
+    feeds: Mapping[str, np.ndarray] | None,
+    say: Progress,
+) -> HopReport:
+    """Convert one hop and verify it. The source runs after the first conversion (a broken file fails in the
+    converter), except an ONNX source converted to a format that fixes its free dims: it runs first, so the
+    converter gets sizes the source accepts."""
+    precision = state.options.convert.precision if is_target else Precision.FP32
+    verify = state.options.verify
+    from_source = state.latest[a][0] == state.source.path
+    if verify and state.src_run is None and from_source and a is Format.ONNX and b in _FIXES_DIMS:
+        load_proto(state.source.path, check=False, load_external_data=False)  # a broken file: ModelLoadError
+        state.src_run = _run_source(state, feeds, say)
+    say(f"converting {a.value} → {b.value}")
+    conversion = _convert_hop(state, a, b, precision, out_dir)
+    hop = HopReport(conversion, runtime_for(b), is_target)
+    run: RunResult | None = None
+    if verify:
+        if state.src_run is None:
+            state.src_run = _run_source(state, feeds, say)
+        say(f"verifying {Path(conversion.artifact).name}")
+        hop, run = _verify_hop(state, hop, a, precision)
+    state.latest[b] = (Path(conversion.artifact), run)
+    return hop
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for path in reversed(list(paths)):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _require(hop: HopReport) -> None:

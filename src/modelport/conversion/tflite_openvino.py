@@ -1,0 +1,85 @@
+"""TFLite → OpenVINO IR directly, through OpenVINO's TFLite frontend (``openvino.convert_model`` on the .tflite).
+
+The other route, TFLite → ONNX (tf2onnx) → OpenVINO, fails on models whose TFLite graph tf2onnx cannot read while
+OpenVINO's frontend can (and the other way round); the chain planner tries this one first (one hop) and falls back
+to the route through ONNX when it fails to convert or to verify (:mod:`modelport.conversion.chain`).
+
+Weights are kept as the model stores them in fp32 (``compress_to_fp16=False``; OpenVINO's ``save_model`` would
+otherwise compress them to fp16 by default) and compressed to fp16 only when fp16 is asked for, as on the ONNX
+route (:mod:`modelport.conversion.openvino`). A TFLite file with fp16 or int8 weights keeps them as its frontend
+reads them (dequantized constants); the chain judges the artifact at the source's own precision.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from modelport.backends.openvino import error_text, import_openvino
+from modelport.conversion.base import ConversionReport, ConvertOptions, files_size, register_converter
+from modelport.errors import ConversionError, ModelLoadError
+from modelport.formats import Format, Precision, sniff_format
+from modelport.model_io import atomic_files
+
+log = logging.getLogger(__name__)
+
+
+@register_converter(Format.TFLITE, Format.OPENVINO_IR)
+def openvino_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> ConversionReport:
+    """Convert a .tflite file to OpenVINO IR (``<name>.xml`` + ``<name>.bin``) in ``out_dir``.
+
+    Raises:
+        ModelLoadError: ``src`` is missing or not a TFLite file.
+        ConversionError: a precision other than fp32/fp16, or OpenVINO's TFLite frontend refused the model (its
+            first informative line, e.g. the op it cannot convert).
+    """
+    ov = import_openvino()
+    if options.precision not in (Precision.FP32, Precision.FP16):
+        raise ConversionError(
+            f"OpenVINO IR weights can be fp32 or fp16, not {options.precision.value}",
+            hint="bf16 is an execution precision: convert to fp32 and run with --precision bf16",
+        )
+    if not src.is_file() or sniff_format(src) is not Format.TFLITE:
+        raise ModelLoadError("not a TFLite file", path=src, hint="give a .tflite flatbuffer")
+    t0 = time.perf_counter()
+    _check_flatbuffer(src)
+    try:
+        model = ov.convert_model(str(src))
+    except Exception as exc:  # OpenVINO's frontends raise several unrelated types
+        raise ConversionError(
+            f"OpenVINO's TFLite frontend cannot convert the model: {error_text(exc)}",
+            path=src,
+            hint="the chain also tries TFLite → ONNX → OpenVINO; `modelport convert --via onnx` forces that route",
+        ) from exc
+    xml_name = f"{options.name}.xml"
+    with atomic_files(out_dir) as staging:
+        ov.save_model(model, str(staging / xml_name), compress_to_fp16=options.precision is Precision.FP16)
+    files = [out_dir / xml_name, out_dir / f"{options.name}.bin"]
+    return ConversionReport(
+        source=str(src),
+        source_format=Format.TFLITE,
+        target_format=Format.OPENVINO_IR,
+        precision=options.precision,
+        artifact=str(out_dir / xml_name),
+        files=tuple(str(f) for f in files if f.exists()),
+        size_bytes=files_size(files),
+        seconds=time.perf_counter() - t0,
+        engine=f"openvino {ov.get_version()} (TFLite frontend)",
+        notes=("direct: OpenVINO's TFLite frontend",),
+    )
+
+
+def _check_flatbuffer(src: Path) -> None:
+    """Read the whole flatbuffer with TFLite's schema (the object API LiteRT ships), so a truncated or corrupt file
+    is a ModelLoadError naming it rather than a frontend crash; skipped when LiteRT is not installed."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        return
+    try:
+        schema.ModelT.InitFromObj(schema.Model.GetRootAs(src.read_bytes(), 0))
+    except Exception as exc:  # struct.error, IndexError … from reading past the end
+        raise ModelLoadError(
+            "not a valid TFLite flatbuffer (truncated or corrupt)", path=src, hint="export or download the model again"
+        ) from exc
