@@ -11,7 +11,7 @@ import models
 from modelport.conversion import ChainOptions, ConversionReport, ConvertOptions, convert_chain
 from modelport.conversion import base as converters
 from modelport.conversion import chain as chain_mod
-from modelport.conversion.chain import alternative_routes, plan, route_text
+from modelport.conversion.routes import alternative_routes, plan, route_text
 from modelport.errors import ConversionError, InferenceError, VerificationError
 from modelport.formats import Format as F
 from modelport.formats import Precision

@@ -11,7 +11,8 @@ import pytest
 import models
 from modelport.backends import open_runner
 from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
-from modelport.conversion.chain import parse_formats, plan, plan_segments
+from modelport.conversion.chain import parse_formats
+from modelport.conversion.routes import plan, plan_segments
 from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable
 from modelport.formats import Format as F
 from modelport.formats import Precision
