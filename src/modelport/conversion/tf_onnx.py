@@ -3,8 +3,11 @@
 * SavedModel: the ``serving_default`` signature (tf2onnx's ``from_saved_model`` loader, then its converter);
   ONNX inputs and outputs are named by the signature keys.
 * Keras: exported to a temporary SavedModel first (tf2onnx's ``from_keras`` fails on Keras 3 models).
-* TFLite: ``from_tflite``; inputs and outputs are renamed from TFLite tensor names
-  (``serving_default_x:0``, ``StatefulPartitionedCall:0``) to the file's signature keys when it has one.
+* TFLite: prepared first (:mod:`modelport.conversion.tflite_prep`: sparse weights densified, resource-variable
+  state made explicit, MediaPipe custom ops replaced), then ``from_tflite``; inputs and outputs are renamed from
+  TFLite tensor names (``serving_default_x:0``, ``StatefulPartitionedCall:0``) to the file's signature keys when it
+  has one. A state input ``state:<var>`` defaults to the variable's initial value (an ONNX initializer of the same
+  name), so the model run without it reproduces a fresh interpreter's first call.
 
 ``inputs_as_nchw`` transposes the named NHWC inputs to NCHW (ONNX's layout for images), as the seeds' tf2onnx
 ``--inputs-as-nchw`` did. tf2onnx leaves an op it cannot convert in the graph under its TensorFlow name:
@@ -27,6 +30,7 @@ import onnx
 from modelport.backends.tensorflow import import_tensorflow
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
 from modelport.conversion.tf import export_keras, load_keras
+from modelport.conversion.tflite_prep import StateVariable, prepare_tflite
 from modelport.errors import ConversionError, first_line
 from modelport.formats import Format, Precision
 from modelport.model_io import save_model
@@ -44,7 +48,9 @@ def import_tf2onnx() -> Any:
         from modelport.errors import RuntimeUnavailable
 
         raise RuntimeUnavailable("tf2onnx is not installed", hint="pip install 'modelport[tf]'") from exc
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # its shape-inference warnings are not actionable
+    # its shape-inference warnings are not actionable, and what it logs as errors (unsupported ops, failures) comes
+    # back as one ConversionError (require_supported names every unsupported op and node)
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
     return tf2onnx
 
 
@@ -197,23 +203,51 @@ def onnx_from_keras(src: Path, out_dir: Path, options: ConvertOptions) -> Conver
 
 @register_converter(Format.TFLITE, Format.ONNX)
 def onnx_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> ConversionReport:
-    """Convert a float TFLite model to ``out_dir/<name>.onnx``, I/O named by its signature keys."""
+    """Convert a float TFLite model to ``out_dir/<name>.onnx``, I/O named by its signature keys.
+
+    The file is prepared first (:func:`~modelport.conversion.tflite_prep.prepare_tflite`: sparse weights densified,
+    resource-variable state made explicit, MediaPipe's Convolution2DTransposeBias replaced) in a temporary copy.
+    """
     _require_fp32(options)
     tf2onnx = import_tf2onnx()
     t0 = time.perf_counter()
-    details = _tflite_io(src)
-    nchw = [match_name(n, list(details["inputs"])) for n in options.inputs_as_nchw]
-    nchw_tensors = [details["inputs"][k] for k in nchw]
-    try:
-        with warnings.catch_warnings():  # tf2onnx reads TFLite with the deprecated tf.lite.Interpreter
-            warnings.simplefilter("ignore")
-            proto, _ = tf2onnx.convert.from_tflite(str(src), opset=options.opset, inputs_as_nchw=nchw_tensors or None)
-    except Exception as exc:  # tf2onnx raises bare Exceptions naming the failing op
-        raise ConversionError(f"tf2onnx failed: {first_line(exc)}", path=src) from exc
+    with tempfile.TemporaryDirectory(prefix="modelport-tflite-") as tmp:
+        prepared = prepare_tflite(src, Path(tmp))
+        details = _tflite_io(prepared.path)
+        nchw = [match_name(n, list(details["inputs"])) for n in options.inputs_as_nchw]
+        nchw_tensors = [details["inputs"][k] for k in nchw]
+        try:
+            with warnings.catch_warnings():  # tf2onnx reads TFLite with the deprecated tf.lite.Interpreter
+                warnings.simplefilter("ignore")
+                proto, _ = tf2onnx.convert.from_tflite(
+                    str(prepared.path), opset=options.opset, inputs_as_nchw=nchw_tensors or None
+                )
+        except Exception as exc:  # tf2onnx raises bare Exceptions naming the failing op
+            raise ConversionError(f"tf2onnx failed: {first_line(exc)}", path=src) from exc
     mapping = {t: k for k, t in {**details["inputs"], **details["outputs"]}.items() if t != k}
-    proto = rename_io(proto, mapping)
-    notes = [f"inputs as NCHW: {', '.join(nchw)}"] if nchw else []
+    proto = with_initial_state(rename_io(proto, mapping), prepared.state)
+    notes = [*prepared.notes, *([f"inputs as NCHW: {', '.join(nchw)}"] if nchw else [])]
+    if prepared.state:
+        notes.append(
+            "state inputs default to the initial state (ONNX initializers): omit them for a fresh first call, "
+            "feed new_state:* back as state:* for the next ones"
+        )
     return _finish(proto, src, Format.TFLITE, out_dir, options, t0, notes)
+
+
+def with_initial_state(proto: onnx.ModelProto, state: Sequence[StateVariable]) -> onnx.ModelProto:
+    """Give every state input its initial value as a default (an initializer of the same name)."""
+    if not state:
+        return proto
+    from onnx import helper, numpy_helper
+
+    types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input}
+    for var in state:
+        if var.input_name not in types:
+            raise ConversionError(f"tf2onnx dropped the state input {var.input_name}", hint="report this model")
+        value = var.initial.astype(helper.tensor_dtype_to_np_dtype(types[var.input_name]))
+        proto.graph.initializer.append(numpy_helper.from_array(value, var.input_name))
+    return proto
 
 
 def _tflite_io(src: Path) -> dict[str, dict[str, str]]:
