@@ -13,11 +13,13 @@ reads them (dequantized constants); the chain judges the artifact at the source'
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 
 from modelport.backends.openvino import error_text, import_openvino
 from modelport.conversion.base import ConversionReport, ConvertOptions, files_size, register_converter
+from modelport.conversion.tflite_prep import openvino_stateful, prepare_tflite
 from modelport.errors import ConversionError, ModelLoadError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.model_io import atomic_files
@@ -44,14 +46,18 @@ def openvino_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> C
         raise ModelLoadError("not a TFLite file", path=src, hint="give a .tflite flatbuffer")
     t0 = time.perf_counter()
     _check_flatbuffer(src)
-    try:
-        model = ov.convert_model(str(src))
-    except Exception as exc:  # OpenVINO's frontends raise several unrelated types
-        raise ConversionError(
-            f"OpenVINO's TFLite frontend cannot convert the model: {error_text(exc)}",
-            path=src,
-            hint="the chain also tries TFLite → ONNX → OpenVINO; `modelport convert --via onnx` forces that route",
-        ) from exc
+    with tempfile.TemporaryDirectory(prefix="modelport-tflite-") as tmp:
+        prepared = prepare_tflite(src, Path(tmp))  # sparse weights, explicit state, MediaPipe ops: see tflite_prep
+        try:
+            model = ov.convert_model(str(prepared.path))
+        except Exception as exc:  # OpenVINO's frontends raise several unrelated types
+            raise ConversionError(
+                f"OpenVINO's TFLite frontend cannot convert the model: {error_text(exc)}",
+                path=src,
+                hint="the chain also tries TFLite → ONNX → OpenVINO; `modelport convert --via onnx` forces that route",
+            ) from exc
+    if prepared.state:
+        model = openvino_stateful(model, prepared.state)  # variables back inside: ReadValue/Assign
     xml_name = f"{options.name}.xml"
     with atomic_files(out_dir) as staging:
         ov.save_model(model, str(staging / xml_name), compress_to_fp16=options.precision is Precision.FP16)
@@ -66,7 +72,7 @@ def openvino_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> C
         size_bytes=files_size(files),
         seconds=time.perf_counter() - t0,
         engine=f"openvino {ov.get_version()} (TFLite frontend)",
-        notes=("direct: OpenVINO's TFLite frontend",),
+        notes=("direct: OpenVINO's TFLite frontend", *prepared.notes),
     )
 
 

@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ConversionError, ModelLoadError
+from modelport.verify.matching import STATE_OUTPUT_PREFIX  # the comparator leaves these out
 
 log = logging.getLogger(__name__)
 
 STATE_INPUT_PREFIX = "state:"
-STATE_OUTPUT_PREFIX = "new_state:"
 
 #: TFLite TensorType → numpy dtype (the storage types a constant can have here)
 _NUMPY_TYPES: dict[int, Any] = {

@@ -33,7 +33,14 @@ from modelport.errors import VerificationError
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec
 from modelport.reports.serialize import JsonReport
-from modelport.verify.matching import adapt_feeds, align_outputs, layout_permutation, match_name, pair_tensors
+from modelport.verify.matching import (
+    adapt_feeds,
+    align_outputs,
+    drop_state_outputs,
+    layout_permutation,
+    match_name,
+    pair_tensors,
+)
 from modelport.verify.metrics import OutputMetrics, compare_arrays
 from modelport.verify.precision import loosest, model_precision, parse_executed
 from modelport.verify.tolerance import Tolerance
@@ -218,6 +225,7 @@ def compare_outputs(
         VerificationError: the two sides have different numbers of tensors.
         InvalidInputError: a tensor in ``names`` has no match in the candidate.
     """
+    candidate = drop_state_outputs(reference, candidate)
     if names is not None:
         pairs = [(n, match_name(n, list(candidate), "output")) for n in names]
     else:

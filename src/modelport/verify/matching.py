@@ -172,8 +172,26 @@ def align_output(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(perm)) if perm else out
 
 
+#: outputs a conversion adds for a stateful source's variables (:mod:`modelport.conversion.tflite_prep`)
+STATE_OUTPUT_PREFIX = "new_state:"
+
+
+def drop_state_outputs(
+    reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """``candidate`` without the ``new_state:*`` outputs a conversion made explicit, when the reference (a stateful
+    source that keeps its variables inside) has none: the remaining outputs are what both compute. Unchanged unless
+    dropping them leaves exactly the reference's number of outputs."""
+    if len(candidate) <= len(reference):
+        return dict(candidate)
+    kept = {k: v for k, v in candidate.items() if not (k.startswith(STATE_OUTPUT_PREFIX) and k not in reference)}
+    return kept if len(kept) == len(reference) else dict(candidate)
+
+
 def align_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Candidate outputs renamed to the reference's names (:func:`pair_tensors`) and transposed to its layouts."""
+    """Candidate outputs renamed to the reference's names (:func:`pair_tensors`) and transposed to its layouts
+    (explicit state outputs the reference lacks are left out: :func:`drop_state_outputs`)."""
+    candidate = drop_state_outputs(reference, candidate)
     pairs = pair_tensors(_shapes(reference), _shapes(candidate))
     return {
         p.reference: align_output(np.asarray(reference[p.reference]), np.asarray(candidate[p.candidate])) for p in pairs
