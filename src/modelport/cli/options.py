@@ -54,10 +54,16 @@ TRUST_REMOTE_CODE: Any = typer.Option(
     help="PyTorch: allow unpickling whole modules and importing package.module:factory (runs the model's code).",
 )
 INPUTS: Any = typer.Option(
-    [], "--inputs", help="TF GraphDef input tensors, e.g. input:0 (comma-separated, repeatable)."
+    [],
+    "--inputs",
+    help="Input tensors (comma-separated, repeatable): a TF GraphDef's (input:0); for an ONNX source of convert, "
+    "inner tensors to cut the graph at.",
 )
 OUTPUTS: Any = typer.Option(
-    [], "--outputs", help="TF GraphDef output tensors; inner ones cut the graph (comma-separated, repeatable)."
+    [],
+    "--outputs",
+    help="Output tensors (comma-separated, repeatable) of a TF GraphDef or, for convert, of an ONNX source: inner "
+    "ones cut the graph (e.g. before an op no engine converts).",
 )
 
 # --- image inputs (compare --image, quantize --calib/--eval image sources) --------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -288,12 +289,44 @@ def run_chain(
     for pair in hops:
         get_converter(*pair)  # fail before writing anything
     written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="modelport-chain-") as tmp:
+        cut, cut_note = _cut_onnx_source(source, Path(tmp))
+        try:
+            state = _State(cut, options, written, latest={cut.format: (cut.path, None)})
+            if cut_note:
+                state.notes.append(cut_note)
+            report = _run(state, targets, out_dir, segments, feeds, say, t0)
+        except BaseException:
+            _remove(written)
+            raise
+    return dataclasses.replace(report, source=str(source.path)) if cut is not source else report
+
+
+def _cut_onnx_source(source: SourceSpec, work_dir: Path) -> tuple[SourceSpec, str]:
+    """An ONNX source cut at ``--inputs``/``--outputs`` (a private copy through ``onnx.utils.extract_model``; the
+    user's file is never touched): the part before an op no engine converts goes through on its own. Other
+    formats read the names themselves (TF GraphDef), so they are returned as they are."""
+    loader = source.loader
+    if source.format is not Format.ONNX or not (loader.inputs or loader.outputs):
+        return source, ""
+    import onnx.utils
+
+    graph = load_proto(source.path, check=False, load_external_data=False).graph
+    init = {t.name for t in graph.initializer}
+    inputs = list(loader.inputs) or [i.name for i in graph.input if i.name not in init]
+    outputs = list(loader.outputs) or [o.name for o in graph.output]
+    cut = work_dir / source.path.name
     try:
-        state = _State(source, options, written, latest={source.format: (source.path, None)})
-        return _run(state, targets, out_dir, segments, feeds, say, t0)
-    except BaseException:
-        _remove(written)
-        raise
+        onnx.utils.extract_model(str(source.path), str(cut), inputs, outputs, check_model=False)
+    except Exception as exc:  # onnx raises ValueError/KeyError/its own types for names it cannot find
+        raise InvalidInputError(
+            f"cannot cut the model at inputs {inputs} and outputs {outputs}: {first_line(exc)}",
+            path=source.path,
+            hint="name tensors that exist in the graph (`modelport inspect MODEL` lists inputs and outputs)",
+        ) from exc
+    plain = dataclasses.replace(loader, inputs=(), outputs=())
+    note = f"source cut at inputs {', '.join(inputs)} → outputs {', '.join(outputs)} (--inputs/--outputs)"
+    return dataclasses.replace(source, path=cut, loader=plain), note
 
 
 @dataclasses.dataclass
