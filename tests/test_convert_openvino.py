@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
+from onnx import TensorProto, numpy_helper
+from onnx import helper as oh
 
 import models
 from modelport.backends import open_runner
 from modelport.backends.onnxruntime import model_precision
 from modelport.conversion import ChainOptions, ConversionReport, ConvertOptions, convert, get_converter
+from modelport.conversion.openvino import ov_failure
 from modelport.errors import ConversionError, InvalidInputError, ModelportError, VerificationError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inspection import inspect
@@ -194,3 +197,134 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
         convert(bad, "openvino", out)
     assert "\n" not in str(info.value)
     assert not out.exists() or list(out.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preparing what OpenVINO's ONNX frontend refuses (conversion/openvino.py's attempts)
+
+
+def _if_rank2_condition() -> onnx.ModelProto:
+    """y = If(ReduceSum(x) > 0 as a [1, 1] bool, x·w, x − w): OpenVINO takes If conditions of rank 0 or 1 only."""
+
+    def value(name: str) -> onnx.ValueInfoProto:
+        return oh.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 3])
+
+    then = oh.make_graph([oh.make_node("Mul", ["x", "w"], ["t"])], "then", [], [value("t")])
+    other = oh.make_graph([oh.make_node("Sub", ["x", "w"], ["e"])], "else", [], [value("e")])
+    nodes = [
+        oh.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+        oh.make_node("Greater", ["s", "zero"], ["c0"]),
+        oh.make_node("Reshape", ["c0", "shape11"], ["c"]),
+        oh.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other),
+    ]
+    inits = [
+        numpy_helper.from_array(np.arange(3, dtype=np.float32), "w"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array([1, 1], np.int64), "shape11"),
+    ]
+    model = oh.make_model(
+        oh.make_graph(nodes, "g", [value("x")], [value("y")], inits), opset_imports=[oh.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _rank_depends_on_size() -> onnx.ModelProto:
+    """silero VAD's pattern: ``If(time < 32, ReduceMean over time, x)`` yields rank 2 or 3 depending on a size, so
+    OpenVINO sees a dynamic rank and its Conv translator refuses it; ONNX Runtime runs it for time < 32."""
+    then = oh.make_graph(
+        [oh.make_node("ReduceMean", ["x", "ax2"], ["t"], keepdims=0)],
+        "then",
+        [],
+        [oh.make_tensor_value_info("t", TensorProto.FLOAT, None)],
+    )
+    other = oh.make_graph(
+        [oh.make_node("Identity", ["x"], ["e"])], "else", [], [oh.make_tensor_value_info("e", TensorProto.FLOAT, None)]
+    )
+    nodes = [
+        oh.make_node("Shape", ["x"], ["shape"]),
+        oh.make_node("Gather", ["shape", "two"], ["t_len"]),
+        oh.make_node("Less", ["t_len", "limit"], ["short"]),
+        oh.make_node("If", ["short"], ["pooled"], then_branch=then, else_branch=other),
+        oh.make_node("Unsqueeze", ["pooled", "last"], ["u"]),
+        oh.make_node("Conv", ["u", "w"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2, np.int64), "two"),
+        numpy_helper.from_array(np.array(32, np.int64), "limit"),
+        numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+        numpy_helper.from_array(np.array([-1], np.int64), "last"),
+        numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 1)).astype(np.float32), "w"),
+    ]
+    graph = oh.make_graph(
+        nodes,
+        "g",
+        [oh.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, "time"])],
+        [oh.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 1])],
+        inits,
+    )
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_openvino_if_condition_of_rank_two(tmp_path: Path) -> None:
+    src = models.save(_if_rank2_condition(), tmp_path / "if2.onnx")
+    before = src.read_bytes()
+    report = convert(src, "openvino", tmp_path / "out")
+    assert report.verification is not None and report.verification.passed
+    assert report.verification.max_abs == 0.0
+    assert any(
+        "Rank of If condition input must be equal to 0 or 1" in n and "if-scalar-condition" in n for n in report.notes
+    )
+    assert src.read_bytes() == before  # the user's file is never changed: a private copy was prepared
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["if2.bin", "if2.xml"]
+    for sign in (1.0, -1.0):  # both branches
+        x = sign * np.ones((2, 3), np.float32)
+        with open_runner("openvino", report.artifact) as ov:
+            got = ov.infer({"x": x})["y"]
+        np.testing.assert_array_equal(got, x * np.arange(3) if sign > 0 else x - np.arange(3))
+
+
+def test_openvino_fixes_sizes_when_rank_depends_on_them(tmp_path: Path) -> None:
+    src = models.save(_rank_depends_on_size(), tmp_path / "dynrank.onnx")
+    report = get_converter(Format.ONNX, Format.OPENVINO_IR)(src, tmp_path / "out", ConvertOptions(name="dynrank"))
+    (note,) = report.notes
+    assert "Conv-18" in note and "rank has to be known" in note
+    assert "x ?×3×16" in note and "batch kept dynamic" in note  # the first size the source runs at; batch free
+    with open_runner("onnxruntime", src) as ref, open_runner("openvino", report.artifact) as ov:
+        assert ov.input_specs[0].shape == (None, 3, 16)
+        for batch in (1, 3):
+            x = np.random.default_rng(batch).standard_normal((batch, 3, 16)).astype(np.float32)
+            np.testing.assert_allclose(ov.infer({"x": x})["y"], ref.infer({"x": x})["y"], rtol=1e-5, atol=1e-5)
+
+
+def test_openvino_failure_lists_attempts(tmp_path: Path) -> None:
+    proto = _rank_depends_on_size()
+    proto.graph.node[-1].op_type = "NoSuchOp"
+    src = models.save(proto, tmp_path / "bad.onnx")
+    with pytest.raises(ConversionError, match="OpenVINO cannot convert the model: as exported: ") as info:
+        get_converter(Format.ONNX, Format.OPENVINO_IR)(src, tmp_path / "out", ConvertOptions(name="bad"))
+    text = str(info.value)
+    assert "NoSuchOp" in text and "choosing sizes to fix" in text and "\n" not in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_ov_failure_summary() -> None:
+    message = """Check 'false' failed at src/frontends/common_translators/src/unconverted_ops_report.cpp:151:
+FrontEnd API failed with OpConversionFailure:
+Model wasn't fully converted. Failed operations detailed log:
+-- Conv-16 with a message:
+[ONNX Frontend] Conversion failed for Conv-16
+While validating ONNX node '<Node(Conv): c>': Check 'rank' failed at src/frontends/onnx/frontend/src/op/conv.cpp:38:
+FrontEnd API failed with GeneralFailure:
+The input data tensor's rank has to be known (static)
+
+Summary:
+-- Conversion is failed for: Conv-16, ReduceMean-16
+"""
+    got = ov_failure(RuntimeError(message))
+    assert got == "Conv-16, ReduceMean-16: The input data tensor's rank has to be known (static)"
+    assert ov_failure(RuntimeError("Exception from src/x.cpp:1:\nsomething else\n")) == "something else"

@@ -67,12 +67,62 @@ class FoldConstants(ModelportPass[FoldConstantsOptions]):
         return bool(lift(model).modified or modified)
 
 
-@register_pass("eliminate-identity", summary="Remove Identity nodes", engine="onnx-ir")
+@register_pass("eliminate-identity", summary="Remove Identity nodes (subgraph-safe)")
 class EliminateIdentity(ModelportPass[PassOptions]):
-    """onnx-ir's IdentityEliminationPass (keeps graph input/output names)."""
+    """Remove ``y = Identity(x)`` by letting the consumers of ``y`` read ``x``, in every graph and subgraph.
+
+    When ``y`` is an output of its graph (a model output, or an ``If``/``Loop``/``Scan`` body's output), the node
+    goes only if ``x`` is made by a node of that same graph and is not already an input or output of any graph;
+    ``x`` then takes ``y``'s name and declared shape, so the graph's interface is unchanged. Otherwise the node is
+    kept: ``x`` may be an outer-scope value, a graph input or another output, which cannot become (a second)
+    output of this graph. onnx-ir 1.1.0's IdentityEliminationPass makes an outer-scope value a branch output
+    there and raises "already an output of a different graph" (silero VAD's ``If`` bodies).
+    """
 
     def apply(self, model: ir.Model) -> bool:
-        return common.IdentityEliminationPass()(model).modified
+        modified = False
+        graphs: list[ir.Graph | ir.Function] = [model.graph, *model.functions.values()]
+        for graph in graphs:
+            for node in list(ir.traversal.RecursiveGraphIterator(graph)):
+                if _removable_identity(node):
+                    _remove_identity(node)
+                    modified = True
+        return modified
+
+
+def _removable_identity(node: ir.Node) -> bool:
+    """Whether ``node`` is an Identity whose output can be replaced by its input without changing any graph's
+    inputs or outputs."""
+    if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or len(node.outputs) != 1:
+        return False
+    if len(node.inputs) != 1 or node.inputs[0] is None or node.graph is None:
+        return False
+    source, output = node.inputs[0], node.outputs[0]
+    if not output.is_graph_output():
+        return True
+    producer = source.producer()
+    return (
+        producer is not None
+        and producer.graph is node.graph
+        and not source.is_graph_output()
+        and not source.is_graph_input()
+        and not source.is_initializer()
+    )
+
+
+def _remove_identity(node: ir.Node) -> None:
+    """Rewire the consumers (and the graph output) of an Identity to its input, then drop the node."""
+    source, output = node.inputs[0], node.outputs[0]
+    assert source is not None and node.graph is not None
+    if source.type is None:
+        source.type = output.type
+    is_output = output.is_graph_output()
+    if source.shape is None or (is_output and output.shape is not None):
+        source.shape = output.shape  # a graph output keeps its declared shape
+    ir.convenience.replace_all_uses_with(output, source, replace_graph_outputs=is_output)
+    if is_output:
+        source.name = output.name
+    node.graph.remove(node, safe=True)
 
 
 @register_pass("cse", summary="Common-subexpression elimination", engine="onnx-ir")
