@@ -193,7 +193,7 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
     proto.graph.node[0].op_type = "NoSuchOp"
     bad.write_bytes(proto.SerializeToString())
     out = tmp_path / "out"
-    with pytest.raises(ConversionError, match="OpenVINO cannot convert the model") as info:
+    with pytest.raises(ConversionError, match=r"OpenVINO has no conversion for op NoSuchOp .*node") as info:
         convert(bad, "openvino", out)
     assert "\n" not in str(info.value)
     assert not out.exists() or list(out.iterdir()) == []
@@ -301,15 +301,31 @@ def test_openvino_fixes_sizes_when_rank_depends_on_them(tmp_path: Path) -> None:
             np.testing.assert_allclose(ov.infer({"x": x})["y"], ref.infer({"x": x})["y"], rtol=1e-5, atol=1e-5)
 
 
-def test_openvino_failure_lists_attempts(tmp_path: Path) -> None:
-    proto = _rank_depends_on_size()
-    proto.graph.node[-1].op_type = "NoSuchOp"
-    src = models.save(proto, tmp_path / "bad.onnx")
+def test_openvino_failure_lists_attempts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import openvino
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Check 'x' failed at frontend.cpp:1:\nthe frontend says no")
+
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    src = models.save(_rank_depends_on_size(), tmp_path / "bad.onnx")
     with pytest.raises(ConversionError, match="OpenVINO cannot convert the model: as exported: ") as info:
         get_converter(Format.ONNX, Format.OPENVINO_IR)(src, tmp_path / "out", ConvertOptions(name="bad"))
     text = str(info.value)
-    assert "NoSuchOp" in text and "choosing sizes to fix" in text and "\n" not in text
+    assert text.count("the frontend says no") == 3 and "batch kept dynamic" in text
+    assert "sizes the source runs at" in text
+    assert "\n" not in text
     assert not (tmp_path / "out").exists()
+
+
+def test_openvino_unknown_op_is_one_error_naming_op_nodes_and_cut(tmp_path: Path) -> None:
+    """No preparation or size gives an op a conversion rule: no retries, the op, its node, the cut before it."""
+    proto = _rank_depends_on_size()
+    proto.graph.node[-1].op_type = "NoSuchOp"
+    src = models.save(proto, tmp_path / "bad.onnx")
+    with pytest.raises(ConversionError, match=r"no conversion for op NoSuchOp \(node y\)") as info:
+        get_converter(Format.ONNX, Format.OPENVINO_IR)(src, tmp_path / "out", ConvertOptions(name="bad"))
+    assert "--outputs u" in (info.value.hint or "") and "as exported" not in str(info.value)
 
 
 def test_ov_failure_summary() -> None:

@@ -33,12 +33,12 @@ from typing import Any
 import onnx
 
 from modelport.backends import open_runner
-from modelport.backends.openvino import error_text, import_openvino
+from modelport.backends.openvino import error_text, import_openvino, unconverted_ops
 from modelport.conversion.base import ConversionReport, ConvertOptions, files_size, register_converter
 from modelport.errors import ConversionError, InferenceError, ModelportError, first_line
 from modelport.formats import Format, Precision
 from modelport.inputs import ShapeSet, TensorSpec, random_feeds, search_shapes
-from modelport.model_io import atomic_files, load_proto, save_model
+from modelport.model_io import atomic_files, load_proto, op_use, save_model
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,11 @@ def openvino_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
 def _convert(ov: Any, src: Path, tmp: Path, options: ConvertOptions) -> tuple[Any, list[str]]:
     """The attempts of the module docstring, in order; the first OpenVINO model that converts, and notes."""
     tried = _Attempts()
-    model = _try(tried, "as exported", lambda: ov.convert_model(str(src)))
-    if model is not None:
-        return model, []
+    try:
+        return ov.convert_model(str(src)), []
+    except Exception as exc:  # OpenVINO's frontends raise several unrelated types
+        _refuse_unknown_ops(exc, src)  # no copy or size can give an op a conversion rule
+        tried.failures.append(("as exported", ov_failure(exc)))
     try:
         path, prepared = _prepare(src, tmp, unknown_conditions="Rank of If condition" in tried.text())
     except Exception as exc:  # onnx / onnx-ir on a file OpenVINO refused anyway: go on with the other attempts
@@ -111,6 +113,23 @@ def _convert(ov: Any, src: Path, tmp: Path, options: ConvertOptions) -> tuple[An
         if model is not None:
             return model, [f"OpenVINO refused the model with dynamic dims ({tried.text()}); converted {label}"]
     raise ConversionError(f"OpenVINO cannot convert the model: {tried.text()}", path=src)
+
+
+def _refuse_unknown_ops(exc: BaseException, src: Path) -> None:
+    """One error for ops OpenVINO has no conversion rule for: the op, its nodes and the ``--outputs`` cut before it."""
+    ops = unconverted_ops(exc)
+    if not ops:
+        return
+    proto = load_proto(src, check=False, load_external_data=False)
+    uses = []
+    for name in ops:
+        domain, _, op_type = re.sub(r"-\d+$", "", name).rpartition(".")  # "com.example.Op", "Erf-9"
+        uses.append(op_use(proto, op_type, domain or None))
+    raise ConversionError(
+        f"OpenVINO has no conversion for {'; '.join(u.describe() for u in uses)}",
+        path=src,
+        hint=uses[0].hint(),
+    ) from exc
 
 
 def _try(tried: _Attempts, what: str, call: Callable[[], Any]) -> Any:
