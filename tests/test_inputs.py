@@ -415,3 +415,9 @@ def test_a_generic_name_on_dim_0_is_a_batch() -> None:
     assert verification_shapes([paddle]) == [{"x": (1, 3, 64, 64)}, {"x": (2, 3, 96, 96)}]
     frames = TensorSpec("f", "float32", ("frames", 80))  # a sequence named on dim 0 stays a sequence
     assert verification_shapes([frames]) == [{"f": (16, 80)}, {"f": (24, 80)}]
+
+
+def test_random_feeds_a_scalar_bool_is_an_array() -> None:
+    """ONNX Runtime refuses a numpy scalar (np.bool_) for a rank-0 input: feeds are always arrays."""
+    feeds = random_feeds([TensorSpec("flag", "bool", ())])
+    assert isinstance(feeds["flag"], np.ndarray) and feeds["flag"].shape == () and feeds["flag"].dtype == np.bool_

@@ -431,7 +431,7 @@ def random_feeds(
         elif dtype.kind in "iu":
             feeds[spec.name] = rng.integers(0, 2, size=shape).astype(dtype)
         elif dtype.kind == "b":
-            feeds[spec.name] = rng.random(shape) < 0.5
+            feeds[spec.name] = np.asarray(rng.random(shape) < 0.5)  # an array even for a scalar (ORT refuses np.bool_)
         else:
             raise InvalidInputError(f"cannot make random data for input {spec.name!r} of dtype {spec.dtype}")
     return feeds

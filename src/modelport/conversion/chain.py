@@ -457,7 +457,14 @@ def _verify_other_sizes(state: _State, hop: HopReport, fmt: Format, precision: P
         state.src_alt_run = _run_artifact(
             source.format, source.path, Precision.FP32, state.alt_feeds, threads, source, label
         )
-    alt = _run_artifact(fmt, Path(hop.conversion.artifact), precision, state.alt_feeds, state.options.threads)
+    try:
+        alt = _run_artifact(fmt, Path(hop.conversion.artifact), precision, state.alt_feeds, state.options.threads)
+    except InvalidInputError as exc:  # the converter fixed some dims (OpenVINO's sized attempt): they stay fixed
+        shapes = ", ".join(f"{s.name}{list(s.shape or ())}" for s in run.input_specs)
+        note = f"partly static artifact ({shapes}): the other sizes do not fit it ({first_line(exc, limit=160)})"
+        return dataclasses.replace(
+            hop, conversion=dataclasses.replace(hop.conversion, notes=(*hop.conversion.notes, note))
+        )
     other = check(state.src_alt_run, alt, state.drift)
     hop = dataclasses.replace(hop, against_source_other_sizes=other)
     _require(hop)
