@@ -17,13 +17,14 @@ from modelport.conversion.onnx_tflite import tflite_from_onnx
 from modelport.errors import ConversionError
 from modelport.formats import Precision
 
-pytestmark = pytest.mark.slow  # each onnx2tf run starts TensorFlow in a child process (~8 s)
+slow = pytest.mark.slow  # each onnx2tf run starts TensorFlow in a child process (~8 s)
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@slow
 def test_offline_nhwc_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "src").mkdir()
     src = models.save(models.conv_bn(), tmp_path / "src" / "convbn.onnx")
@@ -51,6 +52,7 @@ def test_offline_nhwc_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     np.testing.assert_allclose(got.transpose(0, 3, 1, 2), want, rtol=1e-4, atol=1e-5)  # NHWC output
 
 
+@slow
 def test_fp16_keeps_nchw(tmp_path: Path) -> None:
     src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")
     artifact = ConvertOptions(
@@ -65,6 +67,7 @@ def test_fp16_keeps_nchw(tmp_path: Path) -> None:
         assert lite.info().executed_precision == "fp16-weights+fp32"
 
 
+@slow
 def test_unsupported_op_names_op_and_node(tmp_path: Path) -> None:
     proto = models.mlp()
     proto.graph.node[2].op_type = "FancyActivation"
@@ -81,6 +84,7 @@ def test_unsupported_op_names_op_and_node(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@slow
 def test_failing_op_is_named_from_the_log(tmp_path: Path) -> None:
     """onnx2tf's log names the failing node; the error adds its op type from the ONNX graph."""
     proto = onnx.parser.parse_model("""
@@ -94,10 +98,13 @@ def test_failing_op_is_named_from_the_log(tmp_path: Path) -> None:
     src = models.save(proto, tmp_path / "bad.onnx")
     with pytest.raises(ConversionError) as info:
         tflite_from_onnx(src, tmp_path / "bad.tflite")
-    assert info.value.message.startswith("onnx2tf cannot convert op Reshape (node bad_reshape): ")
+    text = info.value.message  # every rung tried fails there: the message leads with it, then lists the attempts
+    assert text.startswith("onnx2tf cannot convert op Reshape (node bad_reshape) with every setting tried (2): ")
+    assert "1. [requested] " in text and "2. [optimized] " in text and "\n" not in text
     assert info.value.hint is not None and "--input-shape" in info.value.hint
 
 
+@slow
 def test_free_dims_get_documented_sizes_and_the_static_artifact_says_so(tmp_path: Path) -> None:
     """onnx2tf needs fixed dims: with no --input-shape the chain fixes the free ones to the verification sizes
     (``inputs.FREE_DIM_SIZES``) and says so; an OpenVINO artifact of the same model stays dynamic."""
@@ -120,3 +127,225 @@ def test_free_dims_get_documented_sizes_and_the_static_artifact_says_so(tmp_path
         assert runner.input_specs[0].shape == (1, 64, 64, 3)  # NHWC: batch 1, 64 × 64 (FREE_DIM_SIZES)
     ov = convert(src, "openvino", tmp_path / "o")
     assert any(n.startswith("dynamic artifact: also verified at x[2, 3, 96, 96]") for n in ov.notes), ov.notes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The settings ladder (onnx2tf replaced by a fake worker: fast), name sanitising, Erf
+
+
+def _fcn() -> onnx.ModelProto:
+    return models.build(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        fcn (float[N, 3, H, W] x) => (float[N, 4, H, W] y) {
+            c = Conv <pads = [1, 1, 1, 1]> (x, w, b)
+            y = Relu (c)
+        }
+        """,
+        w=(4, 3, 3, 3),
+        b=(4,),
+    )
+
+
+class _FakeOnnx2tf:
+    """Stands in for the onnx2tf child: ``script`` says, per call, to raise that error or to write a model."""
+
+    def __init__(self, script: list[ConversionError | None], checks: list[str | None]) -> None:
+        self.script, self.checks, self.requests = script, checks, []
+        self.dims: list[list[int | str]] = []
+
+    def worker(self, module: str, request: dict, work: Path, **_: object) -> Path:
+        self.requests.append(request)
+        copy = onnx.load(request["input_onnx_file_path"])  # the private copy onnx2tf would convert
+        self.dims.append([d.dim_value or d.dim_param for d in copy.graph.input[0].type.tensor_type.shape.dim])
+        outcome = self.script.pop(0)
+        if outcome is not None:
+            raise outcome
+        (work / "out").mkdir()
+        (work / "out" / "model_float32.tflite").write_bytes(b"fake")
+        return work / "onnx2tf.log"
+
+    def check(self, job: object, tflite: Path, fixed: object) -> str | None:
+        assert tflite.read_bytes() == b"fake"
+        return self.checks.pop(0)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> _FakeOnnx2tf:
+    from modelport.conversion import onnx_tflite
+
+    def use(script: list[ConversionError | None], checks: list[str | None]) -> _FakeOnnx2tf:
+        f = _FakeOnnx2tf(script, checks)
+        monkeypatch.setattr(onnx_tflite, "run_worker", f.worker)
+        monkeypatch.setattr(onnx_tflite, "_check", f.check)
+        monkeypatch.setattr(onnx_tflite, "restore_tflite_names", lambda *a: None)
+        return f
+
+    return use  # type: ignore[return-value]
+
+
+def test_ladder_rungs_depend_on_the_model() -> None:
+    from modelport.conversion.onnx_tflite import settings_ladder
+    from modelport.inputs import TensorSpec
+
+    image = TensorSpec("x", "float32", ("N", 3, "H", "W"))
+    labels = [s.label for s in settings_ladder([image], frozenset({"Conv"}), {}, grouped=False)]
+    assert labels == ["requested", "static, optimized", "static, optimized, layouts kept"]
+    ladder = settings_ladder([image], frozenset({"Conv", "LSTM"}), {"x": (1, 3, 8, 8)}, grouped=True)
+    assert [s.label for s in ladder] == ["requested", "optimized", "optimized, layouts kept", "as declared"]
+    assert ladder[2].flags == ("disable_group_convolution", "enable_rnn_unroll") and ladder[2].keep_shape
+    flat = TensorSpec("v", "float32", (1, 8))  # static, rank 2, plain ops
+    assert [s.label for s in settings_ladder([flat], frozenset({"Gemm"}), {}, grouped=False)] == [
+        "requested",
+        "optimized",
+    ]
+
+
+def test_ladder_goes_on_after_a_failure_and_records_every_attempt(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    from modelport.conversion.onnx_tflite import run_onnx2tf
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    f = fake([ConversionError("onnx2tf cannot convert op Conv (node c): boom"), None], [None])
+    before = _sha(src)
+    result = run_onnx2tf(src, tmp_path / "work", input_shapes={"x": (1, 3, 8, 8)})
+    assert [(a.setting, a.ok) for a in result.attempts] == [("requested", False), ("optimized", True)]
+    assert "boom" in result.attempts[0].outcome and result.attempts[1].outcome == "converted and verified"
+    assert "keep_shape_absolutely_input_names" not in f.requests[1]
+    notes = result.notes()
+    assert notes[0].startswith("onnx2tf [requested]: onnx2tf cannot convert op Conv") and "verified" in notes[1]
+    assert _sha(src) == before
+
+
+def test_ladder_mismatch_is_a_failure_and_static_dims_are_fixed(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    from modelport.conversion.onnx_tflite import run_onnx2tf
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    f = fake([None, None], ["converted, but differs from the source at x[1, 3, 64, 64]: max abs error 3", None])
+    result = run_onnx2tf(src, tmp_path / "work")
+    assert [a.setting for a in result.attempts] == ["requested", "static, optimized"]
+    assert result.fixed_shapes == (("x", (1, 3, 64, 64)),)  # every free dim, the batch too
+    assert f.dims == [["N", 3, "H", "W"], [1, 3, 64, 64]]  # the requested rung: dims as asked; then all fixed
+
+
+def test_ladder_exhausted_lists_every_attempt(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    from modelport.conversion.onnx_tflite import tflite_from_onnx
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    fake(
+        [ConversionError("onnx2tf failed: first"), None, ConversionError("onnx2tf failed: third")],
+        ["converted, but LiteRT cannot run it at x[1, 3, 64, 64]: second"],
+    )
+    out = tmp_path / "out" / "fcn.tflite"
+    with pytest.raises(ConversionError) as info:
+        tflite_from_onnx(src, out)
+    text = info.value.message
+    assert text.startswith("onnx2tf failed with every setting tried (3): 1. [requested] onnx2tf failed: first; ")
+    for part in (
+        "2. [static, optimized] converted, but LiteRT",
+        "second",
+        "3. [static, optimized, layouts kept] onnx2tf",
+    ):
+        assert part in text, text
+    assert "\n" not in text and not out.exists() and not out.parent.exists()
+
+
+def test_ladder_stops_when_onnx2tf_lacks_the_op(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    from modelport.conversion.onnx_tflite import run_onnx2tf
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    f = fake([ConversionError("onnx2tf cannot convert op Foo (node n): onnx2tf has no converter for Foo")], [])
+    with pytest.raises(ConversionError, match=r"^onnx2tf cannot convert op Foo"):
+        run_onnx2tf(src, tmp_path / "work")
+    assert len(f.requests) == 1
+
+
+def test_sanitize_names_round_trip(tmp_path: Path) -> None:
+    """Names TensorFlow rejects are renamed consistently (subgraphs included) and the model computes the same."""
+    from modelport.conversion.onnx_tflite import sanitize_names
+
+    proto = onnx.parser.parse_model("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[2, 3] x, bool c) => (float[2, 3] y) {
+            y = If (c) <
+                then_branch = t () => (float[2, 3] a) { a = Add(x, x) },
+                else_branch = e () => (float[2, 3] b) { b = Neg(x) }
+            >
+        }
+    """)
+    mapping = {"x": "0in@", "c": "flag{1}", "y": 'out;"1"'}
+    for v in (*proto.graph.input, *proto.graph.output):
+        v.name = mapping[v.name]
+    node = proto.graph.node[0]
+    node.name, node.input[0], node.output[0] = "If@0", mapping["c"], mapping["y"]
+    for attr in node.attribute:
+        for n in attr.g.node:
+            n.input[:] = [mapping.get(i, i) for i in n.input]
+    onnx.checker.check_model(proto)
+    renamed = dict(sanitize_names(proto))
+    onnx.checker.check_model(proto, full_check=True)
+    assert renamed == {"0in@": "t_0in_", "flag{1}": "flag_1_", 'out;"1"': "out__1_", "If@0": "If_0"}
+    src = models.save(proto, tmp_path / "renamed.onnx")
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with open_runner("onnxruntime", src) as runner:
+        got = runner.infer({"t_0in_": x, "flag_1_": np.array(True)})["out__1_"]
+    np.testing.assert_array_equal(got, x + x)
+    proto.graph.input[0].name = "a_b"  # a new name that exists already gets a suffix
+    proto.graph.input[1].name = "a@b"
+    proto.graph.node[0].input[0] = "a@b"
+    assert dict(sanitize_names(proto)) == {"a@b": "a_b_1"}
+
+
+@slow
+def test_bad_names_and_erf_become_builtins_with_onnx_names(tmp_path: Path) -> None:
+    """One real onnx2tf run: names onnx2tf would choke on and a GELU's Erf. The TFLite model runs on plain LiteRT
+    (no Select-TF op), keeps the ONNX input and output names, and matches within the fp32 tolerance."""
+    proto = models.build(
+        """
+        <ir_version: 8, opset_import: ["" : 17]>
+        gelu (float[1, 16] x) => (float[1, 8] y) {
+            h = MatMul(x, w)
+            s = Div(h, sqrt2)
+            e = Erf(s)
+            p = Add(e, one)
+            m = Mul(h, p)
+            y = Mul(m, half)
+        }
+        """,
+        w=(16, 8),
+        sqrt2=np.array(np.sqrt(2), np.float32),
+        one=np.array(1, np.float32),
+        half=np.array(0.5, np.float32),
+    )
+    names = {"x": "in@0", "y": "gelu;out", "e": "Erf@1"}
+    for v in (*proto.graph.input, *proto.graph.output):
+        v.name = names[v.name]
+    for n in proto.graph.node:
+        n.input[:] = [names.get(i, i) for i in n.input]
+        n.output[:] = [names.get(o, o) for o in n.output]
+    src = models.save(proto, tmp_path / "gelu.onnx")
+    report = convert(src, "tflite", tmp_path / "out")
+    assert report.verification is not None and report.verification.passed
+    assert report.verification.max_abs < 1e-5
+    assert any(n.startswith("decompose-erf rewrote the copy") for n in report.notes), report.notes
+    assert any("names sanitised for onnx2tf" in n for n in report.notes), report.notes
+    assert report.notes[0].startswith("onnx2tf [requested]: converted and verified")
+    with open_runner("litert", report.artifact) as lite:
+        assert [s.name for s in lite.input_specs] == ["in@0"] and lite.output_names == ["gelu;out"]
+
+
+def test_tensorflow_errors_show_their_reason(tmp_path: Path) -> None:
+    from modelport.conversion.onnx_tflite import _diagnose
+    from modelport.conversion.worker import WorkerFailure
+
+    error = (
+        'in user code:\n\n    File "x.py", line 3, in f\n        y = g(x)\n\n'
+        "    ValueError: Shapes (1, 2) and (3,) are incompatible\n"
+    )
+    failure = WorkerFailure("onnx2tf", 1, error, "ValueError", "log without op names", tmp_path / "log")
+    diagnosed = _diagnose(failure, src=tmp_path / "m.onnx", nodes={}, back={})
+    assert diagnosed is not None
+    assert diagnosed.message == "onnx2tf failed: ValueError: Shapes (1, 2) and (3,) are incompatible"
+    keras = 'Exception encountered when calling layer "tf.math.multiply" (type TFOpLambda).\n\nDimensions must be equal'
+    failure = WorkerFailure("onnx2tf", 1, keras, "ValueError", "", tmp_path / "log")
+    diagnosed = _diagnose(failure, src=tmp_path / "m.onnx", nodes={}, back={})
+    assert diagnosed is not None and diagnosed.message.endswith("(type TFOpLambda). Dimensions must be equal")

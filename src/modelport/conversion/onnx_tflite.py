@@ -14,6 +14,12 @@ takes onnx2tf's SavedModel). It contains onnx2tf's habits once:
 * its ``overwrite_input_shape`` only reaches onnxsim, so with onnxsim off it does nothing: dynamic dims are
   fixed in the private copy with modelport's ``fix-dims`` pass instead (other passes a caller asks for, such as
   ``zero-pad-maxpool``, run on the copy too);
+* tensor and node names that are not TensorFlow scope names (``@``, ``;``, ``{``, ``"``, spaces …; graph inputs
+  and outputs starting with a digit) are renamed in the copy (``[^A-Za-z0-9_.:/-]`` → ``_``, ``t_`` before a
+  leading digit, a numeric suffix where that collides); onnx2tf itself maps ``:`` and a leading ``/``. The
+  TFLite inputs, outputs and signature get the ONNX names back, and a failure names the original node;
+* ``Erf`` (GELU) would become a Select-TF op that LiteRT cannot run: it is rewritten into builtins in the copy
+  (:mod:`modelport.rules.erf`, Abramowitz–Stegun 7.1.26, ``|ε| ≤ 1.5e-7``, measured ``≤ 6e-7`` in float32);
 * for models whose every input is 4-D with 3 channels it **downloads a calibration sample from GitHub**, even
   for float32 conversion (offline that is a ConnectionError): it looks for
   ``calibration_image_sample_data_20x128x128x3_float32.npy`` in its working directory first, so the worker
@@ -22,6 +28,25 @@ takes onnx2tf's SavedModel). It contains onnx2tf's habits once:
 * it prints a lot and keeps process-wide Keras state: it runs in a child process
   (:mod:`modelport.conversion._onnx2tf_worker`, protocol :mod:`modelport.conversion.worker`), which also keeps
   TensorFlow out of this process. When it fails, the error names the ONNX op and node its log blames.
+
+**Settings ladder.** One set of onnx2tf settings does not fit every real model, so :func:`run_onnx2tf` tries the
+rungs of :func:`settings_ladder` in order, at most four, within one time limit, until one converts *and* its
+TFLite model matches the source (ONNX Runtime vs LiteRT on seeded feeds through the comparator, at the
+precision's tolerance; a dynamic artifact also at a second size):
+
+1. ``requested``: the shapes and layouts the caller asked for (NHWC; 4-D inputs declared channels-last
+   ``[N, H, W, 1|3|4]`` keep that layout instead of being transposed as if they were NCHW);
+2. ``static, optimized``: every free dim fixed, the batch too (onnx2tf handles many ops only with static
+   shapes), and modelport's optimizer run on the copy (constant folding, no-op removal, fusions: what onnx2tf's
+   own onnxsim step would do, which is off because it rewrites its input);
+3. ``static, optimized, layouts kept``: also every input in its declared shape and layout
+   (``keep_shape_absolutely_input_names``), grouped convolutions split (``disable_group_convolution``) and
+   recurrent layers unrolled (``enable_rnn_unroll``) where the model has them;
+4. ``as declared``: the model's own dims, nothing fixed — what onnx2tf does when called directly.
+
+A rung that would repeat an earlier one is skipped. Every attempt is recorded (setting, outcome, seconds) in
+the result and the conversion notes; when all fail, one error lists each attempt and why. A missing onnx2tf
+converter for an op and a time-out end the ladder at once (no setting changes them).
 """
 
 from __future__ import annotations
@@ -33,17 +58,21 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
 from modelport.conversion.worker import DEFAULT_TIMEOUT_S, WorkerFailure, run_worker
-from modelport.errors import ConversionError, RuntimeUnavailable, first_line, optional_import
+from modelport.errors import ConversionError, ModelportError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, Precision
-from modelport.model_io import atomic_path, external_data_files, load_proto
+from modelport.inputs import TensorSpec, random_feeds, verification_shapes
+from modelport.inspection.onnx_model import tensor_spec
+from modelport.model_io import atomic_path, load_proto, save_model
 from modelport.verify.matching import match_name
 
 log = logging.getLogger(__name__)
@@ -77,7 +106,9 @@ class Onnx2tfOutput:
         outputs: the ONNX model's output names, in order (onnx2tf calls them ``Identity``, ``Identity_1`` …).
         fixed_shapes: ``(input, shape)`` pairs fixed in the copy onnx2tf converted.
         kept_nchw: inputs that kept their NCHW layout.
-        rewrites: ``(pass, nodes added)`` for each requested pass that changed the copy.
+        rewrites: ``(pass, nodes added)`` for each requested pass (and ``decompose-erf``) that changed the copy.
+        renamed: ``(original, new)`` for each tensor or node name sanitised in the copy.
+        attempts: every onnx2tf attempt of the settings ladder, the successful one last.
     """
 
     saved_model: Path
@@ -85,6 +116,24 @@ class Onnx2tfOutput:
     fixed_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     kept_nchw: tuple[str, ...] = ()
     rewrites: tuple[tuple[str, int], ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+
+    def notes(self) -> list[str]:
+        """What was done, in words, for the conversion report."""
+        notes = [a.note() for a in self.attempts]
+        if self.fixed_shapes:
+            notes.append(f"fixed input shapes {dict(self.fixed_shapes)}")
+        keep = self.kept_nchw
+        notes.append(f"inputs kept NCHW: {', '.join(keep)}" if keep else "4-D inputs/outputs NHWC (onnx2tf layout)")
+        notes += [f"{name} rewrote the copy for onnx2tf ({added:+d} nodes)" for name, added in self.rewrites]
+        if self.renamed:
+            shown = ", ".join(f"{a!r} → {b!r}" for a, b in self.renamed[:3])
+            more = f" and {len(self.renamed) - 3} more" if len(self.renamed) > 3 else ""
+            notes.append(
+                f"{len(self.renamed)} names sanitised for onnx2tf ({shown}{more}), ONNX names kept in the TFLite"
+            )
+        return notes
 
     def tflite(self, precision: Precision) -> Path:
         """The TFLite model onnx2tf wrote with ``precision`` weights (fp32 or fp16)."""
@@ -99,6 +148,79 @@ def _tflite_file(precision: Precision) -> str:
     return TFLITE_FILES[precision]
 
 
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One rung of the onnx2tf settings ladder.
+
+    Attributes:
+        label: how reports name it.
+        dims: ``"requested"`` (the caller's shapes), ``"static"`` (every free dim fixed, the batch too) or
+            ``"declared"`` (nothing fixed).
+        keep_shape: every input keeps its declared shape and layout (``keep_shape_absolutely_input_names``).
+        flags: further ``onnx2tf.convert`` switches set to True.
+        optimize: run modelport's optimizer (default passes: constant folding, no-op removal, fusions) on the
+            copy first, which onnx2tf's own onnxsim step would otherwise do (it is off: it rewrites its input).
+    """
+
+    label: str
+    dims: str = "requested"
+    keep_shape: bool = False
+    flags: tuple[str, ...] = ()
+    optimize: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One onnx2tf attempt: its setting, whether it gave a verified model, what happened, how long it took."""
+
+    setting: str
+    ok: bool
+    outcome: str
+    seconds: float
+
+    def note(self) -> str:
+        return f"onnx2tf [{self.setting}]: {self.outcome} ({self.seconds:.0f} s)"
+
+
+#: The most attempts :func:`run_onnx2tf` makes, and the least time left worth starting another one with.
+MAX_ATTEMPTS = 4
+MIN_ATTEMPT_S = 20.0
+_RNN_OPS = frozenset({"LSTM", "GRU", "RNN"})
+
+
+def settings_ladder(
+    specs: Sequence[TensorSpec], op_types: frozenset[str], shapes: Mapping[str, tuple[int, ...]], grouped: bool
+) -> list[Setting]:
+    """The rungs for a model (see the module docstring), without those that would repeat an earlier rung.
+
+    Args:
+        specs: the model's real inputs.
+        op_types: every op type in the model (subgraphs included).
+        shapes: the shapes the caller fixed.
+        grouped: the model has a grouped convolution.
+    """
+    free_left = any(not _static(s.shape) for s in specs if s.name not in shapes)
+    flags = tuple(
+        flag
+        for flag, present in (("disable_group_convolution", grouped), ("enable_rnn_unroll", bool(op_types & _RNN_OPS)))
+        if present
+    )
+    has_layout = any(s.shape is not None and 3 <= len(s.shape) <= 5 for s in specs)
+    dims = "static" if free_left else "requested"
+    base = "static, optimized" if free_left else "optimized"
+    rungs = [Setting("requested"), Setting(base, dims, optimize=True)]
+    if has_layout or flags:
+        label = f"{base}, layouts kept" if has_layout else f"{base}, ops split"
+        rungs.append(Setting(label, dims, keep_shape=has_layout, flags=flags, optimize=True))
+    if shapes:
+        rungs.append(Setting("as declared", dims="declared"))
+    return rungs[:MAX_ATTEMPTS]
+
+
+def _static(shape: tuple[Any, ...] | None) -> bool:
+    return shape is not None and all(isinstance(d, int) and d >= 0 for d in shape)
+
+
 def run_onnx2tf(
     src: str | Path,
     work: str | Path,
@@ -107,90 +229,362 @@ def run_onnx2tf(
     keep_nchw: Sequence[str] = (),
     passes: Sequence[str] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    precision: Precision = Precision.FP32,
+    verify: bool = True,
 ) -> Onnx2tfOutput:
-    """Convert the ONNX file ``src`` with onnx2tf into a SavedModel plus float32/float16 TFLite models.
+    """Convert the ONNX file ``src`` with onnx2tf into a SavedModel plus float32/float16 TFLite models, trying the
+    settings ladder (module docstring) until a result converts and matches the source.
 
     Args:
         src: ONNX model (read only: onnx2tf works on a private copy in ``work``).
-        work: an empty or new working directory (the copy, the request, the log, onnx2tf's output).
+        work: an empty or new working directory (one folder per attempt: the copy, the request, the log, onnx2tf's
+            output).
         input_shapes: fixed shapes for inputs with dynamic dims, by ONNX input name (as in the ONNX model).
         keep_nchw: ONNX inputs that keep their layout instead of becoming NHWC.
         passes: modelport passes to run on the copy first (e.g. ``zero-pad-maxpool``).
-        timeout_s: limit for the onnx2tf process.
+        timeout_s: limit for all attempts together.
+        precision: the TFLite weights the check runs (fp32 or fp16), at that precision's tolerance.
+        verify: check each result against the source (False: the first result that converts is taken).
 
     Returns:
-        Where the SavedModel and TFLite files are, and what was done to the copy.
+        Where the SavedModel and TFLite files are, what was done to the copy, and every attempt.
 
     Raises:
-        ConversionError: onnx2tf failed (the message names the ONNX op and node when onnx2tf's log does).
+        ConversionError: every attempt failed (the message lists each; a single attempt's error names the ONNX op
+            and node when onnx2tf's log does).
         RuntimeUnavailable: onnx2tf is missing.
         InvalidInputError: ``input_shapes`` or ``keep_nchw`` name no input of the model.
     """
     onnx2tf_version()
     src, work = Path(src), Path(work)
+    _tflite_file(precision)
     work.mkdir(parents=True, exist_ok=True)
-    graph = load_proto(src, check=False, load_external_data=False).graph
-    names = [i.name for i in graph.input if i.name not in {t.name for t in graph.initializer}]
+    proto = load_proto(src, check=False, load_external_data=False)
+    init = {t.name for t in proto.graph.initializer}
+    specs = [tensor_spec(i) for i in proto.graph.input if i.name not in init]
+    names = [s.name for s in specs]
     shapes = {match_name(k, names): tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
     keep = tuple(dict.fromkeys(match_name(k, names) for k in keep_nchw))
+    op_types, grouped = _graph_traits(proto.graph)
+    job = _Job(src, specs, shapes, keep, tuple(passes), precision, verify, tuple(o.name for o in proto.graph.output))
+    deadline = time.monotonic() + timeout_s
+    attempts: list[Attempt] = []
+    errors: list[ConversionError] = []
+    for i, setting in enumerate(settings_ladder(specs, op_types, shapes, grouped)):
+        left = deadline - time.monotonic()
+        if attempts and left < MIN_ATTEMPT_S:
+            attempts.append(Attempt(setting.label, False, f"not tried: {left:.0f} s of the time limit left", 0.0))
+            break
+        t0, folder = time.monotonic(), work / f"attempt{i + 1}"
+        try:
+            result, outcome = _attempt(job, setting, folder, left)
+        except RuntimeUnavailable:
+            raise
+        except ModelportError as exc:  # onnx2tf failed, or preparing the copy for this rung did
+            attempts.append(Attempt(setting.label, False, exc.message, time.monotonic() - t0))
+            log.info("%s: %s", src.name, attempts[-1].note())
+            errors.append(exc if isinstance(exc, ConversionError) else ConversionError(exc.message, path=src))
+            _discard(folder)
+            if _final(exc.message):
+                break
+            continue
+        ok = outcome is None or not outcome.startswith("converted, but")
+        attempts.append(Attempt(setting.label, ok, outcome or "converted and verified", time.monotonic() - t0))
+        log.info("%s: %s", src.name, attempts[-1].note())
+        if ok:
+            return dataclasses.replace(result, attempts=tuple(attempts))
+        errors.append(ConversionError(f"onnx2tf [{setting.label}]: {outcome}", path=src))
+        _discard(folder)
+    raise _exhausted(src, attempts, errors)
+
+
+def _discard(folder: Path) -> None:
+    """Remove a failed attempt's copy and output (its onnx2tf log stays for debugging)."""
+    shutil.rmtree(folder / "out", ignore_errors=True)
+    (folder / "model.onnx").unlink(missing_ok=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every attempt of one :func:`run_onnx2tf` call shares."""
+
+    src: Path
+    specs: Sequence[TensorSpec]
+    shapes: Mapping[str, tuple[int, ...]]
+    keep: tuple[str, ...]
+    passes: tuple[str, ...]
+    precision: Precision
+    verify: bool
+    outputs: tuple[str, ...]
+
+
+def _final(message: str) -> bool:
+    """True for failures no other setting changes: an op onnx2tf has no converter for, a time-out."""
+    return "has no converter for" in message or "took longer than" in message
+
+
+def _exhausted(src: Path, attempts: Sequence[Attempt], errors: Sequence[ConversionError]) -> ConversionError:
+    """One error for a ladder that found nothing: the only attempt's own error, or every attempt listed (led by
+    the op and node when every attempt failed on the same one)."""
+    if len(attempts) == 1 and errors:
+        return errors[0]
+    heads = {a.outcome.split(": ", 1)[0] for a in attempts}
+    head = next(iter(heads)) if len(heads) == 1 else ""
+    shared = head.startswith("onnx2tf cannot convert")
+    tried = "; ".join(
+        f"{i}. [{a.setting}] {first_line(a.outcome[len(head) + 2 :] if shared else a.outcome, 200)}"
+        for i, a in enumerate(attempts, 1)
+    )
+    lead = head if shared else "onnx2tf failed"
+    hint = errors[0].hint if errors and errors[0].hint else _HINT
+    return ConversionError(f"{lead} with every setting tried ({len(attempts)}): {tried}", path=src, hint=hint)
+
+
+def _graph_traits(graph: onnx.GraphProto) -> tuple[frozenset[str], bool]:
+    """Every op type in the graph and its subgraphs, and whether any Conv is grouped."""
+    ops: set[str] = set()
+    grouped = False
+    for node in _all_nodes(graph):
+        ops.add(node.op_type)
+        if node.op_type in ("Conv", "ConvTranspose"):
+            grouped |= any(a.name == "group" and a.i > 1 for a in node.attribute)
+    return frozenset(ops), grouped
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
+                yield from _all_nodes(sub)
+
+
+def _attempt(job: _Job, setting: Setting, work: Path, timeout_s: float) -> tuple[Onnx2tfOutput, str | None]:
+    """One rung: private copy, onnx2tf, ONNX names back into the TFLite files, the check.
+
+    Returns:
+        The output and None (verified), ``"converted (not checked: …)"`` or ``"converted, but …"`` (a mismatch).
+    """
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    shapes = dict(job.shapes)
+    if setting.dims == "static":
+        first = verification_shapes(job.specs, shapes)[0]
+        shapes = {s.name: tuple(first[s.name]) for s in job.specs if s.name in shapes or not _static(s.shape)}
+    elif setting.dims == "declared":
+        shapes = {}
     copy = work / "model.onnx"  # its stem names onnx2tf's TFLite files (TFLITE_FILES)
-    rewrites = _private_copy(src, copy, shapes, passes)
-    # onnx2tf downloads a calibration sample for 3-channel image models unless this file is in its directory
+    rewrites, renamed = _private_copy(job.src, copy, shapes, job.passes, setting.optimize)
+    new = dict(renamed)  # original → copy's name
     np.save(work / CALIBRATION_FILE, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-    request = {
+    request: dict[str, Any] = {
         "input_onnx_file_path": str(copy),
         "output_folder_path": str(work / "out"),
         "not_use_onnxsim": True,
         "non_verbose": True,
         "output_signaturedefs": True,
         "copy_onnx_input_output_names_to_tflite": True,
-        "keep_ncw_or_nchw_or_ncdhw_input_names": list(keep) or None,
+        "keep_ncw_or_nchw_or_ncdhw_input_names": [new.get(k, k) for k in job.keep] or None,
+        "keep_nwc_or_nhwc_or_ndhwc_input_names": [new.get(k, k) for k in _channels_last(job.specs, job.keep)] or None,
     }
-    diagnose = functools.partial(
-        _diagnose, src=src, nodes=_nodes(load_proto(copy, check=False, load_external_data=False))
-    )
+    if setting.keep_shape:
+        request["keep_shape_absolutely_input_names"] = [new.get(s.name, s.name) for s in job.specs]
+    request.update({flag: True for flag in setting.flags})
+    back = {v: k for k, v in renamed}
+    nodes = {back.get(k, k): v for k, v in _nodes(load_proto(copy, check=False, load_external_data=False)).items()}
+    diagnose = functools.partial(_diagnose, src=job.src, nodes=nodes, back=back)
     run_worker(
         "modelport.conversion._onnx2tf_worker",
         request,
         work,
         what="onnx2tf",
-        src=src,
+        src=job.src,
         timeout_s=timeout_s,
         diagnose=diagnose,
     )
     if not (work / "out").is_dir():
-        raise ConversionError("onnx2tf wrote no SavedModel", path=src)
-    return Onnx2tfOutput(
+        raise ConversionError("onnx2tf wrote no SavedModel", path=job.src)
+    for file in TFLITE_FILES.values():
+        if (work / "out" / file).exists():
+            restore_tflite_names(work / "out" / file, back, job.outputs)
+    result = Onnx2tfOutput(
         saved_model=work / "out",
-        outputs=tuple(o.name for o in graph.output),
+        outputs=job.outputs,
         fixed_shapes=tuple(shapes.items()),
-        kept_nchw=keep,
+        kept_nchw=job.keep,
         rewrites=rewrites,
+        renamed=renamed,
     )
+    if not job.verify:
+        return result, "converted (not checked)"
+    return result, _check(job, result.tflite(job.precision), shapes)
+
+
+def _channels_last(specs: Sequence[TensorSpec], keep: Sequence[str]) -> list[str]:
+    """4-D inputs declared ``[N, H, W, C]`` with C in 1, 3, 4 and H not: onnx2tf would read H as channels."""
+    found = []
+    for s in specs:
+        shape = s.shape or ()
+        if s.name in keep or len(shape) != 4:
+            continue
+        if shape[3] in (1, 3, 4) and not (isinstance(shape[1], int) and shape[1] in (1, 3, 4)):
+            found.append(s.name)
+    return found
+
+
+def _check(job: _Job, tflite: Path, fixed: Mapping[str, tuple[int, ...]]) -> str | None:
+    """Run the source (ONNX Runtime) and the TFLite model (LiteRT) on seeded feeds at the verification sizes and
+    compare them at the precision's tolerance; a dynamic TFLite model also at the second size set.
+
+    Returns:
+        None when it matches; ``"converted (not checked: …)"`` when the source cannot run at those sizes (the
+        chain's own verification decides); ``"converted, but …"`` with the reason otherwise.
+    """
+    from modelport.backends import backend_for_format
+    from modelport.backends.runner import RunnerOptions
+    from modelport.verify.comparator import Subject, check, run
+    from modelport.verify.tolerance import Tolerance
+
+    try:
+        sets = verification_shapes(job.specs, fixed)
+    except ModelportError as exc:
+        return f"converted (not checked: {first_line(exc.message, 200)})"
+    options = RunnerOptions(precision=backend_for_format(Format.TFLITE).execution_precision(job.precision))
+    tolerance = Tolerance.for_precision(job.precision)
+    for i, shapes in enumerate(sets):
+        feeds = random_feeds(job.specs, shapes, seed=i)
+        text = ", ".join(f"{k}{list(v)}" for k, v in shapes.items())
+        try:
+            reference = run(Subject(job.src, Format.ONNX), feeds)
+        except ModelportError as exc:
+            return f"converted (not checked: the source does not run at {text}: {first_line(exc.message, 200)})"
+        try:
+            candidate = run(Subject(tflite, Format.TFLITE, options), feeds)
+        except ModelportError as exc:
+            return f"converted, but LiteRT cannot run it at {text}: {first_line(exc.message, 200)}"
+        comparison = check(reference, candidate, tolerance)
+        if not comparison.passed:
+            return f"converted, but differs from the source at {text}: {first_line(comparison.reason(), 300)}"
+        if all(spec.is_static for spec in candidate.input_specs):
+            break  # a static artifact runs at its own sizes only
+    return None
 
 
 def _private_copy(
-    src: Path, copy: Path, shapes: Mapping[str, tuple[int, ...]], passes: Sequence[str]
-) -> tuple[tuple[str, int], ...]:
-    """Write the model onnx2tf may rewrite: the file itself, or the result of ``fix-dims`` and ``passes``."""
-    if not shapes and not passes:
-        shutil.copyfile(src, copy)
-        for extra in external_data_files(src):
-            shutil.copyfile(src.parent / extra, copy.parent / extra)
-        return ()
-    from modelport.model_io import load_model, save_model
+    src: Path, copy: Path, shapes: Mapping[str, tuple[int, ...]], passes: Sequence[str], optimize: bool = False
+) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    """Write the model onnx2tf may rewrite: optimized (``optimize``), ``fix-dims`` and ``passes`` run, Erf
+    decomposed, names sanitised.
+
+    Returns:
+        ``(pass, nodes added)`` for each pass that changed the copy (``optimize`` and ``decompose-erf`` included),
+        and ``(original, new)`` for every renamed tensor or node.
+    """
     from modelport.passes import resolve_passes, run_passes
     from modelport.passes.shapes import FixDimsOptions
+    from modelport.rules.erf import erf_rules
 
-    model = load_model(src, check=False)
-    names = resolve_passes([*passes, *(("fix-dims", "shape-inference") if shapes else ())])
-    options = {"fix-dims": FixDimsOptions(input_shapes=tuple(shapes.items()))} if shapes else {}
-    stats, _ = run_passes(model, names, options)
-    save_model(model, copy)
-    done = tuple((s.name, s.nodes_after - s.nodes_before) for s in stats if s.modified and s.name in passes)
+    proto = load_proto(src, check=False)
+    has_erf = any(n.op_type == "Erf" for n in _all_nodes(proto.graph))
+    done: list[tuple[str, int]] = []
+    if shapes or passes or has_erf or optimize:
+        model = _optimized(src, shapes, done) if optimize else None
+        if model is None:
+            model = ir.serde.deserialize_model(proto)
+        fix = ("fix-dims", "shape-inference") if shapes else ("shape-inference",) if has_erf else ()
+        options = {"fix-dims": FixDimsOptions(input_shapes=tuple(shapes.items()))} if shapes else {}
+        stats, _ = run_passes(model, resolve_passes([*passes, *fix]), options)
+        done += [(s.name, s.nodes_after - s.nodes_before) for s in stats if s.modified and s.name in passes]
+        if has_erf:
+            before = sum(1 for _ in model.graph.all_nodes())
+            if erf_rules().apply_to_model(model):
+                done.append(("decompose-erf", sum(1 for _ in model.graph.all_nodes()) - before))
+        proto = ir.serde.serialize_model(model)
+    renamed = sanitize_names(proto)
+    save_model(proto, copy)
     for name, added in done:
         log.info("%s: %s changed the copy for onnx2tf (%+d nodes)", src.name, name, added)
-    return done
+    if renamed:
+        log.info("%s: %d names renamed for onnx2tf", src.name, len(renamed))
+    return tuple(done), renamed
+
+
+def _optimized(src: Path, shapes: Mapping[str, tuple[int, ...]], done: list[tuple[str, int]]) -> ir.Model | None:
+    """modelport's optimizer on ``src`` with ``shapes`` fixed (its result is checked as the TFLite model is), or
+    None when it fails (the rung then converts the model as it is)."""
+    from modelport.passes import OptimizeOptions, optimize
+
+    try:
+        result = optimize(src, options=OptimizeOptions(input_shapes=tuple(shapes.items()), verify=False))
+    except ModelportError as exc:
+        log.info("%s: the optimizer failed, onnx2tf gets the model as it is: %s", src.name, first_line(exc.message))
+        return None
+    done.append(("optimize", result.report.nodes_after - result.report.nodes_before))
+    return result.model
+
+
+#: Characters left in names: TensorFlow scope names allow ``[A-Za-z0-9_.\-/]``; onnx2tf maps ``:`` itself.
+_BAD_CHARS = re.compile(r"[^A-Za-z0-9_.:/\-]")
+
+
+def sanitize_names(proto: onnx.ModelProto) -> tuple[tuple[str, str], ...]:
+    """Rename, in place, every tensor and node name that is not a TensorFlow scope name (subgraphs included).
+
+    ``[^A-Za-z0-9_.:/-]`` becomes ``_``; a graph input or output starting with a digit gets ``t_`` in front; a
+    new name that already exists gets ``_1``, ``_2`` … The same old name always gets the same new name, so
+    references from subgraphs to outer-scope tensors stay connected.
+
+    Returns:
+        ``(original, new)`` for every renamed name.
+    """
+    graph = proto.graph
+    io = {v.name for v in (*graph.input, *graph.output)}
+    used = set(_names(graph))
+    mapping: dict[str, str] = {}
+    for name in sorted(used):
+        new = _BAD_CHARS.sub("_", name)
+        if name in io and new[:1].isdigit():
+            new = f"t_{new}"
+        if new == name:
+            continue
+        base, k = new, 0
+        while new in used:
+            k += 1
+            new = f"{base}_{k}"
+        used.add(new)
+        mapping[name] = new
+    if mapping:
+        _rename(graph, mapping)
+    return tuple(mapping.items())
+
+
+def _names(graph: onnx.GraphProto) -> Iterator[str]:
+    """Every tensor and node name in the graph and its subgraphs."""
+    for v in (*graph.input, *graph.output, *graph.value_info):
+        yield v.name
+    for t in graph.initializer:
+        yield t.name
+    for node in graph.node:
+        yield from (n for n in (node.name, *node.input, *node.output) if n)
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
+                yield from _names(sub)
+
+
+def _rename(graph: onnx.GraphProto, mapping: Mapping[str, str]) -> None:
+    for v in (*graph.input, *graph.output, *graph.value_info):
+        v.name = mapping.get(v.name, v.name)
+    for t in graph.initializer:
+        t.name = mapping.get(t.name, t.name)
+    for s in graph.sparse_initializer:
+        s.values.name = mapping.get(s.values.name, s.values.name)
+    for node in graph.node:
+        node.name = mapping.get(node.name, node.name)
+        node.input[:] = [mapping.get(n, n) for n in node.input]
+        node.output[:] = [mapping.get(n, n) for n in node.output]
+        for attr in node.attribute:
+            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
+                _rename(sub, mapping)
 
 
 def _nodes(proto: onnx.ModelProto) -> dict[str, str]:
@@ -198,10 +592,12 @@ def _nodes(proto: onnx.ModelProto) -> dict[str, str]:
     return {(n.name or (n.output[0] if n.output else "")): n.op_type for n in proto.graph.node}
 
 
-def _diagnose(failure: WorkerFailure, *, src: Path, nodes: Mapping[str, str]) -> ConversionError | None:
-    """The ONNX op and node onnx2tf's log blames, or None when it names none."""
+def _diagnose(
+    failure: WorkerFailure, *, src: Path, nodes: Mapping[str, str], back: Mapping[str, str]
+) -> ConversionError | None:
+    """The ONNX op and node onnx2tf's log blames (by its name in ``src``), or None when it names none."""
     text = failure.log
-    detail = failure.detail()
+    detail = _tf_detail(failure)
     op_types = re.findall(r"onnx_op_type:\s*(\S+)", text)
     node_names = re.findall(r"onnx_op_name:\s*(\S+)", text)
     missing = re.search(r"No module named '?onnx2tf\.ops\.(\w+)", f"{failure.error or ''}\n{text}")
@@ -211,11 +607,29 @@ def _diagnose(failure: WorkerFailure, *, src: Path, nodes: Mapping[str, str]) ->
         detail = f"onnx2tf has no converter for {op}"
     elif node_names or op_types:
         node = node_names[-1] if node_names else "?"
+        node = re.sub("^wa/", "/", node)  # onnx2tf's prefix for names starting with "/"
+        node = back.get(node, node)
         op = op_types[-1] if op_types else nodes.get(node, "")
     else:
-        return None
+        return ConversionError(f"onnx2tf failed: {first_line(detail, 300)}", path=src, hint=_HINT)
     what = f"op {op} (node {node})" if op else f"node {node}"
     return ConversionError(f"onnx2tf cannot convert {what}: {first_line(detail, 300)}", path=src, hint=_HINT)
+
+
+def _tf_detail(failure: WorkerFailure) -> str:
+    """The failure's first useful line. TensorFlow's ``in user code:`` tracebacks: the exception line at their end
+    (``ValueError: …``); Keras' ``Exception encountered when calling layer …``: plus the reason on the next line
+    (``Dimensions must be equal, but are 32 and 2 …``)."""
+    detail = failure.detail()
+    error = failure.error or ""
+    if detail.rstrip().endswith("in user code:"):
+        lines = re.findall(r"^\s*(\w+(?:Error|Exception): .+)$", f"{error}\n{failure.log}", re.MULTILINE)
+        return lines[-1].strip() if lines else detail
+    if detail.startswith("Exception encountered when calling layer"):
+        rest = [ln.strip() for ln in error.splitlines()[1:] if ln.strip()]
+        if rest and not rest[0].startswith("Call arguments"):
+            return f"{detail} {first_line(rest[0], 240)}"
+    return detail
 
 
 def tflite_from_onnx(
@@ -226,6 +640,7 @@ def tflite_from_onnx(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     keep_nchw: Sequence[str] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    verify: bool = True,
 ) -> list[str]:
     """Convert the ONNX file ``src`` to the TFLite file ``dst`` with onnx2tf (float32 or float16 weights).
 
@@ -235,45 +650,66 @@ def tflite_from_onnx(
         precision: fp32 or fp16 weights.
         input_shapes: fixed shapes for inputs with dynamic dims, by ONNX input name (NCHW as in the ONNX model).
         keep_nchw: ONNX inputs that stay NCHW instead of becoming NHWC.
-        timeout_s: limit for the onnx2tf process.
+        timeout_s: limit for all onnx2tf attempts together.
+        verify: check each attempt against the source before taking it (the settings ladder).
 
     Returns:
-        Notes on what was done (fixed shapes, layouts).
+        Notes on what was done (each onnx2tf attempt, fixed shapes, layouts, renamed names, rewrites).
 
     Raises:
-        ConversionError: onnx2tf failed (the message names the ONNX op and node when onnx2tf does).
+        ConversionError: every onnx2tf attempt failed (the message lists them; with one attempt it names the
+            ONNX op and node when onnx2tf does).
         RuntimeUnavailable: onnx2tf or TensorFlow is missing.
     """
     src, dst = Path(src), Path(dst)
     _tflite_file(precision)  # fail before starting onnx2tf
     with tempfile.TemporaryDirectory(prefix="modelport-onnx2tf-") as tmp:
-        result = run_onnx2tf(src, tmp, input_shapes=input_shapes, keep_nchw=keep_nchw, timeout_s=timeout_s)
+        result = run_onnx2tf(
+            src,
+            tmp,
+            input_shapes=input_shapes,
+            keep_nchw=keep_nchw,
+            timeout_s=timeout_s,
+            precision=precision,
+            verify=verify,
+        )
         produced = result.tflite(precision)
         if not produced.exists():
             raise ConversionError(f"onnx2tf wrote no {produced.name}", path=src)
         with atomic_path(dst) as out:
-            name_tflite_outputs(produced, out, result.outputs)
-    notes = [f"fixed input shapes {dict(result.fixed_shapes)}"] if result.fixed_shapes else []
-    keep = result.kept_nchw
-    notes.append(f"inputs kept NCHW: {', '.join(keep)}" if keep else "4-D inputs/outputs NHWC (onnx2tf layout)")
-    return notes
+            shutil.copyfile(produced, out)
+    return result.notes()
 
 
-def name_tflite_outputs(src: Path, dst: Path, names: Sequence[str]) -> None:
-    """Copy a single-subgraph TFLite file, naming its output tensors ``names`` in order.
+def restore_tflite_names(path: Path, back: Mapping[str, str], outputs: Sequence[str]) -> None:
+    """Give a single-subgraph TFLite file (in place) the ONNX model's input and output names.
 
-    onnx2tf keeps the ONNX input names but calls the outputs ``Identity``, ``Identity_1`` …; it keeps the
-    ONNX output order, so positional renaming restores the names.
+    Inputs and signature keys are mapped through ``back`` (the copy's name → the original, for the names
+    :func:`sanitize_names` changed; onnx2tf's own ``:`` → ``__`` is undone too). Outputs: onnx2tf calls the
+    tensors ``Identity``, ``Identity_1`` … in the ONNX output order, so they are named ``outputs`` by position.
     """
     flatbuffer_utils = optional_import("ai_edge_litert.tools.flatbuffer_utils", extra="tflite", what="LiteRT")
-    model = flatbuffer_utils.read_model(str(src))
-    graph = model.subgraphs[0]
-    if len(model.subgraphs) != 1 or len(graph.outputs) != len(names):
-        shutil.copyfile(src, dst)
+    model = flatbuffer_utils.read_model(str(path))
+    if len(model.subgraphs) != 1:
         return
-    for index, name in zip(graph.outputs, names, strict=True):
-        graph.tensors[index].name = name.encode()
-    flatbuffer_utils.write_model(model, str(dst))
+    graph = model.subgraphs[0]
+    lookup = dict(back)
+    lookup.update({k.replace(":", "__"): v for k, v in back.items()})
+    lookup.update({k.replace(":", "__"): k for k in outputs if ":" in k})
+
+    def original(name: bytes | str) -> bytes:
+        text = name.decode() if isinstance(name, bytes) else name
+        return lookup.get(text, text).encode()
+
+    for index in graph.inputs:
+        graph.tensors[index].name = original(graph.tensors[index].name)
+    if len(graph.outputs) == len(outputs):
+        for index, name in zip(graph.outputs, outputs, strict=True):
+            graph.tensors[index].name = name.encode()
+    for signature in model.signatureDefs or []:
+        for item in (*(signature.inputs or []), *(signature.outputs or [])):
+            item.name = original(item.name)
+    flatbuffer_utils.write_model(model, str(path))
 
 
 @register_converter(Format.ONNX, Format.TFLITE)
