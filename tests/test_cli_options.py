@@ -373,8 +373,12 @@ def check_hint(capsys: pytest.CaptureFixture[str], argv: list[str], expected: se
 
 CASES: dict[str, Callable[[dict[str, Path]], tuple[list[str], set[str]]]] = {
     "bench-dynamic-dim": lambda f: (["bench", str(f["dyn"])], {"--input-shape"}),
-    "compare-dynamic-dim": lambda f: (["compare", str(f["dyn"]), "-r", "ort,ov"], {"--input-shape"}),
-    # convert and optimize pick sizes for free dims themselves: their --input-shape errors are about what was given
+    # compare, convert and optimize pick sizes for free dims themselves: their --input-shape errors are about what
+    # was given
+    "compare-input-shape-rank": lambda f: (
+        ["compare", str(f["dyn"]), "-r", "ort,ov", "--input-shape", "x:1,5,3"],
+        {"--input-shape"},
+    ),
     "convert-input-shape-rank": lambda f: (
         ["convert", str(f["dyn"]), "--to", "openvino", "-o", str(f["dir"] / "c"), "--input-shape", "x:1,5,3"],
         {"--input-shape"},
