@@ -5,6 +5,10 @@ Runs in the benchmark environment (torch 2.14.1 + torchvision 0.29.1 + onnxsim +
 
     .venv-bench/bin/python benchmarks/bench_optimizer.py            # the whole corpus
     .venv-bench/bin/python benchmarks/bench_optimizer.py --models resnet50 --exporters legacy --no-light
+    .venv/bin/python benchmarks/bench_optimizer.py --corpus [--ids a,b]  # the real-model corpus, + onnxoptimizer
+
+``--corpus`` runs ``bench_optimizer_corpus.py`` (every ONNX model of ``benchmarks/corpus/manifest.json``, each
+tool in a child process, every output checked and compared; see that module).
 
 For every input model (torchvision architectures with random weights, exported with the legacy and the
 dynamo exporter at batch 1 and a fixed size, plus onnx's nine ``light`` models) it writes the onnxsim,
@@ -395,6 +399,12 @@ def versions() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--corpus" in argv:  # the real-model corpus: benchmarks/bench_optimizer_corpus.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_optimizer_corpus
+
+        return bench_optimizer_corpus.main([a for a in argv if a != "--corpus"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(PRIORITY + [m for m in TORCHVISION if m not in PRIORITY]))
     parser.add_argument("--exporters", default="legacy,dynamo")

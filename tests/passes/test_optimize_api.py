@@ -202,7 +202,7 @@ def test_dynamic_dims_are_verified_at_two_sizes_chosen_here(tmp_path: Path, monk
     monkeypatch.setattr(api, "verify_models", spy)
     report = optimize(src).report
     assert report.verification is not None and report.verification.passed
-    assert seen == [(1, 16), (2, 24)]  # batch 1 and 2, a rank-2 sequence dim 16 and 24: the model stays dynamic
+    assert seen == [(1, 64), (2, 96)]  # batch 1 and 2, H (a spatial name) 64 and 96: the model stays dynamic
     seen.clear()
     optimize(src, options=OptimizeOptions(input_shapes=(("x", (2, 3)),)))
     assert seen == [(2, 3)]  # --input-shape narrows to exactly that

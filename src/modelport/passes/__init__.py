@@ -10,7 +10,17 @@ Importing this package registers every pass (``modelport.passes.registry()`` lis
 
 from __future__ import annotations
 
-from modelport.passes import cleanup, maxpool_padding, opset, reshape, rewrite, shapes  # noqa: F401  (register the passes)
+from modelport.passes import (  # noqa: F401  (register the passes)
+    cleanup,
+    control_flow,
+    maxpool_padding,
+    merge,
+    opset,
+    reshape,
+    rewrite,
+    rnn,
+    shapes,
+)
 from modelport.passes.api import (
     OptimizeOptions,
     OptimizeResult,

@@ -24,12 +24,13 @@ import onnx_ir.passes.common as common
 
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
-from modelport.errors import InvalidInputError, ModelLoadError, PassError, VerificationError
-from modelport.inputs import TensorSpec, random_feeds, verification_shapes
+from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, PassError, VerificationError
+from modelport.inputs import TensorSpec, random_feeds, search_shapes, verification_shapes
 from modelport.model_io import check_proto, load_proto, save_model, to_proto
 from modelport.passes.base import (
     InstrumentedPass,
     ModelportPass,
+    PassFailed,
     PassOptions,
     PassStats,
     Phase,
@@ -196,7 +197,8 @@ def _input_specs(graph: ir.Graph) -> list[TensorSpec]:
         if v.name in graph.initializers:
             continue
         dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
-        shape = None if v.shape is None else tuple(d if isinstance(d, int) else None for d in v.shape.dims)
+        # symbolic names are kept: dims that share one get one size across inputs (silero's input and state batch)
+        shape = None if v.shape is None else tuple(d if isinstance(d, int) else (d.value or None) for d in v.shape.dims)
         specs.append(TensorSpec(v.name or "", dtype, shape))
     return specs
 
@@ -222,7 +224,12 @@ def verify_models(
     threads: int | None = None,
 ) -> Comparison:
     """Run both models in ONNX Runtime (its graph optimizations off, so we test *our* passes) on each feed set
-    through the comparator; returns the worst comparison."""
+    through the comparator; returns the worst comparison.
+
+    Raises:
+        InferenceError: the original refuses a feed set (the caller then searches sizes it accepts).
+        CandidateFailed: the optimized model fails to load or run where the original ran.
+    """
     options = RunnerOptions(threads=threads, graph_optimization=False)
     results: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
@@ -232,14 +239,47 @@ def verify_models(
             save_model(proto, path)
             paths.append(path)
         precision = model_precision(paths[0])  # an fp16 or int8 model is judged at its own precision
-        with (
-            open_runner("onnxruntime", paths[0], options) as ref,
-            open_runner("onnxruntime", paths[1], options) as cand,
-        ):
-            for feeds in feed_sets:
-                before = infer(ref, feeds, "original", precision)
-                results.append(check(before, infer(cand, feeds, "optimized", precision), tolerance))
+        with open_runner("onnxruntime", paths[0], options) as ref:
+            before = [infer(ref, feeds, "original", precision) for feeds in feed_sets]
+        try:
+            with open_runner("onnxruntime", paths[1], options) as cand:
+                for feeds, ran in zip(feed_sets, before, strict=True):
+                    results.append(check(ran, infer(cand, feeds, "optimized", precision), tolerance))
+        except (InferenceError, ModelLoadError) as exc:
+            raise CandidateFailed(f"the optimized model fails where the original runs: {exc.message}") from exc
     return worst_of(results)
+
+
+class CandidateFailed(VerificationError):
+    """The optimized model cannot load or run on feeds the original runs on."""
+
+
+def searched_feed_sets(
+    original: onnx.ModelProto,
+    input_shapes: Mapping[str, Sequence[int]] | None,
+    batch: int | None,
+    seed: int,
+    threads: int | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Feeds at sizes the original accepts, walking :func:`~modelport.inputs.search_shapes`'s ladder (for a model
+    that refuses the default verification sizes, e.g. a text recognizer that needs a height of 48).
+
+    Raises:
+        InferenceError: the original refuses every size tried (the message lists them and suggests --input-shape).
+    """
+    specs = _input_specs(ir.serde.deserialize_model(original).graph)
+    options = RunnerOptions(threads=threads, graph_optimization=False)
+    with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
+        path = Path(tmp) / "original.onnx"
+        save_model(original, path)
+        with open_runner("onnxruntime", path, options) as ref:
+
+            def run(shapes: Mapping[str, Sequence[int]], role: int) -> dict[str, np.ndarray]:
+                feeds = random_feeds(specs, shapes, seed=seed + role)
+                infer(ref, feeds, "original")
+                return feeds
+
+            return list(search_shapes(specs, run, input_shapes, batch).results)
 
 
 #: the report's ``source`` for a model given in memory
@@ -336,9 +376,7 @@ class _Job:
 
 def _attempt(job: _Job, names: Sequence[str]) -> _Run:
     """Run the passes on a copy of the model, check the result with onnx.checker and verify it."""
-    original, pass_opts, opts, shapes, feeds, say = (
-        job.original, job.pass_opts, job.opts, job.shapes, job.feeds, job.say
-    )  # fmt: skip
+    original, pass_opts, opts = job.original, job.pass_opts, job.opts
     work = ir.serde.deserialize_model(original)
     check_fix_dims(work.graph, pass_opts.get("fix-dims", FixDimsOptions()))  # type: ignore[arg-type]
     stats, iterations = run_passes(work, names, pass_opts, opts.max_iterations)
@@ -349,18 +387,38 @@ def _attempt(job: _Job, names: Sequence[str]) -> _Run:
         check_proto(optimized)
     except ModelLoadError as exc:
         raise _BrokenResult(f"the optimized model fails onnx.checker: {exc.message}", stats, numerics=False) from exc
-    comparison = None
-    if opts.verify:
-        say("verifying the optimized model against the original in ONNX Runtime")
-        feed_sets: list[Mapping[str, np.ndarray]] = [*verification_feeds(work.graph, shapes, opts.batch, opts.seed)]
-        if feeds is not None:
-            feed_sets.append(feeds)
-        tolerance = opts.tolerance or Tolerance.for_precision("fp32")
-        comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
-        if not comparison:
-            reason = f"{comparison.candidate} differs from the original: {comparison.reason()}"
-            raise _BrokenResult(reason, stats, numerics=True)
+    comparison = _verify(job, work, optimized, stats) if opts.verify else None
     return work, stats, iterations, optimized, comparison
+
+
+def _verify(job: _Job, work: ir.Model, optimized: onnx.ModelProto, stats: Sequence[PassStats]) -> Comparison:
+    """Compare the optimized model with the original at the default sizes, or at sizes the original accepts when
+    it refuses those (or on the user's feeds alone); a mismatch or a candidate that cannot run is a _BrokenResult."""
+    original, opts, shapes, feeds = job.original, job.opts, job.shapes, job.feeds
+    job.say("verifying the optimized model against the original in ONNX Runtime")
+    feed_sets: list[Mapping[str, np.ndarray]] = [*verification_feeds(work.graph, shapes, opts.batch, opts.seed)]
+    if feeds is not None:
+        feed_sets.append(feeds)
+    tolerance = opts.tolerance or Tolerance.for_precision("fp32")
+    try:
+        try:
+            comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
+        except InferenceError:  # the original refuses the default sizes: use sizes it accepts
+            try:
+                feed_sets = [*searched_feed_sets(original, shapes, opts.batch, opts.seed, opts.threads)]
+            except InferenceError:
+                if feeds is None:
+                    raise
+                feed_sets = []  # the user's feeds alone
+            if feeds is not None:
+                feed_sets.append(feeds)
+            comparison = verify_models(original, optimized, feed_sets, tolerance, opts.threads)
+    except CandidateFailed as exc:
+        raise _BrokenResult(exc.message, stats, numerics=True) from exc
+    if not comparison:
+        reason = f"{comparison.candidate} differs from the original: {comparison.reason()}"
+        raise _BrokenResult(reason, stats, numerics=True)
+    return comparison
 
 
 class _BrokenResult(PassError):
@@ -382,6 +440,8 @@ def _roll_back(
         VerificationError: no single pass explains a numerical difference (exit code 1, like any mismatch).
         PassError: no single pass explains an invalid result.
     """
+    if isinstance(failure, PassFailed):
+        return _without_crashed(job, names, failure)
     if not isinstance(failure, _BrokenResult):
         raise failure
     acted = [p.name for p in failure.stats if p.modified]
@@ -397,6 +457,27 @@ def _roll_back(
     if failure.numerics:
         raise VerificationError(failure.message, hint=hint) from failure
     raise PassError(failure.message, hint=hint) from failure
+
+
+def _without_crashed(job: _Job, names: Sequence[str], failure: PassFailed) -> tuple[_Run, tuple[tuple[str, str], ...]]:
+    """A pass raised (a bug, or a graph it does not support): run again without it, and without each further pass
+    that raises; a result that then fails the checker or the verification goes through :func:`_roll_back`."""
+    current = list(names)
+    dropped: list[tuple[str, str]] = []
+    error: PassError | VerificationError = failure
+    while isinstance(error, PassFailed) and error.pass_name in current:
+        job.say(f"{error.message}; retrying without it")
+        log.warning("%s; retrying without it", error.message)
+        current.remove(error.pass_name)
+        dropped.append((error.pass_name, error.message))
+        try:
+            return _attempt(job, current), tuple(dropped)
+        except (PassError, VerificationError) as exc:
+            error = exc
+    if isinstance(error, _BrokenResult):
+        run, more = _roll_back(job, current, error)
+        return run, (*dropped, *more)
+    raise error
 
 
 def _plan(

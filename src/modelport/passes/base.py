@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import onnx_ir as ir
 
-from modelport.errors import PassError
+from modelport.errors import ModelportError, PassError
 from modelport.reports.serialize import JsonReport
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,19 @@ PIPELINE_ORDER = (
     "fix-dims",
     "shape-inference",
     "fold-constants",
+    "fold-shape-gathers",
     "eliminate-noops",
     "eliminate-identity",
+    "merge-constant-chains",
+    "merge-slices",
+    "drop-zero-rnn-states",
     "fold-batchnorm",
     "decompose-batchnorm",
     "fuse-conv-affine",
     "fuse-pad-conv",
     "eliminate-transposes",
     "collapse-reshapes",
+    "merge-concats",
     "matmul-add-to-gemm",
     "fuse-relu6",
     "fuse-hardswish",
@@ -190,15 +195,23 @@ class InstrumentedPass(ir.passes.InPlacePass):
         start = time.perf_counter()
         try:
             result = self.inner(model)
-        except PassError:
-            raise
+        except ModelportError:
+            raise  # a deliberate error (an invalid --input-shape, an opset onnx cannot convert): the user must act
         except Exception as exc:
-            raise PassError(f"pass {self.inner.name!r} failed: {type(exc).__name__}: {exc}") from exc
+            raise PassFailed(self.inner.name, f"{type(exc).__name__}: {exc}") from exc
         seconds = time.perf_counter() - start
         after = count_nodes(result.model)
         self.records.append(PassStats(self.inner.name, result.modified, before, after, seconds))
         log.debug("%s: modified=%s nodes %d → %d (%.3fs)", self.inner.name, result.modified, before, after, seconds)
         return ir.passes.PassResult(result.model, result.modified)
+
+
+class PassFailed(PassError):
+    """A pass raised while running (a bug or an unsupported graph): the optimizer can retry without it."""
+
+    def __init__(self, pass_name: str, reason: str) -> None:
+        super().__init__(f"pass {pass_name!r} failed: {reason}")
+        self.pass_name = pass_name
 
 
 def merge_stats(records: Sequence[PassStats]) -> tuple[PassStats, ...]:

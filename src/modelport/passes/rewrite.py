@@ -14,7 +14,7 @@ from onnxscript.rewriter import RewriteRuleSet
 from onnxscript.rewriter.rules import common as osr
 
 from modelport.passes.base import ModelportPass, PassOptions, register_pass
-from modelport.rules import activation, affine, batchnorm, noop, transpose
+from modelport.rules import activation, affine, arith, batchnorm, noop, slices, transpose
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,17 @@ class RulesPass(ModelportPass[PassOptions]):
     engine="onnxscript + modelport",
 )
 class EliminateNoOps(RulesPass):
-    """onnxscript's no-op rules (scalar neutral elements, Dropout ≥ 12, Cast, Expand, Transpose, Slice) plus
-    modelport's (neutral tensors, legacy Dropout, zero Pad, same-shape Reshape/Flatten/Squeeze). One-input
-    Concat and same-shape Reshape with a constant shape are also removed by fold-constants."""
+    """onnxscript's no-op rules (Dropout ≥ 12, Cast, Expand, Transpose, Slice) plus modelport's (neutral scalars
+    and tensors, legacy Dropout, zero Pad, same-shape Reshape/Flatten/Squeeze). One-input Concat and same-shape
+    Reshape with a constant shape are also removed by fold-constants.
+
+    onnxscript's ``x + 0`` / ``x * 1`` / ``x - 0`` / ``x / 1`` rules are not used: their constant patterns match
+    within ``abs_tol=1e-8, rel_tol=1e-5``, so they delete ``Add(x², 1e-10)`` before a ``Log`` (−inf at x = 0
+    instead of −23) or ``Mul(x, 1.000001)``; modelport's rules require the exact neutral element."""
 
     def rules(self) -> RewriteRuleSet:
         return RewriteRuleSet(
             [
-                *osr.mul_by_1_rule.commute(),
-                *osr.add_0_rule.commute(),
-                osr.sub_0_rule,
-                osr.div_by_1_rule,
                 osr.dropout_zero_rule,
                 osr.dropout_inference_rule,
                 osr.no_op_cast_rule,
@@ -67,6 +67,28 @@ class EliminateNoOps(RulesPass):
                 *noop.noop_rules().rules,
             ]
         )
+
+
+@register_pass(
+    "merge-constant-chains",
+    summary="Merge Mul(Mul(x, a), b) and Add(Add(x, a), b) with constants a, b into one Mul / Add",
+)
+class MergeConstantChains(RulesPass):
+    """modelport's rules (``modelport.rules.arith``)."""
+
+    def rules(self) -> RewriteRuleSet:
+        return arith.constant_chain_rules()
+
+
+@register_pass(
+    "merge-slices",
+    summary="Merge a Slice of a Slice on disjoint axes into one Slice",
+)
+class MergeSlices(RulesPass):
+    """modelport's rule (``modelport.rules.slices``)."""
+
+    def rules(self) -> RewriteRuleSet:
+        return slices.slice_rules()
 
 
 @register_pass(

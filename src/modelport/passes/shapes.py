@@ -4,13 +4,23 @@
 ``--input-shape name:1,3,480,640`` for whole shapes), forgets every intermediate shape, and lets
 ``shape-inference`` propagate the new sizes; ``fold-constants`` can then evaluate ``Shape`` sub-graphs
 (``Shape → Gather → Unsqueeze → Concat → Reshape``) that exporters emit for dynamic sizes.
+
+``fold-shape-gathers`` folds ``Gather(Shape(x)[start:end], i)`` (and ``Slice(Shape(x), b, e)`` with a positive
+step) to a constant when the dims it picks are known integers, even when other dims of ``x`` are dynamic:
+``Shape`` returns ``x``'s dims, so entry ``i`` *is* dim ``start + i`` (a negative ``i`` counts from the end).
+onnxscript's folder only takes 1-D indices; exporters write
+a scalar index (``x.size(1)``), which this pass covers (scalar or 1-D, axis 0). It also rebuilds
+``Concat(x.size(0), x.size(1), …, x.size(r-1))`` (each part an ``Unsqueeze(Gather(Shape(x), i))``, a 1-D Gather or a
+Shape of ``x``) as ``Shape(x)`` when the parts list every dim of ``x`` in order: that is what Shape returns.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
+import numpy as np
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
@@ -137,3 +147,153 @@ class FixDims(ModelportPass[FixDimsOptions]):
             common.ShapeInferencePass(strict_mode=False)(model)
             log.info("fixed input dims: %s", new)
         return changed
+
+
+def _shape_dims(node: ir.Node) -> list[int | ir.SymbolicDim] | None:
+    """The dims a Shape node returns (its ``start``/``end`` applied); None if the input's rank is unknown."""
+    data = node.inputs[0] if node.inputs else None
+    if data is None or data.shape is None:
+        return None
+    start = node.attributes.get("start")
+    end = node.attributes.get("end")
+    return list(data.shape.dims[slice(start.as_int() if start else None, end.as_int() if end else None)])
+
+
+def fold_shape_gathers(graph: ir.Graph) -> int:
+    """Replace each ``Gather(Shape(x), const i)`` that picks known dims by an int64 initializer; returns the count."""
+    count = 0
+    for node in list(graph):
+        if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 2:
+            continue
+        axis = node.attributes.get("axis")
+        source, index = node.inputs
+        shape_node = source.producer() if source is not None else None
+        if (axis is not None and axis.as_int() != 0) or shape_node is None or shape_node.op_type != "Shape":
+            continue
+        indices = index.const_value.numpy() if index is not None and index.const_value is not None else None
+        dims = _shape_dims(shape_node)
+        if indices is None or dims is None or indices.ndim > 1 or not dims:
+            continue
+        picked = [dims[int(i)] if -len(dims) <= int(i) < len(dims) else None for i in indices.reshape(-1)]
+        if not all(isinstance(d, int) for d in picked):
+            continue
+        count += _replace_by_dims(graph, node.outputs[0], picked, indices.shape)
+    for node in list(graph):
+        if node.op_type == "Slice" and node.domain in ("", "ai.onnx"):
+            count += _fold_shape_slice(graph, node)
+        elif node.op_type == "Concat" and node.domain in ("", "ai.onnx"):
+            count += _concat_of_all_dims(graph, node)
+    return count
+
+
+def _picked_dims(value: ir.Value | None) -> tuple[ir.Value, list[int]] | None:
+    """``(x, [i…])`` when ``value`` holds dims ``i…`` of ``x``: Shape(x), Gather(Shape(x), 1-D const) or
+    Unsqueeze(Gather(Shape(x), scalar const), [0]); indices normalized with the rank of ``x``."""
+    node = value.producer() if value is not None else None
+    if node is None or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Unsqueeze":
+        axes = node.inputs[1].const_value if len(node.inputs) > 1 and node.inputs[1] is not None else None
+        attr = node.attributes.get("axes")
+        listed = axes.numpy().reshape(-1).tolist() if axes is not None else (attr.as_ints() if attr else None)
+        gather = node.inputs[0].producer() if node.inputs[0] is not None else None
+        index = (
+            gather.inputs[1] if gather is not None and gather.op_type == "Gather" and len(gather.inputs) > 1 else None
+        )
+        scalar = index is not None and index.const_value is not None and index.const_value.numpy().ndim == 0
+        return _picked_dims(node.inputs[0]) if scalar and listed is not None and list(listed) == [0] else None
+    if node.op_type == "Shape":
+        x, dims = node.inputs[0], _shape_dims(node)
+        if x is None or x.shape is None or dims is None:
+            return None
+        start = node.attributes.get("start")
+        first = start.as_int() if start is not None else 0
+        first = max(first + len(x.shape) if first < 0 else first, 0)
+        return x, list(range(first, first + len(dims)))
+    if node.op_type == "Gather" and len(node.inputs) == 2 and node.inputs[1] is not None:
+        axis = node.attributes.get("axis")
+        const = node.inputs[1].const_value
+        source = _picked_dims(node.inputs[0]) if (axis is None or axis.as_int() == 0) and const is not None else None
+        if source is None or const is None:
+            return None
+        x, available = source
+        picked = []
+        for i in const.numpy().reshape(-1).tolist():
+            if not -len(available) <= i < len(available):
+                return None
+            picked.append(available[i])
+        return x, picked
+    return None
+
+
+def _concat_of_all_dims(graph: ir.Graph, node: ir.Node) -> int:
+    """``Concat(dims of x, in order, all of them)`` → ``Shape(x)``; 1 when replaced."""
+    axis = node.attributes.get("axis")
+    if axis is None or axis.as_int() not in (0, -1) or not node.inputs:
+        return 0
+    parts: list[tuple[ir.Value, list[int]]] = []
+    for value in node.inputs:
+        part = _picked_dims(value)
+        if part is None:
+            return 0
+        parts.append(part)
+    x = parts[0][0]
+    dims = [d for _, picked in parts for d in picked]
+    if any(p[0] is not x for p in parts) or x.shape is None or dims != list(range(len(x.shape))):
+        return 0
+    shape = ir.node("Shape", inputs=[x])
+    out = node.outputs[0]
+    shape.outputs[0].shape, shape.outputs[0].type = out.shape, out.type
+    ir.convenience.replace_nodes_and_values(graph, node, [node], [shape], [out], [shape.outputs[0]])
+    return 1
+
+
+def _fold_shape_slice(graph: ir.Graph, node: ir.Node) -> int:
+    """``Slice(Shape(x), start, end[, 0[, step > 0]])`` → the picked dims, when they are known integers."""
+    source = node.inputs[0] if node.inputs else None
+    shape_node = source.producer() if source is not None else None
+    if shape_node is None or shape_node.op_type != "Shape" or len(node.inputs) < 3:
+        return 0
+    consts = [
+        (v.const_value.numpy().reshape(-1).tolist() if v is not None and v.const_value is not None else None)
+        for v in node.inputs[1:5]
+    ]
+    consts += [[0], [1]][len(consts) - 2 :]  # default axes [0] and steps [1]
+    starts, ends, axes, steps = consts[:4]
+    dims = _shape_dims(shape_node)
+    if dims is None or any(c is None or len(c) != 1 for c in (starts, ends, axes, steps)):
+        return 0
+    assert starts is not None and ends is not None and axes is not None and steps is not None
+    if axes[0] not in (0, -1) or steps[0] <= 0:
+        return 0
+    picked = dims[slice(int(starts[0]), int(ends[0]), int(steps[0]))]  # ONNX clamps like Python for step > 0
+    if not all(isinstance(d, int) for d in picked):
+        return 0
+    return _replace_by_dims(graph, node.outputs[0], picked, (len(picked),))
+
+
+def _replace_by_dims(graph: ir.Graph, out: ir.Value, picked: list[Any], shape: tuple[int, ...]) -> int:
+    """Replace every use of ``out`` by an int64 initializer holding ``picked``; 1 if done, else 0."""
+    value = ir.Value(
+        name=f"{out.name}_dims",
+        shape=ir.Shape(list(shape)),
+        type=ir.TensorType(ir.DataType.INT64),
+        const_value=ir.tensor(np.asarray(picked, dtype=np.int64).reshape(shape)),
+    )
+    if value.name in graph.initializers or out.is_graph_output():
+        return 0
+    graph.register_initializer(value)
+    out.replace_all_uses_with(value)
+    return 1
+
+
+@register_pass(
+    "fold-shape-gathers",
+    summary="Fold Gather(Shape(x), i) and Slice(Shape(x), …) to constants when the dims they pick are known, "
+    "even if other dims are dynamic",
+)
+class FoldShapeGathers(ModelportPass[PassOptions]):
+    """modelport's fold (main graph); the Gather and Shape nodes left without users are removed by remove-unused."""
+
+    def apply(self, model: ir.Model) -> bool:
+        return bool(fold_shape_gathers(model.graph))

@@ -1,11 +1,14 @@
 """Rules that replace no-op nodes by Identity (the identity-elimination pass then removes them).
 
-onnxscript already covers Mul/Div by scalar 1, Add/Sub scalar 0, Dropout at opset ≥ 12, Cast to the same type,
-Expand to the same shape, Transpose with the identity permutation and some redundant Slices; these rules add
-what it lacks: neutral *tensors* (``x * ones``, ``x + zeros`` that do not broadcast ``x`` larger), Dropout
+onnxscript already covers Dropout at opset ≥ 12, Cast to the same type, Expand to the same shape, Transpose with
+the identity permutation and some redundant Slices; these rules add what it lacks: exactly neutral scalars and
+*tensors* (``x * 1``, ``x + zeros`` that do not broadcast ``x`` larger; onnxscript's own scalar rules match
+within a tolerance and are not used), Dropout
 before opset 12 (where inference is the identity and the mask output is unused), Pad with all-zero pads,
 Slices with unit steps whose static output shape is the input's, single-output Split, and
-Reshape/Flatten/Squeeze whose statically known output shape equals the input's.
+Reshape/Flatten/Squeeze whose statically known output shape equals the input's — for Reshape also with dynamic
+dims, when each target entry keeps its dim (the same size, a copying 0, or the one ``-1`` the element count then
+forces to the input's size).
 """
 
 from __future__ import annotations
@@ -116,6 +119,8 @@ class SameShapeReshape(RewriteRuleClassBase):
     def check(self, context: Any, x: ir.Value, out: ir.Value) -> MatchResult:
         result = MatchResult()
         shape_in, shape_out = static_shape(x), static_shape(out)
+        if self.op_type == "Reshape" and _reshape_keeps_dims(x, out):
+            return result
         if shape_in is None or shape_out is None:
             return result.fail("shapes are not static")
         if shape_in != shape_out:
@@ -124,6 +129,30 @@ class SameShapeReshape(RewriteRuleClassBase):
 
     def rewrite(self, op: Any, x: ir.Value, out: ir.Value) -> ir.Value:
         return op.Identity(x)
+
+
+def _reshape_keeps_dims(x: ir.Value, out: ir.Value) -> bool:
+    """True when ``Reshape(x, target)`` with a constant target provably returns x's shape, dynamic dims included.
+
+    Every target entry must keep its input dim: the same known size, or 0 ("copy", when ``allowzero`` is 0), or
+    a single ``-1``. All other output dims then equal the input's, so the element count forces the ``-1`` to be
+    the input's dim too.
+    """
+    node = out.producer()
+    if node is None or len(node.inputs) < 2 or x.shape is None:
+        return False
+    target = const_array(node.inputs[1])
+    attr = node.attributes.get("allowzero")
+    allowzero = attr is not None and attr.as_int() == 1
+    if target is None or target.ndim != 1 or len(target) != len(x.shape):
+        return False
+    minus_one = 0
+    for dim, t in zip(x.shape.dims, target.tolist(), strict=True):
+        if t == -1:
+            minus_one += 1
+        elif not ((t == 0 and not allowzero) or (isinstance(dim, int) and dim == t)):
+            return False
+    return minus_one <= 1
 
 
 class FullSlice(RewriteRuleClassBase):
