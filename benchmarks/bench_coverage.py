@@ -13,6 +13,15 @@ its own child process with a time limit (engines crash and hang on real models):
   (ONNX → optimized ONNX);
 - **modelport**: ``modelport.convert`` / ``modelport.optimize`` with no extra flag.
 
+INT8 routes (``onnx→int8-onnxruntime``, ``onnx→int8-openvino``): raw is
+``onnxruntime.quantization.quantize_static`` with its defaults (QDQ, S8S8, per-tensor MinMax) after nothing else,
+and ``nncf.quantize`` on ``openvino.convert_model`` with default parameters, saved with ``openvino.save_model``;
+modelport is ``modelport.quantize(runtime=…)`` (its own accuracy guard aside: only the artifact is judged; ONNX
+Runtime's types fixed to U8S8, ``--types auto``'s first choice on x86, so the timing ladder cannot multiply a
+cell's time on a loaded machine). Both
+calibrate on the same :data:`CALIB_SAMPLES` seeded random feeds of the verify shapes (no dataset per model), and
+the artifact is judged against the FP32 source at the int8 tolerance. LiteRT INT8 is left out (onnx2tf is slow).
+
 Both artifacts are then judged the same way: the source and the artifact run on seeded random inputs of the
 manifest's ``verify_shapes`` (plus ``verify_shapes_alt`` for dynamic models, when the artifact kept the dims
 dynamic) on their native runtimes, and :func:`modelport.verify.comparator.check` compares them at fp32 with the
@@ -45,12 +54,17 @@ ROUTES: dict[str, tuple[str, str]] = {
     "onnx→openvino": ("onnx", "openvino"),
     "onnx→tflite": ("onnx", "tflite"),
     "onnx→onnx-opt": ("onnx", "onnx-opt"),
+    "onnx→int8-onnxruntime": ("onnx", "int8-onnxruntime"),
+    "onnx→int8-openvino": ("onnx", "int8-openvino"),
     "tflite→onnx": ("tflite", "onnx"),
     "tflite→openvino": ("tflite", "openvino"),
     "saved_model→onnx": ("saved_model", "onnx"),
     "keras→onnx": ("keras", "onnx"),
 }
 TOOLS = ("raw", "modelport")
+#: random calibration feeds given to both tools on the INT8 routes (seeds apart from the judging feeds').
+CALIB_SAMPLES = 16
+CALIB_SEED = 100
 
 
 @dataclasses.dataclass
@@ -77,9 +91,11 @@ def _first_line(exc: BaseException | str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "error")[:300]
 
 
-def raw_convert(src: Path, route: str, work: Path) -> Path:
+def raw_convert(src: Path, route: str, work: Path, entry: dict[str, Any] | None = None) -> Path:
     """The engine called directly, with its documented defaults."""
     source, target = ROUTES[route]
+    if target.startswith("int8-"):
+        return _raw_int8(src, target, work, entry or {})
     if target == "openvino":
         import openvino as ov
 
@@ -137,11 +153,52 @@ def _raw_onnx2tf(src: Path, work: Path) -> Path:
     return found[0]
 
 
-def modelport_convert(src: Path, route: str, work: Path) -> Path:
+def calibration_feeds(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The INT8 routes' calibration data: :data:`CALIB_SAMPLES` seeded random feeds of the verify shapes."""
+    return [_feeds(entry["inputs"], entry["verify_shapes"], seed=CALIB_SEED + i) for i in range(CALIB_SAMPLES)]
+
+
+def _raw_int8(src: Path, target: str, work: Path, entry: dict[str, Any]) -> Path:
+    feeds = calibration_feeds(entry)
+    if target == "int8-onnxruntime":
+        from onnxruntime.quantization import CalibrationDataReader, quantize_static
+
+        class Reader(CalibrationDataReader):  # type: ignore[misc]
+            def __init__(self) -> None:
+                self.items = iter(feeds)
+
+            def get_next(self) -> dict[str, Any] | None:
+                return next(self.items, None)
+
+        out = work / "model.int8.onnx"
+        quantize_static(str(src), str(out), Reader())
+        return out
+    import nncf
+    import openvino as ov
+
+    out = work / "model.int8.xml"
+    ov.save_model(nncf.quantize(ov.convert_model(str(src)), nncf.Dataset(feeds)), str(out))
+    return out
+
+
+def modelport_convert(src: Path, route: str, work: Path, entry: dict[str, Any] | None = None) -> Path:
     """modelport with no extra flag (its own verification on: a mismatch fails the cell as modelport reports it)."""
     import modelport
 
     target = ROUTES[route][1]
+    if target.startswith("int8-"):
+        from modelport.benchmark.timing import BenchConfig
+        from modelport.quantization import QuantizeOptions, QuantTypes
+
+        feeds = calibration_feeds(entry or {})
+        # auto's first choice on x86 (U8S8): the speed ladder re-quantizes when INT8 is not faster, which on a
+        # loaded machine is noise and multiplies the time of a cell
+        types = QuantTypes.U8S8 if target == "int8-onnxruntime" else QuantTypes.AUTO
+        options = QuantizeOptions(samples=len(feeds), types=types, bench=BenchConfig(warmup=1, seconds=0.2))
+        report = modelport.quantize(
+            src, work / "out", runtime=target.removeprefix("int8-"), calib=lambda: feeds, options=options
+        )
+        return Path(report.variants[1].artifact)
     if target == "onnx-opt":
         out = work / "model.onnx"
         result = modelport.optimize(src)
@@ -172,8 +229,13 @@ def _feeds(specs: list[dict[str, Any]], shapes: dict[str, list[int]], seed: int)
     return feeds
 
 
-def judge(entry: dict[str, Any], src: Path, artifact: Path) -> tuple[bool, str, float | None, bool | None]:
-    """Run source and artifact on the same seeded feeds (both shape sets for dynamic models); compare."""
+def judge(
+    entry: dict[str, Any], src: Path, artifact: Path, precision: str = "fp32"
+) -> tuple[bool, str, float | None, bool | None]:
+    """Run source and artifact on the same seeded feeds (both shape sets for dynamic models); compare.
+
+    ``precision``: the tolerance policy (fp32 for conversions, int8 for the INT8 routes).
+    """
     from modelport.backends import backend_for_format
     from modelport.formats import Precision, sniff_format
     from modelport.verify.comparator import Subject, check, run
@@ -181,7 +243,7 @@ def judge(entry: dict[str, Any], src: Path, artifact: Path) -> tuple[bool, str, 
 
     ref = Subject(src, backend_for_format(sniff_format(src)).name)
     cand = Subject(artifact, backend_for_format(sniff_format(artifact)).name)
-    tol = Tolerance.for_precision(Precision.FP32)
+    tol = Tolerance.for_precision(Precision(precision))
     worst = 0.0
     sets = [entry["verify_shapes"]]
     if entry.get("verify_shapes_alt"):
@@ -211,15 +273,16 @@ def run_cell(model_id: str, route: str, tool: str, work: Path) -> Cell:
 
     entry = manifest_entry(model_id)
     src = model_path(model_id, download=False)
-    produce: Callable[[Path, str, Path], Path] = raw_convert if tool == "raw" else modelport_convert
+    produce: Callable[[Path, str, Path, dict[str, Any]], Path] = raw_convert if tool == "raw" else modelport_convert
     t0 = time.perf_counter()
     try:
-        artifact = produce(src, route, work)
+        artifact = produce(src, route, work, entry)
     except BaseException as exc:  # any engine failure is a result, not a crash of the benchmark
         return Cell(model_id, route, tool, False, "convert", _first_line(exc), time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     try:
-        ok, reason, max_abs, kept = judge(entry, src, artifact)
+        precision = "int8" if ROUTES[route][1].startswith("int8-") else "fp32"
+        ok, reason, max_abs, kept = judge(entry, src, artifact, precision)
     except BaseException as exc:
         return Cell(model_id, route, tool, False, "verify", _first_line(exc), seconds)
     return Cell(model_id, route, tool, ok, "" if ok else "verify", reason, seconds, max_abs, kept)

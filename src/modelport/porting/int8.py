@@ -45,7 +45,13 @@ def int8_target(
 ) -> TargetResult:
     """Quantize ``model`` for ``runtime`` into ``target_dir``; verify (against ``reference``, default ``model``),
     benchmark and evaluate it like any target."""
-    qopts = QuantizeOptions(batch=opts.batch, threads=opts.threads, bench=opts.bench, seed=opts.seed)
+    qopts = QuantizeOptions(
+        batch=opts.batch,
+        threads=opts.threads,
+        bench=opts.bench,
+        seed=opts.seed,
+        input_shapes=tuple((k, tuple(v)) for k, v in dict(opts.input_shapes).items()),  # free dims: quantize sizes them
+    )
     t0 = time.perf_counter()
     try:
         rep = quantize(

@@ -20,10 +20,12 @@ import importlib
 import logging
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 from modelport.backends import Backend, backends, get_backend, open_runner
 from modelport.backends.runner import Runner, RunnerOptions
@@ -31,9 +33,10 @@ from modelport.data import SampleSet, load_samples, run_samples, task_metrics
 from modelport.data.samples import fixed_batch
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
-from modelport.inputs import TensorSpec, default_batch, with_shapes
-from modelport.model_io import external_data_files, write_text
+from modelport.inputs import TensorSpec, default_batch, verification_shapes, with_shapes
+from modelport.model_io import external_data_files, load_proto, write_text
 from modelport.quantization.engine import Built, Job, Progress, speedup
+from modelport.quantization.feeds import run_whole, whole_feed_reason, whole_feed_samples
 from modelport.quantization.measure import bench_feeds, error_against_fp32, interleaved_latency
 from modelport.quantization.options import Mode, QuantizeOptions
 from modelport.quantization.report import SLOWER_FLAG, DataInfo, LayerSummary, QuantizeReport, VariantResult
@@ -68,6 +71,44 @@ def _engine(backend: Backend) -> ModuleType:
     return importlib.import_module(backend.quantizer)
 
 
+#: ops that only a quantized model holds (ONNX standard and ONNX Runtime contrib).
+QUANTIZED_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QGemm"}
+    | {"MatMulIntegerToFloat", "MatMulNBits", "QAttention"}
+)
+QUANTIZED_PREFIXES = ("QLinear", "DynamicQuantize", "QOrdered")
+
+
+def quantized_ops(src: Path) -> dict[str, int]:
+    """Quantized ops of an ONNX model by type (empty for a float model), subgraphs included."""
+    counts: dict[str, int] = {}
+
+    def visit(nodes: Any) -> None:
+        for node in nodes:
+            if node.op_type in QUANTIZED_OPS or node.op_type.startswith(QUANTIZED_PREFIXES):
+                counts[node.op_type] = counts.get(node.op_type, 0) + 1
+            for attr in node.attribute:
+                for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                    visit(graph.node)
+
+    visit(load_proto(src, check=False, load_external_data=False).graph.node)
+    return counts
+
+
+def _refuse_quantized(src: Path, backend: Backend) -> None:
+    """Quantizing an INT8 model again is refused: its ranges are fixed, the engines fail or double-quantize."""
+    ops = quantized_ops(src)
+    if not ops:
+        return
+    held = ", ".join(f"{n} {op}" for op, n in sorted(ops.items(), key=lambda kv: -kv[1]))
+    convert = "" if backend.name == "onnxruntime" else f"; `modelport convert --to {backend.name}` keeps them"
+    raise InvalidInputError(
+        f"the model is already quantized ({held}): it runs in integer precision as it is",
+        path=src,
+        hint=f"run it as it is (ONNX Runtime executes its int8 ops{convert}), or quantize its float model",
+    )
+
+
 def _check_combination(src: Path, backend: Backend, options: QuantizeOptions) -> Format:
     fmt = sniff_format(src)
     accepted = backend.quantize_sources
@@ -77,6 +118,8 @@ def _check_combination(src: Path, backend: Backend, options: QuantizeOptions) ->
             path=src,
             hint="convert it first with `modelport convert`",
         )
+    if fmt is Format.ONNX:
+        _refuse_quantized(src, backend)
     modes = getattr(_engine(backend), "MODES", (Mode.STATIC,))
     if options.mode not in modes:
         able = ", ".join(b.name for b in quantizable_backends() if options.mode in getattr(_engine(b), "MODES", ()))
@@ -104,7 +147,51 @@ def _specs(src: Path, backend: Backend, threads: int | None) -> tuple[TensorSpec
     if source_specs is not None:  # the engine reads sources its runtime cannot run (LiteRT from a SavedModel)
         return tuple(source_specs(src, threads))
     with open_runner(backend, src, RunnerOptions(threads=threads)) as runner:
-        return tuple(runner.input_specs)
+        specs = tuple(runner.input_specs)
+    if backend.name == "onnxruntime" or sniff_format(src) is not Format.ONNX:
+        return specs
+    # OpenVINO reads symbolic dims as "?": take their names from the ONNX file (same inputs, same order), since they
+    # decide the sizes of free dims and whether the inputs share a sample axis; the names of the inputs stay the
+    # runtime's own (OpenVINO may name an input after a tensor behind it)
+    with open_runner("onnxruntime", src, RunnerOptions(threads=threads)) as runner:
+        named = runner.input_specs
+    if len(named) != len(specs):
+        return specs
+    return tuple(_with_dim_names(s, n) for s, n in zip(specs, named, strict=True))
+
+
+def _with_dim_names(spec: TensorSpec, named: TensorSpec) -> TensorSpec:
+    """``spec`` with each free dim replaced by ``named``'s dim at the same axis (same rank only)."""
+    if spec.shape is None or named.shape is None or len(spec.shape) != len(named.shape):
+        return spec
+    dims = tuple(d if isinstance(d, int) and d >= 0 else n for d, n in zip(spec.shape, named.shape, strict=True))
+    return dataclasses.replace(spec, shape=dims)
+
+
+def _needs_sizes(source: Any) -> bool:
+    """Whether a data source takes its tensor sizes from the model (random data, images, datasets), not its own."""
+    if isinstance(source, SampleSet | np.ndarray | Mapping) or callable(source):
+        return False
+    return Path(str(source)).suffix.lower() not in (".npy", ".npz")
+
+
+def sized_specs(specs: Sequence[TensorSpec]) -> tuple[tuple[TensorSpec, ...], str]:
+    """``specs`` with every free dim but a dynamic batch given a size, and a sentence saying which (or "").
+
+    The sizes are the first set of :func:`~modelport.inputs.verification_shapes`, the sizes ``convert`` verifies
+    a dynamic artifact at (told from the dim's name, position and the input's layout; a shared symbolic name gets
+    one size), so a dynamic model quantizes with no ``--input-shape``. The batch dim stays the data's.
+    """
+    free = [s for s in specs if s.shape is not None and any(not (isinstance(d, int) and d >= 0) for d in s.shape[1:])]
+    if not free:
+        return tuple(specs), ""
+    first = verification_shapes(specs)[0]
+    sized = with_shapes(specs, {s.name: first[s.name] for s in free})
+    text = "; ".join(f"{s.name} {s.shape_text()} → {list(first[s.name][1:])} per sample" for s in free)
+    return sized, (
+        f"dynamic dims sized for calibration and timing: {text} (the artifact keeps them dynamic; "
+        "--input-shape sets other sizes)"
+    )
 
 
 def prepare(
@@ -120,14 +207,23 @@ def prepare(
     """Resolve the runtime, check the model, read the calibration and evaluation data."""
     backend = _backend(runtime)
     _check_combination(src, backend, options)
-    specs = with_shapes(_specs(src, backend, options.threads), dict(options.input_shapes))
+    declared = with_shapes(_specs(src, backend, options.threads), dict(options.input_shapes))
+    sized, chosen = sized_specs(declared)
     say(f"reading calibration data ({options.samples} samples)")
+    whole = whole_feed_reason(declared)
+    if whole:
+        return _whole_feed_job(src, backend, out_dir, calib, evaluation, options, name, say, declared, whole)
+    specs = sized if _needs_sizes(calib) else declared
     cal, cal_warn = load_samples(
         calib, specs, role="calibration", limit=options.samples, preprocess=options.preprocess, seed=options.seed
     )
+    if chosen and specs is sized:
+        cal_warn = [*cal_warn, chosen]
+        log.info("%s", chosen)
     if evaluation is not None:
+        ev_specs = sized if _needs_sizes(evaluation) else declared
         ev, ev_warn = load_samples(
-            evaluation, specs, role="evaluation", limit=options.eval_samples, preprocess=options.preprocess
+            evaluation, ev_specs, role="evaluation", limit=options.eval_samples, preprocess=options.preprocess
         )
         ev_info = _data_info(ev, options.eval_samples, ev_warn)
     else:
@@ -155,6 +251,51 @@ def prepare(
         evaluation=ev,
         eval_info=ev_info,
         say=say,
+    )
+
+
+def _whole_feed_job(
+    src: Path,
+    backend: Backend,
+    out_dir: Path,
+    calib: Any,
+    evaluation: Any,
+    options: QuantizeOptions,
+    name: str | None,
+    say: Progress,
+    specs: tuple[TensorSpec, ...],
+    why: str,
+) -> Job:
+    """A job whose samples are whole feeds: the model's inputs share no sample axis (``why``)."""
+    log.info("%s: %s; each calibration sample is one whole feed", src.name, why)
+    if options.max_drop is not None:
+        raise InvalidInputError(f"--max-drop needs batched labelled data; {why}", hint="drop --max-drop")
+    cal, warn = whole_feed_samples(calib, specs, limit=options.samples, seed=options.seed)
+    ev, ev_info = (
+        cal,
+        dataclasses.replace(
+            _data_info(cal, None, ()), warnings=("no --eval data: the error is measured on the calibration samples",)
+        ),
+    )
+    if evaluation is not None:
+        ev, ev_warn = whole_feed_samples(evaluation, specs, limit=options.eval_samples or len(cal), seed=options.seed)
+        ev_info = _data_info(ev, options.eval_samples, ev_warn)
+    return Job(
+        src=src,
+        runtime=backend.name,
+        out_dir=out_dir,
+        name=name or src.stem,
+        options=options,
+        env=capture_environment(),
+        specs=specs,
+        batch=1,
+        fixed=True,
+        calib=cal,
+        calib_info=_data_info(cal, options.samples, [*warn, why]),
+        evaluation=ev,
+        eval_info=ev_info,
+        say=say,
+        whole=True,
     )
 
 
@@ -216,9 +357,10 @@ def measure(job: Job, built: Built) -> tuple[VariantResult, ...]:
         r.__enter__()
     try:
         job.say("timing " + " vs ".join(p.value for p, _ in paths))
-        stats = interleaved_latency(runners, bench_feeds(job.calib, job.batch), job.options.bench)
+        stats = interleaved_latency(runners, bench_feeds(job.calib, job.batch, job.whole), job.options.bench)
         job.say(f"evaluating on {job.evaluation.name} ({len(job.evaluation)} samples)")
-        outputs = [run_samples(r, job.evaluation) for r in runners]  # port evaluates with the same loop
+        run = run_whole if job.whole else run_samples  # port evaluates with the same loop
+        outputs = [run(r, job.evaluation) for r in runners]
         infos = [r.info() for r in runners]
     finally:
         for r in runners:

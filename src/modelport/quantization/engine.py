@@ -43,6 +43,7 @@ class Job:
     evaluation: SampleSet
     eval_info: DataInfo
     say: Progress
+    whole: bool = False  # each sample is one whole feed (:mod:`modelport.quantization.feeds`)
 
 
 @dataclasses.dataclass(frozen=True)

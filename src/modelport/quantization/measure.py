@@ -44,8 +44,11 @@ def interleaved_latency(
     return [LatencyStats.from_seconds(s) for s in samples]
 
 
-def bench_feeds(samples: SampleSet, batch: int) -> dict[str, np.ndarray]:
-    """``batch`` real samples (repeated when the set holds fewer) for the latency measurement."""
+def bench_feeds(samples: SampleSet, batch: int, whole: bool = False) -> dict[str, np.ndarray]:
+    """``batch`` real samples (repeated when the set holds fewer) for the latency measurement; the first feed of a
+    whole-feed set (:mod:`modelport.quantization.feeds`)."""
+    if whole:
+        return {k: np.array(v[0]) for k, v in samples.inputs.items()}  # np.array keeps 0-d feeds 0-d
     idx = np.arange(batch) % len(samples)
     return {k: np.ascontiguousarray(v[idx]) for k, v in samples.inputs.items()}
 

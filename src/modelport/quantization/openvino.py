@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 
 from modelport.backends.openvino import error_text, import_openvino
-from modelport.data.samples import SampleSet, batch_for, padded_batches
+from modelport.data.samples import SampleSet, batch_for
 from modelport.errors import ConversionError, InvalidInputError, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.model_io import atomic_files
 from modelport.quantization.engine import Built, Job
+from modelport.quantization.feeds import batches
 from modelport.quantization.options import CalibrationMethod, QuantizeOptions
 from modelport.quantization.report import LayerSummary
 from modelport.reports.environment import Environment
@@ -92,10 +93,10 @@ def explain(env: Environment) -> str:
     )
 
 
-def _dataset(nncf: Any, samples: SampleSet, batch: int, fixed: bool, labels: bool = False) -> Any:
+def _dataset(nncf: Any, samples: SampleSet, batch: int, fixed: bool, labels: bool = False, whole: bool = False) -> Any:
     items: list[Any] = []
     start = 0
-    for feeds, n in padded_batches(samples, batch, fixed):
+    for feeds, n in batches(samples, batch, fixed, whole):
         if labels:
             assert samples.labels is not None
             items.append((feeds, samples.labels[start : start + n], n))
@@ -178,6 +179,7 @@ def quantize_ir(
     batch: int,
     fixed_batch: bool,
     evaluation: SampleSet | None = None,
+    whole: bool = False,
 ) -> tuple[Path, list[Path], tuple[tuple[str, str], ...]]:
     """Quantize ``src`` with NNCF and save ``out_dir/<name>.xml/.bin``; returns (xml, files, settings).
 
@@ -186,7 +188,7 @@ def quantize_ir(
     ov = import_openvino()
     nncf = import_nncf()
     model = read_ov_model(src)
-    calibration = _dataset(nncf, calib, batch, fixed_batch)
+    calibration = _dataset(nncf, calib, batch, fixed_batch, whole=whole)
     common: dict[str, Any] = {
         "target_device": nncf.TargetDevice.CPU,
         "subset_size": len(calib),
@@ -284,5 +286,6 @@ def build(job: Job, work: Path) -> Built:
         batch=batch_for(job.specs, 1),
         fixed_batch=job.fixed,
         evaluation=job.evaluation if job.options.max_drop is not None else None,
+        whole=job.whole,
     )
     return Built(xml, tuple(files), engine_name(), settings, explain(job.env))

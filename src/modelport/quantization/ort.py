@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -29,11 +30,12 @@ import numpy as np
 
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
-from modelport.data.samples import SampleSet, batch_for, padded_batches
+from modelport.data.samples import SampleSet, batch_for
 from modelport.errors import ConversionError, InvalidInputError, first_line
 from modelport.formats import Precision
 from modelport.model_io import atomic_path, load_proto
 from modelport.quantization.engine import Built, Job, speedup
+from modelport.quantization.feeds import batches
 from modelport.quantization.measure import bench_feeds, interleaved_latency
 from modelport.quantization.options import CalibrationMethod, Mode, QuantizeOptions, QuantTypes
 from modelport.quantization.report import LayerSummary, Trial
@@ -44,8 +46,18 @@ log = logging.getLogger(__name__)
 #: quantization modes this engine has (the others quantize statically only).
 MODES = (Mode.STATIC, Mode.DYNAMIC)
 
-#: calibration batch on models with a dynamic batch dimension.
+#: calibration batch on models with a dynamic batch dimension, at most; and the input elements one calibration batch
+#: may hold (a batch of 16 images of 3×640×640 timed out at 400 s on a real detector where calibrating one at a
+#: time took 132 s).
 CALIB_BATCH = 16
+CALIB_ELEMENTS = 1 << 21
+
+
+def calibration_batch(samples: SampleSet) -> int:
+    """Samples per calibration batch: :data:`CALIB_BATCH`, fewer for large inputs (:data:`CALIB_ELEMENTS`)."""
+    per_sample = sum(int(np.prod(v.shape[1:], dtype=np.int64)) for v in samples.inputs.values())
+    return max(1, min(CALIB_BATCH, CALIB_ELEMENTS // max(per_sample, 1)))
+
 
 #: ops of ORT's optimized graph that run integer kernels.
 INT8_OP_PREFIXES = ("QLinear", "QGemm", "QAttention", "QOrdered", "DynamicQuantize")
@@ -57,6 +69,9 @@ FLOAT_LAYER_OPS = frozenset(
 )
 QUANT_NODES = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: how often a candidate ONNX Runtime cannot load is rebuilt with the node it names kept in float.
+LOAD_RETRIES = 4
+_FAILING_NODE = re.compile(r"Node \(([^)]+)\) Op \(")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,27 +169,27 @@ def preprocess(src: Path, dst: Path) -> str:
 
 
 class _Reader:
-    """A CalibrationDataReader over padded batches of a SampleSet."""
+    """A CalibrationDataReader over padded batches (or whole feeds) of a SampleSet."""
 
-    def __init__(self, samples: SampleSet, batch: int, fixed: bool) -> None:
-        self._samples, self._batch, self._fixed = samples, batch, fixed
-        self._it: Iterator[tuple[dict[str, np.ndarray], int]] = padded_batches(samples, batch, fixed)
+    def __init__(self, samples: SampleSet, batch: int, fixed: bool, whole: bool = False) -> None:
+        self._samples, self._batch, self._fixed, self._whole = samples, batch, fixed, whole
+        self._it: Iterator[tuple[dict[str, np.ndarray], int]] = batches(samples, batch, fixed, whole)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         item = next(self._it, None)
         return None if item is None else item[0]
 
     def rewind(self) -> None:
-        self._it = padded_batches(self._samples, self._batch, self._fixed)
+        self._it = batches(self._samples, self._batch, self._fixed, self._whole)
 
 
-def _reader(samples: SampleSet, batch: int, fixed: bool) -> Any:
+def _reader(samples: SampleSet, batch: int, fixed: bool, whole: bool = False) -> Any:
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(_Reader, CalibrationDataReader):  # type: ignore[misc]
         pass
 
-    return Reader(samples, batch, fixed)
+    return Reader(samples, batch, fixed, whole)
 
 
 def resolve_exclusions(model: Path, exclude: Sequence[str]) -> list[str]:
@@ -218,6 +233,7 @@ def quantize_onnx(
     batch: int,
     fixed_batch: bool,
     exclude: Sequence[str] = (),
+    whole: bool = False,
 ) -> None:
     """Write the INT8 model of the pre-processed ``pre`` to ``dst`` (atomically).
 
@@ -231,7 +247,7 @@ def quantize_onnx(
     compute = [n.name for n in proto_nodes if n.name in nodes and n.op_type in FLOAT_LAYER_OPS]
     with atomic_path(dst) as tmp:
         for step in range(4):
-            _run_quantizer(pre, tmp, samples, setting, batch, fixed_batch, nodes)
+            _run_quantizer(pre, tmp, samples, setting, (batch, fixed_batch, whole), nodes)
             if not compute or len(layer_summary(tmp).float_layers) >= len(compute) or step == 3:
                 break
             more = [p for p in _producers(pre, nodes) if p not in nodes]
@@ -246,8 +262,7 @@ def _run_quantizer(
     dst: Path,
     samples: SampleSet,
     setting: OrtSetting,
-    batch: int,
-    fixed_batch: bool,
+    batching: tuple[int, bool, bool],
     nodes: Sequence[str],
 ) -> None:
     from onnxruntime.quantization import CalibrationMethod as OrtMethod
@@ -273,7 +288,7 @@ def _run_quantizer(
             quantize_static(
                 str(pre),
                 str(dst),
-                _reader(samples, batch, fixed_batch),
+                _reader(samples, *batching),
                 quant_format=QuantFormat.QDQ,
                 per_channel=setting.per_channel,
                 reduce_range=setting.reduce_range,
@@ -285,6 +300,53 @@ def _run_quantizer(
     except Exception as exc:  # the quantizer raises plain exceptions on graphs it cannot handle
         first = first_line(exc)
         raise ConversionError(f"ONNX Runtime quantization failed: {first}", path=pre) from exc
+
+
+def _load_error(path: Path) -> str | None:
+    """None when ONNX Runtime loads ``path``, else the first line of its error."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/RuntimeException types
+        return first_line(exc)
+    return None
+
+
+def quantize_loadable(job: Job, pre: Path, dst: Path, setting: OrtSetting, batch: int) -> tuple[str, ...]:
+    """:func:`quantize_onnx`, rebuilt while ONNX Runtime cannot load the result; the nodes kept in float for it.
+
+    ORT's quantizer can write a graph its own loader rejects (on a real TF-exported audio model it quantized a
+    weight that a Transpose then reads with the wrong rank). The loader names the node; that node is kept in float
+    and the model quantized again, up to :data:`LOAD_RETRIES` times.
+
+    Raises:
+        ConversionError: the result still does not load, naming each node tried.
+    """
+    extra: list[str] = []
+    names = {n.name for n in load_proto(pre, check=False, load_external_data=False).graph.node}
+    while True:
+        exclude = (*job.options.exclude, *extra)
+        quantize_onnx(
+            pre, dst, job.calib, setting, batch=batch, fixed_batch=job.fixed, exclude=exclude, whole=job.whole
+        )
+        error = _load_error(dst)
+        if error is None:
+            return tuple(extra)
+        found = _FAILING_NODE.search(error)
+        node = found.group(1) if found else None
+        if node is None or node not in names or node in extra or len(extra) >= LOAD_RETRIES:
+            kept = f" (kept in float so far: {', '.join(extra)})" if extra else ""
+            raise ConversionError(
+                f"ONNX Runtime cannot load its own quantization of the model: {error}{kept}",
+                path=job.src,
+                hint="keep the failing node in float with --exclude NODE, or quantize for another runtime",
+            )
+        log.warning("%s: ONNX Runtime cannot load the INT8 model at node %s; keeping it in float", job.src.name, node)
+        job.say(f"ONNX Runtime: node {node} breaks the INT8 graph, kept in float")
+        extra.append(node)
 
 
 def layer_summary(artifact: Path, threads: int | None = None) -> LayerSummary:
@@ -322,16 +384,15 @@ def build(job: Job, work: Path) -> Built:
     pre = work / "preprocessed.onnx"
     job.say("ONNX Runtime: pre-processing (quant_pre_process)")
     pre_text = preprocess(job.src, pre)
-    calib_batch = batch_for(job.specs, CALIB_BATCH)
-    feeds = bench_feeds(job.calib, job.batch)
+    calib_batch = batch_for(job.specs, calibration_batch(job.calib))
+    feeds = bench_feeds(job.calib, job.batch, job.whole)
     trials: list[Trial] = []
     paths: list[Path] = []
+    kept: list[tuple[str, ...]] = []
     for i, setting in enumerate(settings):
         job.say(f"ONNX Runtime: {setting.label}")
         cand = work / f"candidate{i}.onnx"
-        quantize_onnx(
-            pre, cand, job.calib, setting, batch=calib_batch, fixed_batch=job.fixed, exclude=job.options.exclude
-        )
+        kept.append(quantize_loadable(job, pre, cand, setting, calib_batch))
         with (
             open_runner("onnxruntime", job.src, RunnerOptions(threads=job.options.threads)) as f32,
             open_runner("onnxruntime", cand, RunnerOptions(threads=job.options.threads, precision=Precision.INT8)) as q,
@@ -363,7 +424,11 @@ def build(job: Job, work: Path) -> Built:
         artifact=dst,
         files=(dst,),
         engine=engine_name(),
-        settings=(("pre-processing", pre_text), *settings[best].items()),
+        settings=(
+            ("pre-processing", pre_text),
+            *settings[best].items(),
+            *((("kept in float (ORT could not load them quantized)", ", ".join(kept[best])),) if kept[best] else ()),
+        ),
         choice=choice,
         trials=tuple(trials),
     )
