@@ -52,6 +52,14 @@ def unconverted_ops(exc: BaseException) -> tuple[str, ...]:
     return tuple(op.strip() for op in found.group(1).split(",") if op.strip()) if found else ()
 
 
+def _input_name(port: Any) -> str:
+    """An input's name: its Parameter's own name when the tensor has several (an ONNX input that feeds a Cast is
+    also called ``/Cast_1_output_0``, and ``get_any_name`` may pick that one), else the only one."""
+    names = port.get_names()
+    own = port.get_node().get_friendly_name()
+    return own if own in names else port.get_any_name()
+
+
 def error_text(exc: BaseException) -> str:
     """The first informative line of an OpenVINO exception (skipping its "Exception from file.cpp:84:" lines); for
     ops a frontend cannot convert, the line naming them (the first line only says "OpConversionFailure")."""
@@ -107,7 +115,7 @@ class OpenVINORunner(Runner):
             raise ModelLoadError(f"OpenVINO cannot load the model: {error_text(exc)}", path=self.model_path) from exc
         self._request = self._compiled.create_infer_request()
         self._inputs = [
-            TensorSpec(p.get_any_name(), ov_type_name(p.get_element_type()), _shape(p.get_partial_shape()))
+            TensorSpec(_input_name(p), ov_type_name(p.get_element_type()), _shape(p.get_partial_shape()))
             for p in self._compiled.inputs
         ]
         self._outputs = [p.get_any_name() for p in self._compiled.outputs]

@@ -486,15 +486,23 @@ def _private_copy(
 
     proto = load_proto(src, check=False)
     has_erf = any(n.op_type == "Erf" for n in _all_nodes(proto.graph))
+    # onnx2tf has no com.microsoft ops: DynamicQuantizeLSTM becomes a standard LSTM on dequantized weights first
+    contrib = (
+        ("lower-quantized-contrib",)
+        if any(n.domain == "com.microsoft" and n.op_type == "DynamicQuantizeLSTM" for n in _all_nodes(proto.graph))
+        else ()
+    )
     done: list[tuple[str, int]] = []
-    if shapes or passes or has_erf or optimize:
+    if shapes or passes or has_erf or optimize or contrib:
         model = _optimized(src, shapes, done) if optimize else None
         if model is None:
             model = ir.serde.deserialize_model(proto)
         fix = ("fix-dims", "shape-inference") if shapes else ("shape-inference",) if has_erf else ()
         options = {"fix-dims": FixDimsOptions(input_shapes=tuple(shapes.items()))} if shapes else {}
-        stats, _ = run_passes(model, resolve_passes([*passes, *fix]), options)
-        done += [(s.name, s.nodes_after - s.nodes_before) for s in stats if s.modified and s.name in passes]
+        stats, _ = run_passes(model, resolve_passes([*contrib, *passes, *fix]), options)
+        done += [
+            (s.name, s.nodes_after - s.nodes_before) for s in stats if s.modified and s.name in (*contrib, *passes)
+        ]
         if has_erf:
             before = sum(1 for _ in model.graph.all_nodes())
             if erf_rules().apply_to_model(model):

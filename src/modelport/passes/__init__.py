@@ -16,6 +16,7 @@ from modelport.passes import (  # noqa: F401  (register the passes)
     maxpool_padding,
     merge,
     opset,
+    quantized,
     reshape,
     rewrite,
     rnn,

@@ -17,8 +17,10 @@ integer kernels and which compute layers stayed in float.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -147,6 +149,19 @@ def plan(options: QuantizeOptions, env: Environment) -> tuple[list[OrtSetting], 
     return settings, why
 
 
+@contextlib.contextmanager
+def _in_directory(path: Path) -> Iterator[None]:
+    """Run with ``path`` as the working directory: ORT's symbolic shape inference, when it cannot finish, saves
+    ``sym_shape_infer_temp.onnx`` and its external data into the *current* directory (onnxruntime 1.32,
+    ``tools/symbolic_shape_infer.py``); this keeps them in modelport's own work folder, never in the user's."""
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 def preprocess(src: Path, dst: Path) -> str:
     """ORT's ``quant_pre_process`` (basic graph optimizations such as Conv+BN folding, shape inference).
 
@@ -160,7 +175,8 @@ def preprocess(src: Path, dst: Path) -> str:
     )
     for text, kwargs in attempts:
         try:
-            quant_pre_process(str(src), str(dst), **kwargs)
+            with _in_directory(dst.parent):
+                quant_pre_process(str(src.resolve()), str(dst.resolve()), **kwargs)
             return text
         except Exception as exc:  # symbolic shape inference raises assorted errors on unusual graphs
             log.info("%s failed on %s: %s", text, src.name, exc)
