@@ -22,8 +22,9 @@ cell's time on a loaded machine). Both
 calibrate on the same :data:`CALIB_SAMPLES` seeded random feeds of the verify shapes (no dataset per model), and
 the artifact is judged against the FP32 source at the int8 tolerance. LiteRT INT8 is left out (onnx2tf is slow).
 
-Both artifacts are then judged the same way: the source and the artifact run on seeded random inputs of the
-manifest's ``verify_shapes`` (plus ``verify_shapes_alt`` for dynamic models, when the artifact kept the dims
+Both artifacts are then judged the same way: the source and the artifact run on seeded random inputs (filled as
+the manifest's ``verify_values`` say where values matter: sample rates, token ids, states) of the manifest's
+``verify_shapes`` (plus ``verify_shapes_alt`` for dynamic models, when the artifact kept the dims
 dynamic) on their native runtimes, and :func:`modelport.verify.comparator.check` compares them at fp32 with the
 source's own precision as the floor. A cell passes when the tool produced an artifact and the comparison passed.
 Results: ``benchmarks/results/coverage.{md,json}``.
@@ -155,7 +156,11 @@ def _raw_onnx2tf(src: Path, work: Path) -> Path:
 
 def calibration_feeds(entry: dict[str, Any]) -> list[dict[str, Any]]:
     """The INT8 routes' calibration data: :data:`CALIB_SAMPLES` seeded random feeds of the verify shapes."""
-    return [_feeds(entry["inputs"], entry["verify_shapes"], seed=CALIB_SEED + i) for i in range(CALIB_SAMPLES)]
+    values = entry.get("verify_values")
+    return [
+        _feeds(entry["inputs"], entry["verify_shapes"], seed=CALIB_SEED + i, values=values)
+        for i in range(CALIB_SAMPLES)
+    ]
 
 
 def _raw_int8(src: Path, target: str, work: Path, entry: dict[str, Any]) -> Path:
@@ -212,7 +217,15 @@ def modelport_convert(src: Path, route: str, work: Path, entry: dict[str, Any] |
 # Judging
 
 
-def _feeds(specs: list[dict[str, Any]], shapes: dict[str, list[int]], seed: int) -> dict[str, Any]:
+def _feeds(
+    specs: list[dict[str, Any]],
+    shapes: dict[str, list[int]],
+    seed: int,
+    values: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Seeded feeds of ``shapes``: floats U(0, 1), integers {0, 1}, except where the manifest's ``verify_values``
+    say how an input must be filled (``fill`` a constant, ``fill_dim`` [input, axis] the size of another input's
+    dim, ``low``/``high`` an integer range, ``normal`` the std of a normal draw): a VAD's sample rate, token ids."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -220,7 +233,17 @@ def _feeds(specs: list[dict[str, Any]], shapes: dict[str, list[int]], seed: int)
     for spec in specs:
         shape = tuple(shapes[spec["name"]])
         dtype = np.dtype(spec["dtype"])
-        if dtype.kind == "f":
+        how = (values or {}).get(spec["name"], {})
+        if "fill" in how:
+            feeds[spec["name"]] = np.full(shape, how["fill"], dtype)
+        elif "fill_dim" in how:
+            other, axis = how["fill_dim"]
+            feeds[spec["name"]] = np.full(shape, shapes[other][axis], dtype)
+        elif "low" in how:
+            feeds[spec["name"]] = rng.integers(how["low"], how["high"], shape).astype(dtype)
+        elif "normal" in how:
+            feeds[spec["name"]] = (rng.standard_normal(shape) * how["normal"]).astype(dtype)
+        elif dtype.kind == "f":
             feeds[spec["name"]] = rng.random(shape, dtype=np.float64).astype(dtype)
         elif dtype.kind in "iu":
             feeds[spec["name"]] = rng.integers(0, 2, shape).astype(dtype)
@@ -250,7 +273,7 @@ def judge(
         sets.append(entry["verify_shapes_alt"])
     dynamic_kept: bool | None = None
     for i, shapes in enumerate(sets):
-        feeds = _feeds(entry["inputs"], shapes, seed=i)
+        feeds = _feeds(entry["inputs"], shapes, seed=i, values=entry.get("verify_values"))
         try:
             reference = run(ref, feeds)
             candidate = run(cand, feeds)
