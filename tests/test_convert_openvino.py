@@ -196,7 +196,7 @@ def test_failed_conversion_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match=r"OpenVINO has no conversion for op NoSuchOp .*node") as info:
         convert(bad, "openvino", out)
     assert "\n" not in str(info.value)
-    assert not out.exists() or list(out.iterdir()) == []
+    assert not out.exists()  # not even the folder the chain would have written into
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -289,6 +289,7 @@ def run_chain(
     for pair in hops:
         get_converter(*pair)  # fail before writing anything
     written: list[Path] = []
+    existed = out_dir.exists()
     with tempfile.TemporaryDirectory(prefix="modelport-chain-") as tmp:
         cut, cut_note = _cut_onnx_source(source, Path(tmp))
         try:
@@ -298,6 +299,8 @@ def run_chain(
             report = _run(state, targets, out_dir, segments, feeds, say, t0)
         except BaseException:
             _remove(written)
+            if not existed and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # the folder the chain created for its artifacts: not left behind empty
             raise
     return dataclasses.replace(report, source=str(source.path)) if cut is not source else report
 
