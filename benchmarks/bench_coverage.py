@@ -398,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", default="raw,modelport")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per cell")
     parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--name", default="coverage", help="results file stem (coverage_int8, coverage_tflite …)")
     parser.add_argument(
         "--merge",
         nargs="+",
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         cells = [Cell(**c) for path in args.merge for c in json.loads(path.read_text())]
         command = "python benchmarks/bench_coverage.py --merge " + " ".join(str(p) for p in args.merge)
-        _write(args.results, cells, command)
+        _write(args.results, cells, command, args.name)
         return 0
     if args.cell:
         model_id, route, tool, work = json.loads(args.cell)
@@ -431,14 +432,14 @@ def main(argv: list[str] | None = None) -> int:
                 state = "pass" if cell.ok else f"FAIL {cell.stage}: {cell.reason}"
                 print(f"{e['id']:32s} {route:18s} {tool:10s} {cell.seconds:6.1f}s {state}", flush=True)
     command = "python benchmarks/bench_coverage.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    _write(args.results, cells, command.strip())
+    _write(args.results, cells, command.strip(), args.name)
     return 0
 
 
-def _write(results: Path, cells: list[Cell], command: str) -> None:
+def _write(results: Path, cells: list[Cell], command: str, name: str = "coverage") -> None:
     results.mkdir(parents=True, exist_ok=True)
-    (results / "coverage.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=1))
-    (results / "coverage.md").write_text(render(cells, environment(), command))
+    (results / f"{name}.json").write_text(json.dumps([dataclasses.asdict(c) for c in cells], indent=1))
+    (results / f"{name}.md").write_text(render(cells, environment(), command))
 
 
 if __name__ == "__main__":

@@ -15,10 +15,17 @@ ORDER = (
     ("overhead", "benchmarks/bench_overhead.py", "the spine: `modelport bench` vs raw loops and benchmark_app"),
     ("optimizer", "benchmarks/bench_optimizer.py", "`modelport optimize` vs onnxsim and onnxslim"),
     ("optimizer_onnxoptimizer", "benchmarks/bench_onnxoptimizer_nodes.py", "node counts vs onnxoptimizer"),
+    (
+        "optimizer_corpus",
+        "benchmarks/bench_optimizer_corpus.py",
+        "node counts on the real-model corpus vs onnxsim, onnxslim and onnxoptimizer",
+    ),
     ("convert", "benchmarks/bench_convert.py", "conversion chains: time per hop, latency on every runtime"),
     ("int8", "benchmarks/bench_int8.py", "INT8 vs FP32 on ONNX Runtime, OpenVINO and LiteRT"),
     ("transcribe", "benchmarks/bench_transcribe.py", "Whisper: modelport vs direct faster-whisper"),
     ("coverage", "benchmarks/bench_coverage.py", "real models from packages: modelport vs the raw engines, per route"),
+    ("coverage_int8", "benchmarks/bench_coverage.py", "INT8 of the real ONNX models: modelport vs ORT and NNCF"),
+    ("coverage_tflite", "benchmarks/bench_coverage.py", "ONNX → TFLite on the real models: modelport vs onnx2tf"),
 )
 
 INTRO = """# Benchmarks
@@ -27,9 +34,10 @@ Latest results of the side-by-side benchmarks in `benchmarks/`. Each section nam
 that produced it, the machine and the engine versions. Regenerate this page with
 `.venv/bin/python benchmarks/collect.py` after running a benchmark.
 
-All figures below were measured on the development machine: a 2-core AMD EPYC (Zen 4; AVX-512, VNNI and
-AVX512-BF16, no AMX), 24 GiB, no GPU. The two cores were shared with other jobs during several of the runs,
-which each section states; ratios from interleaved rounds are steadier than the absolute milliseconds.
+Each section names the machine it ran on (its CPU flags included): the earlier ones a 2-core AMD EPYC (Zen 4;
+AVX-512, VNNI and AVX512-BF16, no AMX), the real-model sections (`optimizer_corpus`, `coverage*`) a 2-core Intel
+Xeon with AMX; both 24 GiB, no GPU. The two cores were shared with other jobs during several of the runs, which
+each section states; ratios from interleaved rounds are steadier than the absolute milliseconds.
 
 | section | script | what it compares |
 |---|---|---|

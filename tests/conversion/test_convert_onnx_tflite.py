@@ -261,7 +261,7 @@ def test_ladder_stops_when_onnx2tf_lacks_the_op(tmp_path: Path, fake) -> None:  
 
 def test_sanitize_names_round_trip(tmp_path: Path) -> None:
     """Names TensorFlow rejects are renamed consistently (subgraphs included) and the model computes the same."""
-    from modelport.conversion.onnx_tflite import sanitize_names
+    from modelport.conversion.onnx2tf_prep import sanitize_names
 
     proto = onnx.parser.parse_model("""
         <ir_version: 8, opset_import: ["" : 17]>

@@ -116,6 +116,8 @@ def check_options(job: Job) -> None:
 
 def build(job: Job, work: Path) -> Built:
     """The FP32, FP16 and INT8 TFLite models of the source, from one SavedModel with one converter."""
+    from modelport.conversion.onnx2tf_prep import restore_tflite_names
+
     check_options(job)
     fmt = sniff_format(job.src)
     if fmt is Format.ONNX:
@@ -124,9 +126,10 @@ def build(job: Job, work: Path) -> Built:
         source, kind, route = onnx2tf.saved_model, "saved_model", "onnx2tf SavedModel"
         outputs = list(onnx2tf.outputs)
         rewrites = [f"{name} ({added:+d} nodes)" for name, added in onnx2tf.rewrites]
+        back = {new: old for old, new in onnx2tf.renamed}
     else:
         source, kind, route = job.src, ("saved_model" if fmt is Format.SAVED_MODEL else "keras"), fmt.value
-        outputs, rewrites = [], []
+        outputs, rewrites, back = [], [], {}
     calib = work / "calib.npz"
     np.savez(calib, **{k: np.ascontiguousarray(v) for k, v in job.calib.inputs.items()})  # type: ignore[arg-type]
     names = {p: f"{job.name}.{p}.tflite" for p in ("fp32", "fp16", "int8")}
@@ -148,6 +151,8 @@ def build(job: Job, work: Path) -> Built:
             timeout_s=DEFAULT_TIMEOUT_S,
         )
         for n in names.values():
+            if back:  # the names onnx2tf's copy had sanitised: the TFLite inputs get the ONNX ones back
+                restore_tflite_names(staging / n, back, ())
             _name_outputs(staging / n, outputs)
         check_ranges(staging / names["int8"])
     files = {p: job.out_dir / n for p, n in names.items()}
