@@ -391,8 +391,9 @@ CASES: dict[str, Callable[[dict[str, Path]], tuple[list[str], set[str]]]] = {
         ["port", str(f["dyn"]), "-o", str(f["dir"] / "p"), "--seconds", "0.05"],
         {"--input-shape"},
     ),
-    "quantize-dynamic-dim": lambda f: (
-        ["quantize", str(f["dyn"]), "--calib", "random", "-o", str(f["dir"] / "q"), "--samples", "4"],
+    # quantize sizes free dims itself too (as convert verifies them): a wrong rank is what it refuses
+    "quantize-input-shape-rank": lambda f: (
+        ["quantize", str(f["dyn"]), "--calib", "random", "-o", str(f["dir"] / "q"), "--input-shape", "x:1,5,3"],
         {"--input-shape"},
     ),
     "bench-seconds": lambda f: (["bench", str(f["mlp"]), "--seconds", "0"], {"--seconds"}),
