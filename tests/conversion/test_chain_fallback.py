@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +256,42 @@ def test_direct_route_refuses_a_non_tflite(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match="fp32 or fp16"):
         openvino_from_tflite(bad, tmp_path / "out", ConvertOptions(name="x", precision=Precision.INT8))
     assert not (tmp_path / "out").exists()
+
+
+def _batch_mixing_model(tmp_path: Path) -> Path:
+    """y = x + mean of x over the batch: a batch of 2 gives other rows than each sample alone (a stand-in for a
+    runtime whose batched kernels differ from its per-sample ones)."""
+    import onnx
+
+    model = onnx.parser.parse_model(
+        """<ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 4] x) => (float[N, 4] y) {
+            m = ReduceMean <keepdims = 1, axes = [0]> (x)
+            y = Add (x, m)
+        }"""
+    )
+    path = tmp_path / "mix.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_a_reference_that_disagrees_with_itself_across_the_batch_is_judged_per_sample(tmp_path: Path) -> None:
+    from modelport.conversion.chain import ChainOptions, SourceSpec, _against_samples_one_by_one, _State
+    from modelport.verify.comparator import Subject, check, run
+    from modelport.verify.tolerance import Tolerance
+
+    src = _batch_mixing_model(tmp_path)
+    x = np.random.default_rng(0).random((2, 4), dtype=np.float32)
+    state = _State(SourceSpec(src, F.ONNX), ChainOptions(), [], drift=Tolerance.for_precision("fp32"))
+    state.alt_feeds = {"x": x}
+    state.src_alt_run = run(Subject(src, "onnxruntime"), state.alt_feeds)
+    rows = [run(Subject(src, "onnxruntime"), {"x": x[i : i + 1]}) for i in range(2)]
+    per_sample = dataclasses.replace(rows[0], tensors={"y": np.concatenate([r.tensors["y"] for r in rows])})
+    failed = check(state.src_alt_run, per_sample, state.drift)
+    assert not failed.passed  # the artifact computes each sample alone; the source's batch mixes them
+    judged, note = _against_samples_one_by_one(state, per_sample, failed)
+    assert judged.passed and "one sample at a time" in note
+    # an artifact that is simply wrong stays wrong
+    wrong = dataclasses.replace(per_sample, tensors={"y": per_sample.tensors["y"] + 1.0})
+    judged, note = _against_samples_one_by_one(state, wrong, check(state.src_alt_run, wrong, state.drift))
+    assert not judged.passed and note == ""

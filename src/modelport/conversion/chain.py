@@ -469,12 +469,54 @@ def _verify_other_sizes(state: _State, hop: HopReport, fmt: Format, precision: P
             hop, conversion=dataclasses.replace(hop.conversion, notes=(*hop.conversion.notes, note))
         )
     other = check(state.src_alt_run, alt, state.drift)
+    extra = ""
+    if not other.passed:
+        other, extra = _against_samples_one_by_one(state, alt, other)
     hop = dataclasses.replace(hop, against_source_other_sizes=other)
     _require(hop)
     shapes = ", ".join(f"{k}{list(v.shape)}" for k, v in state.alt_feeds.items())
-    note = f"dynamic artifact: also verified at {shapes} (max abs error {other.max_abs:.3g})"
+    note = f"dynamic artifact: also verified at {shapes} (max abs error {other.max_abs:.3g}){extra}"
     conversion = dataclasses.replace(hop.conversion, notes=(*hop.conversion.notes, note))
     return dataclasses.replace(hop, conversion=conversion)
+
+
+def _against_samples_one_by_one(state: _State, alt: RunResult, failed: Comparison) -> tuple[Comparison, str]:
+    """When a batched artifact differs from the source at the second sizes, ask whether the *source's runtime*
+    agrees with itself: run the source on each sample of the batch alone and stack the outputs. If the source's
+    batched result differs from its own per-sample results beyond the tolerance while the artifact matches the
+    per-sample ones, the reference runtime is the one that moved (measured: ONNX Runtime 1.32 on magika's model
+    gives a row of a batch of 2 0.003 away from the same row run alone; OpenVINO gives identical rows), and the
+    artifact is judged against the per-sample reference, with a note saying so. Otherwise ``failed`` stands."""
+    assert state.alt_feeds is not None and state.src_alt_run is not None and state.drift is not None
+    sizes = {int(v.shape[0]) for v in state.alt_feeds.values() if v.ndim > 0}
+    batched = state.src_alt_run.tensors
+    if len(sizes) != 1 or (n := sizes.pop()) < 2 or any(np.ndim(t) == 0 or len(t) != n for t in batched.values()):
+        return failed, ""
+    source = state.source
+    rows = [
+        _run_artifact(
+            source.format,
+            source.path,
+            Precision.FP32,
+            {k: v[i : i + 1] for k, v in state.alt_feeds.items()},
+            state.options.threads,
+            source,
+            f"{source.path.name}@{runtime_for(source.format)}",
+        )
+        for i in range(n)
+    ]
+    stacked = {k: np.concatenate([np.asarray(r.tensors[k]) for r in rows]) for k in batched}
+    per_sample = dataclasses.replace(state.src_alt_run, tensors=stacked)
+    self_check = check(state.src_alt_run, per_sample, state.drift)
+    if self_check.passed:
+        return failed, ""  # the source agrees with itself: the artifact is what differs
+    against = check(per_sample, alt, state.drift)
+    if not against.passed:
+        return failed, ""
+    return against, (
+        f"; judged against the source run one sample at a time: its runtime's batch of {n} differs from its own "
+        f"per-sample results by {self_check.max_abs:.3g} (beyond tolerance), the artifact does not"
+    )
 
 
 def _run(
