@@ -44,12 +44,12 @@ import zipfile
 from pathlib import Path
 
 MANIFEST = Path(__file__).resolve().with_name("manifest.json")
-DEFAULT_CACHE = Path(os.environ.get("MODELPORT_CORPUS_CACHE", Path.home() / ".cache" / "modelport-corpus"))
+DEFAULT_CACHE = Path(os.environ.get("MODELPORT_CORPUS_CACHE") or Path.home() / ".cache" / "modelport-corpus")
 
 
 def default_cache() -> Path:
     """The cache as the environment names it now (``DEFAULT_CACHE`` is read once, at import)."""
-    return Path(os.environ.get("MODELPORT_CORPUS_CACHE", Path.home() / ".cache" / "modelport-corpus"))
+    return Path(os.environ.get("MODELPORT_CORPUS_CACHE") or Path.home() / ".cache" / "modelport-corpus")
 
 
 __all__ = [
