@@ -421,3 +421,15 @@ def test_random_feeds_a_scalar_bool_is_an_array() -> None:
     """ONNX Runtime refuses a numpy scalar (np.bool_) for a rank-0 input: feeds are always arrays."""
     feeds = random_feeds([TensorSpec("flag", "bool", ())])
     assert isinstance(feeds["flag"], np.ndarray) and feeds["flag"].shape == () and feeds["flag"].dtype == np.bool_
+
+
+def test_a_recurrent_states_free_middle_dim_is_the_batch() -> None:
+    """silero VAD: input [?, ?] and state [2, ?, 128]: the state's free dim is the batch (ONNX RNN state layout),
+    so it gets the input's batch size, not a sequence length."""
+    from modelport.inputs import FREE_DIM_SIZES, verification_shapes
+
+    specs = [TensorSpec("input", "float32", (None, None)), TensorSpec("state", "float32", (2, None, 128))]
+    first, second = verification_shapes(specs)
+    assert first["state"] == (2, first["input"][0], 128) and second["state"] == (2, second["input"][0], 128)
+    audio = [TensorSpec("features", "float32", (1, None, 80))]  # not a state: the free dim stays a sequence
+    assert verification_shapes(audio)[0]["features"] == (1, FREE_DIM_SIZES["sequence"][0], 80)

@@ -221,9 +221,22 @@ def _dim_kind(spec: TensorSpec, axis: int, name: Dim) -> str:
         channels_last = isinstance(shape[3], int) and 0 < shape[3] <= 4
         if (channels_first and axis in (2, 3)) or (channels_last and axis in (1, 2)):
             return "spatial"
+    if rank == 3 and axis == 1 and _recurrent_state(spec):
+        return "batch"  # ONNX RNN state layout [layers·directions, batch, hidden] (silero's state [2, ?, 128])
     if rank in (2, 3) and axis == 1:
         return "sequence"
     return "other"
+
+
+_STATE_NAMES = ("state", "states", "h", "c", "h0", "c0", "hn", "cn", "hidden", "cell")
+
+
+def _recurrent_state(spec: TensorSpec) -> bool:
+    """A rank-3 input named like a recurrent state whose first and last dims are fixed (few layers, hidden size)."""
+    shape = spec.shape or ()
+    words = [w for w in spec.name.lower().replace("-", "_").replace(".", "_").split("_") if w]
+    small_first = isinstance(shape[0], int) and 0 < shape[0] <= 8
+    return small_first and isinstance(shape[2], int) and any(w in _STATE_NAMES for w in words)
 
 
 def verification_shapes(
