@@ -404,12 +404,16 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         type=Path,
         default=None,
-        help="render one table from the coverage.json of earlier runs (e.g. --tools raw, then --tools modelport)",
+        help="render one table from the coverage.json of earlier runs (e.g. --tools raw, then --tools modelport; "
+        "a cell in a later file replaces the same cell in an earlier one)",
     )
     parser.add_argument("--cell", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.merge:
-        cells = [Cell(**c) for path in args.merge for c in json.loads(path.read_text())]
+        latest = {  # a cell re-run in a later file replaces the earlier one
+            (c["id"], c["route"], c["tool"]): Cell(**c) for path in args.merge for c in json.loads(path.read_text())
+        }
+        cells = list(latest.values())
         command = "python benchmarks/bench_coverage.py --merge " + " ".join(str(p) for p in args.merge)
         _write(args.results, cells, command, args.name)
         return 0
