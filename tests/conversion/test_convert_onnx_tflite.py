@@ -105,9 +105,9 @@ def test_failing_op_is_named_from_the_log(tmp_path: Path) -> None:
 
 
 @slow
-def test_free_dims_get_documented_sizes_and_the_static_artifact_says_so(tmp_path: Path) -> None:
-    """onnx2tf needs fixed dims: with no --input-shape the chain fixes the free ones to the verification sizes
-    (``inputs.FREE_DIM_SIZES``) and says so; an OpenVINO artifact of the same model stays dynamic."""
+def test_free_dims_stay_dynamic_when_onnx2tf_keeps_them(tmp_path: Path) -> None:
+    """With no --input-shape onnx2tf gets the dims as declared first: a fully convolutional model stays dynamic in
+    TFLite and is verified at the chain's second sizes too, as its OpenVINO IR is."""
     proto = models.build(
         """
         <ir_version: 8, opset_import: ["" : 17]>
@@ -121,12 +121,22 @@ def test_free_dims_get_documented_sizes_and_the_static_artifact_says_so(tmp_path
     )
     src = models.save(proto, tmp_path / "fcn.onnx")
     tfl = convert(src, "tflite", tmp_path / "t")
-    assert any(n.startswith("static artifact: the converter fixed the dims") for n in tfl.notes), tfl.notes
+    assert any(n.startswith("dynamic artifact: also verified at x[2, 3, 96, 96]") for n in tfl.notes), tfl.notes
     assert tfl.verification is not None and tfl.verification.passed
-    with open_runner("litert", tfl.artifact) as runner:
-        assert runner.input_specs[0].shape == (1, 64, 64, 3)  # NHWC: batch 1, 64 × 64 (FREE_DIM_SIZES)
     ov = convert(src, "openvino", tmp_path / "o")
     assert any(n.startswith("dynamic artifact: also verified at x[2, 3, 96, 96]") for n in ov.notes), ov.notes
+
+
+def test_static_rungs_fix_free_dims_at_the_size_hints(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    """The chain's sizes (those the source ran at) are hints: the first rung keeps the dims as declared, a static
+    rung fixes them there rather than at the default verification sizes."""
+    from modelport.conversion.onnx_tflite import run_onnx2tf
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    f = fake([None, None], ["converted, but differs from the source at x[1, 3, 40, 40]: max abs error 3", None])
+    result = run_onnx2tf(src, tmp_path / "work", size_hints={"x": (1, 3, 40, 40)})
+    assert f.dims == [["N", 3, "H", "W"], [1, 3, 40, 40]]
+    assert result.fixed_shapes == (("x", (1, 3, 40, 40)),)
 
 
 # ---------------------------------------------------------------------------------------------------------------

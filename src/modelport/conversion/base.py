@@ -35,6 +35,9 @@ class ConvertOptions:
         dynamic_axes: ``(input name, axes)`` pairs exported as dynamic by the PyTorch → ONNX route.
         trust_remote_code: allow unpickling whole PyTorch modules (runs code from the file).
         opset: ONNX opset of ONNX artifacts.
+        size_hints: ``(input name, shape)`` pairs the chain chose for dims the user left free (sizes the source
+            runs at): a converter that can keep dims dynamic tries that first, and fixes them at these sizes
+            when it must (ONNX → TFLite's settings ladder). Unlike ``input_shapes`` they are not a request.
     """
 
     precision: Precision = Precision.FP32
@@ -46,6 +49,7 @@ class ConvertOptions:
     dynamic_axes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     trust_remote_code: bool = False
     opset: int = 17
+    size_hints: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """``input_shapes`` as a dict."""

@@ -361,14 +361,19 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
     """Run one converter from the latest ``a`` artifact; record every file it wrote."""
     prev_path, prev_run = state.latest[a]
     from_source = prev_path == state.source.path
+    hints: Shapes = ()
     if from_source:
         shapes = state.options.convert.input_shapes
         if a is Format.ONNX:
             accepted = {k: tuple(int(d) for d in v.shape) for k, v in state.feeds.items()} if state.src_run else None
-            shapes = _onnx_default_shapes(prev_path, shapes, accepted)
+            chosen = _onnx_default_shapes(prev_path, shapes, accepted)
+            if b is Format.TFLITE:  # onnx2tf may keep dims dynamic: the chosen sizes are hints for its static rungs
+                hints = tuple(item for item in chosen if item[0] not in dict(shapes))
+            else:
+                shapes = chosen
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
         shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
-    opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes)
+    opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes, size_hints=hints)
     if not from_source:
         opts = dataclasses.replace(opts, inputs=(), outputs=())
     before = set(out_dir.iterdir()) if out_dir.exists() else set()

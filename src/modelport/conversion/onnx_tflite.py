@@ -227,6 +227,7 @@ def run_onnx2tf(
     *,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     keep_nchw: Sequence[str] = (),
+    size_hints: Mapping[str, Sequence[int]] | None = None,
     passes: Sequence[str] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
     precision: Precision = Precision.FP32,
@@ -245,6 +246,8 @@ def run_onnx2tf(
         timeout_s: limit for all attempts together.
         precision: the TFLite weights the check runs (fp32 or fp16), at that precision's tolerance.
         verify: check each result against the source (False: the first result that converts is taken).
+        size_hints: sizes for the free dims ``input_shapes`` leaves, chosen by the caller (the chain: sizes the
+            source runs at); the first rung keeps those dims as declared, the static rungs fix them at these sizes.
 
     Returns:
         Where the SavedModel and TFLite files are, what was done to the copy, and every attempt.
@@ -266,7 +269,9 @@ def run_onnx2tf(
     shapes = {match_name(k, names): tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
     keep = tuple(dict.fromkeys(match_name(k, names) for k in keep_nchw))
     op_types, grouped = _graph_traits(proto.graph)
-    job = _Job(src, specs, shapes, keep, tuple(passes), precision, verify, tuple(o.name for o in proto.graph.output))
+    hints = {match_name(k, names): tuple(int(d) for d in v) for k, v in (size_hints or {}).items()}
+    outputs = tuple(o.name for o in proto.graph.output)
+    job = _Job(src, specs, shapes, keep, tuple(passes), precision, verify, outputs, hints)
     deadline = time.monotonic() + timeout_s
     attempts: list[Attempt] = []
     errors: list[ConversionError] = []
@@ -316,6 +321,8 @@ class _Job:
     precision: Precision
     verify: bool
     outputs: tuple[str, ...]
+    #: sizes for free dims the caller chose (the static rungs fix them there; not a request)
+    hints: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 def _final(message: str) -> bool:
@@ -361,7 +368,7 @@ def _attempt(job: _Job, setting: Setting, work: Path, timeout_s: float) -> tuple
     work.mkdir(parents=True)
     shapes = dict(job.shapes)
     if setting.dims == "static":
-        first = verification_shapes(job.specs, shapes)[0]
+        first = verification_shapes(job.specs, {**job.hints, **shapes})[0]
         shapes = {s.name: tuple(first[s.name]) for s in job.specs if s.name in shapes or not _static(s.shape)}
     elif setting.dims == "declared":
         shapes = {}
@@ -516,6 +523,7 @@ def tflite_from_onnx(
     keep_nchw: Sequence[str] = (),
     timeout_s: float = DEFAULT_TIMEOUT_S,
     verify: bool = True,
+    size_hints: Mapping[str, Sequence[int]] | None = None,
 ) -> list[str]:
     """Convert the ONNX file ``src`` to the TFLite file ``dst`` with onnx2tf (float32 or float16 weights).
 
@@ -525,6 +533,7 @@ def tflite_from_onnx(
         precision: fp32 or fp16 weights.
         input_shapes: fixed shapes for inputs with dynamic dims, by ONNX input name (NCHW as in the ONNX model).
         keep_nchw: ONNX inputs that stay NCHW instead of becoming NHWC.
+        size_hints: sizes for free dims the caller chose (not requested): the static rungs fix them there.
         timeout_s: limit for all onnx2tf attempts together.
         verify: check each attempt against the source before taking it (the settings ladder).
 
@@ -544,6 +553,7 @@ def tflite_from_onnx(
             tmp,
             input_shapes=input_shapes,
             keep_nchw=keep_nchw,
+            size_hints=size_hints,
             timeout_s=timeout_s,
             precision=precision,
             verify=verify,
@@ -562,7 +572,12 @@ def tflite_route_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) ->
     t0 = time.perf_counter()
     dst = out_dir / f"{options.name}.tflite"
     notes = tflite_from_onnx(
-        src, dst, precision=options.precision, input_shapes=options.shapes(), keep_nchw=options.inputs_as_nchw
+        src,
+        dst,
+        precision=options.precision,
+        input_shapes=options.shapes(),
+        keep_nchw=options.inputs_as_nchw,
+        size_hints=dict(options.size_hints),
     )
     return ConversionReport.for_file(
         src,
