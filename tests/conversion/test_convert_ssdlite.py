@@ -154,7 +154,7 @@ def test_tflite_cannot_express_the_loops(tmp_path: Path) -> None:
         convert(PB, "tflite", tmp_path / "out", options=ChainOptions(artifact, verify=False))
     text = str(info.value)
     assert "(node Preprocessor/map/TensorArray" in text and "--inputs/--outputs" in text and "\n" not in text
-    assert list((tmp_path / "out").iterdir()) == []  # the intermediate SavedModel is gone too
+    assert not (tmp_path / "out").exists()  # the intermediate SavedModel is gone, and the folder the chain made
 
 
 def test_unknown_rank_input_needs_a_shape(tmp_path: Path) -> None:
