@@ -64,30 +64,52 @@ def openvino_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
         ConversionError: every attempt failed (the message lists each one and OpenVINO's reason).
     """
     ov = import_openvino()
+    check_ir_precision(options)
+    t0 = time.perf_counter()
+    load_proto(src, check=False, load_external_data=False)  # a broken file: ModelLoadError, not frontend noise
+    with tempfile.TemporaryDirectory(prefix="modelport-ov-") as tmp:
+        model, notes = _convert(ov, src, Path(tmp), options)
+    engine = f"openvino {ov.get_version()}"
+    return write_ir(ov, model, src, Format.ONNX, out_dir, options, t0, engine, tuple(notes))
+
+
+def check_ir_precision(options: ConvertOptions) -> None:
+    """IR weights are fp32 or fp16 (bf16 is an execution precision), for every route to OpenVINO IR."""
     if options.precision not in (Precision.FP32, Precision.FP16):
         raise ConversionError(
             f"OpenVINO IR weights can be fp32 or fp16, not {options.precision.value}",
             hint="bf16 is an execution precision: convert to fp32 and run with --precision bf16",
         )
-    t0 = time.perf_counter()
-    load_proto(src, check=False, load_external_data=False)  # a broken file: ModelLoadError, not frontend noise
-    with tempfile.TemporaryDirectory(prefix="modelport-ov-") as tmp:
-        model, notes = _convert(ov, src, Path(tmp), options)
+
+
+def write_ir(
+    ov: Any,
+    model: Any,
+    src: Path,
+    source_format: Format,
+    out_dir: Path,
+    options: ConvertOptions,
+    t0: float,
+    engine: str,
+    notes: tuple[str, ...],
+) -> ConversionReport:
+    """Save an OpenVINO model as ``out_dir/<name>.xml`` + ``.bin`` atomically (fp16 weights only when asked: an
+    fp32 target keeps fp32 weights, unlike ``save_model``'s default) and report it; for every route to IR."""
     xml_name = f"{options.name}.xml"
     with atomic_files(out_dir) as staging:
         ov.save_model(model, str(staging / xml_name), compress_to_fp16=options.precision is Precision.FP16)
     files = [out_dir / xml_name, out_dir / f"{options.name}.bin"]
     return ConversionReport(
         source=str(src),
-        source_format=Format.ONNX,
+        source_format=source_format,
         target_format=Format.OPENVINO_IR,
         precision=options.precision,
         artifact=str(out_dir / xml_name),
         files=tuple(str(f) for f in files if f.exists()),
         size_bytes=files_size(files),
         seconds=time.perf_counter() - t0,
-        engine=f"openvino {ov.get_version()}",
-        notes=tuple(notes),
+        engine=engine,
+        notes=notes,
     )
 
 

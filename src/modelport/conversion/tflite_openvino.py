@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 from modelport.backends.openvino import error_text, import_openvino
-from modelport.conversion.base import ConversionReport, ConvertOptions, files_size, register_converter
+from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
+from modelport.conversion.openvino import check_ir_precision, write_ir
 from modelport.conversion.tflite_prep import openvino_stateful, prepare_tflite
 from modelport.errors import ConversionError, ModelLoadError
-from modelport.formats import Format, Precision, sniff_format
-from modelport.model_io import atomic_files
+from modelport.formats import Format, sniff_format
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,7 @@ def openvino_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> C
             first informative line, e.g. the op it cannot convert).
     """
     ov = import_openvino()
-    if options.precision not in (Precision.FP32, Precision.FP16):
-        raise ConversionError(
-            f"OpenVINO IR weights can be fp32 or fp16, not {options.precision.value}",
-            hint="bf16 is an execution precision: convert to fp32 and run with --precision bf16",
-        )
+    check_ir_precision(options)
     if not src.is_file() or sniff_format(src) is not Format.TFLITE:
         raise ModelLoadError("not a TFLite file", path=src, hint="give a .tflite flatbuffer")
     t0 = time.perf_counter()
@@ -58,22 +54,9 @@ def openvino_from_tflite(src: Path, out_dir: Path, options: ConvertOptions) -> C
             ) from exc
     if prepared.state:
         model = openvino_stateful(model, prepared.state)  # variables back inside: ReadValue/Assign
-    xml_name = f"{options.name}.xml"
-    with atomic_files(out_dir) as staging:
-        ov.save_model(model, str(staging / xml_name), compress_to_fp16=options.precision is Precision.FP16)
-    files = [out_dir / xml_name, out_dir / f"{options.name}.bin"]
-    return ConversionReport(
-        source=str(src),
-        source_format=Format.TFLITE,
-        target_format=Format.OPENVINO_IR,
-        precision=options.precision,
-        artifact=str(out_dir / xml_name),
-        files=tuple(str(f) for f in files if f.exists()),
-        size_bytes=files_size(files),
-        seconds=time.perf_counter() - t0,
-        engine=f"openvino {ov.get_version()} (TFLite frontend)",
-        notes=("direct: OpenVINO's TFLite frontend", *prepared.notes),
-    )
+    engine = f"openvino {ov.get_version()} (TFLite frontend)"
+    notes = ("direct: OpenVINO's TFLite frontend", *prepared.notes)
+    return write_ir(ov, model, src, Format.TFLITE, out_dir, options, t0, engine, notes)
 
 
 def _check_flatbuffer(src: Path) -> None:
