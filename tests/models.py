@@ -132,6 +132,27 @@ def build(text: str, seed: int = 0, **shapes: tuple[int, ...] | np.ndarray) -> o
     return with_initializers(model, **arrays)
 
 
+def gelu_mlp(batch: int | str = "N", inputs: int = 64, outputs: int = 32) -> onnx.ModelProto:
+    """x @ w then GELU written out as exported: ``h · (1 + erf(h / √2)) · 0.5`` (the pattern with ``Erf``)."""
+    return build(
+        f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        gelu (float[{batch}, {inputs}] x) => (float[{batch}, {outputs}] y) {{
+            h = MatMul(x, w)
+            s = Div(h, sqrt2)
+            e = Erf(s)
+            p = Add(e, one)
+            m = Mul(h, p)
+            y = Mul(m, half)
+        }}
+        """,
+        w=(inputs, outputs),
+        sqrt2=np.array(np.sqrt(2), np.float32),
+        one=np.array(1, np.float32),
+        half=np.array(0.5, np.float32),
+    )
+
+
 def bn_params(channels: int, seed: int = 1) -> dict[str, np.ndarray]:
     """scale/bias/mean/var initializers of a BatchNormalization over ``channels``."""
     rng = np.random.default_rng(seed)

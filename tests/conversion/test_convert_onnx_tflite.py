@@ -309,23 +309,7 @@ def test_sanitize_names_round_trip(tmp_path: Path) -> None:
 def test_bad_names_and_erf_become_builtins_with_onnx_names(tmp_path: Path) -> None:
     """One real onnx2tf run: names onnx2tf would choke on and a GELU's Erf. The TFLite model runs on plain LiteRT
     (no Select-TF op), keeps the ONNX input and output names, and matches within the fp32 tolerance."""
-    proto = models.build(
-        """
-        <ir_version: 8, opset_import: ["" : 17]>
-        gelu (float[1, 16] x) => (float[1, 8] y) {
-            h = MatMul(x, w)
-            s = Div(h, sqrt2)
-            e = Erf(s)
-            p = Add(e, one)
-            m = Mul(h, p)
-            y = Mul(m, half)
-        }
-        """,
-        w=(16, 8),
-        sqrt2=np.array(np.sqrt(2), np.float32),
-        one=np.array(1, np.float32),
-        half=np.array(0.5, np.float32),
-    )
+    proto = models.gelu_mlp(1, 16, 8)
     names = {"x": "in@0", "y": "gelu;out", "e": "Erf@1"}
     for v in (*proto.graph.input, *proto.graph.output):
         v.name = names[v.name]

@@ -81,23 +81,7 @@ def test_only_float_erf_is_rewritten() -> None:
 
 def test_gelu_model_within_fp32_tolerance(tmp_path: Path) -> None:
     """BERT's GELU, x · 0.5 · (1 + erf(x/√2)), rewritten: the comparator's fp32 policy passes it."""
-    proto = models.build(
-        """
-        <ir_version: 8, opset_import: ["" : 17]>
-        gelu (float[N, 64] x) => (float[N, 32] y) {
-            h = MatMul(x, w)
-            s = Div(h, sqrt2)
-            e = Erf(s)
-            p = Add(e, one)
-            m = Mul(h, p)
-            y = Mul(m, half)
-        }
-        """,
-        w=(64, 32),
-        sqrt2=np.array(math.sqrt(2), np.float32),
-        one=np.array(1, np.float32),
-        half=np.array(0.5, np.float32),
-    )
+    proto = models.gelu_mlp("N", 64, 32)
     src = models.save(proto, tmp_path / "gelu.onnx")
     dst = models.save(_rewritten(proto), tmp_path / "gelu_builtins.onnx")
     feeds = {"x": (np.random.default_rng(0).standard_normal((16, 64)) * 3).astype(np.float32)}
