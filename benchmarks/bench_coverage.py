@@ -425,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     routes = [r for r in args.routes.split(",") if r]
     tools = [t for t in args.tools.split(",") if t]
     cells: list[Cell] = []
+    command = ("python benchmarks/bench_coverage.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     for e in entries:
         model_path(e["id"])  # provision before timing anything
         for route in routes_for(e):
@@ -435,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(cell)
                 state = "pass" if cell.ok else f"FAIL {cell.stage}: {cell.reason}"
                 print(f"{e['id']:32s} {route:18s} {tool:10s} {cell.seconds:6.1f}s {state}", flush=True)
-    command = "python benchmarks/bench_coverage.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    _write(args.results, cells, command.strip(), args.name)
+                _write(args.results, cells, command, args.name)  # after every cell: a stopped run keeps its cells
+    _write(args.results, cells, command, args.name)
     return 0
 
 

@@ -132,6 +132,35 @@ def build(text: str, seed: int = 0, **shapes: tuple[int, ...] | np.ndarray) -> o
     return with_initializers(model, **arrays)
 
 
+def offset_mlp(batch: int | str = "N", offset: float = 1000.0, seed: int = 0) -> onnx.ModelProto:
+    """x[N,16] → MatMul → + offset → − offset → MatMul → y[N,8]: an activation far from zero.
+
+    Per-tensor INT8 of ``shifted`` (range ≈ [0, offset], zero included) has a step of ≈ offset/255, which erases
+    the detail of ``h`` that the subtraction brings back: the quantized model disagrees with FP32 until both
+    additions run in float.
+    """
+    b = str(batch)
+    model = onnx.parser.parse_model(f"""
+        <ir_version: 8, opset_import: ["" : 17]>
+        offset_mlp (float[{b},16] x) => (float[{b},8] y) {{
+            h = MatMul(x, w1)
+            shifted = Add(h, up)
+            back = Add(shifted, down)
+            y = MatMul(back, w2)
+        }}
+    """)
+    for i, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type.lower()}_{i}"
+    rng = np.random.default_rng(seed)
+    return with_initializers(
+        model,
+        w1=rng.standard_normal((16, 16)).astype(np.float32),
+        up=np.full(16, offset, np.float32),
+        down=np.full(16, -offset, np.float32),
+        w2=rng.standard_normal((16, 8)).astype(np.float32),
+    )
+
+
 def gelu_mlp(batch: int | str = "N", inputs: int = 64, outputs: int = 32) -> onnx.ModelProto:
     """x @ w then GELU written out as exported: ``h · (1 + erf(h / √2)) · 0.5`` (the pattern with ``Erf``)."""
     return build(

@@ -52,6 +52,9 @@ def register(app: typer.Typer) -> None:
         batch: int | None = typer.Option(None, "--batch", help="Latency batch (default: the model's, else 1)."),
         threads: int | None = opt.THREADS,
         seconds: float = typer.Option(1.0, "--seconds", help="Timing budget per variant."),
+        no_recover: bool = typer.Option(
+            False, "--no-recover", help="Keep the first INT8 build even when it fails its check (no recovery ladder)."
+        ),
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
@@ -77,6 +80,7 @@ def register(app: typer.Typer) -> None:
             fp16=fp16,
             int8_io=int8_io,
             seed=seed,
+            recover=not no_recover,
             **opt.api_kwargs(
                 QuantizeOptions,
                 input_shapes=("--input-shape", opt.input_shape_items(input_shape), bool(input_shape)),
@@ -101,7 +105,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_report(r: QuantizeReport) -> None:
-    from modelport.quantization.render import HEADERS, layers_text, variant_row
+    from modelport.quantization.render import HEADERS, kept_text, layers_text, variant_row
 
     out = console()
     out.print(f"{r.runtime}: {r.engine}", markup=False)
@@ -118,6 +122,15 @@ def _print_report(r: QuantizeReport) -> None:
                 t.setting, f"{t.p50_ms:.3f}", f"{t.speedup:.2f}×", str(t.int8_ops), str(t.float_layers), "✓" * t.chosen
             )
         out.print(trials)
+    if r.recovery:
+        steps = Table(title="accuracy recovery", title_justify="left")
+        for h in ("attempt", "result", "kept in float", "s"):
+            steps.add_column(h, justify="right" if h == "s" else "left")
+        for step in r.recovery:
+            steps.add_row(
+                step.label, f"{step.status}: {step.reason}", kept_text(step.kept_float), f"{step.seconds:.1f}"
+            )
+        out.print(steps)
     table = Table(title=f"fp32 vs int8 on {r.runtime} (batch {r.batch})", title_justify="left")
     for h in HEADERS:
         table.add_column(h, justify="left" if h in ("variant", "executes", "flags") else "right")

@@ -70,6 +70,8 @@ class QuantizeOptions:
         seed: seed of random draws and random data.
         input_shapes: concrete dims for the model's dynamic inputs (``{"x": (1, 3, 224, 224)}`` as pairs); the
             batch dim stays the data's, the others are fixed for calibration, evaluation and timing.
+        recover: when the first INT8 build fails its check, try the engine's recovery ladder (other settings,
+            then the most error-adding layers kept in float; :mod:`modelport.quantization.recover`).
         rtol, atol: replace the int8 tolerance policy of the INT8-vs-FP32 output comparison by a plain element-wise
             bound (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`).
     """
@@ -92,6 +94,7 @@ class QuantizeOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     rtol: float | None = None
     atol: float | None = None
+    recover: bool = True
 
     def __post_init__(self) -> None:
         if self.samples < 1:

@@ -19,12 +19,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from modelport.backends.runner import RunnerOptions
 from modelport.data.samples import SampleSet, batch_for
 from modelport.errors import ConversionError, InvalidInputError, first_line
 from modelport.formats import Precision
-from modelport.model_io import atomic_path, load_proto
+from modelport.model_io import atomic_path, load_model, load_proto, save_model
 from modelport.quantization.engine import Built, Job, speedup
 from modelport.quantization.feeds import batches
 from modelport.quantization.measure import bench_feeds, interleaved_latency
@@ -448,3 +449,102 @@ def build(job: Job, work: Path) -> Built:
         choice=choice,
         trials=tuple(trials),
     )
+
+
+#: cumulative numbers of most error-adding nodes kept in float, one recovery candidate each.
+RECOVER_FLOAT_STEPS = (1, 3, 8, 20)
+#: per-channel scales are DequantizeLinear's ``axis`` attribute, which exists from opset 13 on.
+PER_CHANNEL_OPSET = 13
+#: evaluation samples the sensitivity ranking runs on (every activation of both models is held in memory).
+RANK_SAMPLES = 4
+
+
+def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[[], tuple[Built, tuple[str, ...]]]]]:
+    """Recovery candidates after the first build failed its check (:mod:`modelport.quantization.recover`).
+
+    1. per-channel weight scales (when they were per-tensor): one scale per output channel absorbs the outlier
+       channels that batch-norm folding leaves in a convolution's weights;
+    2. the nodes that add the most error (:mod:`~modelport.quantization.ort_sensitivity`, ranked once on the
+       evaluation samples, in the per-channel build when it built) kept in float, :data:`RECOVER_FLOAT_STEPS` of
+       them at a time, cumulatively.
+
+    Static mode only (dynamic quantization has no calibrated activations to rank); the pre-processed model from
+    :func:`build` (``work/preprocessed.onnx``) is quantized again with the chosen integer types.
+    """
+    pre = work / "preprocessed.onnx"
+    if job.options.mode is not Mode.STATIC or not pre.is_file():
+        return
+    settings, _ = plan(job.options, job.env)
+    chosen = next((t.setting for t in built.trials if t.chosen), settings[0].label)
+    setting = next((s for s in settings if s.label == chosen), settings[0])
+    calib_batch = batch_for(job.specs, calibration_batch(job.calib))
+    made: list[Path] = []
+
+    def make(
+        sub: Job, src: Path, cand: Path, chosen: OrtSetting, nodes: tuple[str, ...]
+    ) -> tuple[Built, tuple[str, ...]]:
+        if src != pre and not src.is_file():
+            upgrade_opset(pre, src, PER_CHANNEL_OPSET)
+        kept = (*nodes, *quantize_loadable(sub, src, cand, chosen, calib_batch))
+        made.append(cand)
+        return _candidate(built, cand, chosen, kept), kept
+
+    base, source = built.artifact, pre
+    if not setting.per_channel:
+        channel = dataclasses.replace(setting, per_channel=True)
+        cand = work / "recover-per-channel.onnx"
+        upgraded = pre if onnx_opset(pre) >= PER_CHANNEL_OPSET else work / "preprocessed-opset13.onnx"
+        yield "per-channel weight scales", functools.partial(make, job, upgraded, cand, channel, ())
+        if cand in made:  # it built: keep per-channel scales from here on
+            setting, base, source = channel, cand, upgraded
+    ranked = _ranked(job, pre, base)
+    done = 0
+    for count in RECOVER_FLOAT_STEPS:
+        count = min(count, len(ranked))
+        if count <= done:
+            return
+        done = count
+        nodes = tuple(dict.fromkeys(name for group in ranked[:count] for name in group))
+        sub = dataclasses.replace(job, options=dataclasses.replace(job.options, exclude=(*job.options.exclude, *nodes)))
+        label = f"{count} most error-adding node{'s' * (count > 1)} (and their inputs' producers) kept in float"
+        yield label, functools.partial(make, sub, source, work / f"recover-float-{count}.onnx", setting, nodes)
+
+
+def onnx_opset(path: Path) -> int:
+    """The default-domain opset a model imports."""
+    proto = load_proto(path, check=False, load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+
+
+def upgrade_opset(src: Path, dst: Path, version: int) -> None:
+    """``src`` converted to opset ``version`` (the optimizer's ``convert-opset`` pass), written to ``dst``.
+
+    Raises:
+        PassError: ONNX's version converter cannot convert an op of the model.
+    """
+    from modelport.passes.opset import ConvertOpset, ConvertOpsetOptions
+
+    model = load_model(src, check=False)
+    ConvertOpset(ConvertOpsetOptions(target=version)).apply(model)
+    save_model(model, dst)
+
+
+def _ranked(job: Job, pre: Path, qdq: Path) -> list[tuple[str, ...]]:
+    """Groups of quantized node names, most error-adding first; [] when the ranking cannot run."""
+    from modelport.quantization.ort_sensitivity import rank_nodes
+
+    sample = job.evaluation.take(min(RANK_SAMPLES, len(job.evaluation)), seed=job.options.seed)
+    try:
+        feeds = [feed for feed, _ in batches(sample, 1, job.fixed, job.whole)]
+        return [group for group, _ in rank_nodes(pre, qdq, feeds)]
+    except Exception as exc:  # the debugger runs ORT on augmented graphs: any failure ends the ladder here
+        log.warning("%s: cannot rank layers by quantization error: %s", job.src.name, first_line(exc))
+        return []
+
+
+def _candidate(built: Built, path: Path, setting: OrtSetting, kept: tuple[str, ...]) -> Built:
+    pre_text = dict(built.settings).get("pre-processing", "")
+    settings = (("pre-processing", pre_text), *setting.items())
+    if kept:
+        settings = (*settings, ("kept in float", ", ".join(kept)))
+    return dataclasses.replace(built, artifact=path, files=(path,), settings=settings)

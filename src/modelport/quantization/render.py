@@ -39,6 +39,13 @@ def variant_row(v: VariantResult) -> list[str]:
     ]
 
 
+def kept_text(names: tuple[str, ...], shown: int = 6) -> str:
+    """Up to ``shown`` names, then how many more."""
+    if not names:
+        return "–"
+    return ", ".join(names[:shown]) + (f" … (+{len(names) - shown})" if len(names) > shown else "")
+
+
 def layers_text(report: QuantizeReport) -> str:
     layers = report.int8.layers
     if layers is None:
@@ -80,6 +87,12 @@ def quantize_markdown(report: QuantizeReport) -> str:
             chosen = "✓" if t.chosen else ""
             lines.append(
                 f"| {t.setting} | {t.p50_ms:.3f} | {t.speedup:.2f}× | {t.int8_ops} | {t.float_layers} | {chosen} |"
+            )
+    if report.recovery:
+        lines += ["", "| accuracy recovery attempt | result | kept in float | s |", "|---|---|---|---|"]
+        for step in report.recovery:
+            lines.append(
+                f"| {step.label} | {step.status}: {step.reason} | {kept_text(step.kept_float)} | {step.seconds:.1f} |"
             )
     lines += ["", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(variant_row(v)) + " |" for v in report.variants]

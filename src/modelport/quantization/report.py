@@ -99,6 +99,25 @@ class Trial(JsonReport):
 
 
 @dataclasses.dataclass(frozen=True)
+class RecoveryStep(JsonReport):
+    """One accuracy-recovery attempt after the first INT8 build failed its check (see :mod:`.recover`).
+
+    Attributes:
+        label: what changed ("per-channel weight scales", "kept in float: 3 most sensitive layers" …).
+        status: the attempt's verdict ("verified", "mismatch", "drop-exceeded", "failed" when it did not build).
+        reason: the verdict's sentence, or why the attempt failed.
+        kept_float: the nodes/layers kept in float in this attempt (engine names).
+        seconds: time to build and check it.
+    """
+
+    label: str
+    status: str
+    reason: str
+    kept_float: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
 class QuantizeReport(JsonReport):
     """Everything ``quantize`` did and measured.
 
@@ -122,6 +141,7 @@ class QuantizeReport(JsonReport):
     reason: str
     environment: Environment
     seconds: float
+    recovery: tuple[RecoveryStep, ...] = ()
 
     @property
     def int8(self) -> VariantResult:
