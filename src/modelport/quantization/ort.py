@@ -451,8 +451,8 @@ def build(job: Job, work: Path) -> Built:
     )
 
 
-#: cumulative numbers of most error-adding nodes kept in float, one recovery candidate each.
-RECOVER_FLOAT_STEPS = (1, 3, 8, 20)
+#: how many more of the most error-adding node groups each recovery candidate keeps in float (re-ranked each time).
+RECOVER_FLOAT_STEPS = (1, 2, 4, 8, 16)
 #: per-channel scales are DequantizeLinear's ``axis`` attribute, which exists from opset 13 on.
 PER_CHANNEL_OPSET = 13
 #: evaluation samples the sensitivity ranking runs on (every activation of both models is held in memory).
@@ -464,9 +464,9 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
 
     1. per-channel weight scales (when they were per-tensor): one scale per output channel absorbs the outlier
        channels that batch-norm folding leaves in a convolution's weights;
-    2. the nodes that add the most error (:mod:`~modelport.quantization.ort_sensitivity`, ranked once on the
-       evaluation samples, in the per-channel build when it built) kept in float, :data:`RECOVER_FLOAT_STEPS` of
-       them at a time, cumulatively.
+    2. the nodes that add the most error (:mod:`~modelport.quantization.ort_sensitivity`, on the evaluation
+       samples) kept in float, cumulatively, :data:`RECOVER_FLOAT_STEPS` more groups each time, ranked again on the
+       latest candidate (per-channel from the moment that built).
 
     Static mode only (dynamic quantization has no calibrated activations to rank); the pre-processed model from
     :func:`build` (``work/preprocessed.onnx``) is quantized again with the chosen integer types.
@@ -497,17 +497,20 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
         yield "per-channel weight scales", functools.partial(make, job, upgraded, cand, channel, ())
         if cand in made:  # it built: keep per-channel scales from here on
             setting, base, source = channel, cand, upgraded
-    ranked = _ranked(job, pre, base)
-    done = 0
-    for count in RECOVER_FLOAT_STEPS:
-        count = min(count, len(ranked))
-        if count <= done:
+    kept: tuple[str, ...] = ()
+    for step, more in enumerate(RECOVER_FLOAT_STEPS):
+        # ranked again on the latest build: once the worst nodes are float, the next ones show
+        groups = [g for g in _ranked(job, source, base) if not set(g) <= set(kept)][:more]
+        if not groups:
             return
-        done = count
-        nodes = tuple(dict.fromkeys(name for group in ranked[:count] for name in group))
-        sub = dataclasses.replace(job, options=dataclasses.replace(job.options, exclude=(*job.options.exclude, *nodes)))
-        label = f"{count} most error-adding node{'s' * (count > 1)} (and their inputs' producers) kept in float"
-        yield label, functools.partial(make, sub, source, work / f"recover-float-{count}.onnx", setting, nodes)
+        kept = tuple(dict.fromkeys((*kept, *(name for group in groups for name in group))))
+        sub = dataclasses.replace(job, options=dataclasses.replace(job.options, exclude=(*job.options.exclude, *kept)))
+        cand = work / f"recover-float-{step}.onnx"
+        label = f"{len(kept)} error-adding node{'s' * (len(kept) > 1)} kept in float (+{len(groups)} ranked)"
+        yield label, functools.partial(make, sub, source, cand, setting, kept)
+        if cand not in made:
+            return
+        base = cand
 
 
 def onnx_opset(path: Path) -> int:

@@ -1,24 +1,24 @@
-r"""Which nodes of an ONNX Runtime QDQ model add the most quantization error, measured with ORT's QDQ debugger.
+r"""Which nodes of an ONNX Runtime QDQ model add the most quantization error.
 
 Both the float model and its QDQ quantization are run by ONNX Runtime with graph optimizations off and every
-quantized activation exposed as an output: in the QDQ graph each activation :math:`t` passes through
+quantized activation exposed as an output: in the QDQ graph each quantized activation :math:`t` passes through
 ``QuantizeLinear → DequantizeLinear``, and that DequantizeLinear's output is :math:`\hat t`, the value the next
 layers see (the integer arithmetic simulated in float). ORT's own ``qdq_loss_debug`` does the same matching, but
-its augmented QDQ graphs fail to load on real models (a bias DequantizeLinear that keeps the bias's name). The error of
-a tensor is its signal-to-quantization-noise ratio against the float model over the samples,
+its augmented QDQ graphs fail to load on real models (a bias DequantizeLinear that keeps the bias's name). The
+error of a tensor is its signal-to-quantization-noise ratio against the float model over the samples,
 
 .. math:: \mathrm{SQNR}(t) = 20 \log_{10} \frac{\lVert t \rVert_2}{\lVert t - \hat t \rVert_2} \ \text{dB},
 
-which accumulates along the graph. A node's *own* contribution is how much it lowers the SQNR from its noisiest
-input to its noisiest output,
+which accumulates along the graph. Between one quantized tensor and the quantized tensors that feed it lies a
+*region* of nodes (often one node; a Conv and its Relu share one quantized output). The region's own
+contribution is how much it lowers the SQNR,
 
-.. math:: \Delta(n) = \min_{i \in \mathrm{in}(n)} \mathrm{SQNR}(i) - \min_{o \in \mathrm{out}(n)} \mathrm{SQNR}(o),
+.. math:: \Delta(t) = \min_{f \in \mathrm{feeding}(t)} \mathrm{SQNR}(f) - \mathrm{SQNR}(t),
 
-(graph inputs and weights-only inputs count as noise-free, :data:`CLEAN_DB`). Nodes are ranked by :math:`\Delta`,
-largest first, each with the quantized producers of its inputs (:func:`rank_nodes`); keeping the top of that list
-in float removes the error where it enters instead of where it shows.
-Only nodes that ORT quantized (a compute node fed by a DequantizeLinear in the QDQ model) and that have a name
-(ORT excludes by name) are ranked.
+(graph inputs and weights count as noise-free, :data:`CLEAN_DB`). Regions are ranked by :math:`\Delta`, largest
+first, each with the producers of its feeding tensors (:func:`rank_nodes`), then the remaining ones from the
+noisiest output up; keeping the top of that list in float removes the error where it enters instead of where it
+shows. Only nodes named in both graphs can be ranked (ORT keeps nodes in float by name).
 """
 
 from __future__ import annotations
@@ -41,15 +41,10 @@ GRAPH_OUTPUT_SUFFIX = "_QuantizeLinear_Input"
 CLEAN_DB = 100.0
 
 
-def quantized_nodes(qdq: Path) -> dict[str, str]:
-    """Named compute nodes of a QDQ model that read a DequantizeLinear output: name → op type."""
+def graph_nodes(qdq: Path) -> set[str]:
+    """Names of the named nodes of a QDQ model other than its QuantizeLinear/DequantizeLinear (ORT excludes by name)."""
     graph = load_proto(qdq, check=False, load_external_data=False).graph
-    dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    return {
-        n.name: n.op_type
-        for n in graph.node
-        if n.name and n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_outputs for i in n.input)
-    }
+    return {n.name for n in graph.node if n.name and n.op_type not in ("QuantizeLinear", "DequantizeLinear")}
 
 
 def sqnr(reference: Iterable[np.ndarray], quantized: Iterable[np.ndarray]) -> float:
@@ -117,31 +112,57 @@ def tensor_sqnr(float_model: Path, qdq_model: Path, feeds: Sequence[dict[str, np
     return {name: sqnr([r[k] for r in reference], [q[k] for q in quantized]) for k, name in enumerate(names)}
 
 
+#: nodes walked back from a quantized tensor to the quantized tensors (or graph inputs) that feed it.
+MAX_REGION = 16
+
+
 def rank_nodes(
     float_model: Path, qdq_model: Path, feeds: Sequence[dict[str, np.ndarray]]
 ) -> list[tuple[tuple[str, ...], float]]:
     """Groups of nodes to keep in float together, with the SQNR they cost (dB), most error-adding first.
 
-    A group is a node that adds error and the quantized producers of its inputs: the error a node shows is often
-    made by the quantization of its input (a tensor offset far from zero loses its detail to the step size and
-    the loss appears only after a later subtraction), and an input stays quantized while its producer is.
+    Each quantized activation :math:`t` defines a group: the nodes between the quantized tensors that feed it and
+    :math:`t` (ORT quantizes only some tensors: a Conv followed by its Relu has one quantized output, after the
+    Relu), plus the producers of those feeding tensors — the error a node shows is often made by the quantization
+    of its input (a tensor offset far from zero loses its detail to the step size; the loss appears after a later
+    subtraction), and an input stays quantized while its producer is. The cost is the SQNR lost from the noisiest
+    feeding tensor to :math:`t`. Groups that add error come by cost; then the others from the noisiest output up
+    (a node fed by noisy inputs can cost ≤ 0 dB and still add error of its own).
     """
     errors = tensor_sqnr(float_model, qdq_model, feeds)
-    candidates = quantized_nodes(qdq_model)
+    names = graph_nodes(qdq_model)
     graph = load_proto(float_model, check=False, load_external_data=False).graph
-    producer = {o: n.name for n in graph.node for o in n.output}
-    ranked: list[tuple[tuple[str, ...], float]] = []
-    for node in graph.node:
-        if node.name not in candidates:
+    producer = {o: n for n in graph.node for o in n.output}
+    ranked: list[tuple[tuple[str, ...], float, float]] = []
+    for tensor, out_db in errors.items():
+        if tensor not in producer:
+            continue  # a graph input
+        region, feeding = _region(producer[tensor], producer, errors)
+        group = [n.name for n in region if n.name in names]
+        group += [producer[f].name for f in feeding if f in producer and producer[f].name in names]
+        if not group:
             continue
-        outs = [errors[o] for o in node.output if o in errors]
-        if not outs:
+        cost = min((errors[f] for f in feeding), default=CLEAN_DB) - out_db
+        ranked.append((tuple(dict.fromkeys(group)), cost, out_db))
+    ranked.sort(key=lambda item: (0, -item[1]) if item[1] > 0.0 else (1, item[2]))
+    log.info("quantization error by group (dB): %s", ", ".join(f"{g[0]} {c:.1f}" for g, c, _ in ranked[:10]))
+    return [(group, cost) for group, cost, _ in ranked]
+
+
+def _region(start: Any, producer: dict[str, Any], errors: dict[str, float]) -> tuple[list[Any], list[str]]:
+    """(nodes from ``start`` back to the measured tensors, those measured tensors), at most :data:`MAX_REGION`."""
+    region: list[Any] = []
+    feeding: list[str] = []
+    todo, seen = [start], set()
+    while todo and len(region) < MAX_REGION:
+        node = todo.pop()
+        if id(node) in seen:
             continue
-        ins = [errors.get(i, CLEAN_DB) for i in node.input if i]
-        cost = min(ins, default=CLEAN_DB) - min(outs)
-        if cost > 0.0:
-            feeding = (producer[i] for i in node.input if i in errors and producer.get(i) in candidates)
-            ranked.append(((node.name, *dict.fromkeys(feeding)), cost))
-    ranked.sort(key=lambda item: -item[1])
-    log.info("quantization error by node (dB): %s", ", ".join(f"{g[0]} {c:.1f}" for g, c in ranked[:10]))
-    return ranked
+        seen.add(id(node))
+        region.append(node)
+        for name in node.input:
+            if name in errors:
+                feeding.append(name)
+            elif name in producer:
+                todo.append(producer[name])
+    return region, list(dict.fromkeys(feeding))

@@ -36,7 +36,7 @@ from modelport.quantization.report import RecoveryStep, VariantResult
 log = logging.getLogger(__name__)
 
 #: candidates judged at most, whatever an engine yields.
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = 6  # per-channel + five float steps (ONNX Runtime)
 
 Candidate = Callable[[], tuple[Built, tuple[str, ...]]]
 Candidates = Iterator[tuple[str, Candidate]]
