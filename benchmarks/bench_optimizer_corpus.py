@@ -65,15 +65,9 @@ class Cell:
 
 def count_nodes(graph: Any) -> int:
     """Nodes of ``graph`` and, recursively, of every sub-graph attribute (If/Loop/Scan)."""
-    total = 0
-    for node in graph.node:
-        total += 1
-        for attr in node.attribute:
-            if attr.HasField("g"):
-                total += count_nodes(attr.g)
-            for sub in attr.graphs:
-                total += count_nodes(sub)
-    return total
+    from modelport.model_io import all_nodes
+
+    return sum(1 for _ in all_nodes(graph))
 
 
 def _save(model: Any, dst: Path) -> None:

@@ -263,7 +263,7 @@ def op_use(proto: onnx.ModelProto, op_type: str, domain: str | None = None) -> O
         return node.op_type == op_type and (wanted is None or node_domain == wanted)
 
     names: list[str] = []
-    for graph in _graphs(proto.graph):
+    for graph in all_graphs(proto.graph):
         names += [n.name or (n.output[0] if n.output else "?") for n in graph.node if matches(n)]
     produced: set[str] = set()  # main-graph tensors computed without the op
     tainted: set[str] = set()  # main-graph tensors that need the op (in topological order)
@@ -279,9 +279,16 @@ def op_use(proto: onnx.ModelProto, op_type: str, domain: str | None = None) -> O
     return OpUse(qualified, tuple(names), tuple(cut))
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and, recursively, every sub-graph of its nodes' attributes (If branches, Loop/Scan bodies)."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
             for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
-                yield from _graphs(sub)
+                yield from all_graphs(sub)
+
+
+def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    """Every node of ``graph`` and of its sub-graphs, recursively."""
+    for sub in all_graphs(graph):
+        yield from sub.node

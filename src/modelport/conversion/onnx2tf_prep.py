@@ -24,17 +24,9 @@ import onnx
 import onnx_ir as ir
 
 from modelport.errors import ModelportError, first_line, optional_import
-from modelport.model_io import load_proto, save_model
+from modelport.model_io import all_nodes, load_proto, save_model
 
 log = logging.getLogger(__name__)
-
-
-def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            for sub in (attr.g,) if attr.HasField("g") else tuple(attr.graphs):
-                yield from all_nodes(sub)
 
 
 def private_copy(

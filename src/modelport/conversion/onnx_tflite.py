@@ -66,13 +66,13 @@ import numpy as np
 import onnx
 
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.conversion.onnx2tf_prep import all_nodes, private_copy, restore_tflite_names
+from modelport.conversion.onnx2tf_prep import private_copy, restore_tflite_names
 from modelport.conversion.worker import DEFAULT_TIMEOUT_S, WorkerFailure, run_worker
 from modelport.errors import ConversionError, ModelportError, RuntimeUnavailable, first_line
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec, random_feeds, verification_shapes
 from modelport.inspection.onnx_model import tensor_spec
-from modelport.model_io import atomic_path, load_proto
+from modelport.model_io import all_nodes, atomic_path, load_proto
 from modelport.verify.matching import match_name
 
 log = logging.getLogger(__name__)

@@ -35,11 +35,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import numpy as np
 import onnx_ir as ir
 
 from modelport.passes.base import ModelportPass, PassOptions, register_pass
-from modelport.rules._util import const_array
+from modelport.rules._util import const_array, int64_initializer
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +124,8 @@ def _rewrite(graph: ir.Graph, pool: ir.Node, begins: list[int], ends: list[int],
     x = pool.inputs[0]
     assert x is not None
     base = pool.name or (pool.outputs[0].name or "maxpool")
-    pads = ir.Value(
-        name=_unique(f"{base}_zero_pads", taken),
-        shape=ir.Shape([2 * (len(begins) + 2)]),
-        type=ir.TensorType(ir.DataType.INT64),
-        const_value=ir.tensor(np.asarray([0, 0, *begins, 0, 0, *ends], dtype=np.int64)),
-    )
-    graph.register_initializer(pads)
+    pads = int64_initializer(graph, _unique(f"{base}_zero_pads", taken), [0, 0, *begins, 0, 0, *ends])
+    assert pads is not None  # _unique picked a free name
     pad = ir.node("Pad", inputs=[x, pads], name=_unique(f"{base}_zero_pad", taken))  # mode "constant", value 0
     out = pad.outputs[0]
     out.name = _unique(f"{base}_zero_padded", taken)

@@ -36,7 +36,7 @@ from onnxscript.rewriter.rules import common as osr
 from onnxscript.rewriter.rules.common._materialize_reshape_shape import MaterializeReshapeShape
 
 from modelport.passes.base import ModelportPass, PassOptions, register_pass
-from modelport.rules._util import const_array, static_shape
+from modelport.rules._util import const_array, int64_initializer, static_shape
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,9 @@ def _collapse(graph: ir.Graph) -> int:
         data = first.inputs[0]
         if data is None:
             continue
-        const = ir.Value(
-            name=f"{out.name}_shape",
-            shape=ir.Shape([len(shape)]),
-            type=ir.TensorType(ir.DataType.INT64),
-            const_value=ir.tensor(np.asarray(shape, dtype=np.int64)),
-        )
-        if const.name in graph.initializers:
+        const = int64_initializer(graph, f"{out.name}_shape", shape)
+        if const is None:
             continue
-        graph.register_initializer(const)
         reshape = ir.node("Reshape", inputs=[data, const])
         reshape.outputs[0].shape = ir.Shape(shape)
         reshape.outputs[0].type = out.type
@@ -139,16 +133,9 @@ def _one_free_target(graph: ir.Graph) -> int:
         if shape is None or shape.const_value is not None:
             continue
         target = _concat_target(shape)
-        name = f"{node.outputs[0].name}_target"
-        if target is None or name in graph.initializers:
+        const = None if target is None else int64_initializer(graph, f"{node.outputs[0].name}_target", target)
+        if const is None:
             continue
-        const = ir.Value(
-            name=name,
-            shape=ir.Shape([len(target)]),
-            type=ir.TensorType(ir.DataType.INT64),
-            const_value=ir.tensor(np.asarray(target, dtype=np.int64)),
-        )
-        graph.register_initializer(const)
         node.replace_input_with(1, const)
         count += 1
     return count
@@ -247,16 +234,11 @@ def _merge_unsqueezes(graph: ir.Graph, first: ir.Node, second: ir.Node) -> int:
         marks.insert(a, True)
     axes = [i for i, m in enumerate(marks) if m]
     out = second.outputs[0]
-    name = f"{out.name}_axes"
-    if name in graph.initializers or len(axes) != len(a1) + len(a2):
+    if len(axes) != len(a1) + len(a2):
         return 0
-    const = ir.Value(
-        name=name,
-        shape=ir.Shape([len(axes)]),
-        type=ir.TensorType(ir.DataType.INT64),
-        const_value=ir.tensor(np.asarray(axes, dtype=np.int64)),
-    )
-    graph.register_initializer(const)
+    const = int64_initializer(graph, f"{out.name}_axes", axes)
+    if const is None:
+        return 0
     merged = ir.node("Unsqueeze", inputs=[x, const])
     merged.outputs[0].shape, merged.outputs[0].type = out.shape, out.type
     ir.convenience.replace_nodes_and_values(graph, second, [second], [merged], [out], [merged.outputs[0]])
@@ -281,15 +263,9 @@ def _collapse_dynamic(graph: ir.Graph) -> int:
         if target is None or target.count(-1) > 1:
             continue
         out = node.outputs[0]
-        const = ir.Value(
-            name=f"{out.name}_target",
-            shape=ir.Shape([len(target)]),
-            type=ir.TensorType(ir.DataType.INT64),
-            const_value=ir.tensor(np.asarray(target, dtype=np.int64)),
-        )
-        if const.name in graph.initializers:
+        const = int64_initializer(graph, f"{out.name}_target", target)
+        if const is None:
             continue
-        graph.register_initializer(const)
         reshape = ir.node("Reshape", inputs=[first.inputs[0], const])
         reshape.outputs[0].shape = out.shape
         reshape.outputs[0].type = out.type

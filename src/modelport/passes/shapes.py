@@ -26,6 +26,7 @@ import onnx_ir.passes.common as common
 
 from modelport.errors import InvalidInputError
 from modelport.passes.base import ModelportPass, PassOptions, Phase, register_pass
+from modelport.rules._util import int64_initializer
 
 log = logging.getLogger(__name__)
 
@@ -274,15 +275,11 @@ def _fold_shape_slice(graph: ir.Graph, node: ir.Node) -> int:
 
 def _replace_by_dims(graph: ir.Graph, out: ir.Value, picked: list[Any], shape: tuple[int, ...]) -> int:
     """Replace every use of ``out`` by an int64 initializer holding ``picked``; 1 if done, else 0."""
-    value = ir.Value(
-        name=f"{out.name}_dims",
-        shape=ir.Shape(list(shape)),
-        type=ir.TensorType(ir.DataType.INT64),
-        const_value=ir.tensor(np.asarray(picked, dtype=np.int64).reshape(shape)),
-    )
-    if value.name in graph.initializers or out.is_graph_output():
+    if out.is_graph_output():
         return 0
-    graph.register_initializer(value)
+    value = int64_initializer(graph, f"{out.name}_dims", np.asarray(picked, dtype=np.int64).reshape(shape))
+    if value is None:
+        return 0
     out.replace_all_uses_with(value)
     return 1
 

@@ -1,4 +1,5 @@
-"""Small helpers shared by the rewrite rules: constants as numpy, static shapes, broadcasting checks."""
+"""Small helpers shared by the rewrite rules and passes: constants as numpy, int64 initializers, static shapes,
+broadcasting checks."""
 
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
         if attr is not None and attr.type == ir.AttributeType.TENSOR:
             return np.asarray(attr.as_tensor().numpy())
     return None
+
+
+def int64_initializer(graph: ir.Graph, name: str, values: Sequence[int] | np.ndarray) -> ir.Value | None:
+    """Register an int64 initializer ``name`` holding ``values`` (shape kept); None when the name is taken."""
+    if name in graph.initializers:
+        return None
+    array = np.asarray(values, dtype=np.int64)
+    value = ir.Value(
+        name=name,
+        shape=ir.Shape(list(array.shape)),
+        type=ir.TensorType(ir.DataType.INT64),
+        const_value=ir.tensor(array),
+    )
+    graph.register_initializer(value)
+    return value
 
 
 def static_shape(value: ir.Value | None) -> tuple[int, ...] | None:
