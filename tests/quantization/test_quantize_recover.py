@@ -88,3 +88,16 @@ def test_sqnr() -> None:
     assert sqnr([a], [a]) == 100.0  # equal: the clean ceiling
     assert sqnr([a], [a * 1.1]) == pytest.approx(20.0, abs=1e-4)  # noise a tenth of the signal
     assert sqnr([np.zeros(3)], [np.ones(3)]) < 0.0
+
+
+def test_dynamic_quantization_comes_first_for_attention_and_recurrent_graphs(tmp_path: Path) -> None:
+    from modelport.quantization.ort import _matmul_heavy
+
+    attention = models.parse("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        att (float[2,4,8] q, float[2,8,4] k) => (float[2,4,4] s) {
+            s = MatMul (q, k)
+        }
+    """)
+    assert _matmul_heavy(models.save(attention, tmp_path / "att.onnx"))
+    assert not _matmul_heavy(models.save(models.mlp(), tmp_path / "mlp.onnx"))  # weights only: a plain MLP

@@ -453,6 +453,8 @@ def build(job: Job, work: Path) -> Built:
 
 #: how many more of the most error-adding node groups each recovery candidate keeps in float (re-ranked each time).
 RECOVER_FLOAT_STEPS = (1, 2, 4, 8, 16)
+#: the share of compute layers (Conv, Gemm, MatMul …) recovery may keep in float: beyond it the model is not INT8.
+MAX_FLOAT_SHARE = 0.5
 #: per-channel scales are DequantizeLinear's ``axis`` attribute, which exists from opset 13 on.
 PER_CHANNEL_OPSET = 13
 #: evaluation samples the sensitivity ranking runs on (every activation of both models is held in memory).
@@ -466,10 +468,13 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
        channels that batch-norm folding leaves in a convolution's weights;
     2. the nodes that add the most error (:mod:`~modelport.quantization.ort_sensitivity`, on the evaluation
        samples) kept in float, cumulatively, :data:`RECOVER_FLOAT_STEPS` more groups each time, ranked again on the
-       latest candidate (per-channel from the moment that built).
+       latest candidate (per-channel from the moment that built);
+    3. dynamic quantization (U8S8, activation ranges measured on each input at run time) — before step 2 when
+       the graph multiplies activations by activations (attention) or has recurrent layers, where ONNX Runtime's
+       documentation recommends it and random or narrow calibration data misjudges the ranges.
 
-    Static mode only (dynamic quantization has no calibrated activations to rank); the pre-processed model from
-    :func:`build` (``work/preprocessed.onnx``) is quantized again with the chosen integer types.
+    Starts from a static build only; the pre-processed model from :func:`build` (``work/preprocessed.onnx``) is
+    quantized again with the chosen integer types.
     """
     pre = work / "preprocessed.onnx"
     if job.options.mode is not Mode.STATIC or not pre.is_file():
@@ -497,13 +502,41 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
         yield "per-channel weight scales", functools.partial(make, job, upgraded, cand, channel, ())
         if cand in made:  # it built: keep per-channel scales from here on
             setting, base, source = channel, cand, upgraded
+    dynamic = dataclasses.replace(setting, mode=Mode.DYNAMIC, activation="u8", reduce_range=False)
+    dynamic_label = "dynamic quantization (activation ranges measured per inference)"
+    attention = _matmul_heavy(pre)
+    if attention:  # ORT's advice for transformers and recurrent nets, before giving up INT8 layer by layer
+        yield dynamic_label, functools.partial(make, job, source, work / "recover-dynamic.onnx", dynamic, ())
+    yield from _float_steps(job, work, make, setting, source, base, made)
+    if not attention:
+        yield dynamic_label, functools.partial(make, job, source, work / "recover-dynamic.onnx", dynamic, ())
+
+
+def _float_steps(
+    job: Job,
+    work: Path,
+    make: Callable[..., tuple[Built, tuple[str, ...]]],
+    setting: OrtSetting,
+    source: Path,
+    base: Path,
+    made: list[Path],
+) -> Iterator[tuple[str, Callable[[], tuple[Built, tuple[str, ...]]]]]:
+    """The candidates keeping more and more of the most error-adding nodes in float, re-ranked on each build, until
+    more than :data:`MAX_FLOAT_SHARE` of the compute layers would be float."""
+    compute = {
+        n.name
+        for n in load_proto(source, check=False, load_external_data=False).graph.node
+        if n.op_type in FLOAT_LAYER_OPS
+    }
     kept: tuple[str, ...] = ()
     for step, more in enumerate(RECOVER_FLOAT_STEPS):
-        # ranked again on the latest build: once the worst nodes are float, the next ones show
         groups = [g for g in _ranked(job, source, base) if not set(g) <= set(kept)][:more]
         if not groups:
             return
         kept = tuple(dict.fromkeys((*kept, *(name for group in groups for name in group))))
+        if len(compute & set(kept)) > MAX_FLOAT_SHARE * len(compute):
+            log.info("%s: recovery stops before keeping most compute layers in float", job.src.name)
+            return
         sub = dataclasses.replace(job, options=dataclasses.replace(job.options, exclude=(*job.options.exclude, *kept)))
         cand = work / f"recover-float-{step}.onnx"
         label = f"{len(kept)} error-adding node{'s' * (len(kept) > 1)} kept in float (+{len(groups)} ranked)"
@@ -511,6 +544,18 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
         if cand not in made:
             return
         base = cand
+
+
+def _matmul_heavy(path: Path) -> bool:
+    """Whether matrix products between activations (attention) or recurrent layers are in the graph."""
+    graph = load_proto(path, check=False, load_external_data=False).graph
+    constants = {t.name for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type in ("LSTM", "GRU", "RNN", "Attention", "MultiHeadAttention"):
+            return True
+        if node.op_type == "MatMul" and len(node.input) == 2 and not set(node.input) & constants:
+            return True
+    return False
 
 
 def onnx_opset(path: Path) -> int:

@@ -36,7 +36,7 @@ from modelport.quantization.report import RecoveryStep, VariantResult
 log = logging.getLogger(__name__)
 
 #: candidates judged at most, whatever an engine yields.
-MAX_ATTEMPTS = 6  # per-channel + five float steps (ONNX Runtime)
+MAX_ATTEMPTS = 8  # ONNX Runtime: per-channel, five float steps, dynamic
 
 Candidate = Callable[[], tuple[Built, tuple[str, ...]]]
 Candidates = Iterator[tuple[str, Candidate]]
