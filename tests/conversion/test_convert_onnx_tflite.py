@@ -343,3 +343,16 @@ def test_tensorflow_errors_show_their_reason(tmp_path: Path) -> None:
     failure = WorkerFailure("onnx2tf", 1, keras, "ValueError", "", tmp_path / "log")
     diagnosed = _diagnose(failure, src=tmp_path / "m.onnx", nodes={}, back={})
     assert diagnosed is not None and diagnosed.message.endswith("(type TFOpLambda). Dimensions must be equal")
+
+
+def test_no_verify_takes_the_first_attempt_that_converts(tmp_path: Path, fake) -> None:  # type: ignore[no-untyped-def]
+    """convert --no-verify reaches the ladder: no attempt is checked against the source (the check would fail)."""
+    from modelport.conversion import ChainOptions, ConvertOptions, convert
+    from modelport.formats import Format
+
+    src = models.save(_fcn(), tmp_path / "fcn.onnx")
+    options = ChainOptions(ConvertOptions(input_shapes=(("x", (1, 3, 8, 8)),)), verify=False)
+    f = fake([None], ["converted, but differs from the source: would fail"])
+    report = convert(src, Format.TFLITE, tmp_path / "out", options=options)
+    assert Path(report.artifact).read_bytes() == b"fake" and len(f.requests) == 1
+    assert f.checks == ["converted, but differs from the source: would fail"]  # never asked

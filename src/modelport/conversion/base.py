@@ -38,6 +38,8 @@ class ConvertOptions:
         size_hints: ``(input name, shape)`` pairs the chain chose for dims the user left free (sizes the source
             runs at): a converter that can keep dims dynamic tries that first, and fixes them at these sizes
             when it must (ONNX → TFLite's settings ladder). Unlike ``input_shapes`` they are not a request.
+        check_attempts: a converter with a settings ladder checks each attempt against the source before taking
+            it (ONNX → TFLite); False takes the first attempt that converts (the chain's ``--no-verify``).
     """
 
     precision: Precision = Precision.FP32
@@ -50,6 +52,7 @@ class ConvertOptions:
     trust_remote_code: bool = False
     opset: int = 17
     size_hints: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    check_attempts: bool = True
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """``input_shapes`` as a dict."""

@@ -373,7 +373,13 @@ def _convert_hop(state: _State, a: Format, b: Format, precision: Precision, out_
                 shapes = chosen
     else:  # the shapes this artifact ran with; tensor names (GraphDef cuts) belong to the source
         shapes = _dynamic_shapes(prev_run.input_specs, prev_run.feeds) if prev_run else ()
-    opts = dataclasses.replace(state.options.convert, precision=precision, input_shapes=shapes, size_hints=hints)
+    opts = dataclasses.replace(
+        state.options.convert,
+        precision=precision,
+        input_shapes=shapes,
+        size_hints=hints,
+        check_attempts=state.options.convert.check_attempts and state.options.verify,
+    )
     if not from_source:
         opts = dataclasses.replace(opts, inputs=(), outputs=())
     before = set(out_dir.iterdir()) if out_dir.exists() else set()

@@ -578,6 +578,7 @@ def tflite_route_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) ->
         input_shapes=options.shapes(),
         keep_nchw=options.inputs_as_nchw,
         size_hints=dict(options.size_hints),
+        verify=options.check_attempts,
     )
     return ConversionReport.for_file(
         src,
