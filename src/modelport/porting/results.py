@@ -57,8 +57,41 @@ class OptimizationSummary(JsonReport):
 
 
 @dataclasses.dataclass(frozen=True)
+class SettingTrial(JsonReport):
+    """One set of engine settings timed while searching a target's fastest configuration.
+
+    Attributes:
+        settings: the engine settings (``RunnerOptions.engine`` pairs, plus ``threads``), as text pairs.
+        p50_ms: median latency at the latency batch.
+        chosen: the fastest verified configuration, saved as the target's runtime config.
+        error: why this configuration could not run (then no timing).
+    """
+
+    settings: tuple[tuple[str, str], ...]
+    p50_ms: float | None
+    chosen: bool = False
+    error: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput(JsonReport):
+    """Throughput at one batch size (samples per second from the median latency of the whole batch)."""
+
+    batch: int
+    p50_ms: float
+    samples_per_s: float
+
+
+@dataclasses.dataclass(frozen=True)
 class TargetResult(JsonReport):
-    """One (runtime, precision) target: its artifact, verification, speed and accuracy."""
+    """One (runtime, precision) target: its artifact, verification, speed and accuracy.
+
+    Beyond the measurements: ``route`` (the conversion hops, e.g. ``("tflite → onnx", "onnx → openvino")``),
+    ``settings``/``trials`` (the engine settings kept and every configuration timed), ``throughputs`` at the
+    larger batches, ``speedup`` (median latency of the naive baseline — ONNX Runtime FP32 with default settings
+    — over this target's), ``command`` (a command that rebuilds this target alone) and ``details`` (long text
+    that does not belong in a table cell, e.g. an INT8 verdict and its recovery attempts).
+    """
 
     runtime: str
     precision: Precision
@@ -73,6 +106,14 @@ class TargetResult(JsonReport):
     throughput: float | None = None
     accuracy: TaskMetrics | None = None
     flags: tuple[str, ...] = ()  # e.g. "slower-than-fp32": an INT8 target never chosen as the fastest
+    route: tuple[str, ...] = ()
+    settings: tuple[tuple[str, str], ...] = ()
+    trials: tuple[SettingTrial, ...] = ()
+    throughputs: tuple[Throughput, ...] = ()
+    speedup: float | None = None
+    command: str = ""
+    details: str = ""
+    seconds: float = 0.0  # wall time spent on this target (build, verify, search, measure)
 
     @property
     def label(self) -> str:
@@ -98,6 +139,9 @@ class PortReport(JsonReport):
     fastest: str | None
     environment: Environment
     seconds: float
+    baseline_ms: float | None = None  # naive baseline: ONNX Runtime FP32, default settings, latency batch
+    fastest_throughput: str | None = None  # the verified target with the most samples/s at the largest batch
+    interrupted: bool = False  # Ctrl-C: the targets finished so far
 
     @property
     def passed(self) -> bool:
