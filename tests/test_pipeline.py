@@ -20,6 +20,18 @@ from modelport.verify.compare import Tolerance
 
 FAST = BenchConfig(warmup=1, iterations=5)
 ALL = (Precision.FP32, Precision.FP16, Precision.BF16)
+#: the runtimes and precisions these tests pin (port's own defaults depend on the machine: tests/test_port_any.py),
+#: no engine-settings search and no child process (tested on their own)
+PINNED = {
+    "targets": ("onnxruntime", "openvino"),
+    "precisions": (Precision.FP32, Precision.FP16),
+    "budget": 0.0,
+    "timeout": None,
+}
+
+
+def _options(**kwargs: object) -> PortOptions:
+    return PortOptions(**{**PINNED, **kwargs})  # type: ignore[arg-type]
 
 
 def _bf16_expected() -> str:
@@ -36,7 +48,7 @@ def ported(tmp_path_factory: pytest.TempPathFactory) -> tuple[PortReport, Path, 
     report = port(
         src,
         out,
-        options=PortOptions(precisions=ALL, optimize=False, bench=FAST, batch=2),
+        options=_options(precisions=ALL, optimize=False, bench=FAST, batch=2),
         progress=messages.append,
     )
     return report, out, messages
@@ -94,8 +106,9 @@ def test_port_report_fields(ported: tuple[PortReport, Path, list[str]]) -> None:
     assert report.feeds == "random, seed 0"
     assert report.source_accuracy is None
     assert (out / "model.onnx").is_file()
-    assert messages[0] == "preparing the source model"
-    assert "openvino/bf16: convert, verify, benchmark" in messages
+    assert messages[0] == "preparing the source model (onnx)"
+    assert "openvino/bf16: build, verify, measure" in messages
+    assert "openvino/bf16: verifying against the source" in messages  # the target's own steps
 
 
 def test_port_fastest(ported: tuple[PortReport, Path, list[str]]) -> None:
@@ -155,7 +168,7 @@ def test_port_mismatch_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(Tolerance, "for_precision", staticmethod(strict_fp16))
     src = models.save(models.wide_mlp(), tmp_path / "wide.onnx")
-    report = port(src, tmp_path / "out", options=PortOptions(optimize=False, bench=FAST))
+    report = port(src, tmp_path / "out", options=_options(optimize=False, bench=FAST))
     status = {t.label: t.status for t in report.targets}
     assert status == {
         "onnxruntime/fp32": "verified",
@@ -181,7 +194,7 @@ def test_port_failed_conversion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(ov_convert.import_openvino(), "convert_model", broken)
     src = models.save(models.mlp(), tmp_path / "mlp.onnx")
-    report = port(src, tmp_path / "out", options=PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST))
+    report = port(src, tmp_path / "out", options=_options(precisions=(Precision.FP32,), optimize=False, bench=FAST))
     status = {t.label: (t.status, t.reason) for t in report.targets}
     assert status["onnxruntime/fp32"] == ("verified", "")
     assert status["openvino/fp32"][0] == "failed"
@@ -199,7 +212,7 @@ def test_port_runtime_failure_fails_only_that_target(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(OpenVINORunner, "load", broken)
     src = models.save(models.mlp(), tmp_path / "mlp.onnx")
-    report = port(src, tmp_path / "out", options=PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST))
+    report = port(src, tmp_path / "out", options=_options(precisions=(Precision.FP32,), optimize=False, bench=FAST))
     ov = report.targets[1]
     assert (ov.label, ov.status) == ("openvino/fp32", "failed")
     assert "unsupported op" in ov.reason
@@ -219,7 +232,7 @@ def test_port_input_shapes_and_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(OnnxRuntimeRunner, "_run", spy)
     src = models.save(models.mlp(), tmp_path / "mlp.onnx")
-    options = PortOptions(
+    options = _options(
         targets=("onnxruntime",), precisions=(Precision.FP32,), input_shapes=(("x", (1, 8)),), batch=3, bench=FAST
     )
     report = port(src, tmp_path / "out", options=options)
@@ -229,7 +242,7 @@ def test_port_input_shapes_and_batch(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_port_fixed_batch_model(tmp_path: Path) -> None:
     src = models.save(models.fixed_batch_mlp(2), tmp_path / "fixed.onnx")
-    options = PortOptions(precisions=(Precision.FP32,), optimize=False, bench=FAST)
+    options = _options(precisions=(Precision.FP32,), optimize=False, bench=FAST)
     report = port(src, tmp_path / "out", options=options)
     assert report.batch == 2  # the model's own batch when none is asked for
     assert [t.status for t in report.targets] == ["verified", "verified"]
@@ -238,16 +251,17 @@ def test_port_fixed_batch_model(tmp_path: Path) -> None:
         port(src, tmp_path / "out3", options=dataclasses.replace(options, batch=3))
 
 
-def test_port_refuses_non_onnx(tmp_path: Path) -> None:
+def test_port_bad_source_is_one_clear_error(tmp_path: Path) -> None:
     p = tmp_path / "model.xml"
     p.write_text('<?xml version="1.0"?>\n<net name="m" version="11"></net>\n')
-    with pytest.raises(ModelportError, match="port takes ONNX models for now, this is openvino"):
-        port(p, tmp_path / "out")
+    with pytest.raises(ModelportError) as info:
+        port(p, tmp_path / "out", options=_options())
+    assert "no route from openvino" in info.value.message and "model.xml" in str(info.value)
 
 
 def test_port_default_mnist_model(tmp_path: Path) -> None:
     # the whole 10,000-image test split: about 1.5 s per target on two cores
-    options = PortOptions(optimize=False, bench=FAST, eval_limit=None)
+    options = _options(optimize=False, bench=FAST, eval_limit=None)
     report = port(None, tmp_path, options=options)
     assert report.source.endswith("mnist_convnet.onnx")
     assert report.feeds == "64 real samples from mnist-test"

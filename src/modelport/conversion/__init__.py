@@ -27,6 +27,7 @@ from typing import TypeAlias
 import numpy as np
 
 from modelport.backends import backend_for_format, get_backend
+from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.conversion.base import ConversionReport, ConvertOptions, get_converter, register_converter
 from modelport.conversion.chain import ChainOptions, ChainReport, HopReport, SourceSpec, parse_formats, run_chain
@@ -95,8 +96,11 @@ def verify_against_source(
     precision: Precision = Precision.FP32,
     tolerance: Tolerance | None = None,
     threads: int | None = None,
+    source_backend: str | Format = "onnxruntime",
+    loader: LoaderOptions | None = None,
 ) -> Comparison:
-    """Run source (ONNX Runtime) and artifact (its native runtime at ``precision``) on ``feeds``; compare.
+    """Run source (on ``source_backend``: ONNX Runtime, or a format's own runtime for other sources, opened with
+    ``loader``) and artifact (its native runtime at ``precision``) on ``feeds``; compare.
 
     The comparator (:mod:`modelport.verify.comparator`) renames/transposes the feeds to the artifact's inputs and
     pairs its outputs with the source's by name, order and layout (a TFLite artifact from onnx2tf is NHWC). The
@@ -104,7 +108,11 @@ def verify_against_source(
     is judged as int8); an explicit ``tolerance`` is used as given.
     """
     tol = tolerance or Tolerance.for_precision(precision)
-    ref = run(Subject(source, "onnxruntime", RunnerOptions(threads=threads), label=f"{source.name}@onnxruntime"), feeds)
+    backend = runtime_for_format(source_backend) if isinstance(source_backend, Format) else source_backend
+    subject = Subject(
+        source, backend, RunnerOptions(threads=threads), loader or LoaderOptions(), label=f"{source.name}@{backend}"
+    )
+    ref = run(subject, feeds)
     cand = run(Subject(artifact, artifact_format, RunnerOptions(threads=threads, precision=precision)), feeds)
     return check(ref, cand, tol)
 

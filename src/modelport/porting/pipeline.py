@@ -1,170 +1,159 @@
-"""``port``: the main job — source → (optimize) → every target → verify → benchmark → report.
+"""``port``: the main job — any source → ``model.onnx`` → every target → verify → benchmark → report.
 
-Targets are (runtime, precision) pairs. Each is converted from the source, verified against it on the same
-feeds with the precision's tolerance, benchmarked, and (when the source comes with a labelled dataset, as the
-shipped MNIST model does) evaluated on it. A target that fails verification is reported and never chosen as
-the fastest.
+Targets are (runtime, precision) pairs; with none named, the ones this machine runs fast (:mod:`.defaults`).
+The source (any format ``convert`` reads) becomes ``OUT/model.onnx`` (:mod:`.source`). Each target is built,
+verified against the *original* source on its own runtime with the precision's tolerance, timed, tuned (engine
+settings within ``--budget``), measured for throughput and evaluated on the ``--eval`` data (:mod:`.target`), in a
+child process with a timeout (:mod:`.isolate`) so that a crash or hang fails that target only. A target that fails
+verification is reported and never chosen as the fastest. Ctrl-C keeps the targets finished so far: the report is
+written (marked interrupted) before the interrupt goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from modelport.backends import get_backend, open_runner, parse_backends
+from modelport.backends import open_runner, parse_backends
 from modelport.backends.runner import RunnerOptions
-from modelport.benchmark.timing import time_runner
-from modelport.conversion import ChainOptions, ConvertOptions, convert, verify_against_source
-from modelport.conversion.base import ConversionReport
+from modelport.benchmark.timing import BenchConfig, time_runner
+from modelport.conversion import source_format
+from modelport.data import load_samples
 from modelport.data.evaluate import evaluate_classifier
 from modelport.data.samples import SampleSet, check_samples, fixed_batch
-from modelport.errors import ModelportError
-from modelport.formats import Format, Precision, sniff_format
-from modelport.inputs import default_batch, random_feeds, resolve_shapes
-from modelport.model_io import load_proto, save_model, write_text
-from modelport.passes import OptimizeOptions, optimize
-from modelport.porting.int8 import flag_slower_int8, int8_target
-from modelport.porting.results import OptimizationSummary, PortOptions, PortReport, TargetResult
-from modelport.reports.environment import capture_environment
-from modelport.verify.compare import Comparison, Tolerance
+from modelport.errors import InvalidInputError, ModelportError
+from modelport.formats import Format, Precision
+from modelport.inputs import TensorSpec, default_batch, random_feeds
+from modelport.model_io import load_proto, write_text
+from modelport.porting.defaults import default_precisions, default_runtimes, explain
+from modelport.porting.int8 import flag_slower_int8
+from modelport.porting.results import PortOptions, PortReport, TargetResult
+from modelport.porting.source import prepare_source
+from modelport.porting.target import TargetJob, build_target, target_dir
+from modelport.reports.environment import Environment, capture_environment
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+#: ``--quick``: the timing, search and evaluation settings that keep port near a minute on small models.
+QUICK_BENCH = BenchConfig(warmup=3, seconds=0.3)
+QUICK_BUDGET = 3.0
+QUICK_EVAL = 500
 
 
 def _count_nodes(path: Path) -> int:
     return len(load_proto(path, check=False, load_external_data=False).graph.node)
 
 
-def _prepare_source(src: Path, out_dir: Path, opts: PortOptions) -> tuple[Path, OptimizationSummary | None]:
-    """Copy (or optimize) the source into ``out_dir/model.onnx``: every target starts from that file.
-
-    Every dynamic dim but the batch needs a size to verify and benchmark with: a missing one is one error naming
-    the input and the ``--input-shape`` to give, before anything is written.
-    """
-    dst = out_dir / "model.onnx"
-    proto = load_proto(src)  # onnx.checker first: a broken file is named as such, not as ORT's load error
-    with open_runner("onnxruntime", src, RunnerOptions(threads=opts.threads)) as probe:
-        specs = probe.input_specs
-    resolve_shapes(specs, dict(opts.input_shapes), batch=opts.batch or default_batch(specs))
-    if opts.optimize:
-        # the optimizer fixes these dims: give it the batch the feeds and benchmarks will use
-        shapes = tuple((name, (opts.batch, *dims[1:]) if opts.batch else dims) for name, dims in opts.input_shapes)
-        options = OptimizeOptions(input_shapes=shapes, seed=opts.seed, threads=opts.threads)
-        rep = optimize(src, options=options).write(dst)
-        return dst, OptimizationSummary(
-            nodes_before=rep.nodes_before,
-            nodes_after=rep.nodes_after,
-            passes=tuple(p.name for p in rep.passes if p.modified),
-            seconds=rep.seconds,
-            max_abs_error=rep.verification.max_abs if rep.verification is not None else None,
-            rolled_back=tuple(name for name, _ in rep.rolled_back),
-        )
-    save_model(proto, dst, source=src)
-    return dst, None
+def choose_targets(opts: PortOptions, env: Environment) -> tuple[tuple[str, ...], tuple[Precision, ...], str]:
+    """(runtimes, precisions, why): as asked, or what this machine runs fast (:mod:`.defaults`)."""
+    runtimes = tuple(parse_backends(list(opts.targets))) if opts.targets else default_runtimes(env)
+    precisions = tuple(opts.precisions) or default_precisions(env)
+    if opts.targets and opts.precisions:
+        return runtimes, precisions, "runtimes and precisions as asked"
+    return runtimes, precisions, explain(env, runtimes, precisions)
 
 
-def _target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
-    return out_dir / "targets" / f"{runtime}-{precision.value}"
-
-
-def _build_artifact(model: Path, out_dir: Path, runtime: str, precision: Precision) -> ConversionReport:
-    fmt = get_backend(runtime).artifact_format
-    weights = Precision.FP32 if precision is Precision.BF16 else precision  # bf16 executes fp32 weights
-    # TFLite keeps the ONNX inputs' NCHW layout: the artifact takes the same feeds (and eval set) as the source
-    graph = load_proto(model, check=False, load_external_data=False).graph
-    nchw = [i.name for i in graph.input] if fmt is Format.TFLITE else []
-    target = _target_dir(out_dir, runtime, precision)
-    artifact = ConvertOptions(precision=weights, name="model", inputs_as_nchw=tuple(nchw))
-    return convert(model, fmt, target, options=ChainOptions(artifact, verify=False))
-
-
-def _run_target(
-    runtime: str,
-    precision: Precision,
-    model: Path,
-    out_dir: Path,
-    feeds: Mapping[str, np.ndarray],
-    eval_set: SampleSet | None,
-    opts: PortOptions,
-    reference: Path,
-) -> TargetResult:
-    """Build, verify (against ``reference``, the untouched source), benchmark and evaluate one target."""
-    if not get_backend(runtime).supports(precision, "cpu"):
-        return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
-    if precision is Precision.INT8:  # calibrated on the eval set, judged by its accuracy drop (modelport.quantization)
-        return int8_target(runtime, model, _target_dir(out_dir, runtime, precision), feeds, eval_set, opts, reference)
-    try:
-        conv = _build_artifact(model, out_dir, runtime, precision)
-    except ModelportError as exc:
-        return TargetResult(runtime, precision, "failed", reason=str(exc))
-    artifact = Path(conv.artifact)
-    try:
-        return _verify_and_measure(runtime, precision, reference, conv, feeds, eval_set, opts)
-    except ModelportError as exc:  # the runtime cannot load or run the artifact: this target failed, not port
-        return TargetResult(
-            runtime,
-            precision,
-            "failed",
-            reason=str(exc),
-            artifact=str(artifact),
-            size_bytes=conv.size_bytes,
-            convert_seconds=conv.seconds,
-        )
-
-
-def _verify_and_measure(
-    runtime: str,
-    precision: Precision,
-    reference: Path,
-    conv: ConversionReport,
-    feeds: Mapping[str, np.ndarray],
-    eval_set: SampleSet | None,
-    opts: PortOptions,
-) -> TargetResult:
-    backend = get_backend(runtime)
-    fmt = backend.artifact_format
-    artifact = Path(conv.artifact)
-    exec_precision = backend.execution_precision(precision)
-    comparison = verify_against_source(
-        reference,
-        artifact,
-        fmt,
-        feeds,
-        precision=exec_precision,
-        tolerance=Tolerance.for_precision(precision).with_overrides(rtol=opts.rtol, atol=opts.atol),
-        threads=opts.threads,
-    )
-    base = TargetResult(
-        runtime,
-        precision,
-        "verified" if comparison.passed else "mismatch",
-        reason="" if comparison.passed else _mismatch_reason(comparison),
-        artifact=str(artifact),
-        size_bytes=conv.size_bytes,
-        convert_seconds=conv.seconds,
-        verification=comparison,
-    )
-    options = RunnerOptions(threads=opts.threads, precision=exec_precision)
-    batch = opts.batch or 1  # resolved by port()
-    with open_runner(runtime, artifact, options) as runner:
-        bench_feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
-        stats = time_runner(runner, bench_feeds, opts.bench)
-        accuracy = evaluate_classifier(runner, eval_set) if eval_set is not None else None
-        info = runner.info()
+def _quick(opts: PortOptions) -> PortOptions:
     return dataclasses.replace(
-        base, runner=info, latency=stats, throughput=batch / (stats.mean_ms / 1e3), accuracy=accuracy
+        opts,
+        bench=QUICK_BENCH,
+        budget=min(opts.budget, QUICK_BUDGET),
+        eval_limit=min(opts.eval_limit or QUICK_EVAL, QUICK_EVAL),
     )
 
 
-def _mismatch_reason(c: Comparison) -> str:
-    return c.reason()
+def _read_data(
+    opts: PortOptions, specs: Sequence[TensorSpec], eval_set: SampleSet | None
+) -> tuple[SampleSet | None, SampleSet | None, list[str]]:
+    """(evaluation, calibration, warnings) from ``--eval`` / ``--calib`` (an explicit ``eval_set`` wins)."""
+    warnings: list[str] = []
+    if eval_set is None and opts.eval is not None:
+        eval_set, w = load_samples(
+            opts.eval, specs, role="evaluation", limit=opts.eval_limit, preprocess=opts.preprocess, seed=opts.seed
+        )
+        warnings += w
+    calib = None
+    if opts.calib is not None:
+        limit = 64 if opts.quick else 300
+        calib, w = load_samples(
+            opts.calib, specs, role="calibration", limit=limit, preprocess=opts.preprocess, seed=opts.seed
+        )
+        warnings += w
+    return eval_set, calib, warnings
+
+
+def _baseline_ms(model: Path, specs: Sequence[TensorSpec], opts: PortOptions) -> float | None:
+    """Median latency of the naive baseline: ONNX Runtime FP32 with its default settings, at the latency batch."""
+    try:
+        with open_runner("onnxruntime", model, RunnerOptions(threads=opts.threads)) as runner:
+            feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=opts.batch)
+            return time_runner(runner, feeds, opts.bench).p50_ms
+    except ModelportError as exc:
+        log.warning("no baseline: %s", exc)
+        return None
+
+
+def _run_job(job: TargetJob, opts: PortOptions, say: Progress) -> TargetResult:
+    """The target in a child process with ``opts.timeout`` (when isolation is there), else in this process."""
+    label = f"{job.runtime}/{job.precision.value}"
+
+    def tell(msg: str) -> None:
+        say(f"{label}: {msg}")
+
+    if opts.timeout is not None:
+        try:
+            from modelport.porting.isolate import run_isolated
+        except ImportError:
+            run_isolated = None  # type: ignore[assignment]
+        if run_isolated is not None:
+            try:
+                result: TargetResult = run_isolated(
+                    build_target, job, timeout_s=opts.timeout, label=label, progress=tell
+                )
+                return result
+            except ModelportError as exc:  # crashed, timed out or failed outside the target's own handling
+                return TargetResult(job.runtime, job.precision, "failed", reason=str(exc), route=job.source_route)
+    return build_target(job, tell)
+
+
+def _command(src: Path | None, out: Path, t: TargetResult, opts: PortOptions) -> str:
+    """A command that rebuilds this target alone."""
+    words = ["modelport", "port"] + ([str(src)] if src is not None else [])
+    words += [
+        "--to",
+        t.runtime,
+        "--precision",
+        t.precision.value,
+        "-o",
+        str(out / "rebuild" / t.label.replace("/", "-")),
+    ]
+    words += [f"--input-shape={k}:{','.join(map(str, v))}" for k, v in opts.input_shapes]
+    if opts.batch:
+        words += ["--batch", str(opts.batch)]
+    if not opts.optimize:
+        words.append("--no-optimize")
+    for flag, value in (("--calib", opts.calib), ("--eval", opts.eval)):
+        if isinstance(value, str | Path):
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _finish(
+    results: list[TargetResult], baseline: float | None, src: Path | None, out: Path, opts: PortOptions
+) -> list[TargetResult]:
+    if any(t.precision is Precision.INT8 for t in results):
+        results = flag_slower_int8(results)  # an INT8 target slower than its FP32 sibling is never the fastest
+    done = []
+    for t in results:
+        speedup = baseline / t.latency.p50_ms if baseline and t.latency and t.latency.p50_ms > 0 else None
+        done.append(dataclasses.replace(t, speedup=speedup, command=_command(src, out, t, opts)))
+    return done
 
 
 #: more accurate first: a tie in speed goes to the precision that loses less.
@@ -208,66 +197,125 @@ def port(
     eval_set: SampleSet | None = None,
     progress: Progress | None = None,
 ) -> PortReport:
-    """Port ``model`` (None: the shipped MNIST ConvNet) to every target; write the artifacts and reports.
+    """Port ``model`` (any format ``convert`` reads; None: the shipped MNIST ConvNet) to every target; write the
+    artifacts and reports.
 
-    Writes only into ``out_dir``: ``model.onnx`` (the prepared source), ``targets/<runtime>-<precision>/…`` and
-    ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any
-    target failed verification or conversion. ``eval_set`` (labelled samples, e.g. from
-    :func:`modelport.data.load_samples`; default with no model: the MNIST test split) gives each target's top-1
-    and the verification feeds.
+    Writes only into ``out_dir``: ``model.onnx`` (the prepared source; ``source/`` holds the conversion of a
+    non-ONNX source), ``targets/<runtime>-<precision>/…`` (each with ``runtime.json`` when settings were tuned) and
+    ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any target
+    failed verification or conversion. ``eval_set`` (samples, e.g. from :func:`modelport.data.load_samples`)
+    overrides ``options.eval``; with neither and no model, the MNIST test split evaluates.
+
+    Raises:
+        KeyboardInterrupt: after writing the report of the targets finished so far (``interrupted``).
     """
     t0 = time.perf_counter()
     opts = options or PortOptions()
+    if opts.quick:
+        opts = _quick(opts)
     say = progress or (lambda _msg: None)
-    targets = parse_backends(list(opts.targets))
+    env = capture_environment()
+    runtimes, precisions, choice = choose_targets(opts, env)
+    if not runtimes:
+        raise InvalidInputError("no port runtime is installed", hint="pip install 'modelport[all]'")
+    src_arg: Path | None = None
     if model is None:
         src, default_set = default_eval_set(opts.eval_limit)
-        eval_set = eval_set or default_set
+        eval_set = eval_set or (default_set if opts.eval is None else None)
     else:
-        src = Path(model)
-    fmt = sniff_format(src)
-    if fmt is not Format.ONNX:
-        raise ModelportError(
-            f"port takes ONNX models for now, this is {fmt.value}", path=src, hint="convert it to ONNX first"
-        )
+        src = src_arg = Path(model)
+    fmt = source_format(src)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    source_nodes = _count_nodes(src)
-    say("preparing the source model")
-    prepared, optimization = _prepare_source(src, out, opts)
-    with open_runner("onnxruntime", prepared, RunnerOptions(threads=opts.threads)) as ref:
-        batch = opts.batch or default_batch(ref.input_specs)
+    say(f"preparing the source model ({fmt.value})")
+    prepared = prepare_source(src, fmt, out, opts)
+    source_nodes = _count_nodes(src if fmt is Format.ONNX else prepared.onnx)
+    with open_runner("onnxruntime", prepared.onnx, RunnerOptions(threads=opts.threads)) as ref:
+        specs = ref.input_specs
+        batch = opts.batch or default_batch(specs)
         opts = dataclasses.replace(opts, batch=batch)
+        eval_set, calib_set, warnings = _read_data(opts, specs, eval_set)
         if eval_set is not None:
-            check_samples(eval_set, ref.input_specs)
-            feeds = eval_set.head(batch if fixed_batch(ref.input_specs) else max(batch, 64))
+            check_samples(eval_set, specs)
+            feeds = eval_set.head(batch if fixed_batch(specs) else max(batch, 64))
             feeds_text = f"{len(next(iter(feeds.values())))} real samples from {eval_set.name}"
         else:
-            feeds = random_feeds(ref.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
+            feeds = random_feeds(specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
             feeds_text = f"random, seed {opts.seed}"
-        source_accuracy = evaluate_classifier(ref, eval_set) if eval_set is not None else None
-    results = []
-    for runtime in targets:
-        for precision in opts.precisions:
-            say(f"{runtime}/{precision.value}: convert, verify, benchmark")
-            results.append(_run_target(runtime, precision, prepared, out, feeds, eval_set, opts, src))
-    if any(t.precision is Precision.INT8 for t in results):
-        results = flag_slower_int8(results)  # an INT8 target slower than its FP32 sibling is never the fastest
+        labelled = eval_set is not None and eval_set.labelled
+        source_accuracy = evaluate_classifier(ref, eval_set) if labelled and eval_set is not None else None
+    for w in warnings:
+        log.warning("%s", w)
+    baseline = _baseline_ms(src if fmt is Format.ONNX else prepared.onnx, specs, opts)
+    calibration = _calibration_text(calib_set, eval_set)
+    job_opts = dataclasses.replace(opts, calib=None, eval=None)  # read already; callables do not cross processes
+    results: list[TargetResult] = []
+    interrupted = False
+    try:
+        for runtime in runtimes:
+            for precision in precisions:
+                say(f"{runtime}/{precision.value}: build, verify, measure")
+                job = TargetJob(
+                    runtime,
+                    precision,
+                    prepared.onnx,
+                    target_dir(out, runtime, precision),
+                    src,
+                    fmt,
+                    prepared.loader,
+                    prepared.route,
+                    feeds,
+                    eval_set if labelled else None,
+                    calib_set if calib_set is not None else eval_set,
+                    job_opts,
+                )
+                results.append(_run_job(job, opts, say))
+    except KeyboardInterrupt:
+        interrupted = True
+    results = _finish(results, baseline, src_arg, out, opts)
     report = PortReport(
         source=str(src),
         source_format=fmt,
         source_nodes=source_nodes,
-        optimization=optimization,
+        optimization=prepared.optimization,
         batch=batch,
         feeds=feeds_text,
         source_accuracy=source_accuracy,
         targets=tuple(results),
         fastest=_fastest(results),
-        environment=capture_environment(),
+        environment=env,
         seconds=time.perf_counter() - t0,
+        baseline_ms=baseline,
+        fastest_throughput=_fastest_throughput(results),
+        interrupted=interrupted,
+        choice=choice,
+        route=prepared.route,
+        calibration=calibration,
     )
     write_reports(report, out)
+    if interrupted:
+        raise KeyboardInterrupt
     return report
+
+
+def _calibration_text(calib: SampleSet | None, eval_set: SampleSet | None) -> str:
+    if calib is not None:
+        return f"INT8 calibrated on {len(calib)} samples of {calib.name}"
+    if eval_set is not None:
+        return f"INT8 calibrated on the evaluation data ({eval_set.name})"
+    return "INT8 calibrated on random data (no --calib or --eval): judged by output agreement with FP32 only"
+
+
+def _fastest_throughput(targets: Sequence[TargetResult]) -> str | None:
+    """The verified, unflagged target with the most samples/s at its largest measured batch."""
+    best: tuple[float, str] | None = None
+    for t in targets:
+        if not t.verified or t.flags or not t.throughputs:
+            continue
+        top = max(t.throughputs, key=lambda x: x.batch)
+        if best is None or top.samples_per_s > best[0]:
+            best = (top.samples_per_s, t.label)
+    return best[1] if best else None
 
 
 def write_reports(report: PortReport, out_dir: Path) -> None:

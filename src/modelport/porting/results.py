@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import BenchConfig, LatencyStats
 from modelport.data.metrics import TaskMetrics
+from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision
+from modelport.inputs import ImagePreprocess
 from modelport.reports.environment import Environment
 from modelport.reports.serialize import JsonReport
 from modelport.verify.compare import Comparison
@@ -18,30 +21,61 @@ class PortOptions:
     """Options of the port pipeline.
 
     Attributes:
-        targets: runtime names.
-        precisions: precisions to try on each runtime (unsupported pairs are reported as skipped).
-        optimize: run ``modelport optimize`` on the source first.
+        targets: runtime names (empty: every installed runtime with a device here, :mod:`.defaults`).
+        precisions: precisions to try on each runtime (empty: the ones this hardware executes fast); unsupported
+            pairs are reported as skipped.
+        optimize: run ``modelport optimize`` on the (ONNX) source first.
         input_shapes: concrete shapes for dynamic dims.
-        batch: batch size for verification feeds and benchmarks (None: the model's fixed batch, else 1).
+        batch: latency batch, for verification feeds and benchmarks (None: the model's fixed batch, else 1).
+        throughput_batches: larger batches at which each verified target's throughput is measured.
         threads: runtime threads (None: all cores).
         bench: timing settings.
         seed: seed of random feeds.
-        eval_limit: cap on evaluation samples (None: the whole split).
+        eval_limit: cap on evaluation samples (None: the whole source).
+        calib: INT8 calibration source (what ``quantize --calib`` reads; None: the evaluation data, else random).
+        eval: evaluation source (labelled: top-1/top-5 per target; None: the shipped model's MNIST test split for
+            the default model, else random feeds and output agreement only).
+        preprocess: image normalisation for image and dataset sources.
+        inputs, outputs: tensor names of a frozen GraphDef source.
+        trust_remote_code: allow unpickling whole PyTorch modules (runs code from the file).
+        budget: seconds per target for the engine-settings search (0: keep each runtime's defaults).
+        timeout: seconds per target in its child process (None: no child process, everything in this one).
+        quick: fewer samples, shorter timing and search, for a first look in about a minute on small models.
         rtol, atol: explicit tolerance of every target's verification, over each precision's default policy
             (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`; None: the policy).
     """
 
-    targets: tuple[str, ...] = ("onnxruntime", "openvino")
-    precisions: tuple[Precision, ...] = (Precision.FP32, Precision.FP16)
+    targets: tuple[str, ...] = ()
+    precisions: tuple[Precision, ...] = ()
     optimize: bool = True
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     batch: int | None = None
+    throughput_batches: tuple[int, ...] = ()
     threads: int | None = None
     bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
     seed: int = 0
     eval_limit: int | None = None
+    calib: Any = None
+    eval: Any = None
+    preprocess: ImagePreprocess | None = None
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    trust_remote_code: bool = False
+    budget: float = 10.0
+    timeout: float | None = 900.0
+    quick: bool = False
     rtol: float | None = None
     atol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch is not None and self.batch < 1:
+            raise InvalidInputError(f"--batch must be ≥ 1, got {self.batch}")
+        if any(b < 1 for b in self.throughput_batches):
+            raise InvalidInputError(f"--batch sizes must be ≥ 1, got {list(self.throughput_batches)}")
+        if self.budget < 0:
+            raise InvalidInputError(f"--budget must be ≥ 0 seconds, got {self.budget}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise InvalidInputError(f"--timeout must be > 0 seconds, got {self.timeout}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,6 +174,9 @@ class PortReport(JsonReport):
     environment: Environment
     seconds: float
     baseline_ms: float | None = None  # naive baseline: ONNX Runtime FP32, default settings, latency batch
+    choice: str = ""  # why these runtimes and precisions (chosen for this machine, or as asked)
+    route: tuple[str, ...] = ()  # the source's hops to ONNX (non-ONNX sources)
+    calibration: str = ""  # what INT8 targets calibrated on
     fastest_throughput: str | None = None  # the verified target with the most samples/s at the largest batch
     interrupted: bool = False  # Ctrl-C: the targets finished so far
 

@@ -34,7 +34,7 @@ from modelport.data.samples import fixed_batch
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import TensorSpec, default_batch, verification_shapes, with_shapes
-from modelport.model_io import external_data_files, load_proto, write_text
+from modelport.model_io import all_nodes, external_data_files, load_proto, write_text
 from modelport.quantization.engine import Built, Job, Progress, speedup
 from modelport.quantization.feeds import run_whole, whole_feed_reason, whole_feed_samples
 from modelport.quantization.measure import bench_feeds, error_against_fp32, interleaved_latency
@@ -89,16 +89,9 @@ QUANTIZED_PREFIXES = ("QLinear", "DynamicQuantize", "QOrdered")
 def quantized_ops(src: Path) -> dict[str, int]:
     """Quantized ops of an ONNX model by type (empty for a float model), subgraphs included."""
     counts: dict[str, int] = {}
-
-    def visit(nodes: Any) -> None:
-        for node in nodes:
-            if node.op_type in QUANTIZED_OPS or node.op_type.startswith(QUANTIZED_PREFIXES):
-                counts[node.op_type] = counts.get(node.op_type, 0) + 1
-            for attr in node.attribute:
-                for graph in [attr.g] if attr.HasField("g") else list(attr.graphs):
-                    visit(graph.node)
-
-    visit(load_proto(src, check=False, load_external_data=False).graph.node)
+    for node in all_nodes(load_proto(src, check=False, load_external_data=False).graph):
+        if node.op_type in QUANTIZED_OPS or node.op_type.startswith(QUANTIZED_PREFIXES):
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
 
 
