@@ -9,15 +9,22 @@ compiled model's executed graph, so the report says which layers really run in i
 With accuracy control, NNCF evaluates the FP32 and INT8 models on the labelled evaluation data with our
 validation function (top-1, and 1/0 per sample so it can rank layers), and returns layers to float, most
 harmful first, until the drop is within ``max_drop`` (absolute, as a fraction: points / 100).
+
+Accuracy recovery (:func:`recover`, when the first build fails its check): NNCF's mixed preset; then recurrent
+layers and the ops into ``Log``/``Sqrt`` kept in float; then accuracy control driven by agreement with the FP32
+outputs instead of labels (:class:`_Agreement`: each evaluation item scores 1/(1 + ρ), ρ its worst ratio of
+error to the int8 bound, so a minimum score ≥ 0.5 means every item is within the tolerance).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import functools
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ from modelport.quantization.feeds import batches
 from modelport.quantization.options import CalibrationMethod, QuantizeOptions
 from modelport.quantization.report import LayerSummary
 from modelport.reports.environment import Environment
+from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +56,9 @@ OV_TYPES = {
     "GlobalAveragePool": "ReduceMean",
 }
 #: executed layer types that carry weights: float ones are "left in float".
-COMPUTE_LAYERS = frozenset({"Convolution", "Deconvolution", "FullyConnected", "MatMul", "GroupConvolution"})
+COMPUTE_LAYERS = frozenset(
+    {"Convolution", "Deconvolution", "FullyConnected", "MatMul", "GroupConvolution", "RNNSeq", "RNNCell"}
+)
 INT8_PRECISIONS = frozenset({"u8", "i8"})
 
 
@@ -106,10 +116,13 @@ def _dataset(nncf: Any, samples: SampleSet, batch: int, fixed: bool, labels: boo
     return nncf.Dataset(items, (lambda item: item[0]) if labels else None)
 
 
-def _ignored_scope(nncf: Any, model: Any, exclude: Sequence[str]) -> Any:
-    if not exclude:
-        return None
+def _ignored_scope(nncf: Any, model: Any, exclude: Sequence[str], recipe: Recipe | None = None) -> Any:
+    """NNCF's ignored scope: ``--exclude`` names and op types, and what ``recipe`` keeps in float."""
     ops = list(model.get_ordered_ops())
+    kept = sorted(recurrent_types(model)) if recipe and recipe.recurrent_float else []
+    kept_names = list(range_sensitive_ops(model)) if recipe and recipe.range_float else []
+    if not exclude:
+        return nncf.IgnoredScope(names=kept_names, types=kept, validate=False) if kept or kept_names else None
     names = {op.get_friendly_name() for op in ops}
     types = {op.get_type_name() for op in ops}
     by_name, by_type = [], []
@@ -123,7 +136,50 @@ def _ignored_scope(nncf: Any, model: Any, exclude: Sequence[str]) -> Any:
                 f"--exclude {item!r} is neither a layer name nor an op type of the OpenVINO model",
                 hint=f"op types here: {', '.join(sorted(types))}",
             )
-    return nncf.IgnoredScope(names=by_name, types=by_type)
+    # every name and type was checked above: NNCF's own check would also reject an op its graph drops
+    return nncf.IgnoredScope(names=sorted({*by_name, *kept_names}), types=sorted({*by_type, *kept}), validate=False)
+
+
+#: OpenVINO's recurrent ops. The CPU plugin runs an LSTM/GRU whose weights NNCF quantized as a u8 oneDNN RNN
+#: primitive once the weights are stored as int8 (measured: ddddocr's CRNN, relative L2 0.35 → 4.7 of the int8
+#: bound); NNCF's accuracy control cannot see that, since it validates with float weights behind FakeQuantize.
+RECURRENT_TYPES = frozenset({"LSTMSequence", "GRUSequence", "RNNSequence", "LSTMCell", "GRUCell", "RNNCell"})
+
+
+#: ops that compress a range (small inputs matter most) and the ops a walk up from them stops at.
+RANGE_SENSITIVE = frozenset({"Log", "Sqrt"})
+_WALK_STOPS = frozenset(
+    {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul", "Parameter", "Constant", "Concat"}
+)
+#: ops followed up from a Log/Sqrt at most.
+WALK_DEPTH = 6
+
+
+def range_sensitive_ops(model: Any) -> tuple[str, ...]:
+    """Names of the ops on the paths into each ``Log``/``Sqrt`` (up to a weighted layer, a concat or an input).
+
+    Per-tensor INT8 rounds the small values of a power or magnitude spectrum to 0, and ``log``/``sqrt`` turn that
+    into the largest error of the model (measured: basic-pitch's CQT, ``Σ x²`` → FakeQuantize → Sqrt → Log).
+    """
+    names: list[str] = []
+
+    def walk(node: Any, depth: int) -> None:
+        for i in range(node.get_input_size()):
+            producer = node.input_value(i).get_node()
+            name = producer.get_friendly_name()
+            if depth and producer.get_type_name() not in _WALK_STOPS and name not in names:
+                names.append(name)
+                walk(producer, depth - 1)
+
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in RANGE_SENSITIVE:
+            walk(op, WALK_DEPTH)
+    return tuple(names)
+
+
+def recurrent_types(model: Any) -> frozenset[str]:
+    """The recurrent op types the OpenVINO model holds."""
+    return frozenset(op.get_type_name() for op in model.get_ordered_ops()) & RECURRENT_TYPES
 
 
 def _advanced(nncf: Any, method: CalibrationMethod | None) -> Any:
@@ -155,6 +211,133 @@ def _top1_validation(compiled: Any, data: Any) -> tuple[float, list[float]]:
     return hits / max(total, 1), per_item
 
 
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How NNCF is called: the first build uses the defaults, each recovery candidate moves further from them.
+
+    Attributes:
+        mixed: ``QuantizationPreset.MIXED`` (asymmetric activations) instead of NNCF's performance preset.
+        transformer: ``ModelType.TRANSFORMER`` (NNCF's patterns for attention blocks).
+        agreement: accuracy control driven by agreement with the FP32 outputs (no labels needed).
+        recurrent_float: recurrent layers (LSTM, GRU, RNN) left out of quantization (:data:`RECURRENT_TYPES`).
+        range_float: the ops on the paths into ``Log``/``Sqrt`` left out of quantization (:func:`range_sensitive_ops`).
+    """
+
+    mixed: bool = False
+    transformer: bool = False
+    agreement: bool = False
+    recurrent_float: bool = False
+    range_float: bool = False
+
+
+#: evaluation items NNCF's agreement-driven accuracy control runs on (each ranking step runs a subset of them).
+AGREEMENT_ITEMS = 16
+#: items of that set each ranking step evaluates, and the most layers (groups) it may return to float.
+RANKING_ITEMS = 8
+MAX_REVERTED = 12
+#: accuracy control stops when min over items of 1/(1 + ρ) ≥ 1 − AGREEMENT_DROP, ρ the worst ratio of an item's
+#: error to the int8 bound (see :class:`_Agreement`): 0.35 ⇔ ρ ≤ 0.54, a margin below the tolerance's own ρ ≤ 1
+#: for inputs unlike the evaluation samples (measured: at 0.45, ρ ≤ 0.82, silero-vad v6 failed at another chunk size).
+AGREEMENT_DROP = 0.35
+
+
+class _Agreement:
+    r"""An NNCF validation function scoring agreement with FP32: 1 for FP32 itself, falling with the error.
+
+    For evaluation item :math:`j` and output :math:`k` with FP32 reference :math:`r` and candidate :math:`o`, with
+    the int8 tolerance's :math:`\text{atol}_\text{eff} = \max(\text{atol}, s P_k)` (:math:`P_k` the FP32 peak
+    of output :math:`k` over every item, as the comparator computes it),
+
+    .. math::
+
+        \rho_{jk} = \max\Big(\max_i \frac{|o_i - r_i|}{\text{atol}_\text{eff} + \text{rtol}|r_i|},\
+        \frac{\lVert o - r\rVert_2}{e_\text{max} \lVert r\rVert_2}\Big), \qquad
+        \text{score}_j = \frac{1}{1 + \max_k \rho_{jk}}
+
+    (the L2 term only where the comparator judges it: above the noise). :math:`\rho \le 1` is the comparator's
+    pass; the metric is the minimum score over the items, so a drop ≤ 0.5 means every item passes. Integer outputs
+    score 0 unless equal. The reciprocal never saturates, so NNCF can rank layers however large the error is.
+    """
+
+    def __init__(self, reference: list[list[np.ndarray]], tolerance: Tolerance) -> None:
+        self.reference = reference
+        self.tol = tolerance
+        outputs = len(reference[0]) if reference else 0
+        self.peak = [self._peak(k) for k in range(outputs)]
+
+    def _peak(self, k: int) -> float:
+        finite = [np.abs(r[k][np.isfinite(r[k])]) for r in self.reference if r[k].dtype.kind == "f"]
+        return max((float(f.max()) for f in finite if f.size), default=0.0)
+
+    def ratio(self, k: int, ref: np.ndarray, out: np.ndarray) -> float:
+        """ρ of one output of one item (NaN must meet NaN, an infinity the same infinity)."""
+        if ref.shape != out.shape:
+            return float("inf")
+        if ref.dtype.kind != "f":
+            return 0.0 if np.array_equal(ref, out) else float("inf")
+        ref64, out64 = ref.astype(np.float64), out.astype(np.float64)
+        same = (ref64 == out64) | (np.isnan(ref64) & np.isnan(out64))
+        diff = np.where(np.isfinite(ref64) & np.isfinite(out64), out64 - ref64, np.where(same, 0.0, np.inf))
+        if diff.size == 0:
+            return 0.0
+        atol = max(self.tol.atol, self.tol.scale * self.peak[k])
+        rho = float(np.max(np.abs(diff) / (atol + self.tol.rtol * np.abs(np.nan_to_num(ref64)))))
+        finite = np.isfinite(ref64)
+        rms_ref = float(np.sqrt(np.mean(ref64[finite] ** 2))) if finite.any() else 0.0
+        rms_diff = float(np.sqrt(np.mean(diff**2)))
+        if self.tol.max_rel_l2 and self.peak[k] > self.tol.atol and rms_ref > atol and rms_diff > self.tol.atol:
+            rho = max(rho, rms_diff / (rms_ref * self.tol.max_rel_l2))
+        return rho
+
+    def __call__(self, compiled: Any, data: Any) -> tuple[float, list[float]]:
+        scores: list[float] = []
+        for feeds, index, n in data:
+            result = compiled(feeds)
+            rho = 0.0
+            for k, ref in enumerate(self.reference[index]):
+                rho = max(rho, self.ratio(k, ref, _rows(result[k], n)))
+            scores.append(1.0 / (1.0 + rho))
+        return min(scores, default=1.0), scores
+
+
+def _rows(value: Any, n: int | None) -> np.ndarray:
+    """An output's first ``n`` rows (a padded batch), or all of it (``n`` None: nothing padded, or a whole feed)."""
+    array = np.asarray(value)
+    return array if n is None or array.ndim == 0 else array[:n]
+
+
+def _agreement_data(
+    nncf: Any, model: Any, samples: SampleSet, batch: int, fixed: bool, whole: bool, tolerance: Tolerance
+) -> tuple[Any, _Agreement]:
+    """The evaluation items as an NNCF dataset of (feeds, index, rows) and the validation function scoring them
+    against the FP32 outputs of ``model``, computed here once (CPU, f32 inference precision)."""
+    ov = import_openvino()
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    items: list[tuple[dict[str, np.ndarray], int, int | None]] = []
+    reference: list[list[np.ndarray]] = []
+    for i, (feeds, n) in enumerate(batches(samples, batch, fixed, whole)):
+        padded = not whole and any(np.ndim(v) and np.shape(v)[0] > n for v in feeds.values())
+        rows = n if padded else None  # a padded batch's extra rows; never slice an output whose axis 0 is not N
+        result = compiled(feeds)
+        reference.append([_rows(result[k], rows) for k in range(len(compiled.outputs))])
+        items.append((feeds, i, rows))
+    return nncf.Dataset(items, lambda item: item[0]), _Agreement(reference, tolerance)
+
+
+def looks_like_transformer(model: Any) -> bool:
+    """Whether the OpenVINO model multiplies two activations (attention scores, attention × values)."""
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "MatMul" and not any(_is_constant(op.input_value(i).get_node()) for i in (0, 1)):
+            return True
+    return False
+
+
+def _is_constant(node: Any) -> bool:
+    while node.get_type_name() in ("Convert", "Reshape", "Transpose", "Unsqueeze", "Squeeze"):
+        node = node.input_value(0).get_node()
+    return bool(node.get_type_name() == "Constant")
+
+
 @contextlib.contextmanager
 def _quiet_nncf(nncf: Any) -> Iterator[None]:
     """NNCF logs at INFO and draws progress bars on stdout: keep stdout for results (bars go to stderr)."""
@@ -180,10 +363,12 @@ def quantize_ir(
     fixed_batch: bool,
     evaluation: SampleSet | None = None,
     whole: bool = False,
+    recipe: Recipe = Recipe(),
 ) -> tuple[Path, list[Path], tuple[tuple[str, str], ...]]:
     """Quantize ``src`` with NNCF and save ``out_dir/<name>.xml/.bin``; returns (xml, files, settings).
 
-    Accuracy control runs when ``options.max_drop`` is set and ``evaluation`` is labelled.
+    Accuracy control runs on labels when ``options.max_drop`` is set and ``evaluation`` is labelled, else on
+    agreement with FP32 when ``recipe.agreement`` is set and ``evaluation`` is given.
     """
     ov = import_openvino()
     nncf = import_nncf()
@@ -192,34 +377,32 @@ def quantize_ir(
     common: dict[str, Any] = {
         "target_device": nncf.TargetDevice.CPU,
         "subset_size": len(calib),
-        "ignored_scope": _ignored_scope(nncf, model, options.exclude),
+        "ignored_scope": _ignored_scope(nncf, model, options.exclude, recipe),
+        "preset": nncf.QuantizationPreset.MIXED if recipe.mixed else None,
+        "model_type": nncf.ModelType.TRANSFORMER if recipe.transformer else None,
     }
     advanced = _advanced(nncf, options.method)
-    controlled = options.max_drop is not None and evaluation is not None and evaluation.labelled
-    settings = [
-        ("engine", "nncf.quantize_with_accuracy_control" if controlled else "nncf.quantize"),
-        ("target_device", "CPU"),
-        ("preset", "NNCF default (performance: symmetric weights and activations)"),
-        ("weights", "s8 symmetric per output channel"),
-        ("activations", "8-bit per tensor (u8 after ReLU)"),
-        ("calibration", options.method.value if options.method else "NNCF default range estimators"),
-        ("subset_size", str(len(calib))),
-    ]
+    labelled = options.max_drop is not None and evaluation is not None and evaluation.labelled
+    agreement = recipe.agreement and not labelled and evaluation is not None
+    settings = _settings(options, recipe, len(calib), labelled or agreement)
     try:
         with _quiet_nncf(nncf):
-            if controlled:
-                assert evaluation is not None and options.max_drop is not None
-                quantized = nncf.quantize_with_accuracy_control(
+            if labelled or agreement:
+                assert evaluation is not None
+                quantized = _controlled(
+                    nncf,
                     model,
                     calibration,
-                    _dataset(nncf, evaluation, batch, fixed_batch, labels=True),
-                    _top1_validation,
-                    max_drop=options.max_drop / 100.0,
-                    drop_type=nncf.DropType.ABSOLUTE,
-                    advanced_quantization_parameters=advanced,
-                    **common,
+                    evaluation,
+                    options,
+                    common,
+                    advanced,
+                    settings,
+                    batch=batch,
+                    fixed=fixed_batch,
+                    whole=whole,
+                    labelled=labelled,
                 )
-                settings.append(("max_drop", f"{options.max_drop:g} points (absolute top-1)"))
             else:
                 quantized = nncf.quantize(model, calibration, advanced_parameters=advanced, **common)
     except (InvalidInputError, ConversionError):
@@ -232,6 +415,84 @@ def quantize_ir(
         ov.save_model(quantized, str(staging / xml), compress_to_fp16=False)
     files = [out_dir / xml, out_dir / f"{name}.bin"]
     return out_dir / xml, files, tuple(settings)
+
+
+def _settings(options: QuantizeOptions, recipe: Recipe, subset: int, controlled: bool) -> list[tuple[str, str]]:
+    preset = (
+        "mixed (symmetric weights, asymmetric activations)"
+        if recipe.mixed
+        else "NNCF default (performance: symmetric weights and activations)"
+    )
+    settings = [
+        ("engine", "nncf.quantize_with_accuracy_control" if controlled else "nncf.quantize"),
+        ("target_device", "CPU"),
+        ("preset", preset),
+        ("weights", "s8 symmetric per output channel"),
+        ("activations", "8-bit per tensor " + ("(asymmetric)" if recipe.mixed else "(u8 after ReLU)")),
+        ("calibration", options.method.value if options.method else "NNCF default range estimators"),
+        ("subset_size", str(subset)),
+    ]
+    if recipe.transformer:
+        settings.append(("model_type", "transformer"))
+    if recipe.range_float:
+        settings.append(("float_ops", "the ops into Log/Sqrt (a spectrum's small values would round to 0)"))
+    if recipe.recurrent_float:
+        settings.append(("recurrent_layers", "kept in float (the CPU plugin's u8 RNN primitive adds the error)"))
+    return settings
+
+
+def _controlled(
+    nncf: Any,
+    model: Any,
+    calibration: Any,
+    evaluation: SampleSet,
+    options: QuantizeOptions,
+    common: dict[str, Any],
+    advanced: Any,
+    settings: list[tuple[str, str]],
+    *,
+    batch: int,
+    fixed: bool,
+    whole: bool,
+    labelled: bool,
+) -> Any:
+    """``nncf.quantize_with_accuracy_control``: top-1 on labels (``--max-drop``), else agreement with FP32."""
+    if labelled:
+        assert options.max_drop is not None
+        settings.append(("max_drop", f"{options.max_drop:g} points (absolute top-1)"))
+        return nncf.quantize_with_accuracy_control(
+            model,
+            calibration,
+            _dataset(nncf, evaluation, batch, fixed, labels=True),
+            _top1_validation,
+            max_drop=options.max_drop / 100.0,
+            drop_type=nncf.DropType.ABSOLUTE,
+            advanced_quantization_parameters=advanced,
+            **common,
+        )
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    items = evaluation.subset(np.arange(min(len(evaluation), AGREEMENT_ITEMS)))
+    validation, score = _agreement_data(nncf, model, items, batch, fixed, whole, options.tolerance)
+    restorer = AdvancedAccuracyRestorerParameters(max_num_iterations=MAX_REVERTED, ranking_subset_size=RANKING_ITEMS)
+    settings.append(
+        (
+            "accuracy_control",
+            f"agreement with FP32 on {len(items)} evaluation samples (score 1/(1 + error/int8 bound), "
+            f"max_drop {AGREEMENT_DROP:g}); at most {MAX_REVERTED} layer groups back to float",
+        )
+    )
+    return nncf.quantize_with_accuracy_control(
+        model,
+        calibration,
+        validation,
+        score,
+        max_drop=AGREEMENT_DROP,
+        drop_type=nncf.DropType.ABSOLUTE,
+        advanced_quantization_parameters=advanced,
+        advanced_accuracy_restorer_parameters=restorer,
+        **common,
+    )
 
 
 def layer_summary(artifact: Path, threads: int | None = None) -> LayerSummary:
@@ -289,3 +550,56 @@ def build(job: Job, work: Path) -> Built:
         whole=job.whole,
     )
     return Built(xml, tuple(files), engine_name(), settings, explain(job.env))
+
+
+def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[[], tuple[Built, tuple[str, ...]]]]]:
+    """Recovery candidates (:mod:`modelport.quantization.recover`), each built in its own folder under ``work``.
+
+    1. NNCF's mixed preset (asymmetric activations: a range that does not start at 0 keeps its 256 steps), with
+       NNCF's transformer patterns when the model multiplies two activations;
+    2. when the model has LSTM/GRU/RNN layers or a ``Log``/``Sqrt``: those layers and the ops into the
+       ``Log``/``Sqrt`` kept in float (:data:`RECURRENT_TYPES`, :func:`range_sensitive_ops`);
+    3. with those in float too, accuracy control driven by agreement with FP32 (no labels needed): NNCF returns
+       the layers that add the most error to float, ranked by its own algorithm, until every evaluation item is
+       within the int8 tolerance (skipped under ``--max-drop``: the first build already ran accuracy control on
+       the labels).
+    """
+    model = read_ov_model(job.src)
+    transformer = looks_like_transformer(model)
+    recurrent = bool(recurrent_types(model))
+    ranged = bool(range_sensitive_ops(model))
+    kind = ", transformer model type" if transformer else ""
+    recipes = [(f"NNCF mixed preset (asymmetric activations{kind})", Recipe(mixed=True, transformer=transformer))]
+    if recurrent or ranged:
+        what = " and ".join(w for w, on in (("recurrent layers", recurrent), ("ops into Log/Sqrt", ranged)) if on)
+        structural = Recipe(True, transformer, recurrent_float=recurrent, range_float=ranged)
+        recipes.append((f"NNCF mixed preset, {what} kept in float", structural))
+    if job.options.max_drop is None:
+        control = Recipe(True, transformer, agreement=True, recurrent_float=recurrent, range_float=ranged)
+        recipes.append(("NNCF accuracy control on agreement with FP32", control))
+    for i, (label, recipe) in enumerate(recipes, start=1):
+        yield label, functools.partial(_candidate, job, work / f"openvino-recover-{i}", built, recipe)
+
+
+def _candidate(job: Job, folder: Path, built: Built, recipe: Recipe) -> tuple[Built, tuple[str, ...]]:
+    """One recovery candidate and the compute layers it keeps in float that the first build ran in integer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    xml, files, settings = quantize_ir(
+        job.src,
+        folder,
+        f"{job.name}.int8",
+        job.calib,
+        job.options,
+        batch=batch_for(job.specs, 1),
+        fixed_batch=job.fixed,
+        evaluation=job.evaluation if recipe.agreement else None,
+        whole=job.whole,
+        recipe=recipe,
+    )
+    kept: tuple[str, ...] = ()
+    if recipe.agreement or recipe.recurrent_float or recipe.range_float:
+        before = frozenset(layer_summary(built.artifact, job.options.threads).float_layers)
+        kept = tuple(f for f in layer_summary(xml, job.options.threads).float_layers if f not in before)
+    if recipe.range_float:
+        kept += range_sensitive_ops(read_ov_model(job.src))
+    return Built(xml, tuple(files), engine_name(), settings, explain(job.env)), kept
