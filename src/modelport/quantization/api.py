@@ -198,9 +198,9 @@ def held_out(samples: SampleSet, seed: int) -> tuple[SampleSet, SampleSet, DataI
     """(calibration, evaluation, its info) when no evaluation data is given.
 
     A model quantized on some samples and judged on the same ones is judged where its ranges were measured: the
-    check says nothing about the next input. From :data:`HOLD_OUT_MIN` samples on, a seeded fifth of them (at least
-    two) is held out of calibration and judges the result; with fewer, the calibration samples judge it, and the
-    report says so.
+    check says little about the next input. From :data:`HOLD_OUT_MIN` samples on, a seeded fifth of them (at least
+    two) is held out of calibration, and the result is judged on every sample — those it never saw included; with
+    fewer, the calibration samples judge it, and the report says so.
     """
     n = len(samples)
     if n < HOLD_OUT_MIN:
@@ -209,11 +209,10 @@ def held_out(samples: SampleSet, seed: int) -> tuple[SampleSet, SampleSet, DataI
         return samples, samples, dataclasses.replace(info, warnings=(why,))
     k = max(2, n // 5)
     order = np.random.default_rng(seed + 1).permutation(n)
-    ev = samples.subset(np.sort(order[:k]))
     cal = samples.subset(np.sort(order[k:]))
-    info = _data_info(ev, None, ())
-    why = f"no --eval data: the error is measured on {k} of the {n} calibration samples, held out of calibration"
-    return cal, ev, dataclasses.replace(info, warnings=(why,))
+    info = _data_info(samples, None, ())
+    why = f"no --eval data: judged on all {n} samples, {k} of them held out of calibration"
+    return cal, samples, dataclasses.replace(info, warnings=(why,))
 
 
 def prepare(
