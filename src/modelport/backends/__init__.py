@@ -13,7 +13,9 @@ aliases, formats and precisions elsewhere is derived from the registry.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +27,8 @@ from modelport.formats import Format, Precision
 
 if TYPE_CHECKING:
     from modelport.backends.runner import Runner
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BUILTIN",
@@ -136,14 +140,25 @@ def open_runner(
     model: str | Path,
     options: RunnerOptions | None = None,
     loader: LoaderOptions | None = None,
+    *,
+    runtime_config: bool = True,
 ) -> Runner:
     """A runner (not yet loaded: use it as a context manager) for ``model`` on a backend.
+
+    A runtime config saved beside the model (``runtime.json``, see :mod:`modelport.backends.runtime_config`) for
+    this backend is applied when the caller chooses no engine settings: with ``options`` None, its options as
+    they are; with ``options`` whose ``engine`` is empty (same device), its engine settings, and its threads when
+    ``options.threads`` is None. The runner's info then names the file.
 
     Args:
         backend: a backend, its name or alias, or a format (then the backend that runs it natively).
         model: the model file (or a ``package.module:factory`` PyTorch spec).
-        options: threads, device, precision.
+        options: threads, device, precision, engine settings.
         loader: what the backend needs beyond the path (GraphDef tensor names, torch trust flag …).
+        runtime_config: False ignores a runtime config beside the model.
+
+    Raises:
+        InvalidInputError: unknown backend or engine setting, or a malformed runtime config beside the model.
     """
     if isinstance(backend, Format):
         b = backend_for_format(backend)
@@ -151,9 +166,40 @@ def open_runner(
         b = backend
     else:
         b = get_backend(backend)
+    source = ""
+    if runtime_config and (options is None or not options.engine):
+        options, source = _with_runtime_config(b, Path(model), options)
     cls = b.runner_class()
     runner: Runner = cls(model, options, loader=loader or LoaderOptions())
+    runner.runtime_config = source
     return runner
+
+
+def _with_runtime_config(
+    backend: Backend, model: Path, options: RunnerOptions | None
+) -> tuple[RunnerOptions | None, str]:
+    """``options`` with the runtime config beside ``model`` applied (see :func:`open_runner`), and the config's file
+    name ("" when none applies)."""
+    from modelport.backends.runtime_config import CONFIG_NAME, load_runtime_config
+
+    if not (model.parent / CONFIG_NAME).is_file() or not model.is_file():  # not a file: a PyTorch factory spec
+        return options, ""
+    found = load_runtime_config(model)
+    if found is None:
+        return options, ""
+    runtime, saved = found
+    try:
+        same = get_backend(runtime).name == backend.name
+    except InvalidInputError:
+        same = False
+    if not same or (options is not None and options.device != saved.device):
+        return options, ""
+    if options is not None:
+        saved = dataclasses.replace(
+            options, engine=saved.engine, threads=options.threads if options.threads is not None else saved.threads
+        )
+    log.info("%s: running with the settings of %s", model.name, CONFIG_NAME)
+    return saved, CONFIG_NAME
 
 
 def execution_precision(backend: str, precision: Precision, device: str = "cpu") -> Precision:

@@ -8,6 +8,8 @@ Dynamic dimensions (``shape_signature`` −1) are resized to each feed's shape b
 converted with a dynamic batch runs any batch. XNNPACK is LiteRT's default CPU delegate; the
 ``litert-noxnnpack`` runner (or ``LiteRTRunner(..., xnnpack=False)``) uses the built-in kernels only, which is
 what a device without XNNPACK runs and the way to tell a delegate's numerical difference from the model's.
+The engine setting ``xnnpack`` (on | off, ``RunnerOptions.engine``) does the same and, when given, wins over the
+runner's own choice.
 
 Quantized models run as they are: the input and output details carry ``(scale, zero_point)``; feeds are
 passed in the model's input dtype (an int8-input model takes int8 feeds) — see :meth:`LiteRTRunner.quantization`.
@@ -27,7 +29,7 @@ import numpy as np
 
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
-from modelport.backends.runner import Precision, Runner, RunnerInfo, RunnerOptions
+from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo, RunnerOptions
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
@@ -61,12 +63,13 @@ class LiteRTRunner(Runner):
     """
 
     name = "litert"
+    ENGINE_SETTINGS = (EngineSetting("xnnpack", ("on", "off"), doc="LiteRT's default XNNPACK CPU delegate"),)
 
     def __init__(
         self, model: str | Path, options: RunnerOptions | None = None, *, xnnpack: bool = True, loader: Any = None
     ) -> None:
         super().__init__(model, options, loader=loader)
-        self.xnnpack = xnnpack
+        self.xnnpack = self.engine["xnnpack"] == "on" if "xnnpack" in self.engine else xnnpack
 
     def load(self) -> None:
         import_litert_interpreter()
@@ -156,7 +159,7 @@ class LiteRTRunner(Runner):
             requested_precision=self.options.precision.value,
             executed_precision=_executed_precision(self._interp),
             threads=self.options.threads,
-            details=(("xnnpack", _xnnpack_state(self.xnnpack, self._fallback)),),
+            details=(("xnnpack", _xnnpack_state(self.xnnpack, self._fallback)), *self.config_details()),
         )
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:

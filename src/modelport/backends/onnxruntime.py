@@ -2,6 +2,9 @@
 
 Backend: ONNX Runtime: runs ONNX on CPU (and CUDA / TensorRT execution providers); INT8 through its static/dynamic
 quantizer.
+
+Engine settings (``RunnerOptions.engine``, ``SessionOptions`` attribute names): ``execution_mode`` sequential
+(ORT's default) or parallel (independent branches on the inter-op pool); ``inter_op_num_threads`` that pool's size.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
-from modelport.backends.runner import Precision, Runner, RunnerInfo
+from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
@@ -57,6 +60,10 @@ class OnnxRuntimeRunner(Runner):
     """
 
     name = "onnxruntime"
+    ENGINE_SETTINGS = (
+        EngineSetting("execution_mode", ("sequential", "parallel"), doc="run independent nodes in parallel"),
+        EngineSetting("inter_op_num_threads", integer=True, doc="threads of the parallel mode's inter-op pool"),
+    )
 
     def load(self) -> None:
         ort = import_ort()
@@ -74,9 +81,15 @@ class OnnxRuntimeRunner(Runner):
             )
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        parallel = self.engine.get("execution_mode") == "parallel"
         if self.options.threads:
             so.intra_op_num_threads = self.options.threads
-            so.inter_op_num_threads = 1
+            if not parallel:  # the inter-op pool only runs in parallel mode
+                so.inter_op_num_threads = 1
+        if parallel:
+            so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+        if "inter_op_num_threads" in self.engine:
+            so.inter_op_num_threads = int(self.engine["inter_op_num_threads"])
         if not self.options.graph_optimization:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         fmt = sniff_format(self.model_path)  # missing, empty or not a model: ModelLoadError
@@ -98,6 +111,12 @@ class OnnxRuntimeRunner(Runner):
         self._executed = model_precision(self.model_path)
         self._ort_version = ort.__version__
         self._threads = self.options.threads
+        applied = self._session.get_session_options()  # what the session runs with, read back
+        parallel = applied.execution_mode == ort.ExecutionMode.ORT_PARALLEL
+        self._applied = (
+            ("execution_mode", "parallel" if parallel else "sequential"),
+            ("inter_op_num_threads", str(applied.inter_op_num_threads or "default")),
+        )
 
     def close(self) -> None:
         self._session = None
@@ -115,6 +134,8 @@ class OnnxRuntimeRunner(Runner):
             details=(
                 ("providers", ",".join(providers)),
                 ("graph_optimization", "all" if self.options.graph_optimization else "disabled"),
+                *self._applied,
+                *self.config_details(),
             ),
         )
 

@@ -1,8 +1,13 @@
 """OpenVINO runner: CPU (and GPU when the plugin sees one), with the execution precision set explicitly.
 
 OpenVINO's CPU plugin defaults ``INFERENCE_PRECISION_HINT`` to bf16 on CPUs with AVX512-BF16 or AMX, which
-changes numerics silently. This runner always sets the hint from the requested precision and reports the
+changes numerics silently. By default this runner sets the hint from the requested precision and reports the
 precision the compiled model actually executes in.
+
+Engine settings (``RunnerOptions.engine``, OpenVINO's property names): ``PERFORMANCE_HINT`` LATENCY (the default
+here) or THROUGHPUT; ``NUM_STREAMS`` a count or AUTO; ``INFERENCE_PRECISION_HINT`` f32, bf16, f16 or ``none``: set
+no precision hint and let the plugin choose (bf16 on AMX/AVX512-BF16 CPUs), which is what INT8 IRs want — their
+float parts then run in the plugin's fastest precision, and the executed precision read back says which.
 
 Backend: OpenVINO: runs its IR (and ONNX) on CPU and Intel GPUs; INT8 through NNCF. fp16 IRs hold compressed weights and
 compute at f32 on CPU.
@@ -18,7 +23,7 @@ import numpy as np
 
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
-from modelport.backends.runner import Precision, Runner, RunnerInfo
+from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
@@ -85,6 +90,13 @@ class OpenVINORunner(Runner):
     """
 
     name = "openvino"
+    ENGINE_SETTINGS = (
+        EngineSetting("PERFORMANCE_HINT", ("LATENCY", "THROUGHPUT"), doc="tune for one or many requests"),
+        EngineSetting("NUM_STREAMS", ("AUTO",), integer=True, doc="parallel execution streams"),
+        EngineSetting(
+            "INFERENCE_PRECISION_HINT", ("f32", "bf16", "f16", "none"), doc="float precision; none: the plugin's choice"
+        ),
+    )
 
     def load(self) -> None:
         ov = import_openvino()
@@ -101,13 +113,7 @@ class OpenVINORunner(Runner):
             from modelport.model_io import load_proto
 
             load_proto(self.model_path, check=False, load_external_data=False)
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-        hint = _HINTS.get(self.options.precision, "f32")
-        if hint == "f16" and device in core.available_devices and not _has_capability(core, device, "FP16"):
-            hint = "f32"  # the CPU plugin would quietly run bf16 (coarser than asked) where the ISA lacks f16
-        config["INFERENCE_PRECISION_HINT"] = hint
-        if self.options.threads:
-            config["INFERENCE_NUM_THREADS"] = int(self.options.threads)
+        config = self._config(core, device)
         try:
             model = core.read_model(str(self.model_path))
             self._compiled = core.compile_model(model, device, config)
@@ -128,6 +134,23 @@ class OpenVINORunner(Runner):
         known = device in core.available_devices
         self._device_name = str(core.get_property(device, "FULL_DEVICE_NAME")) if known else device
         self._threads = int(self._compiled.get_property("INFERENCE_NUM_THREADS"))
+        self._applied = _applied(self._compiled, config)
+
+    def _config(self, core: Any, device: str) -> dict[str, Any]:
+        """The compile config: the engine settings over the defaults (LATENCY, the hint of the precision)."""
+        engine = self.engine
+        config: dict[str, Any] = {"PERFORMANCE_HINT": engine.get("PERFORMANCE_HINT", "LATENCY")}
+        if "NUM_STREAMS" in engine:
+            streams = engine["NUM_STREAMS"]
+            config["NUM_STREAMS"] = int(streams) if streams.isdigit() else streams
+        hint = engine.get("INFERENCE_PRECISION_HINT") or _HINTS.get(self.options.precision, "f32")
+        if hint == "f16" and device in core.available_devices and not _has_capability(core, device, "FP16"):
+            hint = "f32"  # the CPU plugin would quietly run bf16 (coarser than asked) where the ISA lacks f16
+        if hint != "none":
+            config["INFERENCE_PRECISION_HINT"] = hint
+        if self.options.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.options.threads)
+        return config
 
     def close(self) -> None:
         self._request = None
@@ -141,7 +164,12 @@ class OpenVINORunner(Runner):
             requested_precision=self.options.precision.value,
             executed_precision=self._executed,
             threads=self._threads,
-            details=(("device_name", self._device_name), ("inference_precision_hint", self._executed)),
+            details=(
+                ("device_name", self._device_name),
+                ("inference_precision_hint", self._executed),
+                *self._applied,
+                *self.config_details(),
+            ),
         )
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,6 +182,25 @@ class OpenVINORunner(Runner):
         except RuntimeError as exc:
             raise InferenceError(f"OpenVINO failed: {error_text(exc)}", path=self.model_path) from exc
         return [self._request.get_output_tensor(i).data for i in range(len(self._outputs))]
+
+
+def _applied(compiled: Any, config: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """What the engine settings came to, read back from the compiled model: the performance hint, the streams, and
+    the precision hint as set (``none``: left to the plugin)."""
+    return (
+        ("performance_hint", _property(compiled, "PERFORMANCE_HINT")),
+        ("num_streams", _property(compiled, "NUM_STREAMS")),
+        ("precision_hint_set", str(config.get("INFERENCE_PRECISION_HINT", "none"))),
+    )
+
+
+def _property(compiled: Any, name: str) -> str:
+    try:
+        value = compiled.get_property(name)
+    except RuntimeError:
+        return "?"
+    text = str(value)
+    return text.rsplit(".", 1)[-1] if text.startswith("PerformanceMode.") else text
 
 
 def _has_capability(core: Any, device: str, capability: str) -> bool:

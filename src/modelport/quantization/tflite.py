@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelport.backends import open_runner
+from modelport.backends.litert import LiteRTRunner
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
 from modelport.conversion.worker import DEFAULT_TIMEOUT_S, run_worker
 from modelport.errors import ConversionError, InvalidInputError, RuntimeUnavailable, optional_import
@@ -208,6 +209,7 @@ class FloatIORunner(Runner):
     """
 
     name = "litert"
+    ENGINE_SETTINGS = LiteRTRunner.ENGINE_SETTINGS  # the inner LiteRT runner applies them
 
     def __init__(self, model: str | Path, options: RunnerOptions | None = None) -> None:
         super().__init__(model, options)
