@@ -218,14 +218,15 @@ def test_port_markdown() -> None:
     report = _report()
     md = port_markdown(report)
     assert "| " + " | ".join(HEADERS) + " |" in md
-    assert "| target | executes | status | max abs err | tolerance | p50 ms |" in md
+    assert "| target | executes | status | p50 ms | speed-up vs baseline |" in md
     for t in report.targets:
         assert f"| {t.label}" in md
-    fp32 = Tolerance.for_precision("fp32")
-    assert f"| onnxruntime/fp32 ★ | fp32 | verified | 1.00e-07 | {fp32} | 0.500 |" in md
-    assert "mismatch: output 'y': max abs 0.5 <too much>" in md
-    assert "| onnxruntime/bf16 | – | skipped: onnxruntime does not run bf16 on CPU | – |" in md
-    assert "- fastest verified target: **onnxruntime/fp32**" in md
+    fp32 = str(Tolerance.for_precision("fp32")).replace("|", "\\|")  # escaped in a Markdown cell
+    assert f"| onnxruntime/fp32 ★ | fp32 | verified | 0.500 | – | 2,000 (1) | 2.0 KiB | 99.00% | {fp32} |" in md
+    assert "- mismatch: output 'y': max abs 0.5 <too much>" in md  # in the details, not the table
+    assert "| onnxruntime/bf16 | – | skipped | – |" in md
+    assert "- skipped: onnxruntime does not run bf16 on CPU" in md
+    assert "- fastest verified target (latency): **onnxruntime/fp32**" in md
     assert "source accuracy: top-1 99.00% on 100 samples of mnist-test" in md
     assert "PortReport" not in md
 
@@ -234,21 +235,21 @@ def test_target_rows_without_reason() -> None:
     rows = target_rows(_report(), with_reason=False)
     assert [r[2] for r in rows] == ["verified", "mismatch", "skipped"]
     assert all(len(r) == len(HEADERS) for r in rows)
-    assert rows[0][8] == "99.00%" and rows[0][9] == "2.0"
+    assert rows[0][7] == "99.00%" and rows[0][6] == "2.0 KiB"
     # a mismatched target still shows how far off it is and against which tolerance
-    assert rows[1][3] == "5.00e-01" and rows[1][4] == str(Tolerance.for_precision("fp16"))
+    assert rows[1][7] == "5.00e-01" and rows[1][8] == str(Tolerance.for_precision("fp16"))
 
 
 def test_port_html() -> None:
     html = port_html(_report())
     assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
-    assert html.count("<svg") == 2  # latency and accuracy
+    assert html.count("<svg") == 1  # the accuracy-vs-latency scatter
     assert "&lt;too much&gt;" in html and "<too much>" not in html
-    assert '<td class="bad">' in html and '<td class="ok">' in html
-    assert "#e2762a" in html  # the fastest target's bar is highlighted
+    assert '<td class="l bad">' in html and '<td class="l ok">' in html
+    assert "#e2762a" in html  # the Pareto front is highlighted
     # the summary is HTML, not escaped Markdown
     assert "<li><b>source:</b> <code>model.onnx</code>" in html
-    assert "<li><b>fastest verified target:</b> <strong>onnxruntime/fp32</strong></li>" in html
+    assert "<li><b>fastest verified target (latency):</b> <strong>onnxruntime/fp32</strong>" in html
     assert "**" not in html and "`" not in html and "# modelport" not in html
 
 
