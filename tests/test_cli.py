@@ -257,7 +257,7 @@ def test_port_mismatch_exits_1(
     monkeypatch.setattr(Tolerance, "for_precision", staticmethod(lambda p: Tolerance(0, 0)))
     code, out, _ = run(
         capsys, "port", files["mlp"], "--to", "onnxruntime", "--precision", "fp16", "-o", tmp_path, "--seconds",
-        "0.05", "--no-optimize",
+        "0.05", "--no-optimize", "--timeout", "0",  # in this process: the patched tolerance applies
     )  # fmt: skip
     assert code == 1
     assert "not verified: onnxruntime/fp16" in out

@@ -105,9 +105,10 @@ RAISED_BY: tuple[Rule, ...] = (
         frozenset({"--no-verify"}),
     ),
     Rule("passes/", ("optimize", "port"), "port optimizes the source first (convert --optimize too)"),
+    Rule("porting/", ("port",), "port's own options, pipeline and reproduce commands"),
     Rule("quantization/example.py", ("example",), "the example's own flow"),
     Rule("quantization/", ("quantize",), "quantize's options"),
-    Rule("data/", ("quantize",), "calibration and evaluation sources"),
+    Rule("data/", ("quantize", "port"), "calibration and evaluation sources (port --calib/--eval too)"),
     Rule("apps/transcribe/", SPEECH_VERBS, "the speech app"),
     Rule("diagnostics.py", ("doctor",), "doctor's probes"),
 )

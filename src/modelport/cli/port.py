@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from modelport.cli import options as opt
 from modelport.cli.common import console, print_json
@@ -29,11 +27,7 @@ def register(app: typer.Typer) -> None:
         to: str = typer.Option(
             "", "--to", help="Comma-separated target runtimes (default: every installed runtime with a device here)."
         ),
-        precision: str = typer.Option(
-            "",
-            "--precision",
-            help="Comma-separated precisions: fp32, fp16, bf16, int8 (default: the ones this hardware runs fast).",
-        ),
+        precision: str = opt.precision_option(""),  # empty: the precisions this hardware runs fast
         out_dir: Path = typer.Option(Path("modelport-out"), "--output", "-o", help="Output directory."),
         calib: str | None = typer.Option(
             None, "--calib", help="INT8 calibration data, as quantize reads it (default: the --eval data)."
@@ -42,6 +36,7 @@ def register(app: typer.Typer) -> None:
             None, "--eval", help="Evaluation data: labelled image tree class/xxx.jpg, .npz, mnist[:split] …"
         ),
         eval_limit: int | None = typer.Option(None, "--eval-limit", help="Cap evaluation samples."),
+        samples: int = typer.Option(300, "--samples", help="Calibration samples."),
         size: str | None = opt.IMAGE_SIZE,
         mean: str | None = opt.MEAN,
         std: str | None = opt.STD,
@@ -60,7 +55,9 @@ def register(app: typer.Typer) -> None:
         threads: int | None = opt.THREADS,
         seconds: float = typer.Option(1.0, "--seconds", help="Benchmark time per target."),
         budget: float = typer.Option(10.0, "--budget", help="Seconds per target for the engine-settings search."),
-        timeout: float = typer.Option(900.0, "--timeout", help="Seconds per target (its own process) before it fails."),
+        timeout: float = typer.Option(
+            900.0, "--timeout", help="Seconds per target, each in its own process (0: all in this process, no limit)."
+        ),
         quick: bool = typer.Option(False, "--quick", help="A first look: short timing and search, fewer samples."),
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
@@ -83,6 +80,7 @@ def register(app: typer.Typer) -> None:
             bench=BenchConfig(warmup=10, seconds=seconds),
             seed=seed,
             eval_limit=eval_limit,
+            samples=samples,
             calib=calib,
             eval=eval_source,
             preprocess=opt.image_preprocess(size=size, mean=mean, std=std, scale=scale, bgr=bgr),
@@ -90,7 +88,7 @@ def register(app: typer.Typer) -> None:
             outputs=tuple(opt.split_list(outputs)),
             trust_remote_code=trust_remote_code,
             budget=budget,
-            timeout=timeout,
+            timeout=timeout or None,
             quick=quick,
             **opt.api_kwargs(PortOptions, **opt.tolerance_fields(rtol, atol)),
         )
@@ -113,37 +111,29 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_report(out: Console, report: PortReport, out_dir: Path) -> None:
-    out.print(f"source: {report.source} ({report.source_nodes} nodes)")
+    from modelport.porting.render import rich_tables
+
+    out.print(f"source: {report.source} ({report.source_format.value}, {report.source_nodes} nodes)", markup=False)
+    if report.route:
+        out.print(f"converted: {' → '.join(h.split(' → ')[-1] for h in report.route)} (verified)", markup=False)
     if report.optimization:
         o = report.optimization
         out.print(f"optimized: {o.nodes_before} → {o.nodes_after} nodes ({', '.join(o.passes) or 'unchanged'})")
+    if report.choice:
+        out.print(report.choice, markup=False)
     if report.source_accuracy:
         a = report.source_accuracy
         out.print(f"source top-1 on {a.dataset}: {a.top1:.2%} ({a.samples} samples)")
-    out.print(summary_table(report))
-    for line in _reasons(report):
-        out.print(line, markup=False)
+    for table in rich_tables(report):
+        out.print(table)
     if report.fastest:
         out.print(f"fastest verified target: [bold]{report.fastest}[/]")
+    if report.fastest_throughput:
+        out.print(f"most samples/s: [bold]{report.fastest_throughput}[/]")
     out.print(f"report: {out_dir / 'report.md'}, {out_dir / 'report.html'}, {out_dir / 'report.json'}")
     if not report:
         bad = [t.label for t in report.targets if t.status in ("mismatch", "failed")]
         out.print(f"[red]not verified: {', '.join(bad)}[/]")
-
-
-def summary_table(report: object) -> Table:
-    from modelport.porting.render import HEADERS, target_rows
-
-    table = Table(title="targets", title_justify="left")
-    for h in HEADERS:
-        table.add_column(h, justify="left" if h in ("target", "executes", "status", "tolerance") else "right")
-    for row in target_rows(report, with_reason=False):  # type: ignore[arg-type]
-        table.add_row(*(escape(cell) for cell in row))
-    return table
-
-
-def _reasons(report: object) -> list[str]:
-    return [f"{t.label}: {t.status}: {t.reason}" for t in report.targets if t.reason]  # type: ignore[attr-defined]
 
 
 class _null:

@@ -31,6 +31,7 @@ from modelport.inputs import TensorSpec, default_batch, random_feeds
 from modelport.model_io import load_proto, write_text
 from modelport.porting.defaults import default_precisions, default_runtimes, explain
 from modelport.porting.int8 import flag_slower_int8
+from modelport.porting.isolate import isolation_available, run_isolated
 from modelport.porting.results import PortOptions, PortReport, TargetResult
 from modelport.porting.source import prepare_source
 from modelport.porting.target import TargetJob, build_target, target_dir
@@ -44,6 +45,7 @@ Progress = Callable[[str], None]
 QUICK_BENCH = BenchConfig(warmup=3, seconds=0.3)
 QUICK_BUDGET = 3.0
 QUICK_EVAL = 500
+QUICK_SAMPLES = 64
 
 
 def _count_nodes(path: Path) -> int:
@@ -80,7 +82,7 @@ def _read_data(
         warnings += w
     calib = None
     if opts.calib is not None:
-        limit = 64 if opts.quick else 300
+        limit = min(opts.samples, QUICK_SAMPLES) if opts.quick else opts.samples
         calib, w = load_samples(
             opts.calib, specs, role="calibration", limit=limit, preprocess=opts.preprocess, seed=opts.seed
         )
@@ -106,19 +108,12 @@ def _run_job(job: TargetJob, opts: PortOptions, say: Progress) -> TargetResult:
     def tell(msg: str) -> None:
         say(f"{label}: {msg}")
 
-    if opts.timeout is not None:
+    if opts.timeout is not None and isolation_available():
         try:
-            from modelport.porting.isolate import run_isolated
-        except ImportError:
-            run_isolated = None  # type: ignore[assignment]
-        if run_isolated is not None:
-            try:
-                result: TargetResult = run_isolated(
-                    build_target, job, timeout_s=opts.timeout, label=label, progress=tell
-                )
-                return result
-            except ModelportError as exc:  # crashed, timed out or failed outside the target's own handling
-                return TargetResult(job.runtime, job.precision, "failed", reason=str(exc), route=job.source_route)
+            result: TargetResult = run_isolated(build_target, job, timeout_s=opts.timeout, label=label, progress=tell)
+            return result
+        except ModelportError as exc:  # crashed, timed out or failed outside the target's own handling
+            return TargetResult(job.runtime, job.precision, "failed", reason=str(exc), route=job.source_route)
     return build_target(job, tell)
 
 

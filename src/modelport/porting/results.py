@@ -32,6 +32,7 @@ class PortOptions:
         bench: timing settings.
         seed: seed of random feeds.
         eval_limit: cap on evaluation samples (None: the whole source).
+        samples: INT8 calibration samples (a seeded random subset when the source holds more).
         calib: INT8 calibration source (what ``quantize --calib`` reads; None: the evaluation data, else random).
         eval: evaluation source (labelled: top-1/top-5 per target; None: the shipped model's MNIST test split for
             the default model, else random feeds and output agreement only).
@@ -55,6 +56,7 @@ class PortOptions:
     bench: BenchConfig = BenchConfig(warmup=10, seconds=1.0)
     seed: int = 0
     eval_limit: int | None = None
+    samples: int = 300
     calib: Any = None
     eval: Any = None
     preprocess: ImagePreprocess | None = None
@@ -72,6 +74,8 @@ class PortOptions:
             raise InvalidInputError(f"--batch must be ≥ 1, got {self.batch}")
         if any(b < 1 for b in self.throughput_batches):
             raise InvalidInputError(f"--batch sizes must be ≥ 1, got {list(self.throughput_batches)}")
+        if self.samples < 1:
+            raise InvalidInputError(f"--samples must be ≥ 1, got {self.samples}")
         if self.budget < 0:
             raise InvalidInputError(f"--budget must be ≥ 0 seconds, got {self.budget}")
         if self.timeout is not None and self.timeout <= 0:

@@ -21,6 +21,7 @@ import numpy as np
 from modelport.backends import get_backend, open_runner
 from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
+from modelport.backends.runtime_config import config_path, save_runtime_config
 from modelport.benchmark.timing import time_runner
 from modelport.conversion import ChainOptions, ConvertOptions, convert, verify_against_source
 from modelport.data.evaluate import evaluate_classifier
@@ -31,6 +32,7 @@ from modelport.inputs import random_feeds
 from modelport.model_io import load_proto
 from modelport.porting.int8 import FLAG
 from modelport.porting.results import PortOptions, SettingTrial, TargetResult, Throughput
+from modelport.porting.settings import search_settings, settings_text
 from modelport.porting.source import copy_source
 from modelport.quantization.api import quantize, quantized_ops
 from modelport.quantization.options import QuantizeOptions
@@ -80,6 +82,7 @@ def build_target(job: TargetJob, progress: Progress | None = None) -> TargetResu
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     runtime, precision = job.runtime, job.precision
+    config_path(job.target_dir / "model").unlink(missing_ok=True)  # a stale runtime.json from an earlier port
     if not get_backend(runtime).supports(precision, "cpu"):
         return TargetResult(runtime, precision, "skipped", reason=f"{runtime} does not run {precision.value} on CPU")
     if precision is Precision.INT8 and quantized_ops(job.onnx):
@@ -107,7 +110,7 @@ def int8_target(job: TargetJob) -> TargetResult:
         threads=opts.threads,
         bench=opts.bench,
         seed=opts.seed,
-        samples=64 if opts.quick else 300,
+        samples=min(opts.samples, 64) if opts.quick else opts.samples,
         preprocess=opts.preprocess,
         input_shapes=tuple((k, tuple(v)) for k, v in dict(opts.input_shapes).items()),  # free dims: quantize sizes them
     )
@@ -153,7 +156,7 @@ def int8_target(job: TargetJob) -> TargetResult:
         runner=info,
         verification=comparison,
         latency=stats,
-        throughput=batch / (stats.mean_ms / 1e3),
+        throughput=batch / (stats.p50_ms / 1e3),
         accuracy=m if m is not None and m.top1 is not None else None,  # TaskMetrics, as every target reports
     )
 
@@ -252,7 +255,7 @@ def _verify_and_measure(job: TargetJob, base: TargetResult, artifact: Path) -> T
         accuracy = evaluate_classifier(runner, job.eval_set) if job.eval_set is not None else None
         info = runner.info()
     return dataclasses.replace(
-        result, runner=info, latency=stats, throughput=batch / (stats.mean_ms / 1e3), accuracy=accuracy
+        result, runner=info, latency=stats, throughput=batch / (stats.p50_ms / 1e3), accuracy=accuracy
     )
 
 
@@ -272,27 +275,18 @@ def _tune(job: TargetJob, result: TargetResult, say: Progress) -> TargetResult:
         if best is not None and best.p50_ms is not None and result.latency is not None:
             result = _with_latency(job, result, chosen, artifact)
     throughputs = _throughputs(job, artifact, chosen, say)
-    settings = (("threads", str(chosen.threads or "default")), *chosen_engine(chosen))
-    return dataclasses.replace(result, settings=settings, trials=trials, throughputs=throughputs)
-
-
-def chosen_engine(options: RunnerOptions) -> tuple[tuple[str, str], ...]:
-    return tuple(getattr(options, "engine", ()))
+    return dataclasses.replace(result, settings=settings_text(chosen), trials=trials, throughputs=throughputs)
 
 
 def _search(job: TargetJob, artifact: Path, base: RunnerOptions) -> tuple[RunnerOptions, tuple[SettingTrial, ...]]:
-    try:
-        from modelport.porting.settings import search_settings
-    except ImportError:  # the settings search is not part of this build
-        return base, ()
-    from modelport.backends.runtime_config import save_runtime_config
 
     def check(options: RunnerOptions) -> str | None:
         comparison = verify(job, artifact, job.precision, options.precision)
         return None if comparison.passed else comparison.reason()
 
-    with open_runner(job.runtime, artifact, base) as runner:
-        feeds = random_feeds(runner.input_specs, dict(job.options.input_shapes) or None, seed=job.options.seed)
+    with open_runner(job.runtime, artifact, base, runtime_config=False) as runner:
+        shapes = dict(job.options.input_shapes) or None
+        feeds = random_feeds(runner.input_specs, shapes, seed=job.options.seed, batch=job.options.batch or 1)
     try:
         chosen, trials = search_settings(
             job.runtime,
@@ -319,7 +313,7 @@ def _with_latency(job: TargetJob, result: TargetResult, options: RunnerOptions, 
         )
         stats = time_runner(runner, feeds, job.options.bench)
         info = runner.info()
-    return dataclasses.replace(result, latency=stats, throughput=batch / (stats.mean_ms / 1e3), runner=info)
+    return dataclasses.replace(result, latency=stats, throughput=batch / (stats.p50_ms / 1e3), runner=info)
 
 
 def _throughputs(job: TargetJob, artifact: Path, options: RunnerOptions, say: Progress) -> tuple[Throughput, ...]:
