@@ -285,3 +285,20 @@ def test_port_default_mnist_model(tmp_path: Path) -> None:
     html = (tmp_path / "report.html").read_text()
     assert html.count("<svg") == 1  # the accuracy-vs-latency scatter
     assert "source accuracy: top-1" in (tmp_path / "report.md").read_text()
+
+
+def test_port_tunes_engine_settings_without_changing_the_precision(tmp_path: Path) -> None:
+    """The settings search runs within the budget, keeps a configuration that still executes the target's precision
+    (an OpenVINO fp32 target without a precision hint would run bf16 on AVX512-BF16/AMX CPUs), saves it as
+    runtime.json, and the target's latency is measured with it."""
+    src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")
+    options = _options(targets=("openvino",), precisions=(Precision.FP32,), optimize=False, bench=FAST, budget=3.0)
+    report = port(src, tmp_path / "out", options=options)
+    (t,) = report.targets
+    assert t.verified and t.trials and sum(trial.chosen for trial in t.trials) == 1
+    assert t.runner is not None and t.runner.executed_precision == "fp32"
+    for trial in t.trials:
+        if dict(trial.settings).get("INFERENCE_PRECISION_HINT") in ("none", "bf16") and _bf16_expected() == "bf16":
+            assert not trial.chosen and "executes bf16" in trial.error
+    config = json.loads((tmp_path / "out" / "targets" / "openvino-fp32" / "runtime.json").read_text())
+    assert config["runtime"] == "openvino" and dict(t.settings)

@@ -98,9 +98,11 @@ def verify_against_source(
     threads: int | None = None,
     source_backend: str | Format = "onnxruntime",
     loader: LoaderOptions | None = None,
+    artifact_options: RunnerOptions | None = None,
 ) -> Comparison:
     """Run source (on ``source_backend``: ONNX Runtime, or a format's own runtime for other sources, opened with
-    ``loader``) and artifact (its native runtime at ``precision``) on ``feeds``; compare.
+    ``loader``) and artifact (its native runtime at ``precision``, or with ``artifact_options`` — engine settings
+    included) on ``feeds``; compare.
 
     The comparator (:mod:`modelport.verify.comparator`) renames/transposes the feeds to the artifact's inputs and
     pairs its outputs with the source's by name, order and layout (a TFLite artifact from onnx2tf is NHWC). The
@@ -113,7 +115,8 @@ def verify_against_source(
         source, backend, RunnerOptions(threads=threads), loader or LoaderOptions(), label=f"{source.name}@{backend}"
     )
     ref = run(subject, feeds)
-    cand = run(Subject(artifact, artifact_format, RunnerOptions(threads=threads, precision=precision)), feeds)
+    options = artifact_options or RunnerOptions(threads=threads, precision=precision)
+    cand = run(Subject(artifact, artifact_format, options), feeds)
     return check(ref, cand, tol)
 
 

@@ -219,8 +219,15 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def verify(job: TargetJob, artifact: Path, precision: Precision, exec_precision: Precision) -> Any:
-    """The artifact against the original source on the verification feeds, at ``precision``'s tolerance."""
+def verify(
+    job: TargetJob,
+    artifact: Path,
+    precision: Precision,
+    exec_precision: Precision,
+    options: RunnerOptions | None = None,
+) -> Any:
+    """The artifact (run with ``options`` when given: engine settings) against the original source on the
+    verification feeds, at ``precision``'s tolerance."""
     opts = job.options
     return verify_against_source(
         job.source,
@@ -232,6 +239,7 @@ def verify(job: TargetJob, artifact: Path, precision: Precision, exec_precision:
         threads=opts.threads,
         source_backend=job.source_format,
         loader=job.loader,
+        artifact_options=options,
     )
 
 
@@ -281,7 +289,14 @@ def _tune(job: TargetJob, result: TargetResult, say: Progress) -> TargetResult:
 def _search(job: TargetJob, artifact: Path, base: RunnerOptions) -> tuple[RunnerOptions, tuple[SettingTrial, ...]]:
 
     def check(options: RunnerOptions) -> str | None:
-        comparison = verify(job, artifact, job.precision, options.precision)
+        """The candidate settings verified like the target; a float target must still execute its precision
+        (an OpenVINO fp32 target left without a precision hint runs bf16 on AMX: that is the bf16 target)."""
+        if job.precision is not Precision.INT8:
+            with open_runner(job.runtime, artifact, options, runtime_config=False) as runner:
+                executed = runner.info().executed_precision
+            if executed != base.precision.value:
+                return f"executes {executed}, not {base.precision.value} (the {executed} target measures that)"
+        comparison = verify(job, artifact, job.precision, options.precision, options)
         return None if comparison.passed else comparison.reason()
 
     with open_runner(job.runtime, artifact, base, runtime_config=False) as runner:
