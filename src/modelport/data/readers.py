@@ -73,6 +73,12 @@ def load_samples(
     warnings: list[str] = []
     samples = _read_source(source, specs, role, limit, preprocess, seed, warnings)
     check_samples(samples, specs)
+    if role == "evaluation" and samples.labels is not None and len(np.unique(samples.labels)) < 2:
+        raise InvalidInputError(
+            f"{samples.name}: labelled evaluation data with one class only ({', '.join(samples.classes) or 'one'}): "
+            "top-1 on it measures nothing about a classifier",
+            hint="give class sub-folders for at least two classes, or the images directly in the folder (unlabelled)",
+        )
     if limit is not None and len(samples) < limit:
         warnings.append(
             f"{role} asked for {limit} samples but {samples.name} holds only {len(samples)}: using {len(samples)}"
