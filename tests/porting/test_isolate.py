@@ -141,8 +141,14 @@ def test_ctrl_c_while_waiting_kills_the_child_and_reraises() -> None:
             timers.append(timer)
             timer.start()
 
-    with pytest.raises(KeyboardInterrupt):
-        run_isolated(targets.sleep_with_grandchild, 30, timeout_s=60, label="ctrl-c", progress=on_line)
+    # Python maps SIGINT to KeyboardInterrupt only when SIGINT was not ignored at start-up (a job started in the
+    # background by a non-interactive shell ignores it): install the default handler for this test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_isolated(targets.sleep_with_grandchild, 30, timeout_s=60, label="ctrl-c", progress=on_line)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for timer in timers:
         timer.join()
     pids = [int(line.split()[1]) for line in lines]
