@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 import models
@@ -302,3 +303,13 @@ def test_port_tunes_engine_settings_without_changing_the_precision(tmp_path: Pat
             assert not trial.chosen and "executes bf16" in trial.error
     config = json.loads((tmp_path / "out" / "targets" / "openvino-fp32" / "runtime.json").read_text())
     assert config["runtime"] == "openvino" and dict(t.settings)
+
+
+def test_the_onnxruntime_fp32_target_is_the_optimized_model(tmp_path: Path) -> None:
+    src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")  # Conv + BatchNormalization + Relu
+    options = _options(targets=("onnxruntime",), precisions=(Precision.FP32,), bench=FAST)
+    report = port(src, tmp_path / "out", options=options)
+    (t,) = report.targets
+    ops = [n.op_type for n in onnx.load(t.artifact).graph.node]
+    assert t.verified and "BatchNormalization" not in ops  # folded by the optimizer, not the source copied
+    assert report.optimization is not None and "fold-batchnorm" in report.optimization.passes

@@ -197,10 +197,10 @@ def _float_target(job: TargetJob, say: Progress) -> TargetResult:
 
 
 def _build(job: TargetJob, fmt: Format) -> tuple[Path, tuple[str, ...], float, int]:
-    """(artifact, route, seconds, bytes): the source itself when it is already this format at fp32, else a
-    conversion from ``model.onnx``."""
+    """(artifact, route, seconds, bytes): the source itself when it already is this (non-ONNX) format at fp32, else
+    a conversion from ``model.onnx`` (for an ONNX source: the optimized model)."""
     t0 = time.perf_counter()
-    if fmt is job.source_format and job.precision is Precision.FP32:
+    if fmt is job.source_format and fmt is not Format.ONNX and job.precision is Precision.FP32:
         artifact = copy_source(job.source, fmt, job.target_dir)
         return artifact, ("source as is",), time.perf_counter() - t0, _size(artifact)
     weights = Precision.FP32 if job.precision is Precision.BF16 else job.precision  # bf16 executes fp32 weights
