@@ -103,13 +103,13 @@ def prepare_source(src: Path, fmt: Format, out_dir: Path, opts: PortOptions) -> 
     return PreparedSource(dst, specs, route, verification, optimization, convert_opts.loader)
 
 
-def copy_source(src: Path, fmt: Format, target_dir: Path) -> Path:
+def copy_source(src: Path, fmt: Format, target_dir: Path) -> tuple[Path, list[Path]]:
     """The source itself as a target's artifact (a TFLite source on LiteRT, an OpenVINO IR on OpenVINO, at fp32):
-    no round trip through ONNX. Returns the copied model file."""
+    no round trip through ONNX. Returns the copied model file and every file written."""
     files = [(src, f"model{src.suffix}")]
     if fmt is Format.OPENVINO_IR:
         files.append((src.with_suffix(".bin"), "model.bin"))
     with atomic_files(target_dir) as staging:
         for path, name in files:
             shutil.copyfile(path, staging / name)
-    return target_dir / files[0][1]
+    return target_dir / files[0][1], [target_dir / name for _, name in files]

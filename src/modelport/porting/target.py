@@ -24,7 +24,9 @@ from modelport.backends.runner import RunnerOptions
 from modelport.backends.runtime_config import config_path, save_runtime_config
 from modelport.benchmark.timing import time_runner
 from modelport.conversion import ChainOptions, ConvertOptions, convert, verify_against_source
+from modelport.conversion.base import files_size
 from modelport.data.evaluate import evaluate_classifier
+from modelport.data.metrics import TaskMetrics
 from modelport.data.samples import SampleSet
 from modelport.errors import ModelportError
 from modelport.formats import Format, Precision
@@ -143,21 +145,15 @@ def int8_target(job: TargetJob) -> TargetResult:
     )
     try:
         comparison = verify(job, artifact, Precision.INT8, Precision.INT8)
-        with open_runner(job.runtime, artifact, RunnerOptions(threads=opts.threads, precision=Precision.INT8)) as run:
-            batch = opts.batch or 1
-            feeds = random_feeds(run.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
-            stats = time_runner(run, feeds, opts.bench)
-            info = run.info()
+        timed, _ = _measure(job, artifact, RunnerOptions(threads=opts.threads, precision=Precision.INT8))
     except ModelportError as exc:
         return dataclasses.replace(base, status="failed", reason=str(exc))
     m = rep.int8.metric
     return dataclasses.replace(
         base,
-        runner=info,
         verification=comparison,
-        latency=stats,
-        throughput=batch / (stats.p50_ms / 1e3),
         accuracy=m if m is not None and m.top1 is not None else None,  # TaskMetrics, as every target reports
+        **timed,
     )
 
 
@@ -201,8 +197,8 @@ def _build(job: TargetJob, fmt: Format) -> tuple[Path, tuple[str, ...], float, i
     a conversion from ``model.onnx`` (for an ONNX source: the optimized model)."""
     t0 = time.perf_counter()
     if fmt is job.source_format and fmt is not Format.ONNX and job.precision is Precision.FP32:
-        artifact = copy_source(job.source, fmt, job.target_dir)
-        return artifact, ("source as is",), time.perf_counter() - t0, _size(artifact)
+        artifact, files = copy_source(job.source, fmt, job.target_dir)
+        return artifact, ("source as is",), time.perf_counter() - t0, files_size(files)
     weights = Precision.FP32 if job.precision is Precision.BF16 else job.precision  # bf16 executes fp32 weights
     # TFLite keeps the ONNX inputs' NCHW layout: the artifact takes the same feeds (and eval set) as the source
     graph = load_proto(job.onnx, check=False, load_external_data=False).graph
@@ -212,11 +208,6 @@ def _build(job: TargetJob, fmt: Format) -> tuple[Path, tuple[str, ...], float, i
     hop = f"onnx → {fmt.value}" if fmt is not Format.ONNX else f"onnx → onnx ({weights.value} weights)"
     hops = (*job.source_route, hop) if fmt is not Format.ONNX or weights is not Precision.FP32 else job.source_route
     return Path(conv.artifact), hops, conv.seconds, conv.size_bytes
-
-
-def _size(path: Path) -> int:
-    files = [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
-    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def verify(
@@ -256,19 +247,27 @@ def _verify_and_measure(job: TargetJob, base: TargetResult, artifact: Path) -> T
         verification=comparison,
     )
     options = RunnerOptions(threads=opts.threads, precision=exec_precision)
-    batch = opts.batch or 1  # resolved by port()
+    timed, accuracy = _measure(job, artifact, options, evaluate=True)
+    return dataclasses.replace(result, accuracy=accuracy, **timed)
+
+
+def _measure(
+    job: TargetJob, artifact: Path, options: RunnerOptions, *, evaluate: bool = False
+) -> tuple[dict[str, Any], TaskMetrics | None]:
+    """Time the artifact at the latency batch (resolved by port()) and, with ``evaluate``, score it on the
+    evaluation set: (the result's runner/latency/throughput fields, the accuracy)."""
+    batch = job.options.batch or 1
     with open_runner(job.runtime, artifact, options) as runner:
-        feeds = random_feeds(runner.input_specs, dict(opts.input_shapes) or None, seed=opts.seed, batch=batch)
-        stats = time_runner(runner, feeds, opts.bench)
-        accuracy = evaluate_classifier(runner, job.eval_set) if job.eval_set is not None else None
+        shapes = dict(job.options.input_shapes) or None
+        feeds = random_feeds(runner.input_specs, shapes, seed=job.options.seed, batch=batch)
+        stats = time_runner(runner, feeds, job.options.bench)
+        accuracy = evaluate_classifier(runner, job.eval_set) if evaluate and job.eval_set is not None else None
         info = runner.info()
-    return dataclasses.replace(
-        result, runner=info, latency=stats, throughput=batch / (stats.p50_ms / 1e3), accuracy=accuracy
-    )
+    return {"runner": info, "latency": stats, "throughput": batch / (stats.p50_ms / 1e3)}, accuracy
 
 
 def _tune(job: TargetJob, result: TargetResult, say: Progress) -> TargetResult:
-    """Engine settings search within the budget (when :mod:`.settings` is there), then throughput."""
+    """Engine settings search within the budget (latency measured again with the chosen ones), then throughput."""
     opts = job.options
     artifact = Path(result.artifact)
     exec_precision = get_backend(job.runtime).execution_precision(job.precision)
@@ -279,9 +278,7 @@ def _tune(job: TargetJob, result: TargetResult, say: Progress) -> TargetResult:
         say("searching engine settings")
         chosen, trials = _search(job, artifact, base)
     if trials:
-        best = next((t for t in trials if t.chosen), None)
-        if best is not None and best.p50_ms is not None and result.latency is not None:
-            result = _with_latency(job, result, chosen, artifact)
+        result = dataclasses.replace(result, **_measure(job, artifact, chosen)[0])
     throughputs = _throughputs(job, artifact, chosen, say)
     return dataclasses.replace(result, settings=settings_text(chosen), trials=trials, throughputs=throughputs)
 
@@ -318,17 +315,6 @@ def _search(job: TargetJob, artifact: Path, base: RunnerOptions) -> tuple[Runner
         return base, ()
     save_runtime_config(artifact, job.runtime, chosen)
     return chosen, trials
-
-
-def _with_latency(job: TargetJob, result: TargetResult, options: RunnerOptions, artifact: Path) -> TargetResult:
-    batch = job.options.batch or 1
-    with open_runner(job.runtime, artifact, options) as runner:
-        feeds = random_feeds(
-            runner.input_specs, dict(job.options.input_shapes) or None, seed=job.options.seed, batch=batch
-        )
-        stats = time_runner(runner, feeds, job.options.bench)
-        info = runner.info()
-    return dataclasses.replace(result, latency=stats, throughput=batch / (stats.p50_ms / 1e3), runner=info)
 
 
 def _throughputs(job: TargetJob, artifact: Path, options: RunnerOptions, say: Progress) -> tuple[Throughput, ...]:
