@@ -279,6 +279,11 @@ def op_use(proto: onnx.ModelProto, op_type: str, domain: str | None = None) -> O
     return OpUse(qualified, tuple(names), tuple(cut))
 
 
+def default_opset(proto: onnx.ModelProto) -> int:
+    """The default-domain (``ai.onnx``) opset a model imports; 0 when it imports none."""
+    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
     """``graph`` and, recursively, every sub-graph of its nodes' attributes (If branches, Loop/Scan bodies)."""
     yield graph

@@ -26,7 +26,7 @@ from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, PassError, VerificationError
 from modelport.inputs import TensorSpec, random_feeds, search_shapes, verification_shapes
-from modelport.model_io import check_proto, load_proto, save_model, to_proto
+from modelport.model_io import check_proto, default_opset, load_proto, save_model, to_proto
 from modelport.passes.base import (
     InstrumentedPass,
     ModelportPass,
@@ -351,8 +351,8 @@ def optimize(
         seconds=time.perf_counter() - start,
         size_before=original.ByteSize(),
         size_after=optimized.ByteSize(),
-        opset_before=_opset(original),
-        opset_after=_opset(optimized),
+        opset_before=default_opset(original),
+        opset_after=default_opset(optimized),
         rolled_back=rolled_back,
     )
     log.info("optimized %s: %d → %d nodes", source, report.nodes_before, report.nodes_after)
@@ -493,7 +493,3 @@ def _plan(
         opts["convert-opset"] = ConvertOpsetOptions(target=opset)
         names = resolve_passes([*names, "convert-opset"])
     return names, opts
-
-
-def _opset(proto: onnx.ModelProto) -> int:
-    return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)

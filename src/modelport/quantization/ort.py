@@ -36,7 +36,7 @@ from modelport.backends.runner import RunnerOptions
 from modelport.data.samples import SampleSet, batch_for
 from modelport.errors import ConversionError, InvalidInputError, first_line
 from modelport.formats import Precision
-from modelport.model_io import atomic_path, load_model, load_proto, save_model
+from modelport.model_io import atomic_path, default_opset, load_model, load_proto, save_model
 from modelport.quantization.engine import Built, Job, speedup
 from modelport.quantization.feeds import batches
 from modelport.quantization.measure import bench_feeds, interleaved_latency
@@ -498,7 +498,11 @@ def recover(job: Job, work: Path, built: Built) -> Iterator[tuple[str, Callable[
     if not setting.per_channel:
         channel = dataclasses.replace(setting, per_channel=True)
         cand = work / "recover-per-channel.onnx"
-        upgraded = pre if onnx_opset(pre) >= PER_CHANNEL_OPSET else work / "preprocessed-opset13.onnx"
+        upgraded = (
+            pre
+            if default_opset(load_proto(pre, check=False, load_external_data=False)) >= PER_CHANNEL_OPSET
+            else work / "preprocessed-opset13.onnx"
+        )
         yield "per-channel weight scales", functools.partial(make, job, upgraded, cand, channel, ())
         if cand in made:  # it built: keep per-channel scales from here on
             setting, base, source = channel, cand, upgraded
@@ -556,12 +560,6 @@ def _matmul_heavy(path: Path) -> bool:
         if node.op_type == "MatMul" and len(node.input) == 2 and not set(node.input) & constants:
             return True
     return False
-
-
-def onnx_opset(path: Path) -> int:
-    """The default-domain opset a model imports."""
-    proto = load_proto(path, check=False, load_external_data=False)
-    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
 
 
 def upgrade_opset(src: Path, dst: Path, version: int) -> None:
