@@ -16,6 +16,7 @@ from modelport.benchmark.timing import BenchConfig, LatencyStats
 from modelport.errors import ModelportError
 from modelport.formats import Precision
 from modelport.porting.pipeline import TIE_RATIO, PortOptions, PortReport, TargetResult, port
+from modelport.porting.progress import parse_message
 from modelport.reports.environment import capture_environment
 from modelport.verify.compare import Tolerance
 
@@ -108,8 +109,23 @@ def test_port_report_fields(ported: tuple[PortReport, Path, list[str]]) -> None:
     assert report.source_accuracy is None
     assert (out / "model.onnx").is_file()
     assert messages[0] == "preparing the source model (onnx)"
-    assert "openvino/bf16: build, verify, measure" in messages
     assert "openvino/bf16: verifying against the source" in messages  # the target's own steps
+
+
+def test_port_progress_messages(ported: tuple[PortReport, Path, list[str]]) -> None:
+    """Each target: a start message announcing its steps, that many step messages when it verifies, its status."""
+    report, _, messages = ported
+    events = [e for e in map(parse_message, messages) if e is not None]
+    assert parse_message(messages[0]) is None  # the source's preparation is about no target
+    for t in report.targets:
+        mine = [e for e in events if e.target == t.label]
+        assert mine[0].steps is not None and mine[-1].status == t.status, t.label
+        steps = [e for e in mine[1:-1] if e.steps is None and e.status is None]
+        if t.verified:
+            assert len(steps) == mine[0].steps, (t.label, [e.text for e in steps])
+        else:
+            assert len(steps) < mine[0].steps
+    assert [e.target for e in events if e.status is not None] == [t.label for t in report.targets]
 
 
 def test_port_fastest(ported: tuple[PortReport, Path, list[str]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -90,3 +91,12 @@ def crash_on_openvino(job: Any, progress: Callable[[str], None] | None = None) -
     if job.runtime == "openvino":
         os.kill(os.getpid(), signal.SIGSEGV)
     return build_target(job, progress)
+
+
+def log_and_return(value: int) -> int:
+    """Logs a warning (with a traceback) in the child, then returns ``value``."""
+    try:
+        raise ValueError("inner")
+    except ValueError:
+        logging.getLogger("modelport.test_child").warning("child says %d", value, exc_info=True)
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -121,6 +122,14 @@ def test_progress_lines_arrive_in_order() -> None:
 
 def test_progress_without_a_receiver_is_dropped() -> None:
     assert run_isolated(targets.report_steps, 3, timeout_s=60, label="ort fp32") == 3
+
+
+def test_child_logs_are_emitted_by_the_parents_loggers(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="modelport.test_child"):
+        assert run_isolated(targets.log_and_return, 7, timeout_s=60, label="logs") == 7
+    records = [r for r in caplog.records if r.name == "modelport.test_child"]
+    assert [(r.levelno, r.getMessage().splitlines()[0]) for r in records] == [(logging.WARNING, "child says 7")]
+    assert "ValueError: inner" in records[0].getMessage()  # the child's traceback travels in the message
 
 
 def test_child_sees_the_parents_current_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from modelport.cli import options as opt
 from modelport.cli.common import console, print_json
@@ -92,13 +95,11 @@ def register(app: typer.Typer) -> None:
             quick=quick,
             **opt.api_kwargs(PortOptions, **opt.tolerance_fields(rtol, atol)),
         )
-        err = Console(stderr=True, highlight=False) if sys.stderr.isatty() else None  # progress: stderr only
         out = console()
         try:
-            with out.status("porting…") if out.is_terminal and not as_json else _null():
-                report = port(
-                    model, out_dir, options=options, progress=(lambda m: err.log(m)) if err is not None else None
-                )
+            bars = _TargetBars(Console(stderr=True, highlight=False, log_path=False)) if sys.stderr.isatty() else None
+            with bars or _null():
+                report = port(model, out_dir, options=options, progress=bars)
         except KeyboardInterrupt:
             out.print(f"interrupted: the targets finished so far are in {out_dir / 'report.md'}", markup=False)
             raise
@@ -134,6 +135,61 @@ def _print_report(out: Console, report: PortReport, out_dir: Path) -> None:
     if not report:
         bad = [t.label for t in report.targets if t.status in ("mismatch", "failed")]
         out.print(f"[red]not verified: {', '.join(bad)}[/]")
+
+
+class _TargetBars:
+    """One progress bar per target, on stderr, fed by ``port``'s progress messages (:mod:`modelport.porting.progress`):
+    a target's bar appears when it starts, advances on each step with the step's text, and ends with its status;
+    messages about no target (preparing the source) are printed above the bars."""
+
+    _STYLE: ClassVar[dict[str, str]] = {"verified": "green", "skipped": "dim", "mismatch": "red", "failed": "red"}
+
+    def __init__(self, err: Console) -> None:
+        self._bars = Progress(
+            TextColumn("{task.fields[target]:<18}", markup=False),
+            BarColumn(bar_width=24),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._begun: dict[str, int] = {}
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def __enter__(self) -> _TargetBars:
+        stderr = sys.stderr
+        self._bars.start()  # replaces sys.stderr with a proxy that prints above the bars
+        # log handlers made before hold the real stderr: point them at the proxy while the bars are drawn
+        self._handlers = [
+            (h, h.setStream(sys.stderr))
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler) and h.stream is stderr
+        ]
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._bars.stop()
+
+    def __call__(self, message: str) -> None:
+        from modelport.porting.progress import parse_message
+
+        event = parse_message(message)
+        if event is None:
+            self._bars.console.log(message, markup=False)
+            return
+        task = self._tasks.get(event.target)
+        if event.steps is not None or task is None:
+            total = float(event.steps) if event.steps is not None else None
+            self._tasks[event.target] = self._bars.add_task("starting", total=total, target=event.target)
+        elif event.status is not None:
+            style = self._STYLE.get(event.status, "")
+            total = self._bars.tasks[task].total
+            self._bars.update(task, completed=total or 1, total=total or 1, description=f"[{style}]{event.status}[/]")
+        else:  # a step begins: the steps before it are done
+            self._begun[event.target] = begun = self._begun.get(event.target, 0) + 1
+            self._bars.update(task, completed=begun - 1, description=escape(event.text))
 
 
 class _null:

@@ -32,15 +32,17 @@ its cost is ``onnx``/``ml_dtypes``). ``forkserver`` (used when the platform has 
 process once, which imports :mod:`modelport.porting` (numpy, onnx, onnx-ir: no engine thread pool; numpy's
 OpenBLAS pool handles fork itself) and forks each child from it. The server is shared by the whole process (this
 module sets its preload list, the one process-wide setting it touches) and keeps the environment of the moment it
-started, so each call sends the parent's current ``os.environ`` (and the root logger's level and format, so
-``--debug`` reaches the child's logs) and the child adopts them before running the function.
+started, so each call sends the parent's current ``os.environ`` (and the root logger's level, so ``--debug``
+reaches the child's logs) and the child adopts them before running the function.
 
 Start-up cost of a trivial call (measured on this project's 2-core machine under a load of 3–9):
 ``forkserver`` ≈ 30 ms per call once the server runs, ≈ 2–4 s for the first call; ``spawn`` ≈ 1.5–6 s per call.
 
 Progress: when ``func`` has a parameter named ``progress``, the child passes it a callable that sends each line to
 the parent (thread-safe; lines keep their order), where it is handed to the ``progress`` given to
-:func:`run_isolated` (or dropped when none was). The child's stdout and stderr are the parent's.
+:func:`run_isolated` (or dropped when none was). The child's log records cross the same pipe and are emitted by the
+parent's loggers of the same names (so a progress display the parent draws is not broken by them); what engines
+write to stdout and stderr directly goes to the parent's.
 """
 
 from __future__ import annotations
@@ -103,7 +105,6 @@ class _Job:
     wants_progress: bool
     env: dict[str, str]
     log_level: int
-    log_format: str | None  # the root handler's format, when the parent configured logging
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,7 @@ def run_isolated(
     """
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
-    root = logging.getLogger()
-    fmt = getattr(root.handlers[0].formatter, "_fmt", None) if root.handlers else None
-    job = _Job(func, args, kwargs, _takes_progress(func), dict(os.environ), root.getEffectiveLevel(), fmt)
+    job = _Job(func, args, kwargs, _takes_progress(func), dict(os.environ), logging.getLogger().getEffectiveLevel())
     proc = ctx.Process(target=_child_main, args=(writer, job), name=f"modelport-target-{label}")
     answered = False
     started = time.monotonic()
@@ -236,6 +235,9 @@ def _wait_for_answer(
         if kind == "progress":
             if progress is not None:
                 progress(payload)
+        elif kind == "log":
+            name, level, message = payload
+            logging.getLogger(name).log(level, "%s", message)
         elif kind == "ok":
             return payload
         else:
@@ -306,6 +308,23 @@ class _Sender:
         self.send("progress", str(line))
 
 
+class _ForwardLogs(logging.Handler):
+    """The child's logging handler: each record crosses to the parent as (logger name, level, message)."""
+
+    def __init__(self, sender: _Sender) -> None:
+        super().__init__()
+        self._sender = sender
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            self._sender.send("log", (record.name, record.levelno, message))
+        except Exception:  # a closed pipe or an odd record: logging must never break the target
+            self.handleError(record)
+
+
 def _adopt_environment(env: Mapping[str, str]) -> None:
     for key in [k for k in os.environ if k not in env]:
         del os.environ[key]
@@ -320,9 +339,10 @@ def _child_main(conn: Connection, job: _Job) -> None:
         os.setsid()  # lead a new process group: the parent kills it whole; terminal Ctrl-C reaches the parent only
     _die_with_parent()
     _adopt_environment(job.env)
-    if job.log_format is not None:  # the parent's --verbose/--debug apply to the child's logs too
-        logging.basicConfig(level=job.log_level, format=job.log_format, force=True)
     sender = _Sender(conn)
+    # the child's log records go to the parent, which emits them with its own handlers (a progress display on the
+    # terminal stays intact); the parent's --verbose/--debug level applies here
+    logging.basicConfig(level=job.log_level, handlers=[_ForwardLogs(sender)], force=True)
     kwargs = {**job.kwargs, "progress": sender.progress} if job.wants_progress else job.kwargs
     code = 0
     try:

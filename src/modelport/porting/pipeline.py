@@ -32,6 +32,7 @@ from modelport.model_io import load_proto, write_text
 from modelport.porting.defaults import default_precisions, default_runtimes, explain
 from modelport.porting.int8 import flag_slower_int8
 from modelport.porting.isolate import isolation_available, run_isolated
+from modelport.porting.progress import done_message, start_message, step_message, target_steps
 from modelport.porting.results import PortOptions, PortReport, TargetResult
 from modelport.porting.source import prepare_source
 from modelport.porting.target import TargetJob, build_target, target_dir
@@ -106,7 +107,7 @@ def _run_job(job: TargetJob, opts: PortOptions, say: Progress) -> TargetResult:
     label = f"{job.runtime}/{job.precision.value}"
 
     def tell(msg: str) -> None:
-        say(f"{label}: {msg}")
+        say(step_message(label, msg))
 
     if opts.timeout is not None and isolation_available():
         try:
@@ -249,7 +250,8 @@ def port(
     try:
         for runtime in runtimes:
             for precision in precisions:
-                say(f"{runtime}/{precision.value}: build, verify, measure")
+                label = f"{runtime}/{precision.value}"
+                say(start_message(label, target_steps(precision, opts.budget, len(opts.throughput_batches))))
                 job = TargetJob(
                     runtime,
                     precision,
@@ -265,6 +267,7 @@ def port(
                     job_opts,
                 )
                 results.append(_run_job(job, opts, say))
+                say(done_message(label, results[-1].status))
     except KeyboardInterrupt:
         interrupted = True
     results = _finish(results, baseline, src_arg, out, opts)
