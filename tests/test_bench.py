@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import numpy as np
 import pytest
 
 import models
-from modelport.benchmark.timing import BenchConfig, BenchOptions, BenchReport, LatencyStats, bench, time_callable
+from modelport.benchmark.timing import (
+    BenchConfig,
+    BenchOptions,
+    BenchReport,
+    LatencyStats,
+    bench,
+    time_callable,
+    time_parallel,
+)
 from modelport.errors import InvalidInputError
 
 FAST = BenchConfig(warmup=1, iterations=5)
@@ -193,3 +202,62 @@ def test_bench_bad_batches(mlp_path: Path) -> None:
 def test_bench_config_validation(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         BenchConfig(**kwargs)  # type: ignore[arg-type]
+
+
+class _FakeRunner:
+    """A runner stand-in: ``run_raw`` sleeps (releasing the GIL, as engines do) and counts its calls."""
+
+    def __init__(self, seconds: float = 0.0, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.seconds = seconds
+        self.fail_after = fail_after
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return dict(feeds)
+
+    def run_raw(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("engine failed")
+        time.sleep(self.seconds)
+        return list(feeds.values())
+
+
+def test_time_parallel_counts_every_runners_calls() -> None:
+    runners = [_FakeRunner(), _FakeRunner(), _FakeRunner()]
+    rate, calls = time_parallel(runners, {"x": np.zeros(2)}, BenchConfig(warmup=2, iterations=7))  # type: ignore[arg-type]
+    assert calls == 21
+    assert [r.calls for r in runners] == [9, 9, 9]  # warm-up + timed
+    assert rate > 0
+
+
+def test_time_parallel_runs_the_runners_at_once() -> None:
+    """The runners' calls overlap: at some moment all four are inside ``run_raw`` (each waits 20 ms there)."""
+    lock = threading.Lock()
+    inside = [0]
+    most = [0]
+
+    class Tracking(_FakeRunner):
+        def run_raw(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            try:
+                return super().run_raw(feeds)
+            finally:
+                with lock:
+                    inside[0] -= 1
+
+    runners = [Tracking(0.02) for _ in range(4)]
+    _, calls = time_parallel(runners, {"x": np.zeros(1)}, BenchConfig(warmup=0, iterations=4))  # type: ignore[arg-type]
+    assert calls == 16
+    assert most[0] == 4
+
+
+def test_time_parallel_reraises_a_runners_error_and_needs_runners() -> None:
+    with pytest.raises(RuntimeError, match="engine failed"):
+        time_parallel(
+            [_FakeRunner(), _FakeRunner(fail_after=3)], {"x": np.zeros(1)}, BenchConfig(warmup=0, iterations=5)
+        )  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError):
+        time_parallel([], {}, FAST)

@@ -329,3 +329,25 @@ def test_the_onnxruntime_fp32_target_is_the_optimized_model(tmp_path: Path) -> N
     ops = [n.op_type for n in onnx.load(t.artifact).graph.node]
     assert t.verified and "BatchNormalization" not in ops  # folded by the optimizer, not the source copied
     assert report.optimization is not None and "fold-batchnorm" in report.optimization.passes
+
+
+def test_port_throughput_batches_in_both_modes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each larger batch is timed one request at a time and with requests in flight; the better mode is kept."""
+    import modelport.porting.target as target_mod
+
+    monkeypatch.setattr(target_mod, "parallel_requests", lambda: ((2, 1),))
+    src = models.save(models.conv_bn(), tmp_path / "convbn.onnx")
+    report = port(
+        src,
+        tmp_path / "out",
+        options=_options(targets=("onnxruntime",), precisions=(Precision.FP32,), bench=FAST, throughput_batches=(4,)),
+    )
+    (t,) = report.targets
+    assert t.verified
+    (tp,) = t.throughputs
+    assert tp.batch == 4 and tp.samples_per_s > 0
+    assert (tp.requests, tp.threads) in ((1, None), (2, 1))
+    assert tp.mode == ("batch 4" if tp.requests == 1 else "batch 4, 2 requests × 1 thread")
+    if tp.requests == 1:  # the single request won: its rate is the median's
+        assert tp.samples_per_s == pytest.approx(4 / (tp.p50_ms / 1e3))
+    assert report.fastest_throughput == "onnxruntime/fp32"

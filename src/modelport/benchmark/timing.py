@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import statistics
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -170,6 +171,55 @@ def time_runner(runner: Runner, feeds: Mapping[str, np.ndarray], config: BenchCo
     run = runner.run_raw
     feed_dict = dict(feeds)
     return LatencyStats.from_seconds(time_callable(lambda: run(feed_dict), config))
+
+
+def time_parallel(runners: Sequence[Runner], feeds: Mapping[str, np.ndarray], config: BenchConfig) -> tuple[float, int]:
+    """Throughput of several runners of one model running at once, each in its own thread (the engines release the
+    GIL while they compute): (calls per second over all runners, calls timed).
+
+    Each runner is checked once with ``infer`` and warmed up; then all start together (a barrier) and each runs
+    ``config.iterations`` calls, or calls until ``config.seconds`` have passed (at least ``config.min_iterations``).
+    The rate is the calls finished divided by the wall time from the start to the last runner's end: what a
+    server with that many requests in flight gets. Multiply by the batch for samples per second.
+    """
+    if not runners:
+        raise InvalidInputError("time_parallel needs at least one runner")
+    feed_dict = dict(feeds)
+    for runner in runners:
+        runner.infer(feed_dict)
+        for _ in range(config.warmup):
+            runner.run_raw(feed_dict)
+    start = threading.Barrier(len(runners) + 1)
+    counts = [0] * len(runners)
+    errors: list[BaseException] = []
+
+    def work(i: int, run: Callable[[dict[str, np.ndarray]], object]) -> None:
+        try:
+            start.wait()
+            deadline = time.perf_counter() + config.seconds
+            n = 0
+            while (
+                (n < config.iterations)
+                if config.iterations is not None
+                else (time.perf_counter() < deadline or n < config.min_iterations)
+            ):
+                run(feed_dict)
+                n += 1
+            counts[i] = n
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, r.run_raw), daemon=True) for i, r in enumerate(runners)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return sum(counts) / wall, sum(counts)
 
 
 def bench(

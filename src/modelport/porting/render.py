@@ -217,7 +217,7 @@ def detail_items(t: TargetResult) -> list[tuple[str, str]]:
         parts += [f"agreement {a.agreement:.2%}" if a.agreement is not None else ""]
         items.append(("accuracy", ", ".join(p for p in parts if p) + f" on {a.samples} samples of {a.dataset}"))
     if t.throughputs:
-        items.append(("throughput", ", ".join(f"{_rate(r.samples_per_s)}/s at batch {r.batch}" for r in t.throughputs)))
+        items.append(("throughput", ", ".join(f"{_rate(r.samples_per_s)}/s at {r.mode}" for r in t.throughputs)))
     if t.artifact:
         items.append(("artifact", f"{t.artifact} ({_size(t.size_bytes)})"))
     if t.seconds or t.convert_seconds:

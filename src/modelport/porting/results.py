@@ -113,11 +113,22 @@ class SettingTrial(JsonReport):
 
 @dataclasses.dataclass(frozen=True)
 class Throughput(JsonReport):
-    """Throughput at one batch size (samples per second from the median latency of the whole batch)."""
+    """Throughput at one batch size: one request at a time (samples per second from the median latency of the
+    whole batch), or the best of several requests in flight at once (``requests`` > 1, ``threads`` each: samples
+    finished over wall time; ``p50_ms`` is then the single request's, for reference)."""
 
     batch: int
     p50_ms: float
     samples_per_s: float
+    requests: int = 1
+    threads: int | None = None
+
+    @property
+    def mode(self) -> str:
+        """``batch 8`` or ``batch 8, 2 requests × 1 thread``."""
+        if self.requests == 1:
+            return f"batch {self.batch}"
+        return f"batch {self.batch}, {self.requests} requests × {self.threads} thread{'s' if self.threads != 1 else ''}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ OpenVINO
       request at a time LATENCY usually wins, but not for every graph), then ``INFERENCE_PRECISION_HINT`` bf16
       where the CPU has bf16 (about 2× the f32 throughput of its matrix units, at bf16's 8-bit mantissa).
     * Streams are not searched: one synchronous request runs on one stream, more only split the cores (they are
-      for throughput, which ``port --batch`` measures with the throughput hint).
+      for throughput, which ``port --batch`` measures with several requests in flight, :func:`parallel_requests`).
 ONNX Runtime
     * ``threads``: all logical cores, the physical cores, half of those (hyper-threads share execution units, and
       on a busy machine fewer threads can be faster) — only when ``base.threads`` is None (a user's choice stays).
@@ -261,6 +261,19 @@ def thread_counts() -> tuple[int, ...]:
     logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     physical = max(1, logical // _threads_per_core())
     return tuple(sorted({logical, physical, max(1, physical // 2)}, reverse=True))
+
+
+def parallel_requests() -> tuple[tuple[int, int], ...]:
+    """Throughput modes worth timing: (requests in flight, threads each) with 2, 4, 8 … requests up to the logical
+    cores, the cores split evenly between them (a server's way to fill the cores with small batches, where one
+    request's threads stall between layers); empty on one core."""
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    modes = []
+    requests = 2
+    while requests <= min(logical, 8):
+        modes.append((requests, max(1, logical // requests)))
+        requests *= 2
+    return tuple(modes)
 
 
 def _threads_per_core() -> int:

@@ -9,6 +9,7 @@ saved beside the artifact as ``runtime.json``) → throughput at the larger batc
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -22,7 +23,7 @@ from modelport.backends import get_backend, open_runner
 from modelport.backends.base import LoaderOptions
 from modelport.backends.runner import RunnerOptions
 from modelport.backends.runtime_config import config_path, save_runtime_config
-from modelport.benchmark.timing import time_runner
+from modelport.benchmark.timing import time_parallel, time_runner
 from modelport.conversion import ChainOptions, ConvertOptions, convert, verify_against_source
 from modelport.conversion.base import files_size
 from modelport.data.evaluate import evaluate_classifier
@@ -34,7 +35,7 @@ from modelport.inputs import random_feeds
 from modelport.model_io import load_proto
 from modelport.porting.int8 import FLAG
 from modelport.porting.results import PortOptions, SettingTrial, TargetResult, Throughput
-from modelport.porting.settings import search_settings, settings_text
+from modelport.porting.settings import parallel_requests, search_settings, settings_text
 from modelport.porting.source import copy_source
 from modelport.quantization.api import quantize, quantized_ops
 from modelport.quantization.options import QuantizeOptions
@@ -332,5 +333,25 @@ def _throughputs(job: TargetJob, artifact: Path, options: RunnerOptions, say: Pr
         except ModelportError as exc:
             log.info("%s/%s: no throughput at batch %d: %s", job.runtime, job.precision.value, batch, exc)
             continue
-        found.append(Throughput(batch, stats.p50_ms, batch / (stats.p50_ms / 1e3)))
+        single = Throughput(batch, stats.p50_ms, batch / (stats.p50_ms / 1e3))
+        found.append(max([single, *_parallel(job, artifact, options, feeds, single)], key=lambda r: r.samples_per_s))
     return tuple(found)
+
+
+def _parallel(
+    job: TargetJob, artifact: Path, options: RunnerOptions, feeds: Mapping[str, np.ndarray], single: Throughput
+) -> list[Throughput]:
+    """The batch's throughput with several requests in flight (:func:`parallel_requests`), one runner each: the
+    throughput mode of every runtime (OpenVINO's streams, ORT's parallel sessions), timed the same way."""
+    found = []
+    for requests, threads in parallel_requests():
+        each = dataclasses.replace(options, threads=threads)
+        try:
+            with contextlib.ExitStack() as stack:
+                runners = [stack.enter_context(open_runner(job.runtime, artifact, each)) for _ in range(requests)]
+                rate, _ = time_parallel(runners, feeds, job.options.bench)
+        except (ModelportError, MemoryError) as exc:
+            log.info("%s/%s: %d requests in flight failed: %s", job.runtime, job.precision.value, requests, exc)
+            continue
+        found.append(Throughput(single.batch, single.p50_ms, rate * single.batch, requests, threads))
+    return found
