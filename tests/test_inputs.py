@@ -70,6 +70,15 @@ def test_resolve_shapes_batch_applies_to_overridden_input() -> None:
     assert resolve_shapes([TOKENS], {"tokens": (1, 16)}, batch=4) == {"tokens": (4, 16)}
 
 
+def test_resolve_shapes_matches_tensorflow_tensor_names() -> None:
+    """``image:0`` (a GraphDef's tensor name) names the input ``image`` of the converted model, and back."""
+    assert resolve_shapes([IMAGE], {"image:0": (1, 3, 224, 224)}) == {"image": (1, 3, 224, 224)}
+    tf_image = TensorSpec("image:0", "float32", ("N", 3, 224, 224))
+    assert resolve_shapes([tf_image], {"image": (2, 3, 224, 224)}) == {"image:0": (2, 3, 224, 224)}
+    with pytest.raises(InvalidInputError, match="unknown input"):
+        resolve_shapes([IMAGE], {"image:1": (1, 3, 32, 32)})  # another output index is another tensor
+
+
 def test_resolve_shapes_unknown_input_lists_valid_names() -> None:
     with pytest.raises(InvalidInputError, match="unknown input") as info:
         resolve_shapes([IMAGE, MASK], {"imag": (1, 3, 224, 224)})

@@ -75,6 +75,18 @@ def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _tensor_names(overrides: dict[str, Sequence[int]], names: set[str]) -> dict[str, Sequence[int]]:
+    """``overrides`` with TensorFlow's output-index suffix matched to the inputs' names: ``image_tensor:0`` names the
+    input ``image_tensor`` (a GraphDef's tensor vs the converted model's input) and the other way round."""
+    matched: dict[str, Sequence[int]] = {}
+    for name, shape in overrides.items():
+        if name not in names:
+            bare = name[:-2] if name.endswith(":0") else f"{name}:0"
+            name = bare if bare in names else name
+        matched[name] = shape
+    return matched
+
+
 def resolve_shapes(
     specs: Sequence[TensorSpec],
     overrides: Mapping[str, Sequence[int]] | None = None,
@@ -85,8 +97,8 @@ def resolve_shapes(
     Raises:
         InvalidInputError: unknown input in overrides, wrong rank, or a dynamic dim with no value.
     """
-    overrides = dict(overrides or {})
     names = {s.name for s in specs}
+    overrides = _tensor_names(dict(overrides or {}), names)
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise InvalidInputError(
