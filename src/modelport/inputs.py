@@ -75,7 +75,7 @@ def parse_input_shapes(items: Iterable[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _tensor_names(overrides: dict[str, Sequence[int]], names: set[str]) -> dict[str, Sequence[int]]:
+def match_input_names(overrides: Mapping[str, Sequence[int]], names: set[str]) -> dict[str, Sequence[int]]:
     """``overrides`` with TensorFlow's output-index suffix matched to the inputs' names: ``image_tensor:0`` names the
     input ``image_tensor`` (a GraphDef's tensor vs the converted model's input) and the other way round."""
     matched: dict[str, Sequence[int]] = {}
@@ -98,7 +98,7 @@ def resolve_shapes(
         InvalidInputError: unknown input in overrides, wrong rank, or a dynamic dim with no value.
     """
     names = {s.name for s in specs}
-    overrides = _tensor_names(dict(overrides or {}), names)
+    overrides = match_input_names(overrides or {}, names)
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise InvalidInputError(

@@ -40,6 +40,12 @@ def test_fixing_dims_folds_the_shape_subgraph() -> None:
     assert stats["fix-dims"].modified and stats["fold-constants"].modified
 
 
+def test_fixing_dims_takes_a_tensorflow_tensor_name() -> None:
+    """``x:0`` (the GraphDef's tensor name a user knows) names the converted model's input ``x``."""
+    out, _ = models.run_optimizer(dynamic_flatten(), DEFAULT, input_shapes={"x:0": (2, 3, 4, 5)})
+    assert [d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == [2, 3, 4, 5]
+
+
 def test_batch_fixes_every_dynamic_leading_dim() -> None:
     out, _ = models.run_optimizer(models.mlp(), DEFAULT, batch=4)
     assert [d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == [4, 8]

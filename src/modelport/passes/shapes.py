@@ -25,6 +25,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common as common
 
 from modelport.errors import InvalidInputError
+from modelport.inputs import match_input_names
 from modelport.passes.base import ModelportPass, PassOptions, Phase, register_pass
 from modelport.rules._util import int64_initializer
 
@@ -78,7 +79,7 @@ def _dims_text(shape: ir.Shape | None) -> str:
 def check_fix_dims(graph: ir.Graph, options: FixDimsOptions) -> dict[str, tuple[int, ...]]:
     """The new shape of every input that changes; InvalidInputError for unknown names, wrong ranks, bad sizes."""
     inputs = {v.name: v for v in graph.inputs if v.name is not None}
-    overrides = dict(options.input_shapes)
+    overrides = match_input_names(dict(options.input_shapes), set(inputs))
     unknown = sorted(set(overrides) - set(inputs))
     if unknown:
         raise InvalidInputError(
