@@ -278,7 +278,7 @@ def _given_shapes(
     specs: Sequence[TensorSpec], given: Mapping[str, Sequence[int]] | None, batch: int | None
 ) -> dict[str, tuple[int, ...]]:
     """The inputs ``given`` fixes, checked against the model (unknown names, ranks, dims the model fixes)."""
-    given = dict(given or {})
+    given = match_input_names(given or {}, {s.name for s in specs})
     fixed = resolve_shapes([s for s in specs if s.name in given], given, batch) if given else {}
     if set(given) - {s.name for s in specs}:
         resolve_shapes(specs, given)  # raises the unknown-input error naming the model's inputs
