@@ -42,16 +42,17 @@ ROOT_FLAGS = frozenset({"--debug", "--verbose", "--help"})
 
 MODEL_VERBS = ("bench", "compare", "convert", "optimize", "port", "quantize")
 SPEECH_VERBS = ("transcribe", "bench-transcribe")
+VISION_VERBS = ("classify",)
 
 #: where each shared option must be
 REQUIRED: dict[str, tuple[str, ...]] = {
     "--input-shape": MODEL_VERBS,
-    "--threads": (*MODEL_VERBS, "example", *SPEECH_VERBS),
+    "--threads": (*MODEL_VERBS, "example", *SPEECH_VERBS, *VISION_VERBS),
     "--seed": MODEL_VERBS,
-    "--json": (*MODEL_VERBS, "inspect", "doctor", "example", "bench-transcribe"),
+    "--json": (*MODEL_VERBS, "inspect", "doctor", "example", "bench-transcribe", *VISION_VERBS),
     "--rtol": ("compare", "convert", "optimize", "port", "quantize"),
     "--atol": ("compare", "convert", "optimize", "port", "quantize"),
-    "--precision": ("bench", "compare", "convert", "port"),
+    "--precision": ("bench", "compare", "convert", "port", *VISION_VERBS),
     "--trust-remote-code": ("bench", "compare", "convert"),
     "--inputs": ("bench", "compare", "convert"),
     "--outputs": ("bench", "compare", "convert"),
@@ -110,6 +111,7 @@ RAISED_BY: tuple[Rule, ...] = (
     Rule("quantization/", ("quantize",), "quantize's options"),
     Rule("data/", ("quantize", "port"), "calibration and evaluation sources (port --calib/--eval too)"),
     Rule("apps/transcribe/", SPEECH_VERBS, "the speech app"),
+    Rule("apps/vision/", VISION_VERBS, "the vision apps' shared model argument, images and video"),
     Rule("diagnostics.py", ("doctor",), "doctor's probes"),
 )
 #: flags of other tools that messages name (pip's in an install hint)

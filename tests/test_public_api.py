@@ -37,6 +37,7 @@ VERB_RESULTS = {
     "port": "PortReport",
     "doctor": "DoctorReport",
     "transcribe": "TranscriptionResult",
+    "classify": "ClassifyReport",
 }
 #: the optional extras' engines (pyproject.toml): modelport imports them only when a verb needs them
 OPTIONAL_ENGINES = (
@@ -153,6 +154,7 @@ SUBJECT = {
     "port": "model",
     "doctor": None,
     "transcribe": "audio",
+    "classify": "model",
 }
 #: verbs with nothing to configure: no ``options``
 NO_OPTIONS = {"doctor"}

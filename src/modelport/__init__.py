@@ -28,6 +28,7 @@ VERBS: tuple[str, ...] = (
     "port",
     "doctor",
     "transcribe",
+    "classify",
 )
 
 _EXPORTS: dict[str, str] = {
@@ -41,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "port": "modelport.porting.pipeline",
     "doctor": "modelport.diagnostics",
     "transcribe": "modelport.apps.transcribe",
+    "classify": "modelport.apps.vision.classify",
     # their options
     "Tolerance": "modelport.verify.tolerance",
     "RunnerOptions": "modelport.backends.runner",
@@ -55,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "PortOptions": "modelport.porting.pipeline",
     "DecodeOptions": "modelport.apps.transcribe",
     "ModelOptions": "modelport.apps.transcribe",
+    "ClassifyOptions": "modelport.apps.vision.classify",
     # building blocks
     "load_model": "modelport.model_io",
     "save_model": "modelport.model_io",

@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "bench-transcribe": "transcribe",
     "quantize": "quantize",
     "example": "example",
+    "classify": "classify",
 }
 VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
 _ROOT_FLAGS = {"--debug", "--verbose", "-v"}
