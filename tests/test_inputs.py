@@ -23,6 +23,8 @@ from modelport.inputs import (
     parse_input_shapes,
     random_feeds,
     resolve_shapes,
+    verification_shapes,
+    with_shapes,
 )
 
 IMAGE = TensorSpec("image", "float32", ("N", 3, 224, 224))
@@ -77,6 +79,8 @@ def test_resolve_shapes_matches_tensorflow_tensor_names() -> None:
     assert resolve_shapes([tf_image], {"image": (2, 3, 224, 224)}) == {"image:0": (2, 3, 224, 224)}
     with pytest.raises(InvalidInputError, match="unknown input"):
         resolve_shapes([IMAGE], {"image:1": (1, 3, 32, 32)})  # another output index is another tensor
+    assert with_shapes([IMAGE], {"image:0": (1, 3, 224, 224)})[0].shape == ("N", 3, 224, 224)
+    assert verification_shapes([IMAGE], {"image:0": (2, 3, 224, 224)}) == [{"image": (2, 3, 224, 224)}]
 
 
 def test_resolve_shapes_unknown_input_lists_valid_names() -> None:

@@ -160,6 +160,7 @@ def with_shapes(specs: Sequence[TensorSpec], shapes: Mapping[str, Sequence[int]]
     """
     if not shapes:
         return tuple(specs)
+    shapes = match_input_names(shapes, {s.name for s in specs})
     if set(shapes) - {s.name for s in specs}:
         resolve_shapes(specs, shapes)  # raises the unknown-input error naming the model's inputs
     concrete = resolve_shapes([s for s in specs if s.name in shapes], shapes)
