@@ -42,7 +42,7 @@ ROOT_FLAGS = frozenset({"--debug", "--verbose", "--help"})
 
 MODEL_VERBS = ("bench", "compare", "convert", "optimize", "port", "quantize")
 SPEECH_VERBS = ("transcribe", "bench-transcribe")
-VISION_VERBS = ("classify",)
+VISION_VERBS = ("classify", "depth")
 
 #: where each shared option must be
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -111,6 +111,7 @@ RAISED_BY: tuple[Rule, ...] = (
     Rule("quantization/", ("quantize",), "quantize's options"),
     Rule("data/", ("quantize", "port"), "calibration and evaluation sources (port --calib/--eval too)"),
     Rule("apps/transcribe/", SPEECH_VERBS, "the speech app"),
+    Rule("apps/depth/", ("depth",), "the depth app"),
     Rule("apps/vision/", VISION_VERBS, "the vision apps' shared model argument, images and video"),
     Rule("diagnostics.py", ("doctor",), "doctor's probes"),
 )

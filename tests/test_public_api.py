@@ -38,6 +38,7 @@ VERB_RESULTS = {
     "doctor": "DoctorReport",
     "transcribe": "TranscriptionResult",
     "classify": "ClassifyReport",
+    "depth": "DepthReport",
 }
 #: the optional extras' engines (pyproject.toml): modelport imports them only when a verb needs them
 OPTIONAL_ENGINES = (
@@ -155,6 +156,7 @@ SUBJECT = {
     "doctor": None,
     "transcribe": "audio",
     "classify": "model",
+    "depth": "model",
 }
 #: verbs with nothing to configure: no ``options``
 NO_OPTIONS = {"doctor"}
@@ -164,7 +166,8 @@ def call_style_problems(
     fn: Any, subject: str | None, result_name: str, options: bool = True, localns: dict[str, Any] | None = None
 ) -> list[str]:
     """What keeps ``fn`` from ``verb(subject, …, *, options=None, progress=None) -> report`` with files written only
-    into an ``out_dir`` argument (required, or None = nothing) or by ``report.write``; empty when it fits."""
+    into an ``out_dir`` argument — an app's ``out`` file — (required, or None = nothing) or by ``report.write``;
+    empty when it fits."""
     problems = []
     params = dict(inspect.signature(fn).parameters)
     positional = [p.name for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
@@ -184,7 +187,7 @@ def call_style_problems(
         problems.append(f"{result_name} is not a frozen dataclass")
     if not callable(getattr(result, "to_json", None)):
         problems.append(f"{result_name} has no to_json()")
-    out_dir = params.get("out_dir")
+    out_dir = params.get("out_dir") or params.get("out")  # an app's output file (image, video) is its ``out``
     if out_dir is None and not callable(getattr(result, "write", None)):
         problems.append(f"no out_dir and {result_name} has no write()")
     if out_dir is not None and out_dir.default not in (inspect.Parameter.empty, None):

@@ -17,7 +17,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 #: the public verbs: each is a function ``verb(model, …, *, options=…, progress=None) -> report`` (``doctor`` takes
-#: no model and no options); files are written only into an ``out_dir`` argument or by ``report.write(…)``
+#: no model and no options); files are written only into an ``out_dir`` argument (an app's ``out`` file: the image or
+#: video it draws) or by ``report.write(…)``
 VERBS: tuple[str, ...] = (
     "inspect",
     "compare",
@@ -29,6 +30,7 @@ VERBS: tuple[str, ...] = (
     "doctor",
     "transcribe",
     "classify",
+    "depth",
 )
 
 _EXPORTS: dict[str, str] = {
@@ -43,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "doctor": "modelport.diagnostics",
     "transcribe": "modelport.apps.transcribe",
     "classify": "modelport.apps.vision.classify",
+    "depth": "modelport.apps.depth",
     # their options
     "Tolerance": "modelport.verify.tolerance",
     "RunnerOptions": "modelport.backends.runner",
@@ -58,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "DecodeOptions": "modelport.apps.transcribe",
     "ModelOptions": "modelport.apps.transcribe",
     "ClassifyOptions": "modelport.apps.vision.classify",
+    "DepthOptions": "modelport.apps.depth",
     # building blocks
     "load_model": "modelport.model_io",
     "save_model": "modelport.model_io",

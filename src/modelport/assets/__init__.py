@@ -1,9 +1,12 @@
-"""The small default model shipped with modelport, and its card.
+"""The small default models shipped with modelport, and their cards.
 
 ``mnist_convnet.onnx`` is a three-block MNIST ConvNet (about 100 KB, opset 17, dynamic batch) made by
 ``scripts/train_mnist.py``; ``mnist_convnet.json`` is its :class:`ModelCard`: input/output names, layout, the
 normalisation ``(x · scale − mean) / std`` it was trained with, class names, measured test top-1 and how it was
-trained. Both files are package data of ``modelport.assets``.
+trained. ``census_stereo.onnx`` is the ``depth`` app's default stereo network (72 KB, no trained weights: soft
+census cost volume, guided-filter aggregation, sub-pixel argmin, left-right check and fill), built by
+``scripts/build_stereo_net.py``; ``census_stereo.json`` holds its I/O contract and measured accuracy. All are
+package data of ``modelport.assets``.
 """
 
 from __future__ import annotations

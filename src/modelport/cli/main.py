@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "quantize": "quantize",
     "example": "example",
     "classify": "classify",
+    "depth": "depth",
 }
 VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
 _ROOT_FLAGS = {"--debug", "--verbose", "-v"}
