@@ -42,7 +42,7 @@ ROOT_FLAGS = frozenset({"--debug", "--verbose", "--help"})
 
 MODEL_VERBS = ("bench", "compare", "convert", "optimize", "port", "quantize")
 SPEECH_VERBS = ("transcribe", "bench-transcribe")
-VISION_VERBS = ("classify", "depth")
+VISION_VERBS = ("classify", "depth", "detect")
 
 #: where each shared option must be
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -112,6 +112,7 @@ RAISED_BY: tuple[Rule, ...] = (
     Rule("data/", ("quantize", "port"), "calibration and evaluation sources (port --calib/--eval too)"),
     Rule("apps/transcribe/", SPEECH_VERBS, "the speech app"),
     Rule("apps/depth/", ("depth",), "the depth app"),
+    Rule("apps/detect/", ("detect",), "the detect app"),
     Rule("apps/vision/", VISION_VERBS, "the vision apps' shared model argument, images and video"),
     Rule("diagnostics.py", ("doctor",), "doctor's probes"),
 )

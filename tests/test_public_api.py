@@ -39,6 +39,7 @@ VERB_RESULTS = {
     "transcribe": "TranscriptionResult",
     "classify": "ClassifyReport",
     "depth": "DepthReport",
+    "detect": "DetectReport",
 }
 #: the optional extras' engines (pyproject.toml): modelport imports them only when a verb needs them
 OPTIONAL_ENGINES = (
@@ -157,6 +158,7 @@ SUBJECT = {
     "transcribe": "audio",
     "classify": "model",
     "depth": "model",
+    "detect": "model",
 }
 #: verbs with nothing to configure: no ``options``
 NO_OPTIONS = {"doctor"}

@@ -31,6 +31,7 @@ VERBS: tuple[str, ...] = (
     "transcribe",
     "classify",
     "depth",
+    "detect",
 )
 
 _EXPORTS: dict[str, str] = {
@@ -46,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "transcribe": "modelport.apps.transcribe",
     "classify": "modelport.apps.vision.classify",
     "depth": "modelport.apps.depth",
+    "detect": "modelport.apps.detect",
     # their options
     "Tolerance": "modelport.verify.tolerance",
     "RunnerOptions": "modelport.backends.runner",
@@ -62,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "ModelOptions": "modelport.apps.transcribe",
     "ClassifyOptions": "modelport.apps.vision.classify",
     "DepthOptions": "modelport.apps.depth",
+    "DetectOptions": "modelport.apps.detect",
     # building blocks
     "load_model": "modelport.model_io",
     "save_model": "modelport.model_io",

@@ -141,6 +141,14 @@ def test_video_round_trip(tmp_path: Path) -> None:
     )
 
 
+def test_video_gets_a_plain_new_files_mode(tmp_path: Path) -> None:
+    """The finished mp4 has the mode ``open()`` would give (not the temporary file's private 0600)."""
+    with VideoWriter(tmp_path / "mode.mp4", 25, W, H) as out:
+        out.write(moving_square(0))
+    (tmp_path / "plain").write_bytes(b"")
+    assert (tmp_path / "mode.mp4").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
 def test_codec_threads_can_be_limited(tmp_path: Path) -> None:
     with VideoWriter(tmp_path / "one.mp4", 25, W, H, threads=1) as out:
         for i in range(5):

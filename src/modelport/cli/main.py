@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "example": "example",
     "classify": "classify",
     "depth": "depth",
+    "detect": "detect",
 }
 VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
 _ROOT_FLAGS = {"--debug", "--verbose", "-v"}

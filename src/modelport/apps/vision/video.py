@@ -244,6 +244,7 @@ class VideoWriter:
             self._container.mux(self._stream.encode(None))
             self._container.close()
             self._open = False
+            os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp's 0600 → the mode a plain new file gets
             os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -271,3 +272,14 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def _umask() -> int:
+    """The process's umask from /proc (setting it to read it would race with other threads); 022 if unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022

