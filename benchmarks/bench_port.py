@@ -68,7 +68,7 @@ def model_file(name: str) -> Path:
     return Path(model_path(spec["corpus"]))
 
 
-def run_port(name: str, out: Path, **extra: Any) -> tuple[Any, float]:
+def run_port(name: str, out: Path, reuse: bool = False, **extra: Any) -> tuple[Any, float]:
     import modelport
     from modelport.porting import PortOptions
 
@@ -79,6 +79,11 @@ def run_port(name: str, out: Path, **extra: Any) -> tuple[Any, float]:
         outputs=spec.get("outputs", ()),
         **extra,
     )
+    if reuse and (out / "report.json").is_file():  # --reuse: an earlier run's port, re-timed side by side only
+        from modelport.porting.results import PortReport
+
+        report = PortReport.from_json((out / "report.json").read_text())
+        return report, report.seconds
     t0 = time.perf_counter()
     report = modelport.port(model_file(name), out, options=options, progress=lambda m: print(f"  {m}", flush=True))
     return report, time.perf_counter() - t0
@@ -89,7 +94,7 @@ def best(report: Any) -> Any:
     return next((t for t in report.targets if t.label == report.fastest), None)
 
 
-def side_by_side(entries: list[tuple[str, str, str]]) -> dict[str, float]:
+def side_by_side(entries: list[tuple[str, str, str]], shapes: dict[str, tuple[int, ...]]) -> dict[str, float]:
     """Median latency of each (label, runtime, artifact) in interleaved rounds, each with its runtime.json."""
     from modelport.backends import open_runner
     from modelport.benchmark.timing import BenchConfig, time_runner
@@ -102,22 +107,23 @@ def side_by_side(entries: list[tuple[str, str, str]]) -> dict[str, float]:
     config = BenchConfig(warmup=5, seconds=1.0)
     for _ in range(ROUNDS):
         for label, runner in runners.items():
-            feeds = random_feeds(runner.input_specs, None, seed=0, batch=1)
+            feeds = random_feeds(runner.input_specs, shapes or None, seed=0, batch=1)
             samples[label].append(time_runner(runner, feeds, config).p50_ms)
     for runner in runners.values():
         runner.__exit__(None, None, None)
     return {k: sorted(v)[len(v) // 2] for k, v in samples.items()}
 
 
-def bench_model(name: str, work: Path, sweep_budget: float) -> dict[str, Any]:
+def bench_model(name: str, work: Path, sweep_budget: float, reuse: bool = False) -> dict[str, Any]:
     from modelport.formats import Precision
 
     print(f"{name}: default port", flush=True)
-    default, default_s = run_port(name, work / name / "default")
+    default, default_s = run_port(name, work / name / "default", reuse)
     print(f"{name}: sweep", flush=True)
     sweep, sweep_s = run_port(
         name,
         work / name / "sweep",
+        reuse,
         targets=("onnxruntime", "openvino", "litert"),
         precisions=(Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8),
         budget=sweep_budget,
@@ -130,7 +136,7 @@ def bench_model(name: str, work: Path, sweep_budget: float) -> dict[str, Any]:
         ("default port", d.runtime if d else "", d.artifact if d else ""),
         ("sweep", s.runtime if s else "", s.artifact if s else ""),
     ]
-    medians = side_by_side(entries)
+    medians = side_by_side(entries, dict(MODELS[name].get("input_shapes", ())))
     return {
         "model": name,
         "default": {"target": default.fastest, "seconds": default_s, "choice": default.choice},
@@ -224,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-budget", type=float, default=30.0)
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--add-olive", action="store_true", help="run Olive on an earlier run's models and re-time")
+    parser.add_argument("--reuse", action="store_true", help="reuse the ports already in --work; time side by side")
     args = parser.parse_args(argv)
     from modelport.reports.environment import capture_environment
 
@@ -235,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for name in [m for m in args.models.split(",") if m]:
-        rows.append(bench_model(name, args.work, args.sweep_budget))
+        rows.append(bench_model(name, args.work, args.sweep_budget, args.reuse))
         args.results.mkdir(parents=True, exist_ok=True)
         (args.results / "port.json").write_text(json.dumps(rows, indent=1))
     (args.results / "port.md").write_text(render(rows, capture_environment().summary(), command.strip()))

@@ -14,6 +14,7 @@ import pytest
 
 import models
 from modelport.benchmark.timing import BenchConfig
+from modelport.errors import InvalidInputError
 from modelport.quantization import QuantizeOptions, QuantTypes, quantize
 from modelport.quantization.ort_sensitivity import rank_nodes, sqnr
 from modelport.verify.compare import Tolerance, compare_outputs
@@ -101,3 +102,43 @@ def test_dynamic_quantization_comes_first_for_attention_and_recurrent_graphs(tmp
     """)
     assert _matmul_heavy(models.save(attention, tmp_path / "att.onnx"))
     assert not _matmul_heavy(models.save(models.mlp(), tmp_path / "mlp.onnx"))  # weights only: a plain MLP
+
+
+def test_no_candidate_starts_after_the_recovery_budget(tmp_path: Path) -> None:
+    """The first candidate runs; once the budget is spent the next one is recorded as skipped and nothing else runs."""
+    import time
+    from types import SimpleNamespace
+
+    from modelport.quantization.recover import recover
+
+    made: list[str] = []
+
+    def candidates(job: object, work: Path, built: object):  # type: ignore[no-untyped-def]
+        for label in ("first", "second", "third"):
+
+            def make(label: str = label) -> tuple[object, tuple[str, ...]]:
+                made.append(label)
+                time.sleep(0.02)
+                return SimpleNamespace(files=()), ()
+
+            yield label, make
+
+    job = SimpleNamespace(say=lambda _m: None, src=tmp_path / "m.onnx")
+    accepted, steps = recover(
+        job,  # type: ignore[arg-type]
+        tmp_path,
+        SimpleNamespace(files=()),  # type: ignore[arg-type]
+        candidates,
+        lambda _cand: None,  # type: ignore[arg-type,return-value]
+        None,  # type: ignore[arg-type]
+        lambda _vs: (None, "mismatch", "still beyond int8"),
+        budget_s=0.01,
+    )
+    assert accepted is None and made == ["first"]
+    assert [(s.label, s.status) for s in steps] == [("first", "mismatch"), ("second", "skipped")]
+    assert "budget of 0.01 s" in steps[1].reason
+
+
+def test_the_recovery_budget_must_be_positive() -> None:
+    with pytest.raises(InvalidInputError, match="recovery budget"):
+        QuantizeOptions(recover_seconds=0)

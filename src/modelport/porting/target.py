@@ -116,6 +116,7 @@ def int8_target(job: TargetJob) -> TargetResult:
         samples=min(opts.samples, 64) if opts.quick else opts.samples,
         preprocess=opts.preprocess,
         input_shapes=tuple((k, tuple(v)) for k, v in dict(opts.input_shapes).items()),  # free dims: quantize sizes them
+        recover_seconds=_recover_seconds(opts),
     )
     calib = job.calib_set if job.calib_set is not None else job.eval_set
     t0 = time.perf_counter()
@@ -156,6 +157,14 @@ def int8_target(job: TargetJob) -> TargetResult:
         accuracy=m if m is not None and m.top1 is not None else None,  # TaskMetrics, as every target reports
         **timed,
     )
+
+
+def _recover_seconds(opts: PortOptions) -> float:
+    """The INT8 accuracy-recovery ladder's budget: a minute with --quick, else a third of the target's time limit
+    (at most 5 minutes), so that a ladder that cannot succeed leaves the target time to finish."""
+    if opts.quick:
+        return 60.0
+    return min(300.0, opts.timeout / 3) if opts.timeout else 300.0
 
 
 def int8_details(rep: QuantizeReport) -> str:

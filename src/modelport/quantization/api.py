@@ -502,7 +502,14 @@ def quantize(
         if status != "verified" and opts.recover and candidates is not None:
             say(f"INT8 failed its check ({reason}); trying to recover accuracy")
             accepted, steps = recover(
-                job, Path(tmp), built, candidates, _evaluator(job), variants[0], lambda vs: verdict(job, vs)
+                job,
+                Path(tmp),
+                built,
+                candidates,
+                _evaluator(job),
+                variants[0],
+                lambda vs: verdict(job, vs),
+                budget_s=opts.recover_seconds,
             )
             if accepted is not None:
                 built = accepted

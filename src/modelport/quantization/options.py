@@ -72,6 +72,8 @@ class QuantizeOptions:
             batch dim stays the data's, the others are fixed for calibration, evaluation and timing.
         recover: when the first INT8 build fails its check, try the engine's recovery ladder (other settings,
             then the most error-adding layers kept in float; :mod:`modelport.quantization.recover`).
+        recover_seconds: the ladder's time budget: no new candidate starts once this many seconds are spent on it
+            (a large model judged on many samples takes minutes per candidate).
         rtol, atol: replace the int8 tolerance policy of the INT8-vs-FP32 output comparison by a plain element-wise
             bound (:meth:`~modelport.verify.tolerance.Tolerance.with_overrides`).
     """
@@ -95,8 +97,11 @@ class QuantizeOptions:
     rtol: float | None = None
     atol: float | None = None
     recover: bool = True
+    recover_seconds: float = 300.0
 
     def __post_init__(self) -> None:
+        if self.recover_seconds <= 0:
+            raise InvalidInputError(f"the recovery budget must be > 0 seconds, got {self.recover_seconds:g}")
         if self.samples < 1:
             raise InvalidInputError(f"--samples must be ≥ 1, got {self.samples}")
         if self.eval_samples is not None and self.eval_samples < 1:

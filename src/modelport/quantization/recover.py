@@ -16,7 +16,7 @@ mixed preset, then its accuracy-control ranking driven by agreement with FP32). 
 the evaluation samples with the same verdict as the first build (top-1 drop on labelled data, else the int8
 tolerance of the one comparator), stops at the first that verifies and copies its files over the artifact; when
 none does, the first build stays and every attempt is in the report. The engine bounds its own attempts
-(:data:`MAX_ATTEMPTS` at most are judged).
+(:data:`MAX_ATTEMPTS` at most are judged), and ``QuantizeOptions.recover_seconds`` the time they may take.
 """
 
 from __future__ import annotations
@@ -52,16 +52,24 @@ def recover(
     evaluate: Evaluate,
     fp32: VariantResult,
     verdict: Verdict,
+    budget_s: float = float("inf"),
 ) -> tuple[Built | None, tuple[RecoveryStep, ...]]:
     """Judge the engine's candidates in order; (the accepted one with its files in the output directory, steps).
 
     ``evaluate`` runs a candidate on the evaluation samples (metrics and error against FP32, no timing);
-    ``verdict`` is the quantize verdict on ``(fp32, candidate)``.
+    ``verdict`` is the quantize verdict on ``(fp32, candidate)``. No candidate starts once ``budget_s`` seconds are
+    spent; the next one is then recorded as ``skipped``.
     """
     steps: list[RecoveryStep] = []
     iterator = candidates(job, work, built)
+    start = time.perf_counter()
     for label, make in iterator:
         if len(steps) >= MAX_ATTEMPTS:
+            break
+        spent = time.perf_counter() - start
+        if spent >= budget_s:  # the next candidate would start past the budget: say so in the report
+            why = f"not tried: the recovery budget of {budget_s:g} s was spent ({spent:.0f} s)"
+            steps.append(RecoveryStep(label, "skipped", why, (), 0.0))
             break
         t0 = time.perf_counter()
         job.say(f"accuracy recovery: {label}")
