@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 
 from modelport.conversion.base import ConversionReport, ConvertOptions, register_converter
-from modelport.errors import ConversionError
+from modelport.errors import ConversionError, first_line
 from modelport.formats import Format, Precision
 from modelport.model_io import load_proto, save_model
 
@@ -45,7 +45,15 @@ def onnx_to_precision(src: Path, out_dir: Path, options: ConvertOptions) -> Conv
             f"ONNX precision conversion supports fp32 and fp16, not {options.precision.value}",
             hint="int8 comes from `modelport quantize`",
         )
-    onnx.checker.check_model(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:  # e.g. casts the converter placed after a Loop that reads them
+        raise ConversionError(
+            f"the {options.precision.value} model the converter wrote is not valid ONNX: {first_line(exc)}",
+            hint="keep this model at fp32 on ONNX Runtime (its fp16 converter does not handle every graph with "
+            "Loop/If sub-graphs)",
+            path=src,
+        ) from exc
     dst = out_dir / f"{options.name}.onnx"
     save_model(proto, dst, source=src)
     return ConversionReport.for_file(
