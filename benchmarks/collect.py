@@ -27,6 +27,16 @@ ORDER = (
     ("coverage_int8", "benchmarks/bench_coverage.py", "INT8 of the real ONNX models: modelport vs ORT and NNCF"),
     ("coverage_tflite", "benchmarks/bench_coverage.py", "ONNX → TFLite on the real models: modelport vs onnx2tf"),
     ("port", "benchmarks/bench_port.py", "`port` with its defaults vs an exhaustive sweep vs naive ONNX Runtime FP32"),
+    (
+        "apps_detect",
+        "benchmarks/bench_apps.py (bench_detect.py)",
+        "`detect`: FPS per runtime, pipelined vs sequential video, NMS cut vs in-graph NMS",
+    ),
+    (
+        "apps_depth",
+        "benchmarks/bench_apps.py (bench_depth.py)",
+        "`depth`: ms per pair per runtime, EPE/bad-3px vs OpenCV StereoSGBM, pipelined video",
+    ),
 )
 
 INTRO = """# Benchmarks
