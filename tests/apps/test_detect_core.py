@@ -390,3 +390,21 @@ def test_detector_cuts_nms_and_matches_in_graph(tmp_path: Path, runtime: str) ->
     if runtime == "openvino":  # by default only ONNX Runtime's NMS is cut out
         with Detector(app, DetectorOptions(score=0.3, cache_dir=tmp_path / "c")) as det:
             assert det.cut is None
+
+
+def test_an_onnx_detector_with_in_graph_nms_runs_on_openvino_by_default(tmp_path: Path) -> None:
+    """With no runtime given, a graph that runs NonMaxSuppression goes to OpenVINO (its NMS is the fast one); other
+    models, and any explicit choice, keep the format's runtime."""
+    from modelport.apps.detect import detect
+    from modelport.apps.detect.cut import preferred_runtime
+    from modelport.apps.vision.images import write_image
+
+    with_nms = nms_model(tmp_path / "nms.onnx", guarded=True)
+    without = yolo_model(tmp_path / "yolo.onnx")
+    assert preferred_runtime(with_nms) == "openvino"
+    assert preferred_runtime(without) is None
+    assert preferred_runtime(tmp_path / "missing.onnx") is None
+    photo = write_image(tmp_path / "white.png", white(64, 64))
+    assert detect(with_nms, photo).runtime == "openvino"
+    assert detect(without, photo).runtime == "onnxruntime"
+    assert detect(resolve_app_model(with_nms, runtime="onnxruntime"), photo).runtime == "onnxruntime"

@@ -38,6 +38,7 @@ __all__ = [
     "AppImageOptions",
     "app_image_options",
     "app_model_from_cli",
+    "is_auto",
     "model_argument",
 ]
 
@@ -71,14 +72,15 @@ def app_model_from_cli(
 
     return resolve_app_model(
         model,
-        runtime=None if _auto(runtime) else runtime,
+        runtime=None if is_auto(runtime) else runtime,
         threads=threads,
-        precision=None if _auto(precision) else opt.precision(precision),
+        precision=None if is_auto(precision) else opt.precision(precision),
         for_throughput=for_throughput,
     )
 
 
-def _auto(value: str | None) -> bool:
+def is_auto(value: str | None) -> bool:
+    """Whether a ``--runtime``/``--precision`` value leaves the choice to the app."""
     return value is None or value.strip().lower() in ("", AUTO)
 
 

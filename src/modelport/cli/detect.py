@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Detect objects in images or a video on any runtime (SSD- and YOLO-style models, host NMS)."""
         from modelport.apps.detect import AdapterKind, DetectOptions, detect
+        from modelport.apps.detect.cut import preferred_runtime
         from modelport.cli.common import console, print_json
         from modelport.errors import InvalidInputError
 
@@ -76,6 +77,8 @@ def register(app: typer.Typer) -> None:
         images = ao.app_image_options(
             size=image_size, mean=mean, std=std, scale=scale, bgr=bgr, layout=layout, grayscale=False
         )
+        if ao.is_auto(runtime):  # an ONNX detector with in-graph NMS runs best on OpenVINO (apps/detect/cut.py)
+            runtime = preferred_runtime(Path(model)) or runtime
         app_model = ao.app_model_from_cli(model, runtime, threads, precision)
         options = DetectOptions(
             adapter=kind,

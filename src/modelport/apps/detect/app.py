@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from modelport.apps.detect.adapters import Detections
+from modelport.apps.detect.cut import preferred_runtime
 from modelport.apps.detect.detector import Detector, DetectorOptions
 from modelport.apps.detect.draw import draw_detections
 from modelport.apps.detect.labels import label
@@ -152,7 +153,7 @@ def detect(
     opts = options or DetectOptions()
     say = progress or (lambda _msg: None)
     source = Path(inputs)
-    app = model if isinstance(model, AppModel) else resolve_app_model(model)
+    app = model if isinstance(model, AppModel) else resolve_app_model(model, runtime=preferred_runtime(Path(model)))
     video = source.is_file() and is_video(source)
     target = _check_out(source, Path(out) if out is not None else None, video)
     files = [] if video else list_images(source)  # an empty folder fails before the model loads
