@@ -15,7 +15,11 @@ with the machine (CPU flags included).
 1. **FPS per runtime**: the full app path (decode → resize → inference → host post-processing → boxes) over the
    first ``--frames`` frames, pipelined, nothing written; 1 and 2 threads. The detector *core* (raw decoded boxes
    + class scores, host NMS) runs on ONNX Runtime, OpenVINO and LiteRT; the full graph (post-processing inside)
-   on ONNX Runtime and OpenVINO (TFLite cannot express its loops).
+   on ONNX Runtime and OpenVINO (TFLite cannot express its loops). The core's INT8 variants, built with
+   ``modelport.quantize`` for ONNX Runtime, OpenVINO and LiteRT (cached in ``benchmarks/.cache/detect/int8-*``),
+   are calibrated on 100 real frames of the video and judged on 50 others (all after the timed frames, fed exactly
+   as the app feeds the core); the table keeps those whose verdict is ``verified`` and counts how many of the FP32
+   core's boxes each finds again (same frame, IoU ≥ 0.5, the app's own ``box_iou``).
 2. **Pipelined vs sequential**: the same run writing the annotated mp4 (decode, infer and render+encode in
    three threads vs one loop); goal ≥ 1.3× on 2 cores.
 3. **NMS cut**: torchvision's ssdlite320 with its in-graph ``NonMaxSuppression`` on ONNX Runtime, the cut model
@@ -30,6 +34,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,6 +50,15 @@ VIDEO = Path("/work/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 CORE_IN = "Preprocessor/sub:0"
 CORE_OUT = ("Postprocessor/raw_box_locations:0", "Postprocessor/convert_scores:0")
+#: the video frames the INT8 calibration and evaluation sets skip (the runtime table times the first ones)
+FIRST_TIMED = 150
+CALIB_FRAMES, EVAL_FRAMES = 100, 50
+#: the INT8 builds: runtime → the FP32 core it quantizes (model label). LiteRT takes the ONNX core (through onnx2tf):
+#: from the core's SavedModel (signature shape unknown) TFLiteConverter fails with "tf.Conv2D is neither a custom op
+#: nor a flex op"
+INT8_SOURCES = {"onnxruntime": "core.onnx", "openvino": "core.xml", "litert": "core.onnx"}
+#: the IoU at which an INT8 box counts as the FP32 box found again
+MATCH_IOU = 0.5
 
 # --- the torchvision export (runs in .venv-bench: torch + torchvision, no modelport needed) -------------------
 
@@ -118,6 +132,108 @@ def ssdlite_models() -> dict[str, Path]:
     }
 
 
+# --- INT8 variants of the core (modelport.quantize, calibrated on real frames) ---------------------------------
+
+
+def core_samples(core: Path, video: Path) -> tuple[Path, Path]:
+    """Calibration and evaluation ``.npz`` files of the core's input, from frames of ``video``.
+
+    ``CALIB_FRAMES + EVAL_FRAMES`` frames evenly spread over the video after its first :data:`FIRST_TIMED` (the
+    frames the runtime table times, so the detection match is on frames the INT8 build never saw); every third
+    one goes to evaluation. Each frame is decoded and preprocessed by the app's own code (``open_video``,
+    ``prepare`` with the core's input plan and the graph's ``2p/255 − 1``), keyed by the core's input name.
+    """
+    import numpy as np
+
+    from modelport.apps.detect.prep import input_plan, prepare
+    from modelport.apps.vision.video import open_video
+    from modelport.backends import open_runner
+    from modelport.backends.runner import RunnerOptions
+    from modelport.inputs import ImagePreprocess
+
+    calib, evaluation = CACHE / "int8-calib.npz", CACHE / "int8-eval.npz"
+    if calib.exists() and evaluation.exists():
+        return calib, evaluation
+    with open_runner("onnxruntime", core, RunnerOptions(threads=1)) as runner:
+        plan = input_plan(list(runner.input_specs))
+    info, frames = open_video(video)
+    total = info.frames or 795
+    picks = np.rint(np.linspace(FIRST_TIMED, total - 1, CALIB_FRAMES + EVAL_FRAMES)).astype(int)
+    wanted = {int(i): k for k, i in enumerate(picks)}
+    pre = ImagePreprocess(scale=2 / 255, mean=(1.0,), std=(1.0,))
+    tensors: dict[int, Any] = {}
+    for index, rgb in enumerate(frames):
+        if index in wanted:
+            tensors[wanted[index]] = prepare(rgb, plan, letterbox=False, preprocess=pre)[0]
+    held = [k for k in range(len(picks)) if k % 3 == 1]
+    kept = [k for k in range(len(picks)) if k % 3 != 1]
+    np.savez(calib, **{plan.name: np.concatenate([tensors[k] for k in kept])})  # type: ignore[arg-type]
+    np.savez(evaluation, **{plan.name: np.concatenate([tensors[k] for k in held])})  # type: ignore[arg-type]
+    return calib, evaluation
+
+
+def int8_models(models: dict[str, Path], video: Path) -> tuple[dict[str, Path], list[dict[str, Any]]]:
+    """The verified INT8 cores by label (``core.int8.onnx`` …) and every build's verdict (built once, cached).
+
+    A build that raises is recorded with its error; one whose verdict is not ``verified`` stays out of the table.
+    """
+    calib, evaluation = core_samples(models["core.onnx"], video)
+    found: dict[str, Path] = {}
+    verdicts: list[dict[str, Any]] = []
+    for runtime, source in INT8_SOURCES.items():
+        record = CACHE / f"int8-{runtime}" / "bench_verdict.json"
+        if not record.exists():
+            entry = build_int8(models[source], runtime, calib, evaluation, record.parent)
+            entry["source"] = source
+            record.write_text(json.dumps(entry, indent=2), encoding="utf-8")
+        entry = json.loads(record.read_text(encoding="utf-8"))
+        print(f"INT8 {runtime}: {entry['status']} — {entry['reason']}", flush=True)
+        verdicts.append(entry)
+        if entry["status"] == "verified":
+            artifact = record.parent / Path(entry["artifact"]).name  # the cache may have moved with the tree
+            found[f"core.int8{artifact.suffix}"] = artifact
+    return found, verdicts
+
+
+def build_int8(source: Path, runtime: str, calib: Path, evaluation: Path, out: Path) -> dict[str, Any]:
+    """``modelport.quantize`` of one FP32 core for ``runtime`` into ``out``: its verdict, reason and artifact."""
+    from modelport import quantize
+    from modelport.errors import ModelportError
+    from modelport.quantization.options import QuantizeOptions
+
+    t0 = time.perf_counter()
+    entry: dict[str, Any] = {"runtime": runtime, "artifact": "", "speedup": None, "flags": []}
+    try:
+        rep = quantize(
+            source, out, runtime=runtime, calib=calib, eval=evaluation, name="core",
+            options=QuantizeOptions(samples=CALIB_FRAMES, threads=1),
+            progress=lambda m: print(f"  quantize {runtime}: {m}", flush=True),
+        )  # fmt: skip
+        int8 = next(v for v in rep.variants if v.precision.value == "int8")
+        entry |= {"status": rep.status, "reason": rep.reason, "artifact": int8.artifact, "speedup": int8.speedup}
+        entry["flags"] = list(int8.flags)
+    except ModelportError as exc:
+        entry |= {"status": "failed", "reason": str(exc).splitlines()[0]}
+    out.mkdir(parents=True, exist_ok=True)
+    entry["seconds"] = round(time.perf_counter() - t0, 1)
+    return entry
+
+
+def matched_boxes(ref: list[tuple[int, Any]], got: list[tuple[int, Any]]) -> int:
+    """How many of ``ref``'s (frame, box) detections ``got`` has in the same frame at IoU ≥ :data:`MATCH_IOU`."""
+    import numpy as np
+
+    from modelport.apps.detect.nms import box_iou
+
+    hits = 0
+    for frame in {f for f, _ in ref}:
+        a = np.array([b for f, b in ref if f == frame], dtype=np.float32)
+        b = np.array([b for f, b in got if f == frame], dtype=np.float32).reshape(-1, 4)
+        if len(b):
+            hits += int(np.sum(np.any(box_iou(a, b) >= MATCH_IOU, axis=1)))
+    return hits
+
+
 @dataclasses.dataclass
 class Row:
     """One configuration's figures (medians over the repeats)."""
@@ -134,10 +250,14 @@ class Row:
     runs: list[float] = dataclasses.field(default_factory=list)
 
 
+#: one run's (FPS, mean infer ms, detections, the people found as (frame, box))
+Run = tuple[float, float, int, list[tuple[int, Any]]]
+
+
 def video_run(
     model: Path, runtime: str, threads: int, video: Path, frames: int, *, core: bool, pipelined: bool, write: bool
-) -> tuple[float, float, int]:
-    """(FPS, mean infer ms, detections) of one ``detect`` run over the video."""
+) -> Run:
+    """(FPS, mean infer ms, detections, people's boxes by frame) of one ``detect`` run over the video."""
     from modelport.apps.detect import DetectOptions, detect
     from modelport.apps.vision.model import resolve_app_model
     from modelport.inputs import ImagePreprocess
@@ -148,12 +268,11 @@ def video_run(
     with tempfile.TemporaryDirectory() as tmp:
         report = detect(app, video, Path(tmp) / "out.mp4" if write else None, options=options)
     assert report.video is not None
-    return report.video.fps, report.video.infer_ms, len(report.detections)
+    people = [(d.frame, d.box) for d in report.detections if d.label == "person"]
+    return report.video.fps, report.video.infer_ms, len(report.detections), people
 
 
-def median_row(
-    group: str, label: str, runtime: str, threads: int, mode: str, runs: list[tuple[float, float, int]]
-) -> Row:
+def median_row(group: str, label: str, runtime: str, threads: int, mode: str, runs: list[Run]) -> Row:
     fps = [r[0] for r in runs]
     return Row(
         group, label, runtime, threads, mode, statistics.median(fps), statistics.median(r[1] for r in runs),
@@ -173,27 +292,39 @@ def round_robin(
 
     A configuration is ``(model label, runtime, threads, mode text, video_run keywords)``.
     """
-    runs: list[list[tuple[float, float, int]]] = [[] for _ in configs]
+    runs: list[list[Run]] = [[] for _ in configs]
     for _ in range(repeats):
         for k, (label, runtime, threads, _, kwargs) in enumerate(configs):
             runs[k].append(
                 video_run(models[label], runtime, threads, video, frames, core=label.startswith("core"), **kwargs)
             )
     rows = [median_row(group, c[0], c[1], c[2], c[3], r) for c, r in zip(configs, runs, strict=True)]
-    for row in rows:
+    reference = next((r[-1][3] for c, r in zip(configs, runs, strict=True) if c[0] == "core.onnx"), None)
+    for config, row, run in zip(configs, rows, runs, strict=True):
+        if ".int8" in config[0] and reference is not None:  # INT8's people against the FP32 core's (ORT)
+            people = run[-1][3]
+            hits = matched_boxes(reference, people)
+            row.note = (
+                f"{len(people)} people vs FP32's {len(reference)}; {hits}/{len(reference)} "
+                f"({hits / max(1, len(reference)):.1%}) of FP32's boxes found (IoU ≥ {MATCH_IOU:g})"
+            )
         print(row, flush=True)
     return rows
 
 
-def bench_runtimes(models: dict[str, Path], video: Path, frames: int, repeats: int, quick: bool) -> list[Row]:
+def bench_runtimes(
+    models: dict[str, Path], int8: dict[str, Path], video: Path, frames: int, repeats: int, quick: bool
+) -> list[Row]:
     pairs = [("core.onnx", "onnxruntime"), ("core.xml", "openvino"), ("core.tflite", "litert")]
+    suffix = {".onnx": "onnxruntime", ".xml": "openvino", ".tflite": "litert"}
+    pairs += [(label, suffix[Path(label).suffix]) for label in int8]
     pairs += [("full.onnx", "onnxruntime"), ("full.xml", "openvino")]
     configs = [
         (label, runtime, threads, "pipelined, no output", {"pipelined": True, "write": False})
         for label, runtime in pairs
         for threads in ((1,) if quick else (1, 2))
     ]
-    return round_robin("runtime", configs, models, video, frames, repeats)
+    return round_robin("runtime", configs, {**models, **int8}, video, frames, repeats)
 
 
 def bench_pipeline(models: dict[str, Path], video: Path, frames: int, repeats: int) -> list[Row]:
@@ -292,7 +423,9 @@ def _candidates(det: Any, image: Any) -> int:
     return int(np.sum(np.asarray(out[det.cut.scores]) >= det.options.score))
 
 
-def write_results(rows: list[Row], env: Any, args: argparse.Namespace, seconds: float) -> Path:
+def write_results(
+    rows: list[Row], verdicts: list[dict[str, Any]], env: Any, args: argparse.Namespace, seconds: float, load: str
+) -> Path:
     lines = [
         "# detect benchmark (benchmarks/bench_detect.py)",
         "",
@@ -300,6 +433,8 @@ def write_results(rows: list[Row], env: Any, args: argparse.Namespace, seconds: 
         "with --only, the other sections are the previous run's)",
         "",
         f"Machine: {env.summary()}",
+        "",
+        f"Load average (1, 5, 15 min; `uptime`) {load}",
         "",
         "Medians of the repeats; the machine is shared (2 cores), so figures move by ~10 % between runs.",
         "",
@@ -321,6 +456,10 @@ def write_results(rows: list[Row], env: Any, args: argparse.Namespace, seconds: 
                 f"| {r.model} | {r.runtime} | {r.threads} | {r.mode} | {r.fps:.1f} | {r.infer_ms:.1f} | "
                 f"{r.detections:g} | {r.note} |"
             )
+        if group == "runtime":
+            lines += int8_speedups(sub)
+        if group == "runtime" and verdicts:
+            lines += ["", *int8_lines(verdicts)]
         if group == "pipeline":
             for threads in (1, 2):
                 pair = [r for r in sub if r.threads == threads]
@@ -330,9 +469,40 @@ def write_results(rows: list[Row], env: Any, args: argparse.Namespace, seconds: 
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "apps_detect.md"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    payload = {"environment": env.to_dict(), "rows": [dataclasses.asdict(r) for r in rows]}
+    payload = {"environment": env.to_dict(), "rows": [dataclasses.asdict(r) for r in rows], "int8": verdicts}
     (RESULTS / "apps_detect.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return out
+
+
+def int8_speedups(rows: list[Row]) -> list[str]:
+    """One line per INT8 row: its FPS over the FP32 core's on the same runtime and threads."""
+    lines = []
+    for r in rows:
+        fp32 = [
+            f
+            for f in rows
+            if f.model == r.model.replace(".int8", "") and (f.runtime, f.threads) == (r.runtime, r.threads)
+        ]
+        if ".int8" in r.model and fp32:
+            lines.append(f"\nINT8 / FP32 core on {r.runtime} at {r.threads} thread(s): {r.fps / fp32[0].fps:.2f}×")
+    return lines
+
+
+def int8_lines(verdicts: list[dict[str, Any]]) -> list[str]:
+    """The INT8 builds' verdicts, one bullet each, for the results file."""
+    lines = [
+        f"INT8 cores (`modelport.quantize`, calibrated on {CALIB_FRAMES} frames of vtest.avi spread over frames "
+        f"{FIRST_TIMED}–794, judged against FP32 on {EVAL_FRAMES} others; only `verified` builds are in the table):",
+        "",
+    ]
+    for v in verdicts:
+        speed = f"; quantize's own timing: {v['speedup']:.2f}× FP32" if v.get("speedup") else ""
+        flags = f" [{', '.join(v['flags'])}]" if v.get("flags") else ""
+        lines.append(
+            f"* {v['runtime']} (from {v['source']}, {v['seconds']:.0f} s): **{v['status']}** — {v['reason']}"
+            f"{speed}{flags}"
+        )
+    return lines
 
 
 def main() -> None:
@@ -352,8 +522,10 @@ def main() -> None:
     from modelport.reports.environment import capture_environment
 
     t0 = time.perf_counter()
+    load = "at the start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     only = set(args.only or ["runtime", "pipeline", "nms"])
     rows: list[Row] = []
+    verdicts: list[dict[str, Any]] = []
     if only & {"runtime", "pipeline"}:
         if not args.video.exists():
             sys.exit(
@@ -361,7 +533,8 @@ def main() -> None:
             )
         models = ssdlite_models()
         if "runtime" in only:
-            rows += bench_runtimes(models, args.video, args.frames, args.repeats, args.quick)
+            int8, verdicts = int8_models(models, args.video)
+            rows += bench_runtimes(models, int8, args.video, args.frames, args.repeats, args.quick)
         if "pipeline" in only:
             rows += bench_pipeline(models, args.video, args.frames, args.repeats)
     if "nms" in only:
@@ -369,9 +542,12 @@ def main() -> None:
             rows += bench_nms(thresh, args.nms_frames, args.repeats)
     previous = RESULTS / "apps_detect.json"
     if args.only and previous.exists():  # keep the other groups' last figures
-        kept = [Row(**r) for r in json.loads(previous.read_text(encoding="utf-8"))["rows"] if r["group"] not in only]
+        last = json.loads(previous.read_text(encoding="utf-8"))
+        kept = [Row(**r) for r in last["rows"] if r["group"] not in only]
         rows = sorted(kept + rows, key=lambda r: ["runtime", "pipeline", "nms"].index(r.group))
-    out = write_results(rows, capture_environment(), args, time.perf_counter() - t0)
+        verdicts = verdicts if "runtime" in only else last.get("int8", [])
+    load += "; at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    out = write_results(rows, verdicts, capture_environment(), args, time.perf_counter() - t0, load)
     print(out.read_text(encoding="utf-8"))
 
 
