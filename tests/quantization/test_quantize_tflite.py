@@ -58,9 +58,13 @@ def test_every_op_is_an_int8_kernel(mnist_tflite: QuantizeReport) -> None:
         assert r.output_names == ["logits"]
 
 
-def test_int8_inputs_and_outputs(tmp_path: Path) -> None:
+def test_int8_inputs_and_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also: relative paths (the converter runs in a worker process with its own working directory)."""
+    monkeypatch.chdir(tmp_path)
+    Path("model.onnx").write_bytes(default_model_path().read_bytes())
     opts = QuantizeOptions(samples=100, eval_samples=1000, int8_io=True, bench=FAST)
-    report = quantize(default_model_path(), tmp_path, runtime="litert", calib="mnist", eval="mnist:test", options=opts)
+    report = quantize("model.onnx", "out", runtime="litert", calib="mnist", eval="mnist:test", options=opts)
+    assert report.status == "verified", report.reason
     with open_runner("litert", report.artifact) as r:
         assert r.input_specs[0].dtype == "int8"
         scale, zero = r.quantization()["image"]  # type: ignore[attr-defined]

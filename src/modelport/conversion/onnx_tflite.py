@@ -364,6 +364,7 @@ def _attempt(job: _Job, setting: Setting, work: Path, timeout_s: float) -> tuple
     Returns:
         The output and None (verified), ``"converted (not checked: …)"`` or ``"converted, but …"`` (a mismatch).
     """
+    work = work.resolve()  # onnx2tf runs in it (run_worker): the paths it is given are absolute
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shapes = dict(job.shapes)

@@ -97,7 +97,8 @@ def run_worker(
 
     Args:
         module: the child's module (its ``main`` calls :func:`serve`).
-        request: the job's arguments (JSON-serializable; ``result`` is added).
+        request: the job's arguments (JSON-serializable; ``result`` is added); paths in it must be absolute, the
+            child's working directory is ``work``.
         work: working directory of the child; request, answer and log are written there.
         what: the engine's name in messages.
         src: the model the job is about, named in errors.
@@ -110,6 +111,7 @@ def run_worker(
     Raises:
         ConversionError: the child failed, died, wrote no answer, or ran past ``timeout_s``.
     """
+    work = work.resolve()  # the child runs in it: every path it is given must be absolute
     work.mkdir(parents=True, exist_ok=True)
     stem = module.rsplit(".", 1)[-1].lstrip("_")
     req, result, log_path = work / f"{stem}.json", work / f"{stem}.result.json", work / f"{stem}.log"

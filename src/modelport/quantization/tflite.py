@@ -136,11 +136,11 @@ def build(job: Job, work: Path) -> Built:
     names = {p: f"{job.name}.{p}.tflite" for p in ("fp32", "fp16", "int8")}
     job.say(f"LiteRT: TFLiteConverter full-integer INT8 ({len(job.calib)} representative samples)")
     with atomic_files(job.out_dir) as staging:
-        request = {
-            "source": str(source),
+        request = {  # absolute paths: the worker runs in ``work``
+            "source": str(Path(source).resolve()),
             "kind": kind,
-            "calib": str(calib),
-            "outputs": {p: str(staging / n) for p, n in names.items()},
+            "calib": str(calib.resolve()),
+            "outputs": {p: str((staging / n).resolve()) for p, n in names.items()},
             "int8_io": job.options.int8_io,
         }
         run_worker(
