@@ -160,3 +160,12 @@ def test_a_new_backend_is_one_module(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("ok")
+
+
+def test_installed_finds_the_engine_without_importing_it() -> None:
+    import dataclasses
+
+    assert get_backend("onnxruntime").installed()
+    missing = dataclasses.replace(get_backend("openvino"), engine="modelport_no_such_engine")
+    assert not missing.installed()
+    assert not dataclasses.replace(missing, engine="modelport_no_such_engine.sub").installed()  # parent missing

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -113,6 +114,13 @@ class Backend:
         change the compute precision too): the weights' precision and the execution precision differ.
         """
         return Precision.FP32 if device == "cpu" and precision in self.weights_only else precision
+
+    def installed(self) -> bool:
+        """Whether the runtime's engine can be imported here (found, not imported)."""
+        try:
+            return importlib.util.find_spec(self.engine) is not None
+        except (ImportError, ValueError):
+            return False
 
     def runner_class(self) -> type:
         return resolve(self.runner)  # type: ignore[no-any-return]

@@ -18,8 +18,6 @@ A pair a runtime does not execute on this device is reported as skipped, as with
 
 from __future__ import annotations
 
-import importlib.util
-
 from modelport.backends import get_backend
 from modelport.formats import Precision
 from modelport.reports.environment import Environment
@@ -32,22 +30,13 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FP16_FLAGS = ("amx_fp16",)
 
 
-def installed(runtime: str) -> bool:
-    """Whether the runtime's engine can be imported here (without importing it)."""
-    engine = get_backend(runtime).engine
-    try:
-        return importlib.util.find_spec(engine) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def default_runtimes(env: Environment) -> tuple[str, ...]:
     """The installed port runtimes that have a device on this machine."""
     found = []
     for name in PORT_RUNTIMES:
         devices = dict(get_backend(name).precisions)
         usable = "cpu" in devices or (bool(env.gpus) and bool(set(devices) & {"cuda", "gpu"}))
-        if usable and installed(name):
+        if usable and get_backend(name).installed():
             found.append(name)
     return tuple(found)
 

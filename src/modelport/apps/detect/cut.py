@@ -133,18 +133,12 @@ def preferred_runtime(model: Path) -> str | None:
     in-graph 495 ms, ONNX Runtime with the NMS cut 232 ms, OpenVINO with the graph as it is 98 ms — OpenVINO's NMS
     is multi-threaded and its head runs the unrolled per-class top-k faster.
     """
-    import importlib.util
-
     from modelport.backends import get_backend
     from modelport.formats import Format, sniff_format
 
     if not model.is_file() or sniff_format(model) is not Format.ONNX or not has_nms(model):
         return None
-    try:
-        installed = importlib.util.find_spec(get_backend("openvino").engine) is not None
-    except (ImportError, ValueError):
-        installed = False
-    return "openvino" if installed else None
+    return "openvino" if get_backend("openvino").installed() else None
 
 
 def cut_before_nms(source: Path, cache_dir: Path | None = None) -> NmsCut:
