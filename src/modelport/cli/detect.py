@@ -37,7 +37,10 @@ def register(app: typer.Typer) -> None:
         iou: float = typer.Option(0.45, "--iou", min=0.0, max=1.0, help="IoU above which host NMS suppresses a box."),
         max_detections: int = typer.Option(100, "--max-detections", min=1, help="Detections kept per image."),
         classes: Path | None = typer.Option(
-            None, "--classes", help="Class names, one per line (line i names class id i; default: COCO's ids)."
+            None,
+            "--classes",
+            help="Class names: one per line (line i names class id i) or a JSON list, as classify's --labels "
+            "(default: COCO's ids).",
         ),
         adapter: str | None = typer.Option(None, "--adapter", help=_ADAPTER_HELP),
         anchors: Path | None = typer.Option(

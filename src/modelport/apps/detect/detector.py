@@ -20,8 +20,9 @@ import numpy as np
 
 from modelport.apps.detect.adapters import Adapter, AdapterKind, Detections, PostOptions, choose_adapter
 from modelport.apps.detect.cut import NmsCut, cut_before_nms, has_nms
-from modelport.apps.detect.labels import COCO_80, COCO_CATEGORIES, read_classes
+from modelport.apps.detect.labels import COCO_80, COCO_CATEGORIES
 from modelport.apps.detect.prep import InputPlan, input_plan, prepare
+from modelport.apps.vision.labels import read_labels
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.errors import AppError, InvalidInputError
@@ -152,7 +153,7 @@ class Detector:
 
     def _names(self, outputs: dict[str, np.ndarray]) -> tuple[str, ...]:
         if self.options.classes is not None:
-            return read_classes(self.options.classes)
+            return read_labels(self.options.classes)
         assert self.adapter is not None
         if self.adapter.kind is AdapterKind.YOLO:
             shape = np.shape(outputs[dict(self.adapter.roles)["predictions"]])

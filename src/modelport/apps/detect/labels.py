@@ -7,9 +7,6 @@ background); YOLO models trained on COCO number the 80 used categories densely f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-
-from modelport.errors import InvalidInputError
 
 _UNUSED = ""
 #: index = COCO category id; "" where COCO defines no category (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
@@ -28,26 +25,6 @@ COCO_CATEGORIES: tuple[str, ...] = (
 
 #: the 80 used COCO categories numbered densely from 0 (YOLO's numbering)
 COCO_80: tuple[str, ...] = tuple(name for name in COCO_CATEGORIES[1:] if name)
-
-
-def read_classes(path: Path) -> tuple[str, ...]:
-    """A ``--classes`` file: one name per line, line ``i`` (from 0) naming class id ``i``.
-
-    Raises:
-        InvalidInputError: the file is missing, unreadable, or has no names.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(
-            f"cannot read the class names ({exc.__class__.__name__})",
-            hint="give a UTF-8 text file with one class name per line",
-            path=path,
-        ) from exc
-    names = tuple(line.strip() for line in lines)
-    if not any(names):
-        raise InvalidInputError("the class names file is empty", hint="one class name per line", path=path)
-    return names
 
 
 def label(class_id: int, names: Sequence[str]) -> str:

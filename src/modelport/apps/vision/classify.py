@@ -40,9 +40,9 @@ from modelport.apps.vision.classify_results import (
     ModelCardInfo,
     Prediction,
     find_model_card,
-    read_labels,
 )
 from modelport.apps.vision.images import list_images, read_image
+from modelport.apps.vision.labels import read_labels
 from modelport.apps.vision.model import PORT_REPORT, AppModel, resolve_app_model
 from modelport.backends.runner import Runner
 from modelport.data.evaluate import run_samples
