@@ -1,4 +1,6 @@
-"""``modelport edit …``: model edits. ``edit tflite-json`` turns a TFLite model into JSON and back."""
+"""``modelport edit …``: model edits. ``edit tflite-json`` turns a TFLite model into JSON and back; the graph edits
+(merge, extract, outputs: ``cli/edit_graph.py``; rename, shapes, opset, constants, OpenVINO IR: ``cli/edit_tensors.py``)
+register their own sub-commands."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ from modelport.cli.common import console
 
 
 def register(app: typer.Typer) -> None:
-    edit_app = typer.Typer(help="Edit models (TFLite ↔ JSON …).", no_args_is_help=True)
+    from modelport.cli import edit_graph, edit_tensors
+
+    edit_app = typer.Typer(
+        help="Edit models: merge, extract, rename, shapes, opset, constants, outputs; TFLite ↔ JSON; OpenVINO IR.",
+        no_args_is_help=True,
+    )
+    edit_graph.register(edit_app)
+    edit_tensors.register(edit_app)
 
     @edit_app.command("tflite-json")
     def tflite_json_cmd(

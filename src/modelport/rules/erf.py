@@ -36,6 +36,8 @@ import numpy as np
 import onnx_ir as ir
 from onnxscript.rewriter import MatchResult, RewriteRuleClassBase, RewriteRuleSet
 
+from modelport.rules.catalog import Exactness, RuleSettings, target_rule
+
 #: Abramowitz & Stegun 7.1.26: ``p`` and ``a₁ … a₅``.
 AS_P = 0.3275911
 AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
@@ -95,6 +97,23 @@ class DecomposeErf(RewriteRuleClassBase):
         return op.Mul(op.Sign(x), op.Sub(one, op.Mul(poly, gauss)))
 
 
+#: The bound in float32 (the handbook's plus rounding; measured 5.3e-7, see the module docstring).
+FP32_BOUND = 6e-7
+
+
 def erf_rules() -> RewriteRuleSet:
     """``Erf`` → elementwise builtins (A&S 7.1.26, ``|ε| ≤ 1.5e-7``)."""
     return RewriteRuleSet([DecomposeErf.rule()])
+
+
+@target_rule(
+    "erf-decompose",
+    summary="Erf → Abs/Sign/Exp/Mul/Add/Div (Abramowitz–Stegun 7.1.26), for runtimes without an Erf kernel",
+    removes=("Erf",),
+    adds=("Abs", "Sign", "Exp", "Mul", "Add", "Div", "Neg", "Sub"),
+    exactness=Exactness.APPROX,
+    bound=FP32_BOUND,
+)
+def erf_decompose(settings: RuleSettings) -> RewriteRuleSet:
+    """The registered form of :func:`erf_rules`."""
+    return erf_rules()

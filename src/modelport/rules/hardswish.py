@@ -1,0 +1,1 @@
+"""Target rules (being written)."""
