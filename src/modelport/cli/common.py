@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -12,6 +13,8 @@ from rich.table import Table
 from modelport.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from modelport.inputs import TensorSpec
     from modelport.verify.compare import Comparison
 
@@ -52,3 +55,13 @@ def single_input(specs: Sequence[TensorSpec]) -> TensorSpec:
         names = ", ".join(s.name for s in specs)
         raise InvalidInputError(f"--image needs a single-input model; this one has {len(specs)} ({names})")
     return specs[0]
+
+
+def onnx_feeds(feeds: Path, model: Path) -> dict[str, np.ndarray]:
+    """``--feeds`` for an ONNX model (optimize, rewrite): named and checked against its inputs in ONNX Runtime."""
+    from modelport.backends import open_runner
+    from modelport.backends.runner import RunnerOptions
+    from modelport.inputs import load_feeds
+
+    with open_runner("onnxruntime", model, RunnerOptions(graph_optimization=False)) as runner:
+        return dict(load_feeds(feeds, runner.input_specs))

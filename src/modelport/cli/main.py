@@ -26,6 +26,7 @@ VERBS: dict[str, str] = {
     "port": "port",
     "doctor": "doctor",
     "optimize": "optimize",
+    "rewrite": "rewrite",
     "edit": "edit",
     "transcribe": "transcribe",
     "bench-transcribe": "transcribe",

@@ -10,11 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from modelport.cli import options as opt
-from modelport.cli.common import console, print_json
+from modelport.cli.common import console, onnx_feeds, print_json
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from modelport.passes import OptimizeReport, PassSpec
 
 
@@ -61,7 +59,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             threads=threads,
         )
-        feed_data = _load_feeds(feeds, model) if feeds is not None else None
+        feed_data = onnx_feeds(feeds, model) if feeds is not None else None
         report = optimize(model, options=options, feeds=feed_data).write(output)
         if as_json:
             print_json(report.to_json())
@@ -97,15 +95,6 @@ def _render(report: OptimizeReport, model: Path, output: Path) -> None:
         where = f" (output {worst.name!r})" if worst is not None else ""
         tol = escape(str(v.tolerance))
         out.print(f"verification: [green]pass[/] — worst max abs error {v.max_abs:.3g}{escape(where)}, tolerance {tol}")
-
-
-def _load_feeds(feeds: Path, model: Path) -> dict[str, np.ndarray]:
-    from modelport.backends import open_runner
-    from modelport.backends.runner import RunnerOptions
-    from modelport.inputs import load_feeds
-
-    with open_runner("onnxruntime", model, RunnerOptions(graph_optimization=False)) as runner:
-        return dict(load_feeds(feeds, runner.input_specs))
 
 
 def _print_passes(specs: dict[str, PassSpec]) -> None:

@@ -10,7 +10,6 @@ tensors, a renamed model against the original under the renaming — at the fp32
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,14 +18,13 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from modelport.backends import open_runner
-from modelport.backends.runner import RunnerOptions
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, VerificationError
 from modelport.model_io import check_proto, load_proto, save_model
 from modelport.passes.api import verification_feeds
 from modelport.passes.report import op_histogram
 from modelport.reports.serialize import JsonReport
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
+from modelport.verify.session import OnnxSession
 from modelport.verify.tolerance import Tolerance
 
 #: ``{tensor name: array}``
@@ -118,32 +116,6 @@ def feed_sets(
 ) -> list[dict[str, np.ndarray]]:
     """Seeded random feeds for ``proto``'s inputs (one set per verification size, as ``optimize`` uses)."""
     return verification_feeds(ir.serde.deserialize_model(proto).graph, input_shapes, batch, seed)
-
-
-class OnnxSession:
-    """An ONNX model open in ONNX Runtime (graph optimizations off) for the duration of a ``with`` block."""
-
-    def __init__(self, proto: onnx.ModelProto, threads: int | None = None) -> None:
-        self._proto = proto
-        self._threads = threads
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._ctx: object = None
-        self._runner: object = None
-
-    def __enter__(self) -> Callable[[Tensors], dict[str, np.ndarray]]:
-        self._tmp = tempfile.TemporaryDirectory(prefix="modelport-edit-")
-        path = Path(self._tmp.name) / "model.onnx"
-        save_model(self._proto, path)
-        ctx = open_runner("onnxruntime", path, RunnerOptions(threads=self._threads, graph_optimization=False))
-        runner = ctx.__enter__()
-        self._ctx, self._runner = ctx, runner
-        return lambda feeds: dict(runner.infer(dict(feeds)))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._ctx is not None:
-            self._ctx.__exit__(*exc)  # type: ignore[attr-defined]
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
 
 def verify_edit(

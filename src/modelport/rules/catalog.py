@@ -145,3 +145,14 @@ def rule_spec(name: str) -> RuleSpec:
     if spec is None:
         raise PassError(f"unknown rule {name!r}", hint=f"valid rules: {', '.join(rules)} (modelport rewrite --list)")
     return spec
+
+
+@target_rule(
+    "split-nms",
+    summary="Cut the model before NonMaxSuppression; modelport's host NMS (numpy) and the graph's tail finish the "
+    "detections (writes OUT.onnx, OUT.tail.onnx, OUT.nms.json; `modelport detect OUT.onnx` runs them)",
+    removes=("NonMaxSuppression",),
+)
+def split_nms(settings: RuleSettings) -> Applicable:
+    """Not an in-place rewrite: :mod:`modelport.rewrite.nms_split` cuts the model (``rewrite`` calls it)."""
+    raise PassError("split-nms cuts the model into parts; apply it with modelport rewrite (modelport.rewrite)")

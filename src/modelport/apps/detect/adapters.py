@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from modelport.apps.detect.nms import nms
+from modelport.rewrite.nms import nms
 from modelport.errors import AppError
 
 

@@ -5,7 +5,8 @@ inference on a gray image (names and shapes; :func:`~modelport.apps.detect.adapt
 turns RGB frames into :class:`~modelport.apps.detect.adapters.Detections` in the frame's pixels. An ONNX model
 with a ``NonMaxSuppression`` on a runtime of ``cut_runtimes`` (ONNX Runtime, whose NMS runs on one thread) runs as
 the NMS cut (:mod:`modelport.apps.detect.cut`) unless ``in_graph_nms``: the head on the chosen runtime, the host
-NMS, the tail on ONNX Runtime.
+NMS, the tail on ONNX Runtime. A model written by ``modelport rewrite --rules split-nms`` (a head with its
+``.nms.json`` beside it) runs the same way on any runtime.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.errors import AppError, InvalidInputError
 from modelport.inputs import ImagePreprocess, Layout
+from modelport.rewrite.nms_split import read_split, sidecar
 
 if TYPE_CHECKING:
     from modelport.apps.vision.model import AppModel
@@ -138,7 +140,11 @@ class Detector:
         app, opts = self.app, self.options
         path = app.path
         cut = not opts.in_graph_nms and app.runtime in opts.cut_runtimes and path.suffix.lower() == ".onnx"
-        if cut and path.is_file() and has_nms(path):
+        split = read_split(sidecar(path)) if path.suffix.lower() == ".onnx" else None
+        if split is not None:  # written by `modelport rewrite --rules split-nms`: the path is its head
+            self.cut = split
+            self._tail = open_runner("onnxruntime", self.cut.tail, RunnerOptions(threads=1)).__enter__()
+        elif cut and path.is_file() and has_nms(path):
             self.cut = cut_before_nms(path, opts.cache_dir)
             path = self.cut.head
             self._tail = open_runner("onnxruntime", self.cut.tail, RunnerOptions(threads=1)).__enter__()

@@ -1,0 +1,192 @@
+"""``set-batch``, ``set-input-shape`` and ``set-opset``: the optimizer's ``fix-dims`` and ``convert-opset`` passes as
+edits of their own, verified against the original.
+
+``set_batch(m, n)`` writes ``n`` into every input's dynamic leading dim, ``set_input_shape(m, {x: shape})`` whole
+input shapes; both clear the inner shapes and re-run ONNX shape inference, so value_info and the outputs carry the
+new sizes. A fixed dim is never changed: a contradiction is an error, as is an unknown input or a wrong rank. The
+edited model :math:`m'` is the original restricted to the new shapes, so for feeds :math:`x` of those shapes
+:math:`m'(x) = m(x)`: both run in ONNX Runtime on the same seeded feeds and the comparator checks it (bitwise equal
+in practice: same kernels, same shapes). An original that does not run at the new shape (a Reshape with a baked-in
+size) is an error naming the shape.
+
+``set_opset(m, v)`` converts the default-domain opset with ``onnx.version_converter`` and checks
+:math:`m_v(x) = m(x)` the same way. An op with no adapter to ``v`` (``LayerNormalization`` below opset 17) is one
+error naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import onnx
+import onnx.defs
+import onnx_ir as ir
+
+from modelport.edit.base import EditResult, OnnxSession, Tensors, feed_sets, load_source, make_report, verify_edit
+from modelport.errors import InferenceError, InvalidInputError, PassError
+from modelport.model_io import check_proto, default_opset
+from modelport.passes import run_passes
+from modelport.passes.opset import ConvertOpsetOptions
+from modelport.passes.shapes import FixDimsOptions
+from modelport.verify.comparator import Comparison
+from modelport.verify.tolerance import Tolerance
+
+log = logging.getLogger(__name__)
+
+#: the op a failed ``onnx.version_converter`` call names (``… for Relu``, ``… of LayerNormalization exists``)
+_CONVERTER_OP = re.compile(r"(?:\bfor|\bof) ([A-Za-z][A-Za-z0-9_]*)(?: exists)?\s*$")
+
+
+def set_batch(
+    model: str | Path | onnx.ModelProto,
+    batch: int,
+    *,
+    verify: bool = True,
+    tolerance: Tolerance | None = None,
+    seed: int = 0,
+) -> EditResult:
+    """Fix every input's dynamic leading dim to ``batch`` (inputs whose leading dim is already ``batch`` stay).
+
+    Raises:
+        InvalidInputError: ``batch`` ≤ 0, an input whose fixed leading dim differs, or an original that does not run
+            at that batch.
+    """
+    return _fix_dims(model, FixDimsOptions(batch=batch), "set-batch", verify, tolerance, seed)
+
+
+def set_input_shape(
+    model: str | Path | onnx.ModelProto,
+    shapes: Mapping[str, Sequence[int]],
+    *,
+    verify: bool = True,
+    tolerance: Tolerance | None = None,
+    seed: int = 0,
+) -> EditResult:
+    """Give the named inputs these whole shapes (the other inputs stay as they are).
+
+    Raises:
+        InvalidInputError: an unknown input, a wrong rank, a non-positive dim, a fixed dim contradicted, or an
+            original that does not run at that shape.
+    """
+    if not shapes:
+        raise InvalidInputError("no input shape given", hint="write --input-shape NAME:D0,D1,…")
+    items = tuple((name, tuple(int(d) for d in dims)) for name, dims in shapes.items())
+    return _fix_dims(model, FixDimsOptions(input_shapes=items), "set-input-shape", verify, tolerance, seed)
+
+
+def _fix_dims(
+    model: str | Path | onnx.ModelProto,
+    options: FixDimsOptions,
+    edit: str,
+    verify: bool,
+    tolerance: Tolerance | None,
+    seed: int,
+) -> EditResult:
+    start = time.perf_counter()
+    source, label = load_source(model)
+    work = ir.serde.deserialize_model(source)
+    before = {v.name: _dims(v.shape) for v in work.graph.inputs}
+    run_passes(work, ["fix-dims"], {"fix-dims": options})
+    edited = ir.serde.serialize_model(work)
+    check_proto(edited)
+    changes = [
+        f"input {v.name}: {before[v.name]} → {_dims(v.shape)}"
+        for v in work.graph.inputs
+        if v.name in before and before[v.name] != _dims(v.shape)
+    ]
+    outputs = [f"output {v.name}: {_dims(v.shape)}" for v in work.graph.outputs]
+    comparison = _verify_same(source, edited, seed, tolerance, label) if verify else None
+    report = make_report(
+        edit, [label], [source], edited, changes + outputs if changes else ["no input changed"], comparison, start
+    )
+    log.info("%s on %s: %s", edit, label, "; ".join(changes) or "no change")
+    return EditResult(edited, report)
+
+
+def set_opset(
+    model: str | Path | onnx.ModelProto,
+    version: int,
+    *,
+    verify: bool = True,
+    tolerance: Tolerance | None = None,
+    seed: int = 0,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> EditResult:
+    """Convert the default-domain opset to ``version`` with ``onnx.version_converter``.
+
+    Raises:
+        InvalidInputError: a version onnx does not know, or an op the converter cannot take there (named).
+        VerificationError: the converted model's outputs differ (or it does not run in ONNX Runtime).
+    """
+    start = time.perf_counter()
+    source, label = load_source(model)
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= version <= newest:
+        raise InvalidInputError(
+            f"opset {version} does not exist", hint=f"onnx {onnx.__version__} knows opsets 1–{newest}"
+        )
+    current = default_opset(source)
+    work = ir.serde.deserialize_model(source)
+    try:
+        run_passes(work, ["convert-opset"], {"convert-opset": ConvertOpsetOptions(target=version)})
+    except PassError as exc:
+        raise _conversion_error(exc, current, version, label) from exc
+    edited = ir.serde.serialize_model(work)
+    check_proto(edited)
+    changes = [f"opset {current} → {version}" if current != version else f"already at opset {version}"]
+    ops = sorted({n.op_type for n in edited.graph.node} - {n.op_type for n in source.graph.node})
+    if ops:
+        changes.append(f"new op types: {', '.join(ops)}")
+    shapes = dict(input_shapes or {}) or None
+    comparison = _verify_same(source, edited, seed, tolerance, label, shapes) if verify else None
+    report = make_report("set-opset", [label], [source], edited, changes, comparison, start)
+    return EditResult(edited, report)
+
+
+def _conversion_error(exc: PassError, current: int, version: int, label: str) -> InvalidInputError:
+    """One error naming the op the converter stopped at."""
+    text = exc.message.split(": ", 1)[-1]
+    reason = text.split("failed: ", 1)[-1].strip()
+    match = _CONVERTER_OP.search(reason)
+    what = f"op {match.group(1)} cannot be converted ({reason})" if match else reason
+    return InvalidInputError(
+        f"cannot convert opset {current} → {version}: {what}",
+        path=None if label.startswith("<") else label,
+        hint="choose an opset where every op of the model exists (`modelport inspect` lists them)",
+    )
+
+
+def _verify_same(
+    source: onnx.ModelProto,
+    edited: onnx.ModelProto,
+    seed: int,
+    tolerance: Tolerance | None,
+    label: str,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+) -> Comparison:
+    """The edited model against the original on the same seeded feeds (sized for the edited model)."""
+    feeds = feed_sets(edited, shapes, None, seed)
+    with OnnxSession(source) as run_original:
+
+        def reference(f: Tensors) -> Tensors:
+            try:
+                return run_original(f)
+            except InferenceError as exc:
+                sizes = ", ".join(f"{k}{list(v.shape)}" for k, v in f.items())
+                raise InvalidInputError(
+                    f"the original model does not run at {sizes}: {exc.message}",
+                    path=None if label.startswith("<") else label,
+                    hint="the model bakes in a size: choose a shape it accepts",
+                ) from exc
+
+        return verify_edit(reference, edited, feeds, tolerance, label="edited", reference_label="original")
+
+
+def _dims(shape: ir.Shape | None) -> str:
+    if shape is None:
+        return "[?]"
+    return "[" + ", ".join(str(d) if isinstance(d, int) else str(d.value or "?") for d in shape.dims) + "]"
