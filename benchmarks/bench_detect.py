@@ -223,7 +223,7 @@ def matched_boxes(ref: list[tuple[int, Any]], got: list[tuple[int, Any]]) -> int
     """How many of ``ref``'s (frame, box) detections ``got`` has in the same frame at IoU ≥ :data:`MATCH_IOU`."""
     import numpy as np
 
-    from modelport.apps.detect.nms import box_iou
+    from modelport.rewriting.nms import box_iou
 
     hits = 0
     for frame in {f for f, _ in ref}:
@@ -399,7 +399,7 @@ def _matched(ref: Any, got: Any) -> str:
     """
     import numpy as np
 
-    from modelport.apps.detect.nms import box_iou
+    from modelport.rewriting.nms import box_iou
 
     if len(ref) == 0 or len(got) == 0:
         return f"{0}/{len(ref)}"

@@ -33,6 +33,7 @@ VERB_RESULTS = {
     "bench": "BenchReport",
     "convert": "ConversionReport",
     "optimize": "OptimizeResult",
+    "rewrite": "RewriteResult",
     "quantize": "QuantizeReport",
     "port": "PortReport",
     "doctor": "DoctorReport",
@@ -152,6 +153,7 @@ SUBJECT = {
     "bench": "model",
     "convert": "model",
     "optimize": "model",
+    "rewrite": "model",
     "quantize": "model",
     "port": "model",
     "doctor": None,
@@ -281,6 +283,14 @@ def test_optimize(mlp: Path, tmp_path: Path) -> None:
     assert result.report.nodes_after <= result.report.nodes_before
     assert not list(tmp_path.iterdir())
     assert result.write(tmp_path / "opt.onnx").size_after == (tmp_path / "opt.onnx").stat().st_size
+
+
+def test_rewrite(tmp_path: Path) -> None:
+    source = models.save(models.gelu_mlp(), tmp_path / "gelu.onnx")
+    result = modelport.rewrite(source, options=modelport.RewriteOptions(target="tflite"))
+    assert _is(result, "rewrite")
+    assert result.report.unsupported_before == (("Erf", 1),) and result.report.unsupported_after == ()
+    assert result.write(tmp_path / "out.onnx").outputs == (str(tmp_path / "out.onnx"),)
 
 
 def test_quantize(shipped: Path, tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ import onnx
 import pytest
 import typer
 from onnx import TensorProto, helper
-from test_detect_core import ssd_postprocessed_model, yolo_model
 
+from detectors import ssd_postprocessed_model, yolo_model
 from modelport.apps.detect import DetectOptions, detect
 from modelport.apps.vision.images import read_image, write_image
 from modelport.apps.vision.video import VideoWriter, open_video

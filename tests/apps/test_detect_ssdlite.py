@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from modelport.apps.detect import AdapterKind, DetectOptions, detect
-from modelport.apps.detect.nms import box_iou
 from modelport.apps.vision.images import write_image
 from modelport.apps.vision.model import resolve_app_model
 from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
 from modelport.formats import Format, Precision
 from modelport.inputs import ImagePreprocess
+from modelport.rewriting.nms import box_iou
 from modelport.verify.tolerance import Tolerance
 
 pytestmark = pytest.mark.slow

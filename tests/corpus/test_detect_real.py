@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from modelport.apps.detect import DetectOptions, detect
-from modelport.apps.detect.nms import box_iou
+from modelport.rewriting.nms import box_iou
 from modelport.apps.vision.images import write_image
 from modelport.apps.vision.model import resolve_app_model
 

@@ -14,7 +14,7 @@ from modelport.cli import options as opt
 from modelport.cli.common import console, onnx_feeds, print_json
 
 if TYPE_CHECKING:
-    from modelport.rewrite import RewriteReport
+    from modelport.rewriting import RewriteReport
 
 
 _OUTPUT_HELP = "Where to write the rewritten model (with split-nms also OUT.tail.onnx and OUT.nms.json)."
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Apply target rewrite rules (by name or a target profile) and verify the result against the source."""
         from modelport.errors import InvalidInputError
-        from modelport.rewrite import RewriteOptions, rewrite
+        from modelport.rewriting import RewriteOptions, rewrite
         from modelport.rules.catalog import RuleSettings
 
         if list_rules:

@@ -175,7 +175,7 @@ def _endpoint(text: str, names: Sequence[Sequence[str]]) -> list[tuple[int, str]
 
 
 def _listing(labels: Sequence[str], names: Sequence[Sequence[str]], what: str) -> str:
-    return "; ".join(f"{k} ({Path(lab).name}) {what}: {', '.join(n) or 'none'}" for k, (lab, n) in enumerate(
+    return "; ".join(f"model {k} ({Path(lab).name}) {what}: {', '.join(n) or 'none'}" for k, (lab, n) in enumerate(
         zip(labels, names, strict=True)))  # fmt: skip
 
 
@@ -330,7 +330,7 @@ def _pick_prefixes(
         return [""] * len(protos), []
     shown = ", ".join(clashes[:5]) + (" …" if len(clashes) > 5 else "")
     auto = [f"m{k}/" for k in range(len(protos))]
-    return auto, [f"prefixed model K's names with m{{K}}/ (names collide: {shown})"]
+    return auto, [f"prefixed every model's names with {', '.join(auto)} (names collide: {shown})"]
 
 
 def _prefixed(proto: onnx.ModelProto, prefix: str, keep: Iterable[str]) -> onnx.ModelProto:

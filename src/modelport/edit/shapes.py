@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import onnx
@@ -55,6 +55,8 @@ def set_batch(
         InvalidInputError: ``batch`` ≤ 0, an input whose fixed leading dim differs, or an original that does not run
             at that batch.
     """
+    if batch <= 0:
+        raise InvalidInputError(f"the batch size must be positive, got {batch}")
     return _fix_dims(model, FixDimsOptions(batch=batch), "set-batch", verify, tolerance, seed)
 
 
@@ -170,20 +172,22 @@ def _verify_same(
 ) -> Comparison:
     """The edited model against the original on the same seeded feeds (sized for the edited model)."""
     feeds = feed_sets(edited, shapes, None, seed)
-    with OnnxSession(source) as run_original:
+    with OnnxSession(source) as run_original:  # the original first: its refusal is the user's error, not ours
+        wanted = [_run_original(run_original, f, label) for f in feeds]
+    by_feed = {id(f): want for f, want in zip(feeds, wanted, strict=True)}
+    return verify_edit(lambda f: by_feed[id(f)], edited, feeds, tolerance, label="edited", reference_label="original")
 
-        def reference(f: Tensors) -> Tensors:
-            try:
-                return run_original(f)
-            except InferenceError as exc:
-                sizes = ", ".join(f"{k}{list(v.shape)}" for k, v in f.items())
-                raise InvalidInputError(
-                    f"the original model does not run at {sizes}: {exc.message}",
-                    path=None if label.startswith("<") else label,
-                    hint="the model bakes in a size: choose a shape it accepts",
-                ) from exc
 
-        return verify_edit(reference, edited, feeds, tolerance, label="edited", reference_label="original")
+def _run_original(run: Callable[[Tensors], Tensors], feeds: Tensors, label: str) -> Tensors:
+    try:
+        return run(feeds)
+    except InferenceError as exc:
+        sizes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        raise InvalidInputError(
+            f"the original model does not run at {sizes}: {exc.message}",
+            path=None if label.startswith("<") else label,
+            hint="the model bakes in a size: choose a shape it accepts",
+        ) from exc
 
 
 def _dims(shape: ir.Shape | None) -> str:

@@ -154,5 +154,5 @@ def rule_spec(name: str) -> RuleSpec:
     removes=("NonMaxSuppression",),
 )
 def split_nms(settings: RuleSettings) -> Applicable:
-    """Not an in-place rewrite: :mod:`modelport.rewrite.nms_split` cuts the model (``rewrite`` calls it)."""
-    raise PassError("split-nms cuts the model into parts; apply it with modelport rewrite (modelport.rewrite)")
+    """Not an in-place rewrite: :mod:`modelport.rewriting.nms_split` cuts the model (``rewrite`` calls it)."""
+    raise PassError("split-nms cuts the model into parts; apply it with modelport rewrite (modelport.rewriting)")

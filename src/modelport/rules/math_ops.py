@@ -101,7 +101,7 @@ def _exponent(x: ir.Value, n: ir.Value) -> tuple[int | None, str]:
     value = float(array.reshape(()))
     if not np.isfinite(value) or value != round(value):
         return None, f"the exponent {value:g} is not integer-valued"
-    k = int(round(value))
+    k = round(value)
     if k == 0:
         return None, "the exponent is 0 (Pow(x, 0) = 1: nothing to multiply)"
     if abs(k) > MAX_EXPONENT:

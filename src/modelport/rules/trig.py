@@ -33,14 +33,23 @@ The reduction is exact (``1/a`` only rounds, and ``atan′ ≤ 1`` keeps that ro
 holds on the whole real line; ``x = ±inf`` gives ``t = 0`` and ``±π/2``, NaN stays NaN. Every polynomial is
 evaluated in Horner form.
 
-**Float32.** Rounding adds to the handbook's ``2·10⁻⁸``: the final ``π/2 − r`` (or ``π − r``) is a subtraction
-of numbers up to π, whose ulp is ``2.4·10⁻⁷``, and ``P``/``Q`` carry a few ulps of their own. Measured in ONNX
-Runtime against numpy's float64 ``arcsin``/``arccos``/``arctan`` over a dense grid of ``[−1, 1]`` (2·10⁶ points plus
-the ends) and, for atan, of ``[−64, 64]`` plus log-spaced points out to ``±3.4·10³⁸`` and ``±inf``: a maximum
-absolute error of 2.4·10⁻⁷ (asin), 2.4·10⁻⁷ (acos) and 1.2·10⁻⁷ (atan); the registered bound is
-:data:`FP32_BOUND` = 3·10⁻⁷, asserted over those grids by ``tests/rules/test_trig.py``. That is ``≤ 1.3`` ulp of
-π/2, and well inside the fp32 verification tolerance. Only float32 and float64 inputs are rewritten (the bound is
-for those; a float16 graph would round the coefficients).
+**Float32.** Rounding adds to the handbook's bound (with the published 10-digit coefficients, measured in
+float64 over the grids below: 2.2·10⁻⁸ for 4.4.46 — the handbook rounds its bound — and 1.4·10⁻⁸ for 4.4.49): the final
+``π/2 − r`` or ``π − r`` subtracts numbers up to π, whose ulp is ``2.4·10⁻⁷``, and ``P``/``Q`` carry a few ulps of
+their own. Measured in ONNX Runtime against numpy's float64 ``arcsin``/``arccos``/``arctan`` over a dense grid of
+``[−1, 1]`` (2·10⁶ points plus the ends) and, for atan, of ``[−64, 64]`` plus log-spaced points out to
+``±3.4·10³⁸`` and ``±inf``, the maximum absolute error is::
+
+    op     rewrite (fp32)   ONNX Runtime's own fp32 kernel   rewrite vs that kernel
+    asin   2.9·10⁻⁷         2.5·10⁻⁷                         3.6·10⁻⁷
+    acos   4.2·10⁻⁷         4.7·10⁻⁷                         4.8·10⁻⁷
+    atan   1.8·10⁻⁷         1.9·10⁻⁷                         2.4·10⁻⁷
+
+i.e. as accurate as the runtime's own kernels (about 2 ulp of the result). The registered bound is
+:data:`FP32_BOUND` = 5·10⁻⁷ on the error against the exact function, asserted over those grids by
+``tests/rules/test_trig.py``; against the original op run in float32 the difference adds the kernel's own error
+(≤ 4.8·10⁻⁷ measured, well inside the fp32 verification tolerance). Only float32 and float64 inputs are rewritten
+(the bound is for those; a float16 graph would round the coefficients to 3 digits).
 
 Ops used: Abs, Sign, Sqrt, Sub, Mul, Add, Div, Less, Where — all TFLite builtins and OpenVINO (Myriad) layers.
 """
@@ -81,8 +90,8 @@ ATAN_D = (
 )
 #: The handbook's bound for both formulas, in exact arithmetic.
 AS_BOUND = 2e-8
-#: The bound in float32 (handbook + rounding; measured 2.4e-7, see the module docstring).
-FP32_BOUND = 3e-7
+#: The bound in float32 against the exact functions (handbook + rounding; measured 4.2e-7, see the docstring).
+FP32_BOUND = 5e-7
 
 _FLOATS = (ir.DataType.FLOAT, ir.DataType.DOUBLE)
 
@@ -206,7 +215,7 @@ def trig_rules() -> RewriteRuleSet:
 
 @target_rule(
     "approx-asin-acos-atan",
-    summary="Asin/Acos/Atan → polynomials (Abramowitz–Stegun 4.4.46/4.4.49) from Sqrt/Mul/Add/Where, |ε| ≤ 3e-7",
+    summary="Asin/Acos/Atan → polynomials (Abramowitz–Stegun 4.4.46/4.4.49) from Sqrt/Mul/Add/Where, |ε| ≤ 5e-7",
     removes=("Asin", "Acos", "Atan"),
     adds=("Abs", "Sign", "Sqrt", "Sub", "Mul", "Add", "Div", "Less", "Where"),
     exactness=Exactness.APPROX,

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from modelport.rewrite.nms import nms
 from modelport.errors import AppError
+from modelport.rewriting.nms import nms
 
 
 class AdapterKind(str, enum.Enum):

@@ -1,8 +1,9 @@
-"""The NMS cut for ``detect``: an ONNX detector split at its ``NonMaxSuppression`` (:mod:`modelport.rewrite.nms_split`),
-cached by the source's SHA-256 under ``<cache>/detect/<sha>/`` (the input is never modified).
+"""The NMS cut for ``detect``: an ONNX detector split at its ``NonMaxSuppression``
+(:mod:`modelport.rewriting.nms_split`), cached by the source's SHA-256 under ``<cache>/detect/<sha>/``
+(the input is never modified).
 
 Scores below the app's ``--score`` are dropped before the host NMS — exact for the boxes above it, since greedy NMS
-lets a box suppress only boxes of lower score (:meth:`~modelport.rewrite.nms_split.NmsCut.tail_feeds`).
+lets a box suppress only boxes of lower score (:meth:`~modelport.rewriting.nms_split.NmsCut.tail_feeds`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from modelport.errors import AppError, PassError
-from modelport.rewrite.nms_split import NmsCut, has_nms, read_split, split_before_nms, write_split
+from modelport.rewriting.nms_split import NmsCut, has_nms, read_split, split_before_nms, write_split
 
 log = logging.getLogger(__name__)
 

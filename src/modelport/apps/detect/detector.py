@@ -28,7 +28,7 @@ from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
 from modelport.errors import AppError, InvalidInputError
 from modelport.inputs import ImagePreprocess, Layout
-from modelport.rewrite.nms_split import read_split, sidecar
+from modelport.rewriting.nms_split import read_split, sidecar
 
 if TYPE_CHECKING:
     from modelport.apps.vision.model import AppModel

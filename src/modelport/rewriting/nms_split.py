@@ -6,7 +6,7 @@ that node, with onnx's own extractor (``onnx.utils.Extractor``):
 
 * the **head** runs from the model's inputs to the NMS node's inputs (the decoded boxes ``[B, N, 4]`` and the
   per-class scores ``[B, C, N]``) plus every tensor the rest of the graph reads from before the NMS;
-* the host computes the operator's ``selected_indices`` (:func:`~modelport.rewrite.nms.onnx_nms`);
+* the host computes the operator's ``selected_indices`` (:func:`~modelport.rewriting.nms.onnx_nms`);
 * the **tail** runs from ``selected_indices`` (and those tensors) to the model's outputs — the gathers and
   top-k that turn indices into detections — so the outputs are the original model's.
 
@@ -29,7 +29,7 @@ import onnx
 
 from modelport.errors import PassError
 from modelport.model_io import write_text
-from modelport.rewrite.nms import onnx_nms
+from modelport.rewriting.nms import onnx_nms
 
 NMS_OP = "NonMaxSuppression"
 #: the suffix of a split's description beside its head (``model.onnx`` → ``model.nms.json``)

@@ -1,17 +1,18 @@
 """``rewrite``: apply target rules (by name or as a target profile) to an ONNX model and verify the result.
 
-    >>> from modelport.rewrite import RewriteOptions, rewrite
+    >>> from modelport import RewriteOptions, rewrite
     >>> result = rewrite("model.onnx", options=RewriteOptions(target="edgetpu"))
     >>> report = result.write("model.edgetpu.onnx")
     >>> [(r.name, r.matches) for r in report.rules], report.unsupported_after
 
 The rules run once each, in order (a profile's order, then the named ones), on an onnx-ir copy of the model after
 shape inference; dead nodes are removed and the graph is sorted. ``split-nms`` runs last: it cuts the model before
-its ``NonMaxSuppression`` (:mod:`modelport.rewrite.nms_split`) and the result is a head, a tail and the host NMS
+its ``NonMaxSuppression`` (:mod:`modelport.rewriting.nms_split`) and the result is a head, a tail and the host NMS
 between them.
 
 **Verification.** The rewritten model runs in ONNX Runtime (graph optimizations off) on the seeded feeds
-``optimize`` uses and is compared with the source by the one comparator. The tolerance follows the rules'
+``optimize`` uses, and on the same feeds spread over U(−4, 4) (target rules rewrite sign- and range-dependent ops),
+and is compared with the source by the one comparator. The tolerance follows the rules'
 contracts (:class:`~modelport.rules.catalog.Exactness`): fp32 when every rule that matched is exact; for
 approximations the fp32 policy with its absolute floor raised to the sum of the matched rules' bounds (an
 approximation's error on the replaced op's output; a layer that amplifies it needs the user's ``--atol``); a rule
@@ -25,7 +26,7 @@ import dataclasses
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,8 @@ from modelport.passes import run_passes
 from modelport.passes.api import CandidateFailed, searched_feed_sets, verification_feeds, verify_models
 from modelport.passes.base import count_nodes
 from modelport.passes.report import op_histogram
-from modelport.rewrite.nms_split import NmsCut, has_nms_proto, sidecar, split_before_nms, write_split
-from modelport.rewrite.report import RewriteReport, RuleApplied
+from modelport.rewriting.nms_split import NmsCut, has_nms_proto, sidecar, split_before_nms, write_split
+from modelport.rewriting.report import RewriteReport, RuleApplied
 from modelport.rules.catalog import Exactness, RuleSettings, RuleSpec, rule_spec
 from modelport.rules.profiles import profile
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
@@ -156,6 +157,7 @@ def rewrite(
     *,
     options: RewriteOptions | None = None,
     feeds: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RewriteResult:
     """Apply target rules to an ONNX model and verify the result against it.
 
@@ -163,6 +165,7 @@ def rewrite(
         model: an .onnx path or proto (never modified).
         options: which rules or target, verification settings; see :class:`RewriteOptions`.
         feeds: inputs to verify on, in addition to seeded random ones.
+        progress: called with a line per step.
 
     Returns:
         The rewritten model and its report; nothing is written (``result.write(path)`` saves it).
@@ -175,11 +178,13 @@ def rewrite(
     """
     start = time.perf_counter()
     opts = options or RewriteOptions()
+    say = progress or (lambda _msg: None)
     specs = plan_rules(opts.rules, opts.target)
     original, source = _load(model)
     work = ir.serde.deserialize_model(original)
     nodes_before, ops_before = count_nodes(work), op_histogram(work)
     run_passes(work, ["shape-inference"])
+    say(f"applying {len(specs)} rules")
     applied = [_apply(spec, work, opts.settings) for spec in specs if spec.name != SPLIT_NMS]
     if any(a.matches for a in applied):
         run_passes(work, ["remove-unused", "topological-sort", "shape-inference"])
@@ -197,6 +202,7 @@ def rewrite(
     tolerance, basis = rule_tolerance(applied, opts.tolerance)
     comparison = None
     if opts.verify and any(a.matches for a in applied):
+        say("verifying the rewritten model against the source in ONNX Runtime")
         comparison = _verify(original, rewritten, split, opts, tolerance, feeds, applied)
     after = ir.serde.deserialize_model(split.head if split else rewritten)
     ops_after = op_histogram(after)
@@ -269,14 +275,14 @@ def _verify(
     """Compare the rewritten model (or its split, through the host NMS) with the source on seeded feeds."""
     shapes = dict(opts.input_shapes) or None
     graph = ir.serde.deserialize_model(original).graph
-    feed_sets: list[Mapping[str, np.ndarray]] = [*verification_feeds(graph, shapes, opts.batch, opts.seed)]
+    feed_sets: list[Mapping[str, np.ndarray]] = _with_signed(verification_feeds(graph, shapes, opts.batch, opts.seed))
     if feeds is not None:
         feed_sets.append(feeds)
     try:
         try:
             comparison = _compare(original, rewritten, split, feed_sets, tolerance, opts.threads)
         except InferenceError:  # the source refuses the default sizes: use sizes it accepts
-            feed_sets = [*searched_feed_sets(original, shapes, opts.batch, opts.seed, opts.threads)]
+            feed_sets = _with_signed(searched_feed_sets(original, shapes, opts.batch, opts.seed, opts.threads))
             if feeds is not None:
                 feed_sets.append(feeds)
             comparison = _compare(original, rewritten, split, feed_sets, tolerance, opts.threads)
@@ -292,6 +298,24 @@ def _verify(
             )
         raise VerificationError(f"the rewritten model differs from the source: {comparison.reason()}")
     return comparison
+
+
+#: the range of the signed verification feeds
+SIGNED_RANGE = 4.0
+
+
+def _with_signed(feed_sets: Sequence[Mapping[str, np.ndarray]]) -> list[Mapping[str, np.ndarray]]:
+    """Each feed set, then a copy with its float inputs spread over ``[-SIGNED_RANGE, SIGNED_RANGE)``.
+
+    The default feeds are U(0, 1): right for images, blind to what target rules rewrite — ops whose result depends
+    on the sign or the range of their input (Abs, LeakyRelu, PRelu, Asin beyond ±1, Pow of negatives). Every rewrite
+    is therefore also checked on the same draw mapped to U(−4, 4).
+    """
+    signed = [
+        {k: (v * 2 - 1) * v.dtype.type(SIGNED_RANGE) if v.dtype.kind == "f" else v for k, v in f.items()}
+        for f in feed_sets
+    ]
+    return [*feed_sets, *signed]
 
 
 def _compare(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelport.rewrite.api import RewriteOptions, RewriteResult, plan_rules, rewrite, rule_tolerance
-from modelport.rewrite.report import RewriteReport, RuleApplied
+from modelport.rewriting.api import RewriteOptions, RewriteResult, plan_rules, rewrite, rule_tolerance
+from modelport.rewriting.report import RewriteReport, RuleApplied
 
 __all__ = ["RewriteOptions", "RewriteReport", "RewriteResult", "RuleApplied", "plan_rules", "rewrite", "rule_tolerance"]
