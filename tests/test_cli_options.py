@@ -106,6 +106,8 @@ RAISED_BY: tuple[Rule, ...] = (
         frozenset({"--no-verify"}),
     ),
     Rule("passes/", ("optimize", "port"), "port optimizes the source first (convert --optimize too)"),
+    Rule("rewriting/", ("rewrite",), "the rewrite verb's rules, verification and NMS split"),
+    Rule("rules/", ("rewrite",), "target rules and profiles are applied by rewrite"),
     Rule("porting/", ("port",), "port's own options, pipeline and reproduce commands"),
     Rule("quantization/example.py", ("example",), "the example's own flow"),
     Rule("quantization/", ("quantize",), "quantize's options"),
