@@ -26,6 +26,11 @@ ORDER = (
     ("coverage", "benchmarks/bench_coverage.py", "real models from packages: modelport vs the raw engines, per route"),
     ("coverage_int8", "benchmarks/bench_coverage.py", "INT8 of the real ONNX models: modelport vs ORT and NNCF"),
     ("coverage_tflite", "benchmarks/bench_coverage.py", "ONNX → TFLite on the real models: modelport vs onnx2tf"),
+    (
+        "rewrite",
+        "benchmarks/bench_rewrite.py",
+        "`rewrite --target`: ops each target cannot run before → after, error, ORT/OpenVINO latency before → after",
+    ),
     ("port", "benchmarks/bench_port.py", "`port` with its defaults vs an exhaustive sweep vs naive ONNX Runtime FP32"),
     (
         "apps_detect",
