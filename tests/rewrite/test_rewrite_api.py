@@ -92,6 +92,16 @@ def test_bad_rules_and_targets() -> None:
         rewrite(model, options=RewriteOptions())
 
 
+def test_a_refused_match_says_why() -> None:
+    model = models.parse("""
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[N, 8] x) => (float[N, 8] y) { y = LeakyRelu<alpha=2.5>(x) }
+    """)
+    report = rewrite(model, options=RewriteOptions(rules=("leakyrelu-to-max",))).report
+    assert report.rules[0].matches == 0 and report.verification is None
+    assert any("2.5" in why for why in report.rules[0].refused), report.rules[0].refused
+
+
 def test_nothing_to_rewrite_is_not_verified() -> None:
     report = rewrite(models.mlp(), options=RewriteOptions(target="tflite")).report
     assert report.matches == 0 and report.verification is None

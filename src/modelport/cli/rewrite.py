@@ -106,6 +106,9 @@ def _render(report: RewriteReport, model: Path) -> None:
         contract = r.exactness.value + (f" (≤ {r.bound:.2g})" if r.bound else "")
         table.add_row(r.name, contract, str(r.matches))
     out.print(table)
+    for r in report.rules:
+        for why in r.refused:
+            out.print(f"{escape(r.name)} refused a match: {escape(why)}")
     delta = escape(_delta(report.ops_before, report.ops_after))
     out.print(f"nodes: {report.nodes_before} → {report.nodes_after}; ops: {delta}")
     if report.target:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_ir as ir
+from onnxscript.rewriter import MatchingTracer, MatchStatus, RewriteRuleSet
 
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, PassError, VerificationError
 from modelport.model_io import check_proto, load_proto, save_model
@@ -240,15 +241,40 @@ def _load(model: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
 
 
 def _apply(spec: RuleSpec, model: ir.Model, settings: RuleSettings) -> RuleApplied:
-    """Run one rule on the model in place."""
+    """Run one rule on the model in place; when it rewrote nothing although the model holds ops it replaces, ask
+    the rule why (onnxscript's matching tracer: the reasons its checks gave)."""
     try:
-        count = int(spec.factory(settings).apply_to_model(model))
+        rule = spec.factory(settings)
+        count = int(rule.apply_to_model(model))
+        refused = _refusals(rule, model) if count == 0 and _holds(model, spec.removes) else ()
     except (PassError, InvalidInputError):
         raise
     except Exception as exc:  # a rule bug or a graph it does not expect: say which rule
         raise PassError(f"rule {spec.name!r} failed: {type(exc).__name__}: {exc}") from exc
-    log.debug("%s: %d matches", spec.name, count)
-    return RuleApplied(spec.name, count, spec.exactness, spec.bound)
+    log.debug("%s: %d matches%s", spec.name, count, f"; refused: {'; '.join(refused)}" if refused else "")
+    return RuleApplied(spec.name, count, spec.exactness, spec.bound, refused)
+
+
+def _holds(model: ir.Model, ops: Sequence[str]) -> bool:
+    return any(node.op_type in ops for node in model.graph)
+
+
+#: at most this many distinct refusal reasons per rule in the report
+MAX_REASONS = 3
+
+
+def _refusals(rule: object, model: ir.Model) -> tuple[str, ...]:
+    """The distinct reasons a rule set's checks gave on this model (its tracer changes nothing)."""
+    if not isinstance(rule, RewriteRuleSet):
+        return ()
+    tracer = MatchingTracer()
+    rule.apply_to_model(model, tracer=tracer)
+    reasons: dict[str, None] = {}
+    for matches in tracer.best_matches_map.values():
+        for info in matches:
+            if info.status is MatchStatus.CONDITION_FAILED and info.match_result.reason:
+                reasons[info.match_result.reason.strip()] = None
+    return tuple(reasons)[:MAX_REASONS]
 
 
 def _split(rewritten: onnx.ModelProto, source: str) -> _Split | None:

@@ -18,12 +18,14 @@ class RuleApplied(JsonReport):
         matches: how many times it rewrote the graph (0: nothing to do).
         exactness: its numerical contract.
         bound: its documented error bound (``APPROX`` rules).
+        refused: why it did not rewrite ops it replaces that the model holds (its checks' own words, each once).
     """
 
     name: str
     matches: int
     exactness: Exactness
     bound: float | None = None
+    refused: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
