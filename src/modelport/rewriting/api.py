@@ -43,7 +43,7 @@ from modelport.passes.report import op_histogram
 from modelport.rewriting.nms_split import NmsCut, has_nms_proto, sidecar, split_before_nms, write_split
 from modelport.rewriting.report import RewriteReport, RuleApplied
 from modelport.rules.catalog import Exactness, RuleSettings, RuleSpec, rule_spec
-from modelport.rules.profiles import profile
+from modelport.rules.profiles import profile, pseudo_ops
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
 from modelport.verify.session import OnnxSession
 from modelport.verify.tolerance import Tolerance
@@ -183,7 +183,7 @@ def rewrite(
     specs = plan_rules(opts.rules, opts.target)
     original, source = _load(model)
     work = ir.serde.deserialize_model(original)
-    nodes_before, ops_before = count_nodes(work), op_histogram(work)
+    nodes_before, ops_before = count_nodes(work), _histogram(work)
     run_passes(work, ["shape-inference"])
     say(f"applying {len(specs)} rules")
     applied = [_apply(spec, work, opts.settings) for spec in specs if spec.name != SPLIT_NMS]
@@ -206,7 +206,7 @@ def rewrite(
         say("verifying the rewritten model against the source in ONNX Runtime")
         comparison = _verify(original, rewritten, split, opts, tolerance, feeds, applied)
     after = ir.serde.deserialize_model(split.head if split else rewritten)
-    ops_after = op_histogram(after)
+    ops_after = _histogram(after)
     if split is not None:
         for op, n in op_histogram(ir.serde.deserialize_model(split.tail)).items():
             ops_after[op] = ops_after.get(op, 0) + n
@@ -220,7 +220,7 @@ def rewrite(
         target=opts.target,
         rules=tuple(applied),
         nodes_before=nodes_before,
-        nodes_after=sum(ops_after.values()),
+        nodes_after=count_nodes(after) + (count_nodes(ir.serde.deserialize_model(split.tail)) if split else 0),
         ops_before=ops_before,
         ops_after=dict(sorted(ops_after.items())),
         unsupported_before=unsupported(ops_before),
@@ -231,6 +231,11 @@ def rewrite(
     )
     log.info("rewrote %s: %d rewrites, %d → %d nodes", source, report.matches, nodes_before, report.nodes_after)
     return RewriteResult(split.head if split else rewritten, report, split)
+
+
+def _histogram(model: ir.Model) -> dict[str, int]:
+    """Op types and the variants profiles check (``Conv(grouped)``, ``Resize(align_corners)``), sorted."""
+    return dict(sorted({**op_histogram(model), **pseudo_ops(model)}.items()))
 
 
 def _load(model: str | Path | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:

@@ -3,7 +3,8 @@
 A profile is a documented list of :mod:`~modelport.rules.catalog` rules plus the backend's op coverage, stated
 either as the ops it runs (``supported``: a short allowlist, the Edge TPU's) or as the ONNX ops it does not
 (``unsupported``: a denylist, for runtimes that run nearly everything). ``modelport rewrite --target T --check``
-lists the model's ops the target cannot run before and after the profile's rules.
+lists the model's ops the target cannot run before and after the profile's rules; besides op types it counts two
+variants a target may lack (:func:`pseudo_ops`): ``Conv(grouped)`` and ``Resize(align_corners)``.
 
 The coverage comes from each backend's own documentation, mapped to ONNX op types (what onnx2tf / the OpenVINO
 and TensorRT ONNX parsers turn them into); ``source`` names the page. A rule belongs to a profile only when it
@@ -16,7 +17,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
+import onnx_ir as ir
+
 from modelport.errors import PassError
+from modelport.rules.group_conv import GROUPED_CONV, is_grouped_conv
+from modelport.rules.resize import ALIGN_CORNERS_RESIZE, is_align_corners_resize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +146,17 @@ PROFILES: dict[str, Profile] = {
         ),
     )
 }
+
+
+def pseudo_ops(model: ir.Model) -> dict[str, int]:
+    """Counts of the op variants a target may lack although it runs the op type: ``Conv(grouped)`` (a Conv with
+    groups that is not depthwise) and ``Resize(align_corners)``, over the graph and its sub-graphs."""
+    counts: dict[str, int] = {}
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        for name, test in ((GROUPED_CONV, is_grouped_conv), (ALIGN_CORNERS_RESIZE, is_align_corners_resize)):
+            if test(node):
+                counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def profile(name: str) -> Profile:

@@ -64,7 +64,7 @@ def slope_broadcast_problem(x: ir.Value, slope: ir.Value) -> str | None:
     x_dims = list(x.shape.dims)
     if len(dims) > len(x_dims):
         return f"the slope has rank {len(dims)}, above the input's {len(x_dims)}"
-    for s, d in zip(reversed(dims), reversed(x_dims)):
+    for s, d in zip(reversed(dims), reversed(x_dims), strict=False):
         if s is None or s == 1:
             continue
         if isinstance(d, int) and d != s:

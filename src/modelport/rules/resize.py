@@ -49,6 +49,19 @@ from modelport.rules.catalog import Exactness, RuleSettings, target_rule
 
 _MODE = "coordinate_transformation_mode"
 
+#: The pseudo op type ``resize-no-align-corners`` removes (a Resize on the align_corners grid; see
+#: :func:`is_align_corners_resize`).
+ALIGN_CORNERS_RESIZE = "Resize(align_corners)"
+
+
+def is_align_corners_resize(node: ir.Node) -> bool:
+    """True for a default-domain Resize with ``coordinate_transformation_mode="align_corners"``."""
+    return (
+        node.op_type == "Resize"
+        and node.domain in ("", "ai.onnx")
+        and node.attributes.get_string(_MODE, "half_pixel") == "align_corners"
+    )
+
 
 def grid_shift_bound(scale: float) -> float:
     """The largest shift ``½ |1/s − 1|``, in input pixels, of the sampling grid along an axis of scale ``s``."""
@@ -82,7 +95,7 @@ class ResizeNoAlignCorners(RewriteRuleClassBase):
         result = MatchResult()
         node = out.producer()
         assert node is not None
-        if node.attributes.get_string(_MODE, "half_pixel") != "align_corners":
+        if not is_align_corners_resize(node):
             return result.fail("the Resize does not use align_corners")
         if opset_version(context.model) < 11:
             return result.fail("Resize has coordinate transformation modes from opset 11")
@@ -105,8 +118,8 @@ def resize_rules() -> RewriteRuleSet:
     "resize-no-align-corners",
     summary="Resize align_corners → half_pixel (changes the output: the grid shifts by up to ½|1/scale − 1| "
     "input pixels at the borders)",
-    removes=(),
-    adds=(),
+    removes=(ALIGN_CORNERS_RESIZE,),
+    adds=("Resize",),
     exactness=Exactness.CHANGES,
 )
 def resize_no_align_corners(settings: RuleSettings) -> RewriteRuleSet:
