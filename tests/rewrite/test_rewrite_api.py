@@ -95,11 +95,11 @@ def test_bad_rules_and_targets() -> None:
 def test_the_op_check_counts_grouped_convs() -> None:
     """A grouped Conv is an op the Edge TPU lacks although it runs Conv: the check names it, the profile splits it."""
     rng = np.random.default_rng(0)
-    model = models.with_initializers(
-        models.parse("""
+    model = models.build(
+        """
             <ir_version: 8, opset_import: ["" : 17]>
             g (float[N, 4, 8, 8] x) => (float[N, 4, 8, 8] y) { y = Conv<group=2, pads=[1, 1, 1, 1]>(x, w) }
-        """),
+        """,
         w=rng.normal(0, 0.3, (4, 2, 3, 3)).astype(np.float32),
     )
     report = rewrite(model, options=RewriteOptions(target="edgetpu")).report
