@@ -61,3 +61,19 @@ def test_split_group_conv_on_rapidocr_cls(corpus_model: CorpusModel, tmp_path: P
     ]
     assert grouped == []
     assert result.report.verification is not None and result.report.verification.passed
+
+
+def test_pow_to_mul_inside_silero_branches_on_the_users_feeds(corpus_model: CorpusModel) -> None:
+    """silero_vad's Pows sit in If branches, and only a real sample rate drives it: verified on the user's feeds."""
+    import numpy as np
+
+    source = corpus_model("silero_vad")
+    rng = np.random.default_rng(0)
+    feeds = {
+        "input": rng.uniform(-0.5, 0.5, (1, 512)).astype(np.float32),
+        "state": np.zeros((2, 1, 128), np.float32),
+        "sr": np.array(16000, np.int64),
+    }
+    report = rewrite(source, options=RewriteOptions(rules=("pow-to-mul",)), feeds=feeds).report
+    assert report.rules[0].matches >= 2 and "Pow" not in report.ops_after
+    assert report.verification is not None and report.verification.passed

@@ -27,7 +27,13 @@ BATCH: Any = typer.Option(None, "--batch", help="Verification: size of every inp
 
 def register(edit_app: typer.Typer) -> None:
     """Add the sub-commands to ``modelport edit``."""
+    _register_merge(edit_app)
+    _register_extract(edit_app)
+    for verb in ("add-outputs", "remove-outputs"):
+        _register_outputs(edit_app, verb)
 
+
+def _register_merge(edit_app: typer.Typer) -> None:
     @edit_app.command("merge")
     def merge_cmd(
         models: list[Path] = typer.Argument(..., help="Two or more ONNX models, in chain order (never modified)."),
@@ -48,10 +54,13 @@ def register(edit_app: typer.Typer) -> None:
             help="Name prefix per model, in order (repeat once per model; '' for none). Default: m0/, m1/ … on "
             "every model when names collide, else none.",
         ),
-        opset: int | None = typer.Option(None, "--opset", help="Default-domain opset of the result (default: highest)."),
+        opset: int | None = typer.Option(
+            None, "--opset", help="Default-domain opset of the result (default: highest)."
+        ),
         verify: bool = VERIFY,
         input_shape: list[str] = opt.INPUT_SHAPE,
         batch: int | None = BATCH,
+        feeds: Path | None = opt.FEEDS,
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
@@ -71,9 +80,12 @@ def register(edit_app: typer.Typer) -> None:
             seed=seed,
             input_shapes=opt.input_shapes(input_shape),
             batch=batch,
+            feeds=feeds,
         )
         _finish(result, output, as_json)
 
+
+def _register_extract(edit_app: typer.Typer) -> None:
     @edit_app.command("extract")
     def extract_cmd(
         model: Path = typer.Argument(..., help="The ONNX model (never modified)."),
@@ -83,6 +95,7 @@ def register(edit_app: typer.Typer) -> None:
         verify: bool = VERIFY,
         input_shape: list[str] = opt.INPUT_SHAPE,
         batch: int | None = BATCH,
+        feeds: Path | None = opt.FEEDS,
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
@@ -101,11 +114,9 @@ def register(edit_app: typer.Typer) -> None:
             seed=seed,
             input_shapes=opt.input_shapes(input_shape),
             batch=batch,
+            feeds=feeds,
         )
         _finish(result, output, as_json)
-
-    for verb in ("add-outputs", "remove-outputs"):
-        _register_outputs(edit_app, verb)
 
 
 def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
@@ -120,6 +131,7 @@ def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
         verify: bool = VERIFY,
         input_shape: list[str] = opt.INPUT_SHAPE,
         batch: int | None = BATCH,
+        feeds: Path | None = opt.FEEDS,
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
@@ -136,6 +148,7 @@ def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
             seed=seed,
             input_shapes=opt.input_shapes(input_shape),
             batch=batch,
+            feeds=feeds,
         )
         _finish(result, output, as_json)
 

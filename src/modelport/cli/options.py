@@ -56,14 +56,14 @@ TRUST_REMOTE_CODE: Any = typer.Option(
 INPUTS: Any = typer.Option(
     [],
     "--inputs",
-    help="Input tensors (comma-separated, repeatable): a TF GraphDef's (input:0); for an ONNX source of convert, "
-    "inner tensors to cut the graph at.",
+    help="Input tensors (comma-separated, repeatable): a TF GraphDef's (input:0); for an ONNX model (convert, "
+    "edit extract), inner tensors to cut the graph at.",
 )
 OUTPUTS: Any = typer.Option(
     [],
     "--outputs",
-    help="Output tensors (comma-separated, repeatable) of a TF GraphDef or, for convert, of an ONNX source: inner "
-    "ones cut the graph (e.g. before an op no engine converts).",
+    help="Output tensors (comma-separated, repeatable) of a TF GraphDef or of an ONNX model (convert, edit extract): "
+    "inner ones cut the graph (e.g. before an op no engine converts).",
 )
 
 # --- image inputs (compare --image, quantize --calib/--eval image sources) --------------------------------

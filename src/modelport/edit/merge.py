@@ -8,17 +8,20 @@ output of an earlier model to an input of a later one. An endpoint is a bare ten
 outputs, resp. inputs, of every model; it must name exactly one) or ``K.name`` with ``K`` the 0-based position of
 the model on the command line (``0.logits:1.x``). Tensor names may contain ``:`` (``input:0``): every split of
 the text at a ``:`` is tried and the one whose halves resolve is used. One output may feed several inputs; a
-model input no connection feeds stays a graph input of the result (so may a model take its own inputs and a
-connection). An output a connection consumes is no longer a graph output; every other output stays.
+model input no connection feeds stays a graph input of the result (a model may take some inputs from connections
+and others from the caller; one no connection feeds runs beside the others). An output a connection consumes is no
+longer a graph output; every other output stays.
 
 **Parallel**: all models run side by side in one graph. An input with the same name, dtype and shape in several
 models (a dynamic dim matches any dynamic dim) is shared — one graph input feeds them all; every other input and
 output stays its model's own.
 
 **Names**: when two models share a name (node, tensor, initializer; the shared inputs and a connection's consumed
-input excepted), every model's names get the prefix ``m{K}/`` so the graph inputs and outputs read
-``m0/x``, ``m1/logits`` …; without a collision every name stays as it is. ``prefixes`` overrides this (one
-string per model, ``""`` for none). Shared parallel inputs always keep their name.
+input excepted), every model's inner names get the prefix ``m{K}/``; a graph input or output keeps its name unless
+that name collides too (two outputs ``y`` become ``m0/y`` and ``m1/y``; the change lines list each renamed
+input/output), so what the user feeds and reads stays readable. Without a collision every name stays as it is.
+``prefixes`` overrides this (one string per model, ``""`` for none; everything of that model, inputs and outputs
+too, is prefixed). Shared parallel inputs always keep their name. ``input_shapes`` uses the result's input names.
 
 **Opsets**: the default-domain opsets are aligned to the highest among the sources (or ``opset``) with
 ``onnx.version_converter``, the IR version to the highest; a model that cannot be converted (an op without an
@@ -37,7 +40,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +48,8 @@ import onnx
 import onnx.compose
 import onnx.version_converter
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, feed_sets, load_source, make_report, verify_edit
+from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
+from modelport.edit.outputs import Feeds, source_run, verification_sets
 from modelport.errors import InvalidInputError, first_line
 from modelport.verify.tolerance import Tolerance
 
@@ -316,29 +320,66 @@ def _shared_inputs(protos: Sequence[onnx.ModelProto]) -> dict[str, list[int]]:
     return shared
 
 
-def _pick_prefixes(
-    protos: Sequence[onnx.ModelProto], skips: Sequence[set[str]], prefixes: Sequence[str] | None
-) -> tuple[list[str], list[str]]:
-    """One prefix per model (given, or ``m{K}/`` for all when names collide, else none) and the change lines."""
+@dataclasses.dataclass(frozen=True)
+class Naming:
+    """How one model's names appear in the merged graph: ``prefix + name``, except the names in ``keep``."""
+
+    prefix: str = ""
+    keep: frozenset[str] = frozenset()
+
+    def __call__(self, name: str) -> str:
+        return name if name in self.keep else self.prefix + name
+
+
+def _io_names(proto: onnx.ModelProto) -> set[str]:
+    return set(graph_inputs(proto.graph)) | {o.name for o in proto.graph.output}
+
+
+def pick_names(
+    protos: Sequence[onnx.ModelProto],
+    skips: Sequence[set[str]],
+    shared: Sequence[set[str]],
+    prefixes: Sequence[str] | None,
+) -> tuple[list[Naming], list[str]]:
+    """Each model's naming (see the module docstring) and the change lines.
+
+    Args:
+        protos: the models.
+        skips: per model, names that cannot collide (shared inputs, inputs a connection consumes).
+        shared: per model, the shared inputs (always kept as they are).
+        prefixes: the user's prefixes (None: automatic).
+    """
     if prefixes is not None:
         if len(prefixes) != len(protos):
             raise InvalidInputError(f"{len(prefixes)} prefixes for {len(protos)} models", hint="give one per model")
-        return list(prefixes), [f"prefixed model {k}'s names with {p!r}" for k, p in enumerate(prefixes) if p]
+        given = [Naming(p, frozenset(keep)) for p, keep in zip(prefixes, shared, strict=True)]
+        return given, [f"prefixed model {k}'s names with {p!r}" for k, p in enumerate(prefixes) if p]
     names = [_names(p.graph, skip) for p, skip in zip(protos, skips, strict=True)]
-    clashes = sorted({n for a in range(len(names)) for b in range(a + 1, len(names)) for n in names[a] & names[b]})
+    clashes = {n for a in range(len(names)) for b in range(a + 1, len(names)) for n in names[a] & names[b]}
     if not clashes:
-        return [""] * len(protos), []
-    shown = ", ".join(clashes[:5]) + (" …" if len(clashes) > 5 else "")
+        return [Naming() for _ in protos], []
     auto = [f"m{k}/" for k in range(len(protos))]
-    return auto, [f"prefixed every model's names with {', '.join(auto)} (names collide: {shown})"]
+    namings: list[Naming] = []
+    renamed_io: list[str] = []
+    for k, proto in enumerate(protos):
+        others = {auto[j] + n for j in range(len(protos)) if j != k for n in names[j]}
+        io = _io_names(proto) - skips[k]
+        keep = {n for n in io if n not in clashes and n not in others}
+        renamed_io += [auto[k] + n for n in sorted(io - keep)]
+        namings.append(Naming(auto[k], frozenset(keep | shared[k])))
+    shown = ", ".join(sorted(clashes)[:5]) + (" …" if len(clashes) > 5 else "")
+    line = f"prefixed the inner names of every model with {', '.join(auto)} (names collide: {shown})"
+    if renamed_io:
+        line += "; inputs/outputs renamed: " + ", ".join(renamed_io)
+    return namings, [line]
 
 
-def _prefixed(proto: onnx.ModelProto, prefix: str, keep: Iterable[str]) -> onnx.ModelProto:
-    """``proto`` with ``prefix`` on every name except the tensors in ``keep``."""
-    if not prefix:
+def _prefixed(proto: onnx.ModelProto, naming: Naming) -> onnx.ModelProto:
+    """``proto`` with every name prefixed except the tensors ``naming`` keeps."""
+    if not naming.prefix:
         return proto
-    out = onnx.compose.add_prefix(proto, prefix)
-    rename_tensors(out.graph, {prefix + n: n for n in keep})
+    out = onnx.compose.add_prefix(proto, naming.prefix)
+    rename_tensors(out.graph, {naming.prefix + n: n for n in naming.keep})
     return out
 
 
@@ -351,18 +392,19 @@ def _compose(m1: onnx.ModelProto, m2: onnx.ModelProto, io_map: list[tuple[str, s
         ) from exc
 
 
-def _chain(protos: Sequence[onnx.ModelProto], prefixes: Sequence[str], wires: Sequence[Connection]) -> onnx.ModelProto:
+def _chain(
+    protos: Sequence[onnx.ModelProto], namings: Sequence[Naming], wires: Sequence[Connection]
+) -> onnx.ModelProto:
     """Merge left to right; outputs later wires still need are re-exposed after each step."""
-    out_info = {
-        (k, o.name): o for k, p in enumerate(protos) for o in p.graph.output
-    }  # prefixed value infos by (model, original name)
+    # each model's outputs by (model, name in the merged graph)
+    out_info = {(k, o.name): o for k, p in enumerate(protos) for o in p.graph.output}
     acc = _copy(protos[0])
     for j in range(1, len(protos)):
-        io_map = [(prefixes[w.src_model] + w.src, prefixes[j] + w.dst) for w in wires if w.dst_model == j]
+        io_map = [(namings[w.src_model](w.src), namings[j](w.dst)) for w in wires if w.dst_model == j]
         acc = _compose(acc, protos[j], io_map)
         have = {o.name for o in acc.graph.output}
         for w in wires:
-            name = prefixes[w.src_model] + w.src
+            name = namings[w.src_model](w.src)
             if w.dst_model > j and name not in have:
                 vi = out_info[(w.src_model, name)]
                 acc.graph.output.append(vi)
@@ -379,8 +421,10 @@ def _parallel(protos: Sequence[onnx.ModelProto], shared: Mapping[str, list[int]]
         rename_tensors(proto.graph, marks)
         acc = _compose(acc, proto, [])
         rename_tensors(acc.graph, {v: k for k, v in marks.items()})
-        unique = {vi.name: vi for vi in reversed(acc.graph.input)}  # the first of each name wins
-        kept = [_value_info(vi) for vi in acc.graph.input if unique.get(vi.name) is vi]
+        first: dict[str, int] = {}
+        for k, vi in enumerate(acc.graph.input):
+            first.setdefault(vi.name, k)  # the first of each name wins
+        kept = [_value_info(acc.graph.input[k]) for k in sorted(first.values())]
         del acc.graph.input[:]
         acc.graph.input.extend(kept)
     return acc
@@ -398,6 +442,7 @@ def merge(
     seed: int = 0,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     batch: int | None = None,
+    feeds: Feeds = None,
 ) -> EditResult:
     """Merge ONNX models into one (see the module docstring for the chain/parallel semantics and the names).
 
@@ -412,6 +457,7 @@ def merge(
         seed: seed of the random verification feeds.
         input_shapes: sizes for the result's dynamic inputs (by the result's input names).
         batch: size of every input's dynamic leading dim.
+        feeds: the result's inputs to verify on (.npz/.npy or arrays by name; default: seeded random ones).
 
     Raises:
         InvalidInputError: fewer than two models, a connection naming a missing tensor, mismatched dtypes or
@@ -419,15 +465,7 @@ def merge(
         VerificationError: the merged model computes something else than the sources.
     """
     start = time.perf_counter()
-    if len(models) < 2:
-        raise InvalidInputError(f"merge needs two or more models, got {len(models)}")
-    if parallel and connect:
-        raise InvalidInputError("a merge is either parallel or a chain with connections, not both")
-    if not parallel and not connect:
-        raise InvalidInputError(
-            "merge needs connections (a chain: which output feeds which input) or the parallel mode",
-            hint="connect e.g. 0.y:1.x, or merge in parallel",
-        )
+    _check_mode(len(models), connect, parallel)
     loaded = [load_source(m) for m in models]
     sources, labels = [p for p, _ in loaded], [lab for _, lab in loaded]
     outputs = [[o.name for o in p.graph.output] for p in sources]
@@ -435,32 +473,54 @@ def merge(
     wires = [resolve_connection(c, outputs, inputs, labels) for c in (connect or ())]
     changes = _check_wires(wires, sources, labels)
     aligned, opset_changes = align_opsets([_copy(p) for p in sources], labels, opset)
-    changes += opset_changes
+    merged, namings, name_changes = _combine(aligned, wires, parallel, prefixes)
+    changes += opset_changes + name_changes
+    verification = None
+    if verify:
+        reference = _reference(sources, namings, wires, merged)
+        sets = verification_sets(merged, feeds, input_shapes, batch, seed)
+        with contextlib.ExitStack() as stack:
+            runs = [
+                source_run(stack.enter_context(OnnxSession(p)), f"model {k} ({Path(lab).name})")
+                for k, (p, lab) in enumerate(zip(sources, labels, strict=True))
+            ]
+            verification = verify_edit(lambda f: reference(runs, f), merged, sets, tolerance, label="merged")
+    report = make_report("merge", labels, sources, merged, changes, verification, start)
+    return EditResult(merged, report)
+
+
+def _check_mode(count: int, connect: Sequence[ConnectionSpec] | None, parallel: bool) -> None:
+    if count < 2:
+        raise InvalidInputError(f"merge needs two or more models, got {count}")
+    if parallel and connect:
+        raise InvalidInputError("a merge is either parallel or a chain with connections, not both")
+    if not parallel and not connect:
+        raise InvalidInputError(
+            "merge needs connections (a chain: which output feeds which input) or the parallel mode",
+            hint="connect e.g. 0.y:1.x, or merge in parallel",
+        )
+
+
+def _combine(
+    aligned: Sequence[onnx.ModelProto], wires: Sequence[Connection], parallel: bool, prefixes: Sequence[str] | None
+) -> tuple[onnx.ModelProto, list[Naming], list[str]]:
+    """The merged, checked model, each model's naming and the change lines."""
+    count = len(aligned)
     shared = _shared_inputs(aligned) if parallel else {}
-    if parallel:
-        skips = [{n for n, ks in shared.items() if k in ks} for k in range(len(aligned))]
-    else:
-        skips = [{w.dst for w in wires if w.dst_model == k} for k in range(len(aligned))]
-    prefix, prefix_changes = _pick_prefixes(aligned, skips, prefixes)
-    changes += prefix_changes
-    renamed = [_prefixed(p, pre, skip if parallel else ()) for p, pre, skip in zip(aligned, prefix, skips, strict=True)]
+    own_shared = [{n for n, ks in shared.items() if k in ks} for k in range(count)]
+    skips = own_shared if parallel else [{w.dst for w in wires if w.dst_model == k} for k in range(count)]
+    namings, changes = pick_names(aligned, skips, own_shared, prefixes)
+    renamed = [_prefixed(p, naming) for p, naming in zip(aligned, namings, strict=True)]
     if parallel:
         merged = _parallel(renamed, shared)
         if shared:
-            changes.append("shared inputs: " + "; ".join(f"{n} (models {', '.join(map(str, ks))})" for n, ks in shared.items()))
+            listed = "; ".join(f"{n} (models {', '.join(map(str, ks))})" for n, ks in shared.items())
+            changes.append(f"shared inputs: {listed}")
     else:
-        merged = _chain(renamed, prefix, wires)
+        merged = _chain(renamed, namings, wires)
     merged.graph.name = "merged"
     _check_result(merged)
-    verification = None
-    if verify:
-        reference = _reference(sources, prefix, wires, shared, merged)
-        feeds = feed_sets(merged, input_shapes, batch, seed)
-        with contextlib.ExitStack() as stack:
-            runs = [stack.enter_context(OnnxSession(p)) for p in sources]
-            verification = verify_edit(lambda f: reference(runs, f), merged, feeds, tolerance, label="merged")
-    report = make_report("merge", labels, sources, merged, changes, verification, start)
-    return EditResult(merged, report)
+    return merged, namings, changes
 
 
 def _check_wires(wires: Sequence[Connection], protos: Sequence[onnx.ModelProto], labels: Sequence[str]) -> list[str]:
@@ -493,9 +553,8 @@ def _check_result(merged: onnx.ModelProto) -> None:
 
 def _reference(
     sources: Sequence[onnx.ModelProto],
-    prefixes: Sequence[str],
+    namings: Sequence[Naming],
     wires: Sequence[Connection],
-    shared: Mapping[str, list[int]],
     merged: onnx.ModelProto,
 ) -> Callable[[Sequence[Callable[[Tensors], dict[str, np.ndarray]]], Tensors], dict[str, np.ndarray]]:
     """What the sources compute, under the merged graph's output names: run in order, wires carrying tensors."""
@@ -509,14 +568,13 @@ def _reference(
             own: dict[str, np.ndarray] = {}
             for name in graph_inputs(proto.graph):
                 wire = by_dst.get((k, name))
-                outer = name if k in shared.get(name, ()) else prefixes[k] + name
                 if wire is not None:
                     own[name] = produced[(wire.src_model, wire.src)]
-                elif outer in feeds:
-                    own[name] = np.asarray(feeds[outer])
+                elif namings[k](name) in feeds:
+                    own[name] = np.asarray(feeds[namings[k](name)])
             for name, value in run(own).items():
                 produced[(k, name)] = value
-                result[prefixes[k] + name] = value
+                result[namings[k](name)] = value
         return {name: result[name] for name in wanted}
 
     return reference

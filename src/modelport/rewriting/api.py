@@ -186,7 +186,13 @@ def rewrite(
     nodes_before, ops_before = count_nodes(work), _histogram(work)
     run_passes(work, ["shape-inference"])
     say(f"applying {len(specs)} rules")
-    applied = [_apply(spec, work, opts.settings) for spec in specs if spec.name != SPLIT_NMS]
+    applied = []
+    for spec in specs:
+        if spec.name == SPLIT_NMS:
+            continue
+        applied.append(_apply(spec, work, opts.settings))
+        if applied[-1].matches:  # the next rule's checks read the dtypes and shapes of the new values
+            run_passes(work, ["shape-inference"])
     if any(a.matches for a in applied):
         run_passes(work, ["remove-unused", "topological-sort", "shape-inference"])
     rewritten = ir.serde.serialize_model(work)
@@ -313,7 +319,12 @@ def _verify(
         try:
             comparison = _compare(original, rewritten, split, feed_sets, tolerance, opts.threads)
         except InferenceError:  # the source refuses the default sizes: use sizes it accepts
-            feed_sets = _with_signed(searched_feed_sets(original, shapes, opts.batch, opts.seed, opts.threads))
+            try:
+                feed_sets = _with_signed(searched_feed_sets(original, shapes, opts.batch, opts.seed, opts.threads))
+            except InferenceError:
+                if feeds is None:
+                    raise
+                feed_sets = []  # the user's feeds alone (a model random values cannot drive, e.g. a sample rate)
             if feeds is not None:
                 feed_sets.append(feeds)
             comparison = _compare(original, rewritten, split, feed_sets, tolerance, opts.threads)
