@@ -180,3 +180,21 @@ def test_decompose_refuses_below_opset_11() -> None:
     model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(_model("y = HardSwish(x)", opset=10)))
     assert rule_spec("hardswish-decompose").factory(RuleSettings()).apply_to_model(model) == 0
     assert [n.op_type for n in model.graph] == ["HardSwish"]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "fused"),
+    [
+        ("alpha=0.16666667", True),  # beta omitted: ONNX's default 0.5 (onnxscript's own rule reads it as -1)
+        ("alpha=0.16666667, beta=0.5", True),
+        ("", False),  # both defaults: alpha 0.2 is not HardSwish's gate
+        ("alpha=0.16666667, beta=0.4", False),
+    ],
+)
+def test_fuse_hardsigmoid_gate_reads_the_default_attributes(attrs: str, fused: bool) -> None:
+    proto = _model(f"h = HardSigmoid<{attrs}>(x)\ny = Mul(x, h)" if attrs else "h = HardSigmoid(x)\ny = Mul(h, x)")
+    count, out = _apply("hardswish-fuse", proto)
+    assert (count, _ops(out) == ["HardSwish"]) == ((1, True) if fused else (0, False))
+    if fused:
+        x = np.linspace(-6, 6, 32, dtype=np.float32).reshape(4, 8)
+        np.testing.assert_allclose(_run(out, x), _run(proto, x), atol=1e-6)

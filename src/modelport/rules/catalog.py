@@ -132,10 +132,17 @@ def target_rule(
 
 
 def target_rules() -> dict[str, RuleSpec]:
-    """Every registered target rule, by name, in the order of :data:`RULE_MODULES` then registration."""
+    """Every registered target rule, by name, in the order of :data:`RULE_MODULES` (then this module's own), each
+    module's rules in registration order."""
     for module in RULE_MODULES:
         importlib.import_module(module)
-    return dict(_REGISTRY)
+    names = list(_REGISTRY)
+    rank = {m: i for i, m in enumerate(RULE_MODULES)}
+
+    def key(spec: RuleSpec) -> tuple[int, int]:
+        return rank.get(spec.module, len(rank)), names.index(spec.name)
+
+    return {s.name: s for s in sorted(_REGISTRY.values(), key=key)}
 
 
 def rule_spec(name: str) -> RuleSpec:

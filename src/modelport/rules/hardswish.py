@@ -147,6 +147,34 @@ class FuseHardSwish(RewriteRuleClassBase):
         return op.HardSwish(x)
 
 
+class FuseHardSigmoidSwish(RewriteRuleClassBase):
+    """``x · HardSigmoid(x)`` with ``α = 1/6, β = ½`` → ``HardSwish(x)``.
+
+    onnxscript has this rule too, but reads an absent ``beta`` as −1 and refuses it; ONNX's default ``beta`` is 0.5
+    (and ``alpha``'s 0.2), which is how exporters that omit default attributes write it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="FuseHardSigmoidSwish")
+
+    def pattern(self, op: Any, x: ir.Value) -> ir.Value:
+        return op.Mul(x, op.HardSigmoid(x, _allow_other_attributes=True, _outputs=["gate"]))
+
+    def check(self, context: Any, x: ir.Value, gate: ir.Value) -> MatchResult:
+        result = MatchResult()
+        if opset_version(context.model) < HARDSWISH_OPSET:
+            return result.fail(f"HardSwish needs opset {HARDSWISH_OPSET}")
+        node = gate.producer()
+        assert node is not None
+        alpha, beta = node.attributes.get_float("alpha", 0.2), node.attributes.get_float("beta", 0.5)
+        if not math.isclose(alpha, 1.0 / 6.0, rel_tol=SIXTH_RTOL) or beta != 0.5:
+            return result.fail(f"HardSigmoid alpha={alpha:g}, beta={beta:g}: HardSwish needs 1/6 and 0.5")
+        return result
+
+    def rewrite(self, op: Any, x: ir.Value, gate: ir.Value) -> ir.Value:
+        return op.HardSwish(x)
+
+
 class _FromOpset:
     """A rule set applied only to models whose default-domain opset is at least ``opset``."""
 
@@ -170,7 +198,7 @@ def fuse_rules() -> RewriteRuleSet:
     return RewriteRuleSet(
         [
             os_hardswish.HardSwishFusion().rule(),
-            os_hardswish.HardSwishFusionFromHardSigmoid().rule(),
+            FuseHardSigmoidSwish.rule(),
             *(FuseHardSwish.rule(form) for form in ("mul-outer", "mul-inner", "div-inner")),
         ],
         commute=True,
