@@ -45,3 +45,26 @@ def test_two_copies_side_by_side_share_the_image(corpus_model: CorpusModel) -> N
     assert fused.report.inputs == ("images",) and len(fused.report.outputs) == 2
     assert fused.report.nodes_after == 2 * len(onnx.load(str(source)).graph.node)
     assert fused.report.verification is not None and fused.report.verification.passed
+
+
+def test_rename_and_set_batch_on_silero(corpus_model: CorpusModel) -> None:
+    """silero_vad's tensors are read inside its If branches: renamed everywhere, still the same model."""
+    from modelport.edit.rename import rename
+    from modelport.edit.shapes import set_batch
+
+    source = corpus_model("silero_vad")
+    renamed = rename(source, replace=[("_", "-")], what="both")
+    assert renamed.report.verification is not None and renamed.report.verification.max_abs == 0.0
+    inner = {o for n in renamed.model.graph.node for o in n.output}
+    assert not any("_" in name for name in inner)
+    batched = set_batch(source, 2)
+    assert batched.report.verification is not None and batched.report.verification.max_abs == 0.0
+
+
+def test_shrink_constants_on_rapidocr_cls(corpus_model: CorpusModel) -> None:
+    from modelport.edit.constants import shrink_constants
+
+    result = shrink_constants(corpus_model("rapidocr_cls_v2"))
+    assert result.after.constants < result.before.constants
+    assert result.report.nodes_after < result.report.nodes_before
+    assert result.report.verification is not None and result.report.verification.max_abs == 0.0

@@ -70,8 +70,8 @@ def _register_onnx(edit_app: typer.Typer) -> None:
     @edit_app.command("set-batch")
     def set_batch_cmd(
         model: Path = _MODEL,
-        batch: int = typer.Argument(..., help="The batch size for every input's dynamic leading dim."),
         output: Path = _OUTPUT,
+        batch: int = typer.Option(..., "--batch", help="The batch size for every input's dynamic leading dim."),
         verify: bool = _VERIFY,
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
@@ -105,8 +105,8 @@ def _register_onnx(edit_app: typer.Typer) -> None:
     @edit_app.command("set-opset")
     def set_opset_cmd(
         model: Path = _MODEL,
-        version: int = typer.Argument(..., help="The default-domain opset to convert to."),
         output: Path = _OUTPUT,
+        version: int = typer.Option(..., "--opset", help="The default-domain opset to convert to."),
         input_shape: list[str] = opt.INPUT_SHAPE,
         verify: bool = _VERIFY,
         rtol: float | None = opt.RTOL,
@@ -132,6 +132,7 @@ def _register_onnx(edit_app: typer.Typer) -> None:
             metavar="BYTES",
             help="Store initializers of at least BYTES bytes in OUT.data beside the model.",
         ),
+        input_shape: list[str] = opt.INPUT_SHAPE,
         verify: bool = _VERIFY,
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
@@ -142,7 +143,10 @@ def _register_onnx(edit_app: typer.Typer) -> None:
         from modelport.edit.constants import shrink_constants
 
         tol = opt.tolerance("fp32", rtol, atol)
-        result = shrink_constants(model, external_threshold=external_threshold, verify=verify, tolerance=tol, seed=seed)
+        shapes = opt.input_shapes(input_shape)
+        result = shrink_constants(
+            model, external_threshold=external_threshold, verify=verify, tolerance=tol, seed=seed, input_shapes=shapes
+        )
         _finish(result.write(output), model, output, verify, as_json)
 
 

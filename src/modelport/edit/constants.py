@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
-from modelport.edit.base import EditReport, EditResult, OnnxSession, feed_sets, load_source, make_report, verify_edit
+from modelport.edit.base import EditReport, EditResult, OnnxSession, load_source, make_report, verify_edit
+from modelport.edit.shapes import original_runs
 from modelport.errors import InvalidInputError
 from modelport.model_io import atomic_files, check_proto
 from modelport.verify.tolerance import Tolerance
@@ -92,6 +94,7 @@ def shrink_constants(
     verify: bool = True,
     tolerance: Tolerance | None = None,
     seed: int = 0,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
 ) -> ShrinkResult:
     """Merge equal initializers and Constant nodes (the model is not modified; nothing is written).
 
@@ -100,6 +103,7 @@ def shrink_constants(
         external_threshold: when set, :meth:`ShrinkResult.write` stores initializers of at least this many bytes in
             ``OUT.data`` beside the model.
         verify, tolerance, seed: the check against the original (ONNX Runtime, seeded feeds; fp32 tolerance).
+        input_shapes: shapes of the verification feeds (dynamic dims otherwise get default sizes).
 
     Raises:
         InvalidInputError: a negative ``external_threshold``.
@@ -121,8 +125,12 @@ def shrink_constants(
     comparison = None
     if verify:
         with OnnxSession(source) as run_original:
-            feeds = feed_sets(edited, None, None, seed)
-            comparison = verify_edit(run_original, edited, feeds, tolerance, label="shrunk", reference_label="original")
+            runs = original_runs(source, run_original, input_shapes, None, seed, label)
+        wanted = {id(feeds): got for feeds, got in runs}
+        feeds = [f for f, _ in runs]
+        comparison = verify_edit(
+            lambda f: wanted[id(f)], edited, feeds, tolerance, label="shrunk", reference_label="original"
+        )
     report = make_report("shrink-constants", [label], [source], edited, changes, comparison, start)
     log.info("shrink-constants on %s: %s", label, "; ".join(changes))
     return ShrinkResult(edited, report, stats_before, stats_after, external_threshold)
@@ -140,8 +148,8 @@ def merge_constant_nodes(graph: ir.Graph) -> int:
         if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or "value" not in node.attributes:
             continue
         tensor = node.attributes["value"].as_tensor()
-        array = np.ascontiguousarray(tensor.numpy())
-        key = (tensor.dtype, tuple(array.shape), array.tobytes())
+        array = np.asarray(tensor.numpy())  # not ascontiguousarray: it turns a scalar into shape (1,)
+        key = (tensor.dtype, tuple(array.shape), array.tobytes())  # tobytes: C order whatever the layout
         out = node.outputs[0]
         if key not in kept:
             kept[key] = out

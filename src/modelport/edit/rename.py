@@ -23,9 +23,11 @@ from pathlib import Path
 
 import onnx
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, feed_sets, load_source, make_report, verify_edit
+from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
+from modelport.edit.shapes import original_runs
 from modelport.errors import InvalidInputError
 from modelport.model_io import all_graphs, all_nodes, check_proto
+from modelport.verify.comparator import Comparison
 from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
@@ -114,9 +116,11 @@ def rename_with(model: str | Path | onnx.ModelProto, options: RenameOptions) -> 
     start = time.perf_counter()
     source, label = load_source(model)
     if not options.mapping and not options.replace:
-        raise InvalidInputError("nothing to rename", hint="give --map old=new or --replace old:new")
+        raise InvalidInputError(
+            "nothing to rename", hint="give exact renamings OLD=NEW or substring replacements OLD:NEW"
+        )
     if any(not old for old, _ in options.replace):
-        raise InvalidInputError("a --replace substring is empty", hint="write --replace old:new with old non-empty")
+        raise InvalidInputError("a substring to replace is empty", hint="write OLD:NEW with a non-empty OLD")
     tensors_on = options.what in (RenameWhat.TENSORS, RenameWhat.BOTH)
     nodes_on = options.what in (RenameWhat.NODES, RenameWhat.BOTH)
     tensor_names = _tensor_names(source) if tensors_on else []
@@ -132,21 +136,27 @@ def rename_with(model: str | Path | onnx.ModelProto, options: RenameOptions) -> 
     changes = [*_summary("tensor", tensor_map), *_summary("node", node_map)] or ["no name changed"]
     comparison = None
     if options.verify:
-        inverse = {new: old for old, new in tensor_map.items()}
-        shapes = dict(options.input_shapes) or None
-        feeds = feed_sets(renamed, shapes, None, options.seed)
-        with OnnxSession(source) as run_original:
-
-            def reference(f: Tensors) -> Tensors:
-                got = run_original({inverse.get(k, k): v for k, v in f.items()})
-                return {tensor_map.get(k, k): v for k, v in got.items()}
-
-            comparison = verify_edit(
-                reference, renamed, feeds, options.tolerance, label="renamed", reference_label="original"
-            )
+        comparison = _verify(source, renamed, tensor_map, options, label)
     report = make_report("rename", [label], [source], renamed, changes, comparison, start)
     log.info("renamed %d tensors and %d nodes of %s", len(tensor_map), len(node_map), label)
     return EditResult(renamed, report)
+
+
+def _verify(
+    source: onnx.ModelProto, renamed: onnx.ModelProto, tensor_map: Mapping[str, str], options: RenameOptions, label: str
+) -> Comparison:
+    """The renamed model on the original's feeds (under the new names) against the original's outputs (renamed)."""
+    shapes = dict(options.input_shapes) or None
+    with OnnxSession(source) as run_original:
+        runs = original_runs(source, run_original, shapes, None, options.seed, label)
+    wanted: dict[int, Tensors] = {}
+    feeds = []
+    for fed, got in runs:
+        mine = {tensor_map.get(k, k): v for k, v in fed.items()}
+        wanted[id(mine)] = {tensor_map.get(k, k): v for k, v in got.items()}
+        feeds.append(mine)
+    tol = options.tolerance
+    return verify_edit(lambda f: wanted[id(f)], renamed, feeds, tol, label="renamed", reference_label="original")
 
 
 def _tensor_names(proto: onnx.ModelProto) -> list[str]:
@@ -179,14 +189,15 @@ def _check_exact(options: RenameOptions, known: set[str], label: str) -> None:
             hint = f"names containing it: {', '.join(close)}" if close else "`modelport inspect` lists the names"
             raise InvalidInputError(f"no {what} named {old!r} in the model", path=_path(label), hint=hint)
         if not new:
-            raise InvalidInputError(f"the new name for {old!r} is empty", hint="write --map old=new")
+            raise InvalidInputError(f"the new name for {old!r} is empty", hint="write OLD=NEW with a non-empty NEW")
 
 
 def _check_replacements(options: RenameOptions, names: Sequence[str]) -> None:
     for old, _new in options.replace:
         if not any(old in n for n in names):
             raise InvalidInputError(
-                f"--replace {old!r} matches no {_KIND[options.what]} name", hint="`modelport inspect` lists the names"
+                f"the substring {old!r} matches no {_KIND[options.what]} name",
+                hint="`modelport inspect` lists the names",
             )
 
 

@@ -22,12 +22,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnx.defs
 import onnx_ir as ir
+import onnx_ir.passes.common as common
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, feed_sets, load_source, make_report, verify_edit
+from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
 from modelport.errors import InferenceError, InvalidInputError, PassError
+from modelport.inputs import TensorSpec, random_feeds, search_shapes
 from modelport.model_io import check_proto, default_opset
 from modelport.passes import run_passes
 from modelport.passes.opset import ConvertOpsetOptions
@@ -75,7 +78,7 @@ def set_input_shape(
             original that does not run at that shape.
     """
     if not shapes:
-        raise InvalidInputError("no input shape given", hint="write --input-shape NAME:D0,D1,…")
+        raise InvalidInputError("no input shape given", hint="give NAME:D0,D1,… for each input to change")
     items = tuple((name, tuple(int(d) for d in dims)) for name, dims in shapes.items())
     return _fix_dims(model, FixDimsOptions(input_shapes=items), "set-input-shape", verify, tolerance, seed)
 
@@ -93,6 +96,7 @@ def _fix_dims(
     work = ir.serde.deserialize_model(source)
     before = {v.name: _dims(v.shape) for v in work.graph.inputs}
     run_passes(work, ["fix-dims"], {"fix-dims": options})
+    _reinfer_outputs(work)
     edited = ir.serde.serialize_model(work)
     check_proto(edited)
     changes = [
@@ -101,12 +105,28 @@ def _fix_dims(
         if v.name in before and before[v.name] != _dims(v.shape)
     ]
     outputs = [f"output {v.name}: {_dims(v.shape)}" for v in work.graph.outputs]
-    comparison = _verify_same(source, edited, seed, tolerance, label) if verify else None
+    given = dict(options.input_shapes) or None
+    comparison = _verify_same(source, edited, seed, tolerance, label, given, options.batch) if verify else None
     report = make_report(
         edit, [label], [source], edited, changes + outputs if changes else ["no input changed"], comparison, start
     )
     log.info("%s on %s: %s", edit, label, "; ".join(changes) or "no change")
     return EditResult(edited, report)
+
+
+def _reinfer_outputs(model: ir.Model) -> None:
+    """Infer the graph outputs' shapes afresh (fix-dims keeps their declared, often symbolic, dims): a dim inference
+    finds as an integer replaces the declared one; the others stay as declared (a name beats ``unk__3``)."""
+    declared = {id(v): v.shape for v in model.graph.outputs}
+    for value in model.graph.outputs:
+        value.shape = None
+    common.ShapeInferencePass(strict_mode=False, data_prop=True)(model)
+    for value in model.graph.outputs:
+        old, new = declared[id(value)], value.shape
+        if old is None or new is None or len(old) != len(new):
+            value.shape = new if old is None else old
+            continue
+        value.shape = ir.Shape([n if isinstance(n, int) else o for o, n in zip(old.dims, new.dims, strict=True)])
 
 
 def set_opset(
@@ -169,25 +189,67 @@ def _verify_same(
     tolerance: Tolerance | None,
     label: str,
     shapes: Mapping[str, Sequence[int]] | None = None,
+    batch: int | None = None,
 ) -> Comparison:
-    """The edited model against the original on the same seeded feeds (sized for the edited model)."""
-    feeds = feed_sets(edited, shapes, None, seed)
+    """The edited model against the original on the same seeded feeds, at sizes the original accepts."""
     with OnnxSession(source) as run_original:  # the original first: its refusal is the user's error, not ours
-        wanted = [_run_original(run_original, f, label) for f in feeds]
-    by_feed = {id(f): want for f, want in zip(feeds, wanted, strict=True)}
+        runs = original_runs(source, run_original, shapes, batch, seed, label)
+    by_feed = {id(feeds): want for feeds, want in runs}
+    feeds = [f for f, _ in runs]
     return verify_edit(lambda f: by_feed[id(f)], edited, feeds, tolerance, label="edited", reference_label="original")
 
 
-def _run_original(run: Callable[[Tensors], Tensors], feeds: Tensors, label: str) -> Tensors:
+def original_runs(
+    source: onnx.ModelProto,
+    run: Callable[[Tensors], Tensors],
+    shapes: Mapping[str, Sequence[int]] | None,
+    batch: int | None,
+    seed: int,
+    label: str,
+) -> list[tuple[dict[str, np.ndarray], Tensors]]:
+    """Seeded feeds and the original's outputs on them, one pair per verification set.
+
+    The sizes are the optimizer's (``shapes`` and ``batch`` fixed, the free dims at the default sizes, a second set
+    at other sizes), walking down :data:`~modelport.inputs.SIZE_LADDER` when the original refuses them (an STFT
+    that needs a longer signal): each accepted set is run once.
+
+    Raises:
+        InvalidInputError: the original runs at none of the sizes (or not at the fixed ones).
+    """
+    specs = input_specs(source)
+
+    def attempt(sizes: Mapping[str, Sequence[int]], role: int) -> tuple[dict[str, np.ndarray], Tensors]:
+        feeds = random_feeds(specs, sizes, seed=seed + role)
+        return feeds, run(feeds)
+
     try:
-        return run(feeds)
+        return list(search_shapes(specs, attempt, shapes, batch).results)
     except InferenceError as exc:
-        sizes = ", ".join(f"{k}{list(v.shape)}" for k, v in feeds.items())
+        given = ", ".join(f"{k}{list(v)}" for k, v in (shapes or {}).items()) or (f"batch {batch}" if batch else "")
         raise InvalidInputError(
-            f"the original model does not run at {sizes}: {exc.message}",
+            f"the original model does not run{' at ' + given if given else ''}: {exc.message}",
             path=None if label.startswith("<") else label,
-            hint="the model bakes in a size: choose a shape it accepts",
+            hint="the model bakes in a size: choose a shape it accepts" if given else "give the input shapes it needs",
         ) from exc
+
+
+def input_specs(proto: onnx.ModelProto) -> list[TensorSpec]:
+    """The graph inputs (not initializers) as TensorSpecs; symbolic dims keep their names (they share one size)."""
+    graph = ir.serde.deserialize_model(proto).graph
+    specs = []
+    for v in graph.inputs:
+        if v.name in graph.initializers:
+            continue
+        dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
+        shape = None if v.shape is None else tuple(_spec_dim(d) for d in v.shape.dims)
+        specs.append(TensorSpec(v.name or "", dtype, shape))
+    return specs
+
+
+def _spec_dim(dim: int | ir.SymbolicDim) -> int | str | None:
+    if isinstance(dim, int):
+        return dim if dim >= 0 else None  # -1: an exporter's "dynamic"
+    return dim.value or None
 
 
 def _dims(shape: ir.Shape | None) -> str:
