@@ -8,12 +8,16 @@ correctly rounded square root rounds it back to ``|x|`` (a float). ``tests/rules
 bit for bit on a dense grid over the ordinary range. Where it is **not** exact, in float32:
 
 * ``|x| > √(3.4·10³⁸) ≈ 1.8·10¹⁹``: ``x·x`` overflows to ``+inf`` and the result is ``inf`` instead of ``|x|``
-  (float16: already for ``|x| > 255.9``; float64: ``|x| > 1.3·10¹⁵⁴``);
+  (float64: ``|x| > 1.3·10¹⁵⁴``; float16 — and any fp16 device such as the Myriad VPU running an fp32 model —
+  already for ``|x| > 255.9``, though ONNX Runtime's CPU kernels compute float16 in float32 and do not overflow);
 * ``|x| < √(1.2·10⁻³⁸) ≈ 1.1·10⁻¹⁹``: ``x·x`` is subnormal and loses bits, and below ``≈ 2.6·10⁻²³`` it is 0, so
   the result is inexact, then 0 (an absolute error below ``1.1·10⁻¹⁹``, far under any tolerance).
 
-The rule refuses nothing on these grounds (activations of that size do not occur in practice); it only refuses
-non-float inputs (``Sqrt`` has no integer kernel). ``±inf → inf``, ``NaN → NaN`` and ``−0 → +0`` as Abs does.
+The rule refuses nothing on these grounds (fp32 activations beyond 10¹⁹ do not occur in practice; on an fp16
+device the 256 limit is real, so check the model's activation ranges there). ``±inf → inf``, ``NaN → NaN`` and
+``−0 → +0`` as Abs does. ``Sqrt`` has no integer kernel: an int32/int64 ``Abs`` (T5's relative-position buckets)
+becomes ``x·Sign(x)`` instead, exact for every integer (``|INT_MIN|`` wraps to ``INT_MIN`` in both); other dtypes
+are refused.
 
 **pow-to-mul**: ``Pow(x, n)`` for a *constant* integer-valued scalar ``n`` with ``2 ≤ |n| ≤ 8`` becomes a chain of
 ``Mul`` by binary (square-and-multiply) exponentiation, e.g. ``x⁷ = ((x²)·x)²·x``: ``⌊log₂ n⌋ + popcount(n) − 1``
@@ -67,7 +71,7 @@ def mul_count(n: int) -> int:
 
 
 class AbsToSqrtSquare(RewriteRuleClassBase):
-    """``Abs(x)`` on a float tensor → ``Sqrt(x·x)`` (exact unless ``x·x`` overflows or underflows)."""
+    """``Abs(x)`` → ``Sqrt(x·x)`` on floats (exact unless ``x·x`` overflows or underflows), ``x·Sign(x)`` on ints."""
 
     def __init__(self) -> None:
         super().__init__(name="AbsToSqrtSquare")
@@ -77,15 +81,17 @@ class AbsToSqrtSquare(RewriteRuleClassBase):
 
     def check(self, context: Any, x: ir.Value) -> MatchResult:
         result = MatchResult()
-        if x.dtype not in _FLOATS:
-            return result.fail(f"Abs input dtype {x.dtype} is unknown or not a float (Sqrt has no integer kernel)")
+        if x.dtype not in _FLOATS + _INTS:
+            return result.fail(f"Abs input dtype {x.dtype} is unknown or not float/int32/int64")
         return result
 
     def rewrite(self, op: Any, x: ir.Value) -> ir.Value:
+        if x.dtype in _INTS:
+            return op.Mul(x, op.Sign(x))
         return op.Sqrt(op.Mul(x, x))
 
 
-def _exponent(x: ir.Value, n: ir.Value) -> tuple[int | None, str]:
+def pow_exponent(x: ir.Value, n: ir.Value) -> tuple[int | None, str]:
     """The exponent as an int when ``pow-to-mul`` may replace ``Pow(x, n)``, else None and the reason."""
     array = const_array(n)
     if array is None:
@@ -124,13 +130,13 @@ class PowToMul(RewriteRuleClassBase):
 
     def check(self, context: Any, x: ir.Value, n: ir.Value) -> MatchResult:
         result = MatchResult()
-        k, reason = _exponent(x, n)
+        k, reason = pow_exponent(x, n)
         if k is None:
             return result.fail(reason)
         return result
 
     def rewrite(self, op: Any, x: ir.Value, n: ir.Value) -> ir.Value:
-        k, _ = _exponent(x, n)
+        k, _ = pow_exponent(x, n)
         assert k is not None
         if k == 1:
             return op.Identity(x)
@@ -171,9 +177,9 @@ class NegToMul(RewriteRuleClassBase):
 
 @target_rule(
     "abs-to-sqrt-square",
-    summary="Abs(x) → Sqrt(x·x) on floats (exact unless |x| > 1.8e19 overflows x·x in fp32)",
+    summary="Abs(x) → Sqrt(x·x) on floats (exact unless |x| > 1.8e19 overflows x·x in fp32), x·Sign(x) on ints",
     removes=("Abs",),
-    adds=("Mul", "Sqrt"),
+    adds=("Mul", "Sqrt", "Sign"),
     exactness=Exactness.EXACT,
 )
 def abs_to_sqrt_square(settings: RuleSettings) -> RewriteRuleSet:

@@ -13,7 +13,7 @@
 
     asin(x) = sign(x) · (π/2 − r),          acos(x) = r if x ≥ 0 else π − r,
 
-so the handbook's bound ``2·10⁻⁸`` holds on the whole domain in exact arithmetic. ``acos`` takes the branch with a
+so the approximation's error on ``[0, 1]`` carries over to the whole domain. ``acos`` takes the branch with a
 ``Where`` rather than ``π/2 − asin(x)``: near ``x = 1`` it then returns ``r`` itself, small and accurate. Outside
 the domain, ``|x| > 1`` makes ``1 − a < 0`` and ``√`` returns NaN, which every later op keeps: NaN, as
 ``Asin``/``Acos`` give (``tests/rules/test_trig.py`` checks it). ``x = ±1`` gives ``r = 0`` exactly.
@@ -34,11 +34,11 @@ holds on the whole real line; ``x = ±inf`` gives ``t = 0`` and ``±π/2``, NaN 
 evaluated in Horner form.
 
 **Float32.** Rounding adds to the handbook's bound (with the published 10-digit coefficients, measured in
-float64 over the grids below: 2.2·10⁻⁸ for 4.4.46 — the handbook rounds its bound — and 1.4·10⁻⁸ for 4.4.49): the final
-``π/2 − r`` or ``π − r`` subtracts numbers up to π, whose ulp is ``2.4·10⁻⁷``, and ``P``/``Q`` carry a few ulps of
-their own. Measured in ONNX Runtime against numpy's float64 ``arcsin``/``arccos``/``arctan`` over a dense grid of
-``[−1, 1]`` (2·10⁶ points plus the ends) and, for atan, of ``[−64, 64]`` plus log-spaced points out to
-``±3.4·10³⁸`` and ``±inf``, the maximum absolute error is::
+float64 over the grids below: 2.2·10⁻⁸ for 4.4.46 — the handbook rounds its bound — and 1.4·10⁻⁸ for 4.4.49):
+the final ``π/2 − r`` or ``π − r`` subtracts numbers up to π, whose ulp is ``2.4·10⁻⁷``, and ``P``/``Q`` carry a
+few ulps of their own. Measured in ONNX Runtime against numpy's float64 ``arcsin``/``arccos``/``arctan`` over a
+dense grid of ``[−1, 1]`` (2·10⁶ points plus the ends; the tests use 10⁶) and, for atan, of ``[−64, 64]`` plus
+log-spaced points out to ``±3.4·10³⁸`` and ``±inf``, the maximum absolute error is::
 
     op     rewrite (fp32)   ONNX Runtime's own fp32 kernel   rewrite vs that kernel
     asin   2.9·10⁻⁷         2.5·10⁻⁷                         3.6·10⁻⁷
