@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from modelport.rules.catalog import RuleSettings, rule_spec
 from modelport.rules.gather import GatherNDToGather, linear_indices
+from rule_helpers import apply_rule, run_one
 
 DATA = (3, 4, 5, 2)
 
@@ -41,16 +40,11 @@ def _model(
 
 
 def _apply(proto: onnx.ModelProto) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
-    count = rule_spec("gathernd-to-gather").factory(RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule("gathernd-to-gather", proto)
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 def _ops(proto: onnx.ModelProto) -> list[str]:

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
@@ -16,6 +15,7 @@ from modelport.rules.catalog import RuleSettings, rule_spec
 from modelport.rules.group_conv import GROUPED_CONV, SplitGroupConv, is_grouped_conv
 from modelport.verify.comparator import compare_outputs
 from modelport.verify.tolerance import Tolerance
+from rule_helpers import apply_rule, run_one
 
 
 def _model(
@@ -52,16 +52,11 @@ def _model(
 
 
 def _apply(proto: onnx.ModelProto, settings: RuleSettings | None = None) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(proto)
-    count = rule_spec("split-group-conv").factory(settings or RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule("split-group-conv", proto, settings)
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 def _ops(proto: onnx.ModelProto) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 from onnxscript.rewriter.rules.common import fuse_hardswish_rules
 
@@ -15,6 +14,7 @@ from modelport.rules.catalog import RuleSettings, rule_spec
 from modelport.rules.hardswish import DECOMPOSE_REL_BOUND, SIXTH, hardswish_decomposed
 from modelport.verify.comparator import compare_outputs
 from modelport.verify.tolerance import Tolerance
+from rule_helpers import apply_rule, run_one
 
 
 def _model(body: str, opset: int = 17, inits: str = "") -> onnx.ModelProto:
@@ -27,11 +27,7 @@ def _model(body: str, opset: int = 17, inits: str = "") -> onnx.ModelProto:
 
 
 def _apply(name: str, proto: onnx.ModelProto) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
-    count = rule_spec(name).factory(RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule(name, proto)
 
 
 def _ops(proto: onnx.ModelProto) -> list[str]:
@@ -39,8 +35,7 @@ def _ops(proto: onnx.ModelProto) -> list[str]:
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 def _exact(x: np.ndarray) -> np.ndarray:

@@ -9,15 +9,14 @@ from collections import Counter
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 from onnxscript.rewriter import RewriteRuleSet
 
 from modelport.formats import Precision
-from modelport.rules.catalog import RuleSettings, rule_spec
 from modelport.rules.math_ops import PowToMul, mul_count, pow_exponent
 from modelport.verify.comparator import compare_outputs
 from modelport.verify.tolerance import Tolerance
+from rule_helpers import apply_rule, op_counts, run_one
 
 
 def _model(body: str, x_type: str = "float[N]", y_type: str = "float[N]", inits: str = "") -> onnx.ModelProto:
@@ -30,20 +29,15 @@ def _model(body: str, x_type: str = "float[N]", y_type: str = "float[N]", inits:
 
 
 def _apply(proto: onnx.ModelProto, name: str) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
-    count = rule_spec(name).factory(RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule(name, proto)
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 def _ops(proto: onnx.ModelProto) -> Counter[str]:
-    return Counter(n.op_type for n in proto.graph.node)
+    return op_counts(proto)
 
 
 # --- abs-to-sqrt-square ---------------------------------------------------------------------------------------

@@ -11,16 +11,13 @@ import pytest
 
 from modelport.rules.catalog import RuleSettings, rule_spec
 from modelport.rules.relu_family import LeakyReluToMax, PReluToRelu
+from rule_helpers import apply_rule
 
 SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38], dtype=np.float32)
 
 
 def _apply(name: str, proto: onnx.ModelProto) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
-    count = rule_spec(name).factory(RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule(name, proto)
 
 
 def _run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:

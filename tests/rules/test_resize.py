@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from modelport.rules.catalog import Exactness, RuleSettings, rule_spec
+from modelport.rules.catalog import Exactness, rule_spec
 from modelport.rules.resize import (
     ALIGN_CORNERS_RESIZE,
     grid_shift_bound,
     is_align_corners_resize,
     linear_difference_bound,
 )
+from rule_helpers import apply_rule, run_one
 
 H, W = 24, 32
 
@@ -65,16 +65,11 @@ def _resize(
 
 
 def _apply(proto: onnx.ModelProto) -> tuple[int, onnx.ModelProto]:
-    model = ir.serde.deserialize_model(onnx.shape_inference.infer_shapes(proto))
-    count = rule_spec("resize-no-align-corners").factory(RuleSettings()).apply_to_model(model)
-    out = ir.serde.serialize_model(model)
-    onnx.checker.check_model(out, full_check=True)
-    return count, out
+    return apply_rule("resize-no-align-corners", proto)
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 def _attrs(proto: onnx.ModelProto) -> dict[str, object]:

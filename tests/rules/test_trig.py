@@ -10,7 +10,6 @@ from collections.abc import Callable
 import numpy as np
 import onnx
 import onnx_ir as ir
-import onnxruntime as ort
 import pytest
 
 from modelport.formats import Precision
@@ -18,6 +17,7 @@ from modelport.rules.catalog import Exactness, RuleSettings, rule_spec
 from modelport.rules.trig import FP32_BOUND, acos_approx, asin_approx, atan_approx
 from modelport.verify.comparator import compare_outputs
 from modelport.verify.tolerance import Tolerance
+from rule_helpers import run_one
 
 RULE = "approx-asin-acos-atan"
 
@@ -57,8 +57,7 @@ def _rewritten(proto: onnx.ModelProto, expected: int = 1) -> onnx.ModelProto:
 
 
 def _run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(None, {"x": x})[0])
+    return run_one(proto, x)
 
 
 @pytest.mark.parametrize(("op", "grid", "exact", "approx"), CASES)
