@@ -9,8 +9,7 @@ from pathlib import Path
 
 import onnx
 
-from modelport.edit.extract import extract
-from modelport.edit.merge import merge
+from modelport.edit import extract, merge
 
 CorpusModel = Callable[[str], Path]
 
@@ -49,8 +48,7 @@ def test_two_copies_side_by_side_share_the_image(corpus_model: CorpusModel) -> N
 
 def test_rename_and_set_batch_on_silero(corpus_model: CorpusModel) -> None:
     """silero_vad's tensors are read inside its If branches: renamed everywhere, still the same model."""
-    from modelport.edit.rename import rename
-    from modelport.edit.shapes import set_batch
+    from modelport.edit import rename, set_batch
 
     source = corpus_model("silero_vad")
     renamed = rename(source, replace=[("_", "-")], what="both")
@@ -62,7 +60,7 @@ def test_rename_and_set_batch_on_silero(corpus_model: CorpusModel) -> None:
 
 
 def test_shrink_constants_on_rapidocr_cls(corpus_model: CorpusModel) -> None:
-    from modelport.edit.constants import shrink_constants
+    from modelport.edit import shrink_constants
 
     result = shrink_constants(corpus_model("rapidocr_cls_v2"))
     assert result.after.constants < result.before.constants

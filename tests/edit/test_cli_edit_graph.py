@@ -62,7 +62,9 @@ def test_merge_parallel_json_and_prefixes(
 ) -> None:
     out = tmp_path / "p.onnx"
     argv = ["edit", "merge", str(files["a"]), str(files["b"]), str(files["a"]), "--parallel", "-o", str(out)]
-    rc = main([*argv, "--prefix", "r/", "--prefix", "n/", "--prefix", "r2/", "--json", "--atol", "1e-3"])
+    rc = main(
+        [*argv, "--prefix", "r/", "--prefix", "n/", "--prefix", "r2/", "--json", "--atol", "1e-3", "--threads", "1"]
+    )
     report = EditReport.from_json(capsys.readouterr().out)
     assert rc == 0 and report.output == str(out)
     assert report.inputs == ("x",) and report.outputs == ("r/y", "n/y", "r2/y")

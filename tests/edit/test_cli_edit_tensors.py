@@ -125,3 +125,22 @@ def test_set_batch_on_a_fixed_batch_names_the_dim(tmp_path: Path, capsys: pytest
     rc, text = _edit(["set-batch", str(fixed), "--batch", "3", "-o", str(tmp_path / "out.onnx")], capsys)
     assert rc == 2 and "input 'x' has a fixed leading dim 2; --batch 3 cannot change it" in text
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_every_edit_takes_the_check_flags(mlp: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--feeds, --threads and --batch build the same CheckOptions on the tensor edits as on the graph edits."""
+    feeds = tmp_path / "x.npz"
+    np.savez(feeds, x=np.ones((5, 8), np.float32))
+    for args in (
+        ["rename", str(mlp), "--map", "x=image", "--feeds", str(feeds)],
+        ["set-batch", str(mlp), "--batch", "5", "--feeds", str(feeds)],
+        ["set-opset", str(mlp), "--opset", "18", "--feeds", str(feeds)],
+        ["shrink-constants", str(mlp), "--batch", "5"],
+    ):
+        rc, text = _edit([*args, "-o", str(tmp_path / "o.onnx"), "--threads", "1", "--json"], capsys)
+        assert rc == 0, text
+        assert json.loads(text)["verification"]["outputs"][0]["shape"] == [5, 4], args
+    rc, text = _edit(
+        ["set-batch", str(mlp), "--batch", "2", "--feeds", str(feeds), "-o", str(tmp_path / "b.onnx")], capsys
+    )
+    assert rc == 2 and "the model expects [2, 8]" in text and not (tmp_path / "b.onnx").exists()

@@ -10,7 +10,7 @@ import onnx.parser
 import pytest
 
 import models
-from modelport.edit.constants import shrink_constants
+from modelport.edit import shrink_constants
 from modelport.errors import InvalidInputError
 
 

@@ -1,4 +1,4 @@
-"""``modelport.edit.extract``: sub-graphs between inner tensors, typed by shape inference, verified; bad inputs."""
+"""``modelport.edit.extraction``: sub-graphs between inner tensors, typed by shape inference, verified; bad inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import onnx.parser
 import pytest
 
 import models
-from modelport.edit.extract import extract, missing_inputs
+from modelport.edit import CheckOptions, extract
+from modelport.edit.extraction import missing_inputs
 from modelport.errors import InvalidInputError
 
 
@@ -82,4 +83,4 @@ def test_a_boundary_tensor_without_a_type_is_refused() -> None:
         }
     """)
     with pytest.raises(InvalidInputError, match="no type for 'c'"):
-        extract(model, ["c"], ["y"], verify=False)
+        extract(model, ["c"], ["y"], check=CheckOptions(verify=False))

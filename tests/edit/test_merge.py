@@ -1,4 +1,4 @@
-"""``modelport.edit.merge``: chains, parallel fusion, prefixes, opset alignment and every bad-input path."""
+"""``modelport.edit.merging``: chains, parallel fusion, prefixes, opset alignment and every bad-input path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import onnx
 import pytest
 
 import models
-from modelport.edit.merge import default_opset, merge, resolve_connection
+from modelport.edit import CheckOptions, merge
+from modelport.edit.merging import default_opset, resolve_connection
 from modelport.errors import InvalidInputError
 
 
@@ -130,7 +131,7 @@ def test_given_prefixes_and_collisions_in_a_chain() -> None:
     assert [i.name for i in given.model.graph.input] == ["x"]
     assert [o.name for o in given.model.graph.output] == ["b.y"]
     with pytest.raises(InvalidInputError, match="cannot merge"):
-        merge([relu(), second], connect=["0.y:1.x"], prefixes=["", ""], verify=False)
+        merge([relu(), second], connect=["0.y:1.x"], prefixes=["", ""], check=CheckOptions(verify=False))
     with pytest.raises(InvalidInputError, match="1 prefixes for 2 models"):
         merge([relu(), second], connect=["0.y:1.x"], prefixes=["p/"])
 
@@ -210,12 +211,12 @@ def test_tensor_names_with_colons_resolve() -> None:
 
 
 def test_no_verify_skips_the_check() -> None:
-    result = merge([relu(), neg()], connect=["y:u"], verify=False)
+    result = merge([relu(), neg()], connect=["y:u"], check=CheckOptions(verify=False))
     assert result.report.verification is None
 
 
 def test_the_check_catches_a_wrong_merge(monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelport.edit.merge as merge_module
+    import modelport.edit.merging as merge_module
     from modelport.errors import VerificationError
 
     chain = merge_module._chain
@@ -246,7 +247,7 @@ def test_a_failing_source_is_named_and_real_feeds_verify() -> None:
     with pytest.raises(InvalidInputError, match=r"the source model 0 \(<model>\) fails on the verification inputs"):
         merge([gather_rows(), absolute], connect=["y:u"])
     feeds = {"x": X[:1], "i": np.zeros(8, np.int64)}
-    result = merge([gather_rows(), absolute], connect=["y:u"], feeds=feeds)
+    result = merge([gather_rows(), absolute], connect=["y:u"], check=CheckOptions(feeds=feeds))
     assert result.report.verification is not None and result.report.verification.max_abs == 0
     with pytest.raises(InvalidInputError, match="missing input"):
-        merge([gather_rows(), absolute], connect=["y:u"], feeds={"x": X[:1]})
+        merge([gather_rows(), absolute], connect=["y:u"], check=CheckOptions(feeds={"x": X[:1]}))

@@ -9,7 +9,7 @@ import openvino as ov
 import pytest
 
 import models
-from modelport.edit.openvino_ir import ir_rename, ir_set_shape
+from modelport.edit import ir_rename, ir_set_shape
 from modelport.errors import InvalidInputError, ModelLoadError
 
 

@@ -8,7 +8,7 @@ import onnx.parser
 import pytest
 
 import models
-from modelport.edit.outputs import add_outputs, remove_outputs
+from modelport.edit import CheckOptions, add_outputs, remove_outputs
 from modelport.errors import InvalidInputError
 
 
@@ -54,7 +54,7 @@ def test_add_outputs_errors() -> None:
         }
     """)
     with pytest.raises(InvalidInputError, match="no type for 'c'"):
-        add_outputs(untyped, ["c"], verify=False)
+        add_outputs(untyped, ["c"], check=CheckOptions(verify=False))
 
 
 def test_remove_outputs_prunes_what_only_they_used() -> None:

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import models
-from modelport.edit.rename import rename
+from modelport.edit import rename
 from modelport.errors import InvalidInputError
 
 

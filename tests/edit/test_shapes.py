@@ -7,7 +7,7 @@ import onnx
 import pytest
 
 import models
-from modelport.edit.shapes import set_batch, set_input_shape, set_opset
+from modelport.edit import set_batch, set_input_shape, set_opset
 from modelport.errors import InvalidInputError
 
 

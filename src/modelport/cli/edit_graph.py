@@ -1,9 +1,14 @@
 """``modelport edit merge | extract | add-outputs | remove-outputs``: graph edits of ONNX models, each verified.
 
 * ``merge A B --connect 0.y:1.x -o OUT`` (a chain; repeat ``--connect``) or ``merge A B C --parallel -o OUT``
-  (side by side, equal inputs shared): :func:`modelport.edit.merge.merge`.
-* ``extract MODEL --inputs T1,T2 --outputs T3 -o OUT``: :func:`modelport.edit.extract.extract`.
+  (side by side, equal inputs shared): :func:`modelport.edit.merge`.
+* ``extract MODEL --inputs T1,T2 --outputs T3 -o OUT``: :func:`modelport.edit.extract`.
 * ``add-outputs MODEL NAME… -o OUT`` / ``remove-outputs MODEL NAME… -o OUT``: :mod:`modelport.edit.outputs`.
+
+What every edit command shares lives here too (``cli/edit_tensors.py`` uses it): the check flags (``--no-verify``,
+``--rtol/--atol``, ``--seed``, ``--input-shape``, ``--batch``, ``--feeds``, ``--threads``) become one
+:class:`modelport.edit.CheckOptions` in :func:`check_options`, and :func:`finish` writes the result and prints its
+report (or the report as JSON).
 """
 
 from __future__ import annotations
@@ -18,10 +23,15 @@ from modelport.cli import options as opt
 from modelport.cli.common import console, print_json
 
 if TYPE_CHECKING:
-    from modelport.edit.base import EditReport, EditResult
+    from modelport.edit.base import CheckOptions, EditReport, EditResult
+    from modelport.edit.openvino_ir import IrEditResult
 
 OUTPUT: Any = typer.Option(..., "--output", "-o", help="Where to write the edited model (never a source).")
-VERIFY: Any = typer.Option(True, "--verify/--no-verify", help="Compare the result with the sources in ONNX Runtime.")
+VERIFY: Any = typer.Option(
+    True,
+    "--verify/--no-verify",
+    help="Compare the result with its source(s) on the same inputs (ONNX Runtime; OpenVINO for ir-* edits).",
+)
 BATCH: Any = typer.Option(None, "--batch", help="Verification: size of every input's dynamic leading dim.")
 
 
@@ -64,25 +74,24 @@ def _register_merge(edit_app: typer.Typer) -> None:
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
+        threads: int | None = opt.THREADS,
         as_json: bool = opt.JSON,
     ) -> None:
         """Merge ONNX models into one graph (a chain or in parallel), verified against the sources."""
-        from modelport.edit.merge import merge
+        from modelport.edit import merge
 
+        check = check_options(
+            verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
+        )
         result = merge(
             [str(m) for m in models],
             connect=list(connect) or None,
             parallel=parallel,
             prefixes=list(prefix) or None,
             opset=opset,
-            verify=verify,
-            tolerance=opt.tolerance("fp32", rtol, atol),
-            seed=seed,
-            input_shapes=opt.input_shapes(input_shape),
-            batch=batch,
-            feeds=feeds,
+            check=check,
         )
-        _finish(result, output, as_json)
+        finish(result, output, check, as_json)
 
 
 def _register_extract(edit_app: typer.Typer) -> None:
@@ -99,24 +108,18 @@ def _register_extract(edit_app: typer.Typer) -> None:
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
+        threads: int | None = opt.THREADS,
         as_json: bool = opt.JSON,
     ) -> None:
         """Cut the sub-graph between --inputs and --outputs into a model of its own, verified on the original's
         inner tensors."""
-        from modelport.edit.extract import extract
+        from modelport.edit import extract
 
-        result = extract(
-            str(model),
-            opt.split_list(inputs),
-            opt.split_list(outputs),
-            verify=verify,
-            tolerance=opt.tolerance("fp32", rtol, atol),
-            seed=seed,
-            input_shapes=opt.input_shapes(input_shape),
-            batch=batch,
-            feeds=feeds,
+        check = check_options(
+            verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
-        _finish(result, output, as_json)
+        result = extract(str(model), opt.split_list(inputs), opt.split_list(outputs), check=check)
+        finish(result, output, check, as_json)
 
 
 def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
@@ -135,22 +138,16 @@ def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
+        threads: int | None = opt.THREADS,
         as_json: bool = opt.JSON,
     ) -> None:
-        from modelport.edit.outputs import add_outputs, remove_outputs
+        from modelport.edit import add_outputs, remove_outputs
 
         edit = add_outputs if adding else remove_outputs
-        result = edit(
-            str(model),
-            opt.split_list(names),
-            verify=verify,
-            tolerance=opt.tolerance("fp32", rtol, atol),
-            seed=seed,
-            input_shapes=opt.input_shapes(input_shape),
-            batch=batch,
-            feeds=feeds,
+        check = check_options(
+            verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
-        _finish(result, output, as_json)
+        finish(edit(str(model), opt.split_list(names), check=check), output, check, as_json)
 
     outputs_cmd.__doc__ = (
         "Make inner tensors graph outputs (typed by shape inference); the original outputs are verified unchanged."
@@ -159,26 +156,56 @@ def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
     )
 
 
-def _finish(result: EditResult, output: Path, as_json: bool) -> None:
+# --- shared by every edit command (cli/edit_tensors.py too) ----------------------------------------------
+
+
+def check_options(
+    verify: bool,
+    rtol: float | None,
+    atol: float | None,
+    seed: int,
+    *,
+    input_shape: list[str] | None = None,
+    batch: int | None = None,
+    feeds: Path | None = None,
+    threads: int | None = None,
+) -> CheckOptions:
+    """The shared check flags as the edits' :class:`~modelport.edit.base.CheckOptions` (the fp32 tolerance policy
+    under ``--rtol/--atol``)."""
+    from modelport.edit import CheckOptions
+
+    return CheckOptions(
+        verify=verify,
+        tolerance=opt.tolerance("fp32", rtol, atol),
+        seed=seed,
+        input_shapes=opt.input_shape_items(input_shape),
+        batch=batch,
+        feeds=feeds,
+        threads=threads,
+    )
+
+
+def finish(result: EditResult | IrEditResult, output: Path, check: CheckOptions, as_json: bool) -> None:
+    """Write the result to ``output``; print its report as JSON or as :func:`render` does."""
     report = result.write(output)
     if as_json:
         print_json(report.to_json())
     else:
-        render(report)
+        render(report, verified=check.verify)
 
 
-def render(report: EditReport) -> None:
+def render(report: EditReport, verified: bool = True) -> None:
     """What changed, node counts, the result's inputs/outputs and the verification line."""
     out = console()
     sources = " + ".join(Path(s).name for s in report.sources)
-    out.print(f"{report.edit}: {escape(sources)} → {escape(report.output)}")
+    out.print(f"{escape(report.edit)}: {escape(sources)} → {escape(report.output)}")
     for line in report.changes:
         out.print(f"  {escape(line)}")
     out.print(f"nodes: {report.nodes_before} → {report.nodes_after}; {report.seconds:.2f} s")
     out.print(f"inputs: {escape(', '.join(report.inputs))}")
     out.print(f"outputs: {escape(', '.join(report.outputs))}")
     if report.verification is None:
-        out.print("verification: skipped (--no-verify)")
+        out.print("verification: skipped (--no-verify)" if not verified else "verification: not possible (see above)")
         return
     v = report.verification
     worst = v.worst

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,19 @@ import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
-from modelport.edit.base import EditReport, EditResult, OnnxSession, load_source, make_report, verify_edit
-from modelport.edit.shapes import original_runs
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditReport,
+    EditResult,
+    Source,
+    load_source,
+    make_report,
+    refuse_source,
+    verify_against_original,
+)
 from modelport.errors import InvalidInputError
 from modelport.model_io import atomic_files, check_proto
-from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +77,7 @@ class ShrinkResult(EditResult):
         if self.external_threshold is None:
             return super().write(path)
         dst = Path(path)
-        for source in self.report.sources:
-            if dst.exists() and Path(source).exists() and dst.resolve() == Path(source).resolve():
-                raise InvalidInputError("refusing to overwrite an input model", path=dst, hint="choose another output")
+        refuse_source(dst, self.report.sources)
         proto = onnx.ModelProto()
         proto.CopyFrom(self.model)  # onnx.save_model empties the tensors it moves out
         with atomic_files(dst.parent) as staging:
@@ -88,13 +93,10 @@ class ShrinkResult(EditResult):
 
 
 def shrink_constants(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     *,
     external_threshold: int | None = None,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    check: CheckOptions | None = None,
 ) -> ShrinkResult:
     """Merge equal initializers and Constant nodes (the model is not modified; nothing is written).
 
@@ -102,8 +104,7 @@ def shrink_constants(
         model: an .onnx path or a ModelProto.
         external_threshold: when set, :meth:`ShrinkResult.write` stores initializers of at least this many bytes in
             ``OUT.data`` beside the model.
-        verify, tolerance, seed: the check against the original (ONNX Runtime, seeded feeds; fp32 tolerance).
-        input_shapes: shapes of the verification feeds (dynamic dims otherwise get default sizes).
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`).
 
     Raises:
         InvalidInputError: a negative ``external_threshold``.
@@ -122,15 +123,8 @@ def shrink_constants(
     check_proto(edited)
     stats_after = constant_stats(work)
     changes = _changes(stats_before, stats_after, external_threshold)
-    comparison = None
-    if verify:
-        with OnnxSession(source) as run_original:
-            runs = original_runs(source, run_original, input_shapes, None, seed, label)
-        wanted = {id(feeds): got for feeds, got in runs}
-        feeds = [f for f, _ in runs]
-        comparison = verify_edit(
-            lambda f: wanted[id(f)], edited, feeds, tolerance, label="shrunk", reference_label="original"
-        )
+    check = check or DEFAULT_CHECK
+    comparison = verify_against_original(source, edited, check, label, edited_label="shrunk") if check.verify else None
     report = make_report("shrink-constants", [label], [source], edited, changes, comparison, start)
     log.info("shrink-constants on %s: %s", label, "; ".join(changes))
     return ShrinkResult(edited, report, stats_before, stats_after, external_threshold)

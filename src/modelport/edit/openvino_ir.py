@@ -29,10 +29,10 @@ import numpy as np
 from modelport.backends import open_runner
 from modelport.backends.openvino import error_text, import_openvino
 from modelport.backends.runner import RunnerOptions
-from modelport.edit.base import EditReport
+from modelport.edit.base import DEFAULT_CHECK, CheckOptions, EditReport, given_feeds, refuse_source
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, VerificationError
 from modelport.formats import Format, sniff_format
-from modelport.inputs import random_feeds, verification_shapes
+from modelport.inputs import TensorSpec, random_feeds, verification_shapes
 from modelport.model_io import atomic_files
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
 from modelport.verify.tolerance import Tolerance
@@ -62,13 +62,8 @@ class IrEditResult:
         dst = Path(path)
         if dst.suffix.lower() != ".xml":
             raise InvalidInputError("an OpenVINO IR is written as NAME.xml (+ NAME.bin)", path=dst)
-        for source in self.report.sources:
-            src = Path(source)
-            for mine, theirs in ((dst, src), (dst.with_suffix(".bin"), src.with_suffix(".bin"))):
-                if mine.exists() and theirs.exists() and mine.resolve() == theirs.resolve():
-                    raise InvalidInputError(
-                        "refusing to overwrite an input model", path=dst, hint="choose another output"
-                    )
+        refuse_source(dst, self.report.sources)
+        refuse_source(dst.with_suffix(".bin"), [str(Path(s).with_suffix(".bin")) for s in self.report.sources])
         ov = import_openvino()
         with atomic_files(dst.parent) as staging:
             ov.save_model(self.model, str(staging / dst.name), compress_to_fp16=False)
@@ -101,11 +96,15 @@ def ir_rename(
     path: str | Path,
     mapping: Mapping[str, str],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
+    check: CheckOptions | None = None,
 ) -> IrEditResult:
     """Rename input/output tensors of an OpenVINO IR (``{old: new}``; nothing is written).
+
+    Args:
+        path: the IR's ``.xml`` (never modified).
+        mapping: ``{old name: new name}`` of inputs/outputs.
+        check: how the result is checked against the original in OpenVINO
+            (:class:`~modelport.edit.base.CheckOptions`; shapes and feeds by the *new* input names).
 
     Raises:
         InvalidInputError: not an IR, no name given, a name no input or output has, an empty new name, or a new
@@ -139,7 +138,8 @@ def ir_rename(
         tensor = ports[index].get_tensor()
         changes.append(f"{_kind(index, model)} {', '.join(sorted(tensor.get_names()))} → {new}")
         tensor.set_names({new})
-    comparison = _verify(path, model, tolerance, seed) if verify else None
+    check = check or DEFAULT_CHECK
+    comparison = _verify(path, model, check) if check.verify else None
     report = _report("ir-rename", path, before, model, changes, comparison, start)
     return IrEditResult(model, report)
 
@@ -148,11 +148,15 @@ def ir_set_shape(
     path: str | Path,
     shapes: Mapping[str, Sequence[int]],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
+    check: CheckOptions | None = None,
 ) -> IrEditResult:
     """Give the named inputs of an OpenVINO IR these shapes (``Model.reshape``; ``-1`` keeps a dim dynamic).
+
+    Args:
+        path: the IR's ``.xml`` (never modified).
+        shapes: ``{input name: shape}``.
+        check: how the result is checked against the original in OpenVINO
+            (:class:`~modelport.edit.base.CheckOptions`; feeds must fit the new shapes).
 
     Raises:
         InvalidInputError: not an IR, an unknown input, or a shape OpenVINO's shape inference rejects (its reason).
@@ -185,32 +189,32 @@ def ir_set_shape(
     static = [
         f"{name} {old[name]}" for name, dims in shapes.items() if not old[name].compatible(ov.PartialShape(list(dims)))
     ]
+    check = check or DEFAULT_CHECK
     comparison = None
-    if verify and static:
+    if check.verify and static:
         changes.append(f"not verified: the original IR fixes {', '.join(static)}, so it cannot run at the new shape")
-    elif verify:
-        comparison = _verify(path, model, tolerance, seed)
+    elif check.verify:
+        comparison = _verify(path, model, check)
     report = _report("ir-set-shape", path, before, model, changes, comparison, start)
     return IrEditResult(model, report)
 
 
-def _verify(original: str | Path, model: Any, tolerance: Tolerance | None, seed: int) -> Comparison:
-    """Both IRs in OpenVINO (fp32) on the same seeded feeds, port by port; the worst comparison.
+def _verify(original: str | Path, model: Any, check: CheckOptions) -> Comparison:
+    """Both IRs in OpenVINO (fp32) on the same feeds (the user's, else seeded random ones at the edited model's
+    verification sizes), port by port; the worst comparison.
 
     Raises:
         VerificationError: an output differs beyond the tolerance, or the edited IR fails where the original runs.
     """
     ov = import_openvino()
-    tol = tolerance or Tolerance.for_precision("fp32")
-    options = RunnerOptions()
+    tol = check.tolerance or Tolerance.for_precision("fp32")
+    options = RunnerOptions(threads=check.threads)
     results: list[Comparison] = []
     with tempfile.TemporaryDirectory(prefix="modelport-ir-edit-") as tmp:
         edited = Path(tmp) / "edited.xml"
         ov.save_model(model, str(edited), compress_to_fp16=False)
         with open_runner("openvino", original, options) as ref, open_runner("openvino", edited, options) as cand:
-            specs = cand.input_specs
-            for i, sizes in enumerate(verification_shapes(specs)):  # the edited model's own (new) static dims
-                feeds = random_feeds(specs, sizes, seed=seed + i)
+            for feeds in _feed_sets(cand.input_specs, check):
                 try:
                     got = cand.infer(feeds)
                 except InferenceError as exc:
@@ -220,6 +224,14 @@ def _verify(original: str | Path, model: Any, tolerance: Tolerance | None, seed:
                     compare_outputs(want, got, tol, reference_label="original IR", candidate_label="edited IR")
                 )
     return worst_of(results).require()
+
+
+def _feed_sets(specs: Sequence[TensorSpec], check: CheckOptions) -> list[dict[str, np.ndarray]]:
+    """The user's feeds as one set, else seeded random ones at the edited model's own (new) verification sizes."""
+    if check.feeds is not None:
+        return [given_feeds(check.feeds, specs)]
+    sizes = verification_shapes(specs, check.shapes, check.batch)
+    return [random_feeds(specs, shape, seed=check.seed + i) for i, shape in enumerate(sizes)]
 
 
 def _by_port(

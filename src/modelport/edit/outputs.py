@@ -14,10 +14,11 @@ tensors exposed, which checks that they exist and run, not an independent comput
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,74 +26,28 @@ import onnx
 import onnx.shape_inference
 import onnx_ir as ir
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, feed_sets, load_source, make_report, verify_edit
-from modelport.errors import InferenceError, InvalidInputError
-from modelport.inputs import TensorSpec, check_feeds, load_feeds
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditResult,
+    OnnxSession,
+    Source,
+    Tensors,
+    feed_sets,
+    load_source,
+    make_report,
+    path_of,
+    source_run,
+    verify_edit,
+)
+from modelport.errors import InvalidInputError
 from modelport.passes import run_passes
-from modelport.verify.tolerance import Tolerance
+from modelport.verify.comparator import Comparison
 
 log = logging.getLogger(__name__)
 
-Source = str | Path | onnx.ModelProto
-#: feeds to verify on: an .npz/.npy file or ``{input name: array}`` (None: seeded random feeds)
-Feeds = str | Path | Mapping[str, np.ndarray] | None
-#: a model open in ONNX Runtime: feeds → outputs
-Run = Callable[[Tensors], dict[str, np.ndarray]]
-
 
 # --- shared by the graph edits (merge, extract, outputs) ---------------------------------------------------------
-
-
-def input_specs(proto: onnx.ModelProto) -> list[TensorSpec]:
-    """The model's inputs (initializers excepted) as TensorSpecs."""
-    inits = {t.name for t in proto.graph.initializer}
-    specs = []
-    for vi in proto.graph.input:
-        if vi.name in inits:
-            continue
-        tt = vi.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name if tt.elem_type else "float32"
-        shape = (
-            tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-            if tt.HasField("shape")
-            else None
-        )
-        specs.append(TensorSpec(vi.name, dtype, shape))
-    return specs
-
-
-def verification_sets(
-    proto: onnx.ModelProto,
-    feeds: Feeds,
-    input_shapes: Mapping[str, Sequence[int]] | None,
-    batch: int | None,
-    seed: int,
-) -> list[dict[str, np.ndarray]]:
-    """The feed sets to verify ``proto``'s edit on: the user's feeds (checked against its inputs) as one set, else
-    seeded random ones (:func:`modelport.edit.base.feed_sets`)."""
-    if feeds is None:
-        return feed_sets(proto, input_shapes, batch, seed)
-    specs = input_specs(proto)
-    if isinstance(feeds, (str, Path)):
-        return [load_feeds(feeds, specs)]
-    given = {k: np.asarray(v) for k, v in feeds.items()}
-    check_feeds(given, specs)
-    return [given]
-
-
-def source_run(run: Run, label: str) -> Run:
-    """``run`` with a source's failure reported as such (verify_edit would blame the edited model)."""
-
-    def guarded(feeds: Tensors) -> dict[str, np.ndarray]:
-        try:
-            return run(feeds)
-        except InferenceError as exc:
-            raise InvalidInputError(
-                f"the source {label} fails on the verification inputs: {exc.message}",
-                hint="verify on real inputs (an .npz of feeds), or skip the verification",
-            ) from exc
-
-    return guarded
 
 
 def infer(proto: onnx.ModelProto) -> onnx.ModelProto:
@@ -160,22 +115,19 @@ def require_types(names: Iterable[str], types: Mapping[str, onnx.ValueInfoProto]
         )
 
 
-def _path(label: str) -> str | None:
-    return None if label.startswith("<") else label
-
-
 def add_outputs(
     model: Source,
     names: Sequence[str],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-    feeds: Feeds = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Make inner tensors graph outputs (after the model's own, typed by shape inference).
+
+    Args:
+        model: the ONNX file or proto (never modified).
+        names: the computed tensors to expose.
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`; shapes
+            and feeds by the original's input names).
 
     Raises:
         InvalidInputError: no names, a name no node computes (the message suggests near names), or a tensor
@@ -189,25 +141,14 @@ def add_outputs(
     computed = computed_tensors(source.graph)
     missing = [n for n in wanted if n not in set(computed)]
     if missing:
-        raise unknown_names(missing, computed, "computed tensors", _path(label))
+        raise unknown_names(missing, computed, "computed tensors", path_of(label))
     existing = {o.name for o in source.graph.output}
     new = [n for n in wanted if n not in existing]
     types = typed_tensors(infer(source))
-    require_types(new, types, _path(label))
+    require_types(new, types, path_of(label))
     result = with_outputs(source, new, types)
     changes = [f"added output {n}" for n in new] + [f"{n} is already an output" for n in wanted if n in existing]
-    verification = None
-    if verify:
-        sets = verification_sets(source, feeds, input_shapes, batch, seed)
-        with OnnxSession(source) as run_src, OnnxSession(result) as run_all:
-            original = source_run(run_src, Path(label).name)
-
-            def reference(f: Tensors) -> dict[str, np.ndarray]:
-                values = original(f)
-                inner = run_all(f)
-                return {**values, **{n: inner[n] for n in new}}
-
-            verification = verify_edit(reference, result, sets, tolerance, reference_label="original")
+    verification = _against_original(source, result, label, check or DEFAULT_CHECK, added=new)
     report = make_report("add-outputs", [label], [source], result, changes, verification, start)
     return EditResult(result, report)
 
@@ -216,14 +157,14 @@ def remove_outputs(
     model: Source,
     names: Sequence[str],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-    feeds: Feeds = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Drop graph outputs and prune the nodes and initializers only they used.
+
+    Args:
+        model: the ONNX file or proto (never modified).
+        names: the graph outputs to drop.
+        check: how the kept outputs are checked against the original's (:class:`~modelport.edit.base.CheckOptions`).
 
     Raises:
         InvalidInputError: no names, a name that is not a graph output, or every output named.
@@ -236,11 +177,11 @@ def remove_outputs(
     outputs = [o.name for o in source.graph.output]
     missing = [n for n in drop if n not in outputs]
     if missing:
-        raise unknown_names(missing, outputs, "outputs", _path(label))
+        raise unknown_names(missing, outputs, "outputs", path_of(label))
     kept = [n for n in outputs if n not in drop]
     if not kept:
         raise InvalidInputError(
-            "removing every output leaves a model that computes nothing", path=_path(label), hint="keep one output"
+            "removing every output leaves a model that computes nothing", path=path_of(label), hint="keep one output"
         )
     copy = onnx.ModelProto()
     copy.CopyFrom(source)
@@ -253,17 +194,34 @@ def remove_outputs(
     pruned = len(source.graph.node) - len(result.graph.node)
     if pruned:
         changes.append(f"pruned {pruned} node(s) that fed only the removed outputs")
-    verification = None
-    if verify:
-        sets = verification_sets(source, feeds, input_shapes, batch, seed)
-        with OnnxSession(source) as run_src:
-            original = source_run(run_src, Path(label).name)
-            verification = verify_edit(
-                lambda f: {n: v for n, v in original(f).items() if n in kept},
-                result,
-                sets,
-                tolerance,
-                reference_label="original",
-            )
+    verification = _against_original(source, result, label, check or DEFAULT_CHECK, kept=kept)
     report = make_report("remove-outputs", [label], [source], result, changes, verification, start)
     return EditResult(result, report)
+
+
+def _against_original(
+    source: onnx.ModelProto,
+    result: onnx.ModelProto,
+    label: str,
+    check: CheckOptions,
+    *,
+    added: Sequence[str] = (),
+    kept: Sequence[str] | None = None,
+) -> Comparison | None:
+    """The result against the original on the same feeds: its ``kept`` outputs (None: all) and, for the ``added``
+    ones, the original's inner tensors (read from the result itself: they exist and run)."""
+    if not check.verify:
+        return None
+    sets = feed_sets(source, check)
+    with contextlib.ExitStack() as stack:
+        original = source_run(stack.enter_context(OnnxSession(source, check.threads)), Path(label).name)
+        run_all = stack.enter_context(OnnxSession(result, check.threads)) if added else None
+
+        def reference(f: Tensors) -> dict[str, np.ndarray]:
+            values = {n: v for n, v in original(f).items() if kept is None or n in kept}
+            if run_all is not None:
+                inner = run_all(f)
+                values.update({n: inner[n] for n in added})
+            return values
+
+        return verify_edit(reference, result, sets, check, reference_label="original")

@@ -16,27 +16,32 @@ error naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import onnx
 import onnx.defs
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
-from modelport.errors import InferenceError, InvalidInputError, PassError
-from modelport.inputs import TensorSpec, random_feeds, search_shapes
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditResult,
+    Source,
+    load_source,
+    make_report,
+    path_of,
+    verify_against_original,
+)
+from modelport.errors import InvalidInputError, PassError
 from modelport.model_io import check_proto, default_opset
 from modelport.passes import run_passes
 from modelport.passes.opset import ConvertOpsetOptions
 from modelport.passes.shapes import FixDimsOptions
-from modelport.verify.comparator import Comparison
-from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +50,18 @@ _CONVERTER_OP = re.compile(r"(?:\bfor|\bof) ([A-Za-z][A-Za-z0-9_]*)(?: exists)?\
 
 
 def set_batch(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     batch: int,
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Fix every input's dynamic leading dim to ``batch`` (inputs whose leading dim is already ``batch`` stay).
+
+    Args:
+        model: an .onnx path or a ModelProto (never modified).
+        batch: the new leading dim.
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`); the
+            verification runs at ``batch`` (``check.batch`` is not used), user feeds must fit the new shapes.
 
     Raises:
         InvalidInputError: ``batch`` ≤ 0, an input whose fixed leading dim differs, or an original that does not run
@@ -60,18 +69,22 @@ def set_batch(
     """
     if batch <= 0:
         raise InvalidInputError(f"the batch size must be positive, got {batch}")
-    return _fix_dims(model, FixDimsOptions(batch=batch), "set-batch", verify, tolerance, seed)
+    return _fix_dims(model, FixDimsOptions(batch=batch), "set-batch", check or DEFAULT_CHECK)
 
 
 def set_input_shape(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     shapes: Mapping[str, Sequence[int]],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Give the named inputs these whole shapes (the other inputs stay as they are).
+
+    Args:
+        model: an .onnx path or a ModelProto (never modified).
+        shapes: ``{input name: shape}``.
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`); the
+            verification runs at ``shapes`` (over ``check.input_shapes``), user feeds must fit them.
 
     Raises:
         InvalidInputError: an unknown input, a wrong rank, a non-positive dim, a fixed dim contradicted, or an
@@ -80,16 +93,14 @@ def set_input_shape(
     if not shapes:
         raise InvalidInputError("no input shape given", hint="give NAME:D0,D1,… for each input to change")
     items = tuple((name, tuple(int(d) for d in dims)) for name, dims in shapes.items())
-    return _fix_dims(model, FixDimsOptions(input_shapes=items), "set-input-shape", verify, tolerance, seed)
+    return _fix_dims(model, FixDimsOptions(input_shapes=items), "set-input-shape", check or DEFAULT_CHECK)
 
 
 def _fix_dims(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     options: FixDimsOptions,
     edit: str,
-    verify: bool,
-    tolerance: Tolerance | None,
-    seed: int,
+    check: CheckOptions,
 ) -> EditResult:
     start = time.perf_counter()
     source, label = load_source(model)
@@ -105,8 +116,11 @@ def _fix_dims(
         if v.name in before and before[v.name] != _dims(v.shape)
     ]
     outputs = [f"output {v.name}: {_dims(v.shape)}" for v in work.graph.outputs]
-    given = dict(options.input_shapes) or None
-    comparison = _verify_same(source, edited, seed, tolerance, label, given, options.batch) if verify else None
+    comparison = None
+    if check.verify:  # at the new sizes; the user's feeds must fit the edited model
+        shapes = {**dict(check.input_shapes), **dict(options.input_shapes)}
+        at = dataclasses.replace(check, input_shapes=tuple(shapes.items()), batch=options.batch or check.batch)
+        comparison = verify_against_original(source, edited, at, label, feeds_for=edited)
     report = make_report(
         edit, [label], [source], edited, changes + outputs if changes else ["no input changed"], comparison, start
     )
@@ -130,15 +144,17 @@ def _reinfer_outputs(model: ir.Model) -> None:
 
 
 def set_opset(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     version: int,
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Convert the default-domain opset to ``version`` with ``onnx.version_converter``.
+
+    Args:
+        model: an .onnx path or a ModelProto (never modified).
+        version: the default-domain opset to convert to.
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`).
 
     Raises:
         InvalidInputError: a version onnx does not know, or an op the converter cannot take there (named).
@@ -163,8 +179,8 @@ def set_opset(
     ops = sorted({n.op_type for n in edited.graph.node} - {n.op_type for n in source.graph.node})
     if ops:
         changes.append(f"new op types: {', '.join(ops)}")
-    shapes = dict(input_shapes or {}) or None
-    comparison = _verify_same(source, edited, seed, tolerance, label, shapes) if verify else None
+    check = check or DEFAULT_CHECK
+    comparison = verify_against_original(source, edited, check, label) if check.verify else None
     report = make_report("set-opset", [label], [source], edited, changes, comparison, start)
     return EditResult(edited, report)
 
@@ -177,79 +193,9 @@ def _conversion_error(exc: PassError, current: int, version: int, label: str) ->
     what = f"op {match.group(1)} cannot be converted ({reason})" if match else reason
     return InvalidInputError(
         f"cannot convert opset {current} → {version}: {what}",
-        path=None if label.startswith("<") else label,
+        path=path_of(label),
         hint="choose an opset where every op of the model exists (`modelport inspect` lists them)",
     )
-
-
-def _verify_same(
-    source: onnx.ModelProto,
-    edited: onnx.ModelProto,
-    seed: int,
-    tolerance: Tolerance | None,
-    label: str,
-    shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-) -> Comparison:
-    """The edited model against the original on the same seeded feeds, at sizes the original accepts."""
-    with OnnxSession(source) as run_original:  # the original first: its refusal is the user's error, not ours
-        runs = original_runs(source, run_original, shapes, batch, seed, label)
-    by_feed = {id(feeds): want for feeds, want in runs}
-    feeds = [f for f, _ in runs]
-    return verify_edit(lambda f: by_feed[id(f)], edited, feeds, tolerance, label="edited", reference_label="original")
-
-
-def original_runs(
-    source: onnx.ModelProto,
-    run: Callable[[Tensors], Tensors],
-    shapes: Mapping[str, Sequence[int]] | None,
-    batch: int | None,
-    seed: int,
-    label: str,
-) -> list[tuple[dict[str, np.ndarray], Tensors]]:
-    """Seeded feeds and the original's outputs on them, one pair per verification set.
-
-    The sizes are the optimizer's (``shapes`` and ``batch`` fixed, the free dims at the default sizes, a second set
-    at other sizes), walking down :data:`~modelport.inputs.SIZE_LADDER` when the original refuses them (an STFT
-    that needs a longer signal): each accepted set is run once.
-
-    Raises:
-        InvalidInputError: the original runs at none of the sizes (or not at the fixed ones).
-    """
-    specs = input_specs(source)
-
-    def attempt(sizes: Mapping[str, Sequence[int]], role: int) -> tuple[dict[str, np.ndarray], Tensors]:
-        feeds = random_feeds(specs, sizes, seed=seed + role)
-        return feeds, run(feeds)
-
-    try:
-        return list(search_shapes(specs, attempt, shapes, batch).results)
-    except InferenceError as exc:
-        given = ", ".join(f"{k}{list(v)}" for k, v in (shapes or {}).items()) or (f"batch {batch}" if batch else "")
-        raise InvalidInputError(
-            f"the original model does not run{' at ' + given if given else ''}: {exc.message}",
-            path=None if label.startswith("<") else label,
-            hint="the model bakes in a size: choose a shape it accepts" if given else "give the input shapes it needs",
-        ) from exc
-
-
-def input_specs(proto: onnx.ModelProto) -> list[TensorSpec]:
-    """The graph inputs (not initializers) as TensorSpecs; symbolic dims keep their names (they share one size)."""
-    graph = ir.serde.deserialize_model(proto).graph
-    specs = []
-    for v in graph.inputs:
-        if v.name in graph.initializers:
-            continue
-        dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
-        shape = None if v.shape is None else tuple(_spec_dim(d) for d in v.shape.dims)
-        specs.append(TensorSpec(v.name or "", dtype, shape))
-    return specs
-
-
-def _spec_dim(dim: int | ir.SymbolicDim) -> int | str | None:
-    if isinstance(dim, int):
-        return dim if dim >= 0 else None  # -1: an exporter's "dynamic"
-    return dim.value or None
 
 
 def _dims(shape: ir.Shape | None) -> str:

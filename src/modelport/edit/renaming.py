@@ -19,16 +19,21 @@ import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from enum import Enum
-from pathlib import Path
 
 import onnx
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
-from modelport.edit.shapes import original_runs
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditResult,
+    Source,
+    load_source,
+    make_report,
+    path_of,
+    verify_against_original,
+)
 from modelport.errors import InvalidInputError
 from modelport.model_io import all_graphs, all_nodes, check_proto
-from modelport.verify.comparator import Comparison
-from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +60,20 @@ class RenameOptions:
         mapping: ``(old, new)`` exact renamings (``--map old=new``).
         replace: ``(old, new)`` substring replacements applied in order to every selected name (``--replace a:b``).
         what: tensors, nodes or both.
-        verify: compare the renamed model with the original in ONNX Runtime.
-        tolerance: pass/fail bound (default: fp32).
-        seed: seed of the random verification feeds.
-        input_shapes: shapes for the verification feeds (dynamic dims otherwise get default sizes).
     """
 
     mapping: tuple[tuple[str, str], ...] = ()
     replace: tuple[tuple[str, str], ...] = ()
     what: RenameWhat = RenameWhat.TENSORS
-    verify: bool = True
-    tolerance: Tolerance | None = None
-    seed: int = 0
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
 
 
 def rename(
-    model: str | Path | onnx.ModelProto,
+    model: Source,
     mapping: Mapping[str, str] | None = None,
     *,
     replace: Sequence[tuple[str, str]] = (),
     what: RenameWhat | str = RenameWhat.TENSORS,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Rename tensors and/or nodes of an ONNX model (the model is not modified; nothing is written).
 
@@ -88,8 +82,8 @@ def rename(
         mapping: exact renamings ``{old: new}``.
         replace: substring replacements ``[(old, new), …]``, applied in order to every selected name.
         what: ``"tensors"``, ``"nodes"`` or ``"both"``.
-        verify, tolerance, seed: the check against the original (see :class:`RenameOptions`).
-        input_shapes: shapes of the verification feeds.
+        check: how the result is checked against the original (:class:`~modelport.edit.base.CheckOptions`); its
+            shapes and feeds are by the *original's* input names.
 
     Raises:
         InvalidInputError: an unknown exact name, an empty new name or substring, a replacement that matches no
@@ -103,15 +97,11 @@ def rename(
         mapping=tuple((mapping or {}).items()),
         replace=tuple(replace),
         what=kind,
-        verify=verify,
-        tolerance=tolerance,
-        seed=seed,
-        input_shapes=tuple((k, tuple(v)) for k, v in (input_shapes or {}).items()),
     )
-    return rename_with(model, options)
+    return rename_with(model, options, check=check)
 
 
-def rename_with(model: str | Path | onnx.ModelProto, options: RenameOptions) -> EditResult:
+def rename_with(model: Source, options: RenameOptions, *, check: CheckOptions | None = None) -> EditResult:
     """:func:`rename` with its options as a dataclass."""
     start = time.perf_counter()
     source, label = load_source(model)
@@ -134,29 +124,13 @@ def rename_with(model: str | Path | onnx.ModelProto, options: RenameOptions) -> 
     _apply(renamed, tensor_map, node_map)
     check_proto(renamed)
     changes = [*_summary("tensor", tensor_map), *_summary("node", node_map)] or ["no name changed"]
+    check = check or DEFAULT_CHECK
     comparison = None
-    if options.verify:
-        comparison = _verify(source, renamed, tensor_map, options, label)
+    if check.verify:  # the renamed model on the original's feeds under the new names, against its renamed outputs
+        comparison = verify_against_original(source, renamed, check, label, edited_label="renamed", renamed=tensor_map)
     report = make_report("rename", [label], [source], renamed, changes, comparison, start)
     log.info("renamed %d tensors and %d nodes of %s", len(tensor_map), len(node_map), label)
     return EditResult(renamed, report)
-
-
-def _verify(
-    source: onnx.ModelProto, renamed: onnx.ModelProto, tensor_map: Mapping[str, str], options: RenameOptions, label: str
-) -> Comparison:
-    """The renamed model on the original's feeds (under the new names) against the original's outputs (renamed)."""
-    shapes = dict(options.input_shapes) or None
-    with OnnxSession(source) as run_original:
-        runs = original_runs(source, run_original, shapes, None, options.seed, label)
-    wanted: dict[int, Tensors] = {}
-    feeds = []
-    for fed, got in runs:
-        mine = {tensor_map.get(k, k): v for k, v in fed.items()}
-        wanted[id(mine)] = {tensor_map.get(k, k): v for k, v in got.items()}
-        feeds.append(mine)
-    tol = options.tolerance
-    return verify_edit(lambda f: wanted[id(f)], renamed, feeds, tol, label="renamed", reference_label="original")
 
 
 def _tensor_names(proto: onnx.ModelProto) -> list[str]:
@@ -187,7 +161,7 @@ def _check_exact(options: RenameOptions, known: set[str], label: str) -> None:
         if old not in known:
             close = sorted(n for n in known if old.lower() in n.lower())[:5]
             hint = f"names containing it: {', '.join(close)}" if close else "`modelport inspect` lists the names"
-            raise InvalidInputError(f"no {what} named {old!r} in the model", path=_path(label), hint=hint)
+            raise InvalidInputError(f"no {what} named {old!r} in the model", path=path_of(label), hint=hint)
         if not new:
             raise InvalidInputError(f"the new name for {old!r} is empty", hint="write OLD=NEW with a non-empty NEW")
 
@@ -257,7 +231,3 @@ def _summary(kind: str, renamed: Mapping[str, str]) -> list[str]:
     shown = ", ".join(f"{old} → {new}" for old, new in list(renamed.items())[:SHOWN])
     more = f", … ({len(renamed) - SHOWN} more)" if len(renamed) > SHOWN else ""
     return [f"renamed {len(renamed)} {kind}{'s' if len(renamed) != 1 else ''}: {shown}{more}"]
-
-
-def _path(label: str) -> str | None:
-    return None if label.startswith("<") else label

@@ -48,15 +48,24 @@ import onnx
 import onnx.compose
 import onnx.version_converter
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
-from modelport.edit.outputs import Feeds, source_run, verification_sets
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditResult,
+    OnnxSession,
+    Source,
+    Tensors,
+    feed_sets,
+    load_source,
+    make_report,
+    path_of,
+    source_run,
+    verify_edit,
+)
 from modelport.errors import InvalidInputError, first_line
-from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
 
-#: a source model: a file or a proto
-Source = str | Path | onnx.ModelProto
 #: a connection: ``"SRC:DST"`` or ``(SRC, DST)``, each endpoint ``name`` or ``K.name``
 ConnectionSpec = str | tuple[str, str]
 
@@ -269,7 +278,7 @@ def align_opsets(
             raise InvalidInputError(
                 f"cannot align model {k} ({Path(label).name}) from opset {version} to {target}: "
                 f"{_converter_reason(exc)}",
-                path=None if label.startswith("<") else label,
+                path=path_of(label),
                 hint="merge at an opset every model reaches (the highest of the sources is the default)",
             ) from exc
         out.append(converted)
@@ -437,12 +446,7 @@ def merge(
     parallel: bool = False,
     prefixes: Sequence[str] | None = None,
     opset: int | None = None,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-    feeds: Feeds = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """Merge ONNX models into one (see the module docstring for the chain/parallel semantics and the names).
 
@@ -452,12 +456,8 @@ def merge(
         parallel: run the models side by side, sharing equal inputs (no ``connect``).
         prefixes: one name prefix per model (``""``: none); default: ``m{K}/`` on all when names collide.
         opset: the default-domain opset of the result (default: the highest among the models).
-        verify: compare the result with the sources run in sequence / side by side.
-        tolerance: the comparator's tolerance (default fp32).
-        seed: seed of the random verification feeds.
-        input_shapes: sizes for the result's dynamic inputs (by the result's input names).
-        batch: size of every input's dynamic leading dim.
-        feeds: the result's inputs to verify on (.npz/.npy or arrays by name; default: seeded random ones).
+        check: how the result is checked against the sources run in sequence / side by side
+            (:class:`~modelport.edit.base.CheckOptions`); its shapes and feeds are by the *result's* input names.
 
     Raises:
         InvalidInputError: fewer than two models, a connection naming a missing tensor, mismatched dtypes or
@@ -475,16 +475,17 @@ def merge(
     aligned, opset_changes = align_opsets([_copy(p) for p in sources], labels, opset)
     merged, namings, name_changes = _combine(aligned, wires, parallel, prefixes)
     changes += opset_changes + name_changes
+    check = check or DEFAULT_CHECK
     verification = None
-    if verify:
+    if check.verify:
         reference = _reference(sources, namings, wires, merged)
-        sets = verification_sets(merged, feeds, input_shapes, batch, seed)
+        sets = feed_sets(merged, check)
         with contextlib.ExitStack() as stack:
             runs = [
-                source_run(stack.enter_context(OnnxSession(p)), f"model {k} ({Path(lab).name})")
+                source_run(stack.enter_context(OnnxSession(p, check.threads)), f"model {k} ({Path(lab).name})")
                 for k, (p, lab) in enumerate(zip(sources, labels, strict=True))
             ]
-            verification = verify_edit(lambda f: reference(runs, f), merged, sets, tolerance, label="merged")
+            verification = verify_edit(lambda f: reference(runs, f), merged, sets, check, label="merged")
     report = make_report("merge", labels, sources, merged, changes, verification, start)
     return EditResult(merged, report)
 
@@ -556,12 +557,12 @@ def _reference(
     namings: Sequence[Naming],
     wires: Sequence[Connection],
     merged: onnx.ModelProto,
-) -> Callable[[Sequence[Callable[[Tensors], dict[str, np.ndarray]]], Tensors], dict[str, np.ndarray]]:
+) -> Callable[[Sequence[Callable[[Tensors], Tensors]], Tensors], dict[str, np.ndarray]]:
     """What the sources compute, under the merged graph's output names: run in order, wires carrying tensors."""
     by_dst = {(w.dst_model, w.dst): w for w in wires}
     wanted = [o.name for o in merged.graph.output]
 
-    def reference(runs: Sequence[Callable[[Tensors], dict[str, np.ndarray]]], feeds: Tensors) -> dict[str, np.ndarray]:
+    def reference(runs: Sequence[Callable[[Tensors], Tensors]], feeds: Tensors) -> dict[str, np.ndarray]:
         produced: dict[tuple[int, str], np.ndarray] = {}
         result: dict[str, np.ndarray] = {}
         for k, (proto, run) in enumerate(zip(sources, runs, strict=True)):

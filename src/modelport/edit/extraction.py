@@ -23,25 +23,25 @@ import numpy as np
 import onnx
 import onnx.utils
 
-from modelport.edit.base import EditResult, OnnxSession, Tensors, load_source, make_report, verify_edit
-from modelport.edit.outputs import (
-    Feeds,
-    computed_tensors,
-    infer,
-    require_types,
+from modelport.edit.base import (
+    DEFAULT_CHECK,
+    CheckOptions,
+    EditResult,
+    OnnxSession,
+    Source,
+    Tensors,
+    feed_sets,
+    load_source,
+    make_report,
+    path_of,
     source_run,
-    typed_tensors,
-    unknown_names,
-    verification_sets,
-    with_outputs,
+    verify_edit,
 )
+from modelport.edit.outputs import computed_tensors, infer, require_types, typed_tensors, unknown_names, with_outputs
 from modelport.errors import InvalidInputError, first_line
 from modelport.verify.comparator import Comparison
-from modelport.verify.tolerance import Tolerance
 
 log = logging.getLogger(__name__)
-
-Source = str | Path | onnx.ModelProto
 
 
 def _subgraph_reads(node: onnx.NodeProto) -> set[str]:
@@ -92,12 +92,7 @@ def extract(
     inputs: Sequence[str],
     outputs: Sequence[str],
     *,
-    verify: bool = True,
-    tolerance: Tolerance | None = None,
-    seed: int = 0,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    batch: int | None = None,
-    feeds: Feeds = None,
+    check: CheckOptions | None = None,
 ) -> EditResult:
     """The sub-graph from ``inputs`` to ``outputs`` as its own model.
 
@@ -105,12 +100,8 @@ def extract(
         model: the ONNX file or proto (never modified).
         inputs: tensors that become the new model's inputs (graph inputs or inner tensors).
         outputs: tensors that become its outputs.
-        verify: compare with the original's inner tensors (see the module docstring).
-        tolerance: the comparator's tolerance (default fp32).
-        seed: seed of the random feeds of the original.
-        input_shapes: sizes for the *original's* dynamic inputs.
-        batch: size of every original input's dynamic leading dim.
-        feeds: the original's inputs to verify on (.npz/.npy or arrays by name; default: seeded random ones).
+        check: how the result is checked against the original's inner tensors (see the module docstring and
+            :class:`~modelport.edit.base.CheckOptions`); its shapes, batch and feeds are the *original's* inputs.
 
     Raises:
         InvalidInputError: empty lists, unknown tensor names, outputs not reachable from the inputs (the message
@@ -118,7 +109,7 @@ def extract(
     """
     start = time.perf_counter()
     source, label = load_source(model)
-    path = None if label.startswith("<") else label
+    path = path_of(label)
     ins, outs = list(dict.fromkeys(inputs)), list(dict.fromkeys(outputs))
     if not ins or not outs:
         raise InvalidInputError("extract needs at least one input and one output tensor", path=path)
@@ -147,10 +138,8 @@ def extract(
         ) from exc
     result.graph.name = f"{graph.name or 'model'}_extract"
     changes = [f"inputs: {', '.join(ins)}", f"outputs: {', '.join(outs)}"]
-    verification = None
-    if verify:
-        sets = verification_sets(source, feeds, input_shapes, batch, seed)
-        verification = _verify(source, result, types, ins, outs, tolerance, sets, label)
+    check = check or DEFAULT_CHECK
+    verification = _verify(source, result, types, ins, outs, check, label) if check.verify else None
     report = make_report("extract", [label], [source], result, changes, verification, start)
     return EditResult(result, report)
 
@@ -175,16 +164,15 @@ def _verify(
     types: Mapping[str, onnx.ValueInfoProto],
     ins: Sequence[str],
     outs: Sequence[str],
-    tolerance: Tolerance | None,
-    sets: Sequence[Mapping[str, np.ndarray]],
+    check: CheckOptions,
     label: str,
 ) -> Comparison:
     """Feed the extracted model the original's inner values and compare with the original's values of its outputs."""
     exposed = with_outputs(source, [*ins, *outs], types)
     pairs: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
-    with OnnxSession(exposed) as session:
+    with OnnxSession(exposed, check.threads) as session:
         run = source_run(session, Path(label).name)
-        for feeds in sets:
+        for feeds in feed_sets(source, check):
             values = {**{k: np.asarray(v) for k, v in feeds.items()}, **run(feeds)}
             pairs.append(({n: values[n] for n in ins}, {n: values[n] for n in outs}))
     by_id = {id(f): want for f, want in pairs}
@@ -192,4 +180,4 @@ def _verify(
     def reference(f: Tensors) -> dict[str, np.ndarray]:
         return by_id[id(f)]
 
-    return verify_edit(reference, result, [f for f, _ in pairs], tolerance, reference_label="original")
+    return verify_edit(reference, result, [f for f, _ in pairs], check, reference_label="original")
