@@ -155,6 +155,7 @@ def save_model(
     *,
     external_data: bool | None = None,
     source: str | Path | None = None,
+    size_threshold: int = EXTERNAL_DATA_THRESHOLD,
 ) -> Path:
     """Save a model atomically, with external data when asked or when it would not fit in protobuf.
 
@@ -163,6 +164,7 @@ def save_model(
         path: destination .onnx path.
         external_data: True/False to force; None decides by size (> 2 GiB → external).
         source: the model's source file; saving onto it is refused, since inputs are never modified.
+        size_threshold: with external data, tensors of at least this many bytes go to ``<path>.data``.
 
     Returns:
         The path written.
@@ -187,7 +189,7 @@ def save_model(
             save_as_external_data=True,
             all_tensors_to_one_file=True,
             location=data_name,
-            size_threshold=EXTERNAL_DATA_THRESHOLD,
+            size_threshold=size_threshold,
         )
     return path
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common as common
 
@@ -35,7 +34,7 @@ from modelport.edit.base import (
     verify_against_original,
 )
 from modelport.errors import InvalidInputError
-from modelport.model_io import atomic_files, check_proto
+from modelport.model_io import check_proto, save_model
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +77,7 @@ class ShrinkResult(EditResult):
             return super().write(path)
         dst = Path(path)
         refuse_source(dst, self.report.sources)
-        proto = onnx.ModelProto()
-        proto.CopyFrom(self.model)  # onnx.save_model empties the tensors it moves out
-        with atomic_files(dst.parent) as staging:
-            onnx.save_model(
-                proto,
-                str(staging / dst.name),
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=dst.name + ".data",
-                size_threshold=self.external_threshold,
-            )
+        save_model(self.model, dst, external_data=True, size_threshold=self.external_threshold)
         return dataclasses.replace(self.report, output=str(dst))
 
 
