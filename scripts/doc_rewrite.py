@@ -72,6 +72,7 @@ def examples() -> list[tuple[str, str, onnx.ModelProto, Tolerance | None]]:
         ("approx-asin-acos-atan", "y = Atan(x)", text("y = Atan(x)"), None),
         ("erf-decompose", "y = Erf(x)", text("y = Erf(x)"), None),
         ("erf-gelu-approx", "exact GELU x·0.5·(1 + erf(x/√2))", gelu, None),
+        ("erf-gelu-fitted", "exact GELU x·0.5·(1 + erf(x/√2))", gelu, None),
         ("hardswish-decompose", "y = HardSwish(x)", text("y = HardSwish(x)"), None),
         ("hardswish-fuse", "y = x · HardSigmoid(x)", text("h = HardSigmoid<alpha=0.16666667>(x)\ny = Mul(x, h)"), None),
         (

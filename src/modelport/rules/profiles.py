@@ -92,7 +92,7 @@ PROFILES: dict[str, Profile] = {
                 "leakyrelu-to-max",
                 "neg-to-mul",
                 "pow-to-mul",
-                "erf-gelu-approx",
+                "erf-gelu-fitted",
                 "gathernd-to-gather",
                 "split-group-conv",
             ),
