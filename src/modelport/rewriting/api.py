@@ -211,6 +211,9 @@ def rewrite(
     if opts.verify and any(a.matches for a in applied):
         say("verifying the rewritten model against the source in ONNX Runtime")
         comparison = _verify(original, rewritten, split, opts, tolerance, feeds, applied)
+        judged = comparison.tolerance.precision
+        if judged is not None and tolerance.precision is not None and judged is not tolerance.precision:
+            basis += f"; raised to the source's own precision, {judged.value}"
     after = ir.serde.deserialize_model(split.head if split else rewritten)
     ops_after = _histogram(after)
     if split is not None:

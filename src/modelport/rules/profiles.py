@@ -70,6 +70,9 @@ _EDGETPU_OPS = _PLUMBING | frozenset(
         "Pad", "PRelu", "QuantizeLinear", "DequantizeLinear", "ReduceMax", "ReduceMin", "Relu", "Clip", "Resize",
         "Slice", "Softmax", "SpaceToDepth", "DepthToSpace", "Split", "Sub", "ReduceSum", "Tanh", "Transpose",
         "Gather",
+        # lowered into the builtins above by every converter: BatchNormalization folded into the Conv before it
+        # (or Mul + Add), HardSigmoid into Mul + Add + Relu6
+        "BatchNormalization", "HardSigmoid",
     }
 )  # fmt: skip
 
