@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from modelport.apps.detect import DetectOptions, detect
-from modelport.rewriting.nms import box_iou
 from modelport.apps.vision.images import write_image
 from modelport.apps.vision.model import resolve_app_model
+from modelport.rewriting.nms import box_iou
 
 CorpusModel = Callable[[str], Path]
 #: the face NudeNet's own pipeline reports on the astronaut (x0, y0, x1, y1 in pixels of the 512×512 photo)
