@@ -30,6 +30,7 @@ from modelport.errors import ModelportError
 VERB_RESULTS = {
     "inspect": "ModelSummary",
     "compare": "AccuracyReport",
+    "bisect": "DivergenceReport",
     "bench": "BenchReport",
     "convert": "ConversionReport",
     "optimize": "OptimizeResult",
@@ -150,6 +151,7 @@ def test_every_public_name_resolves_here() -> None:
 SUBJECT = {
     "inspect": "model",
     "compare": "models",
+    "bisect": "models",
     "bench": "model",
     "convert": "model",
     "optimize": "model",
@@ -283,6 +285,13 @@ def test_optimize(mlp: Path, tmp_path: Path) -> None:
     assert result.report.nodes_after <= result.report.nodes_before
     assert not list(tmp_path.iterdir())
     assert result.write(tmp_path / "opt.onnx").size_after == (tmp_path / "opt.onnx").stat().st_size
+
+
+def test_bisect(mlp: Path, tmp_path: Path) -> None:
+    report = modelport.bisect([mlp, mlp], "onnxruntime,openvino", options=modelport.BisectOptions(seed=1))
+    assert _is(report, "bisect") and report.passed and report.divergence is not None
+    assert report.divergence.first is None and len(report.divergence.tensors) >= 2
+    assert report.write(tmp_path / "div") == tmp_path / "div" and (tmp_path / "div" / "report.html").is_file()
 
 
 def test_rewrite(tmp_path: Path) -> None:

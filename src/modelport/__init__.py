@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 VERBS: tuple[str, ...] = (
     "inspect",
     "compare",
+    "bisect",
     "bench",
     "convert",
     "optimize",
@@ -39,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     # verbs
     "inspect": "modelport.inspection",
     "compare": "modelport.verify.compare",
+    "bisect": "modelport.divergence.api",
     "bench": "modelport.benchmark.timing",
     "convert": "modelport.conversion",
     "optimize": "modelport.passes",
@@ -55,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "RunnerOptions": "modelport.backends.runner",
     "LoaderOptions": "modelport.backends.base",
     "CompareOptions": "modelport.verify.compare",
+    "BisectOptions": "modelport.divergence.api",
     "BenchOptions": "modelport.benchmark.timing",
     "BenchConfig": "modelport.benchmark.timing",
     "ChainOptions": "modelport.conversion",

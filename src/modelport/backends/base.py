@@ -80,6 +80,8 @@ class Backend:
         quantize_sources: the source formats its quantizer takes.
         inspector: entry point describing a model file of this backend's formats (``inspect``).
         probe: entry point returning the engine's version and the devices it sees (``doctor``).
+        tracer: entry point running a model once with every intermediate tensor exposed
+            (:func:`modelport.backends.trace.trace`; None: the runtime cannot, bisect instead).
     """
 
     name: str
@@ -94,6 +96,7 @@ class Backend:
     quantize_sources: tuple[Format, ...] = ()
     inspector: str | None = None
     probe: str | None = None
+    tracer: str | None = None
 
     @property
     def artifact_format(self) -> Format:

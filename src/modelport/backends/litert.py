@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import numpy as np
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
 from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo, RunnerOptions
+from modelport.backends.trace import Trace, TracedOp, TraceUnavailable
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
@@ -267,6 +269,144 @@ def probe() -> tuple[str, tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Tracing: the interpreter keeps every tensor
+
+
+def trace_litert(model: Path, feeds: Mapping[str, np.ndarray], options: RunnerOptions | None = None) -> Trace:
+    """Run a .tflite file once with every op output kept (see :mod:`modelport.backends.trace`).
+
+    The interpreter runs with ``experimental_preserve_all_tensors`` and LiteRT's built-in kernels (a delegate would
+    fuse ops and keep only its partition's outputs). Every op output with values (not a resource handle) is read back,
+    in execution order, and a quantized one (int8 with a scale and zero point) is dequantized, per channel where the
+    model quantizes per channel: ``x = (q − zero_point) · scale``, so an int8 model's tensors compare with a float
+    model's. Tensors are
+    named by their TFLite names; a single-signature model's input and output tensors have their signature keys as
+    aliases. Feeds are taken by signature key or tensor name; a float feed of an int8 input is quantized
+    (``q = round(x / scale) + zero_point``, clipped to the type's range).
+
+    Raises:
+        ModelLoadError: not a TFLite model, or LiteRT cannot load it.
+        TraceUnavailable: a custom op only a delegate implements (MediaPipe's ``Convolution2DTransposeBias``).
+        InvalidInputError: a model input without a feed.
+        InferenceError: the run failed.
+    """
+    interp_mod = import_litert_interpreter()
+    opts = options or RunnerOptions()
+    if sniff_format(model) is not Format.TFLITE:
+        raise ModelLoadError(
+            "LiteRT traces .tflite models", path=model, hint="convert it first with `modelport convert`"
+        )
+    try:
+        with warnings.catch_warnings():  # LiteRT warns that keeping every tensor costs memory: that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            interp = interp_mod.Interpreter(
+                model_path=str(model),
+                num_threads=opts.threads,
+                experimental_op_resolver_type=interp_mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                experimental_preserve_all_tensors=True,
+            )
+    except (RuntimeError, ValueError) as exc:
+        raise load_error(exc, model) from exc
+    in_keys, out_keys = _signature_names(interp)
+    inputs = _trace_feeds(interp, in_keys, feeds, model)
+    try:
+        for index, value in inputs.items():
+            interp.resize_tensor_input(index, list(value.shape), strict=False)
+        interp.allocate_tensors()
+        for index, value in inputs.items():
+            interp.set_tensor(index, value)
+        interp.invoke()
+    except (RuntimeError, ValueError) as exc:
+        if "unresolved custom op" in str(exc).lower():  # only a delegate (XNNPACK) implements it: no per-op values
+            raise TraceUnavailable(
+                f"LiteRT cannot keep every tensor of this model: {first_line(exc)}",
+                path=model,
+                hint="the op runs only inside a delegate, which fuses the graph; use --bisect",
+            ) from exc
+        raise InferenceError(f"LiteRT failed: {first_line(exc)}", path=model) from exc
+    details = {int(t["index"]): t for t in interp.get_tensor_details()}
+    ops, tensors = _traced_ops(interp, details)
+    keys = {**in_keys, **out_keys}
+    return Trace(
+        runtime="litert",
+        model=Path(model),
+        ops=ops,
+        tensors=tensors,
+        inputs={details[i]["name"]: dequantize(v, details[i]) for i, v in inputs.items()},
+        outputs=tuple(d["name"] for d in interp.get_output_details()),
+        aliases={details[i]["name"]: (key,) for i, key in keys.items() if key != details[i]["name"]},
+    )
+
+
+def _traced_ops(
+    interp: Any, details: Mapping[int, Mapping[str, Any]]
+) -> tuple[tuple[TracedOp, ...], dict[str, np.ndarray]]:
+    """The invoked interpreter's ops in execution order (named ``<BUILTIN>#<index>``: TFLite ops have no names) and
+    every op output's value, dequantized, by tensor name."""
+    ops: list[TracedOp] = []
+    tensors: dict[str, np.ndarray] = {}
+    for op in interp._get_ops_details():
+        outs = [int(i) for i in op["outputs"] if int(i) >= 0]
+        ops.append(
+            TracedOp(
+                name=f"{op['op_name']}#{op['index']}",
+                op_type=str(op["op_name"]),
+                inputs=tuple(details[int(i)]["name"] for i in op["inputs"] if int(i) >= 0),
+                outputs=tuple(details[i]["name"] for i in outs),
+            )
+        )
+        for i in outs:
+            if np.dtype(details[i]["dtype"]).kind == "O":  # a resource handle (VAR_HANDLE) or string: no values
+                continue
+            try:
+                value = interp.get_tensor(i)
+            except ValueError as exc:  # a tensor LiteRT cannot hand back (a variant, an unallocated one)
+                log.debug("%s: not captured (%s)", details[i]["name"], first_line(exc))
+                continue
+            tensors.setdefault(details[i]["name"], dequantize(value, details[i]))
+    return tuple(ops), tensors
+
+
+def _trace_feeds(
+    interp: Any, keys: Mapping[int, str], feeds: Mapping[str, np.ndarray], model: Path
+) -> dict[int, np.ndarray]:
+    """Input tensor index → the array to set: the feed by signature key or tensor name, quantized when the input is
+    an integer tensor with a scale and the feed is float."""
+    from modelport.errors import InvalidInputError
+
+    out: dict[int, np.ndarray] = {}
+    for d in interp.get_input_details():
+        index = int(d["index"])
+        names = [n for n in (keys.get(index), d["name"]) if n]
+        feed = next((feeds[n] for n in names if n in feeds), None)
+        if feed is None:
+            raise InvalidInputError(f"no feed for input {names[0]!r}", path=model, hint=f"feeds given: {sorted(feeds)}")
+        arr, dtype = np.asarray(feed), np.dtype(d["dtype"])
+        scale, zero = d["quantization"]
+        if scale and np.issubdtype(dtype, np.integer) and np.issubdtype(arr.dtype, np.floating):
+            info = np.iinfo(dtype)
+            arr = np.clip(np.round(arr / scale) + zero, info.min, info.max)
+        out[index] = np.ascontiguousarray(arr.astype(dtype, copy=False))
+    return out
+
+
+def dequantize(value: np.ndarray, detail: Mapping[str, Any]) -> np.ndarray:
+    """A tensor's float value: ``(q − zero_point) · scale`` for a quantized integer tensor (per channel along its
+    ``quantized_dimension`` when it has several scales), a copy of it unchanged otherwise."""
+    params = detail.get("quantization_parameters") or {}
+    scales = np.asarray(params.get("scales", ()), dtype=np.float32)
+    if not scales.size or not np.issubdtype(value.dtype, np.integer):
+        return np.array(value, copy=True)
+    zeros = np.asarray(params.get("zero_points", ()), dtype=np.float32)
+    zeros = zeros if zeros.size == scales.size else np.zeros_like(scales)
+    if scales.size > 1 and value.ndim:
+        shape = [1] * value.ndim
+        shape[int(params.get("quantized_dimension", 0))] = scales.size
+        scales, zeros = scales.reshape(shape), zeros.reshape(shape)
+    return ((value.astype(np.float32) - zeros) * scales).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------
 # The descriptor
 
 F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
@@ -280,6 +420,7 @@ BACKEND = register_backend(
         runner="modelport.backends.litert:LiteRTRunner",
         extra="tflite",
         inspector="modelport.inspection.tflite:inspect_tflite",
+        tracer="modelport.backends.litert:trace_litert",
         probe="modelport.backends.litert:probe",
         engine="ai_edge_litert",
         quantizer="modelport.quantization.tflite",
@@ -296,5 +437,6 @@ NO_XNNPACK = register_backend(
         runner="modelport.backends.litert:LiteRTNoXnnpackRunner",
         extra="tflite",
         engine="ai_edge_litert",
+        tracer="modelport.backends.litert:trace_litert",
     )
 )

@@ -9,6 +9,7 @@ Engine settings (``RunnerOptions.engine``, ``SessionOptions`` attribute names): 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,10 +19,13 @@ import numpy as np
 
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
-from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo
+from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo, RunnerOptions
+from modelport.backends.trace import Trace, TracedOp
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, first_line, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
+
+log = logging.getLogger(__name__)
 
 _PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -230,6 +234,102 @@ def probe() -> tuple[str, tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Tracing: every node output made a graph output
+
+
+def trace_onnx(model: Path, feeds: Mapping[str, np.ndarray], options: RunnerOptions | None = None) -> Trace:
+    """Run an ONNX model once with every node output of its main graph exposed (see :mod:`modelport.backends.trace`).
+
+    Shape inference gives the outputs' element types; every node output with a known tensor type becomes a graph
+    output (tensors inside If/Loop bodies are not exposed). ``Constant`` nodes stay in :attr:`Trace.ops` but their
+    values are weights, like initializers, and are not captured (other runtimes do not trace weights either). ORT's
+    graph optimizations are off, so the tensors are the graph's own, not those of fused kernels. Nameless nodes are
+    named ``op_type#index``.
+
+    Raises:
+        ModelLoadError: not ONNX, unreadable, or ORT cannot load it.
+        InferenceError: the run failed.
+    """
+    import onnx
+
+    from modelport.model_io import load_proto
+
+    opts = options or RunnerOptions()
+    proto = load_proto(model, check=False, load_external_data=False)
+    ops, typed = _onnx_ops(proto)
+    outputs = tuple(o.name for o in proto.graph.output)
+    exposed = [
+        name for op in ops if op.op_type != "Constant" for name in op.outputs if name in typed and name not in outputs
+    ]
+    exposed = list(dict.fromkeys(exposed))
+    for name in exposed:  # the type only: a shape inferred for other feeds must not constrain this run
+        proto.graph.output.append(
+            onnx.helper.make_tensor_value_info(name, typed[name].type.tensor_type.elem_type, None)
+        )
+    session = _trace_session(proto, model, opts)
+    names = [o.name for o in session.get_outputs()]
+    try:
+        values = session.run(names, dict(feeds))
+    except Exception as exc:  # ORT's own exception types
+        raise InferenceError(f"onnxruntime failed: {first_line(exc)}", path=model) from exc
+    got = dict(zip(names, values, strict=True))
+    order = [name for op in ops for name in op.outputs if name in got]
+    tensors = {name: np.asarray(got[name]) for name in dict.fromkeys(order)}
+    return Trace(
+        runtime=OnnxRuntimeRunner.name,
+        model=Path(model),
+        ops=ops,
+        tensors=tensors,
+        inputs={k: np.asarray(v) for k, v in feeds.items()},
+        outputs=outputs,
+    )
+
+
+def _onnx_ops(proto: Any) -> tuple[tuple[TracedOp, ...], dict[str, Any]]:
+    """The main graph's nodes as traced ops, and ``{tensor: ValueInfoProto}`` of every node output whose tensor
+    element type is known after shape inference."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception as exc:  # inference is best effort: the declared value_info still counts
+        log.warning("shape inference failed (%s); exposing the tensors whose types the model declares", exc)
+        inferred = proto
+    graph = inferred.graph
+    infos = {v.name: v for v in (*graph.value_info, *graph.output)}
+    typed = {
+        name: info
+        for name, info in infos.items()
+        if info.type.HasField("tensor_type") and info.type.tensor_type.elem_type != onnx.TensorProto.UNDEFINED
+    }
+    ops = tuple(
+        TracedOp(
+            name=node.name or f"{node.op_type}#{i}",
+            op_type=node.op_type,
+            inputs=tuple(n for n in node.input if n),
+            outputs=tuple(n for n in node.output if n),
+        )
+        for i, node in enumerate(proto.graph.node)
+    )
+    return ops, typed
+
+
+def _trace_session(proto: Any, model: Path, options: RunnerOptions) -> Any:
+    """An ORT CPU session of ``proto`` with graph optimizations off; external data is read from beside ``model``."""
+    ort = import_ort()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if options.threads:
+        so.intra_op_num_threads = options.threads
+    so.add_session_config_entry("session.model_external_initializers_file_folder_path", str(Path(model).parent))
+    try:
+        return ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)
+        raise _load_error(exc, Path(model)) from exc
+
+
+# ---------------------------------------------------------------------------------------------------
 # The descriptor
 
 F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
@@ -243,6 +343,7 @@ BACKEND = register_backend(
         runner="modelport.backends.onnxruntime:OnnxRuntimeRunner",
         extra="all",
         inspector="modelport.inspection.onnx_model:inspect_onnx",
+        tracer="modelport.backends.onnxruntime:trace_onnx",
         probe="modelport.backends.onnxruntime:probe",
         engine="onnxruntime",
         quantizer="modelport.quantization.ort",

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modelport.backends import register_backend
 from modelport.backends.base import Backend
-from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo
+from modelport.backends.runner import EngineSetting, Precision, Runner, RunnerInfo, RunnerOptions
+from modelport.backends.trace import Trace, TracedOp
 from modelport.errors import InferenceError, ModelLoadError, RuntimeUnavailable, optional_import
 from modelport.formats import Format, sniff_format
 from modelport.inputs import TensorSpec
@@ -226,6 +228,109 @@ def probe() -> tuple[str, tuple[str, ...]]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Tracing: a Result on every op output
+
+#: op types whose outputs are not computed tensors (inputs, weights, the graph's own results)
+_NOT_TRACED = frozenset({"Parameter", "Constant", "Result"})
+
+#: OpenVINO's converter folds a constant Multiply/Add (a BatchNorm's scale) into the convolution or MatMul before it and
+#: names the fused node after the folded op (``Multiply_5032``, a GroupConvolution), while its output may keep the
+#: convolution's framework name: the value is no longer that tensor's, so such an output is not matched by name
+_FOLDED = frozenset({"Multiply", "Add", "Subtract", "Divide"})
+_FOLDS_INTO = frozenset(
+    {"Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData", "GroupConvolutionBackpropData"}
+)
+_AUTO_NAME = re.compile(r"^(?P<type>[A-Za-z]+)_\d+$")
+
+
+def trace_openvino(model: Path, feeds: Mapping[str, np.ndarray], options: RunnerOptions | None = None) -> Trace:
+    """Run an OpenVINO IR or ONNX file once with every op output exposed (see :mod:`modelport.backends.trace`).
+
+    Every output of every op but Parameter, Constant and Result gets a Result (``Model.add_outputs``); the model is
+    compiled on CPU at ``INFERENCE_PRECISION_HINT=f32`` so values compare with a float reference. A tensor is named
+    by one of its framework names (ONNX names survive ``read_model`` and conversion to IR), its other names are its
+    aliases; a tensor without names (an op OpenVINO's frontend added) is ``<op friendly name>:<port>``, and so is the
+    output of a convolution an IR's converter folded a BatchNorm scale into (its kept name no longer fits its value).
+
+    Raises:
+        ModelLoadError: OpenVINO cannot read or compile the model.
+        InferenceError: the run failed.
+    """
+    ov = import_openvino()
+    opts = options or RunnerOptions()
+    core = ov.Core()
+    try:
+        ov_model = core.read_model(str(model))
+    except RuntimeError as exc:
+        raise ModelLoadError(f"OpenVINO cannot read the model: {error_text(exc)}", path=model) from exc
+    ordered = list(ov_model.get_ordered_ops())
+    names = {_port_key(out): _tensor_name(out) for op in ordered for out in op.outputs()}
+    aliases = {
+        names[_port_key(out)]: tuple(sorted(_tensor_names(out) - {names[_port_key(out)]}))
+        for op in ordered
+        for out in op.outputs()
+        if len(_tensor_names(out)) > 1
+    }
+    outputs = tuple(names[_port_key(r.input_value(0))] for r in ov_model.get_results())
+    ops = tuple(_traced_op(op, names) for op in ordered if op.get_type_name() not in _NOT_TRACED)
+    ov_model.add_outputs([out for op in ordered if op.get_type_name() not in _NOT_TRACED for out in op.outputs()])
+    sources = [names[_port_key(r.input_value(0))] for r in ov_model.get_results()]  # compiled output order
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+    if opts.threads:
+        config["INFERENCE_NUM_THREADS"] = int(opts.threads)
+    try:
+        request = core.compile_model(ov_model, "CPU", config).create_infer_request()
+        request.infer(dict(feeds))
+    except RuntimeError as exc:
+        raise InferenceError(f"OpenVINO failed to run the traced model: {error_text(exc)}", path=model) from exc
+    got = {name: np.array(request.get_output_tensor(i).data, copy=True) for i, name in enumerate(sources)}
+    order = [name for op in ops for name in op.outputs if name in got]
+    return Trace(
+        runtime=OpenVINORunner.name,
+        model=Path(model),
+        ops=ops,
+        tensors={name: got[name] for name in dict.fromkeys(order)},
+        inputs={k: np.asarray(v) for k, v in feeds.items()},
+        outputs=outputs,
+        aliases=aliases,
+    )
+
+
+def _port_key(output: Any) -> tuple[int, int]:
+    """An op output's identity: its node's instance id and the port index."""
+    return int(output.get_node().get_instance_id()), int(output.get_index())
+
+
+def _tensor_name(output: Any) -> str:
+    """The tensor's name (one of its framework names), or ``<op friendly name>:<port>`` when it has none or when its
+    names are stale (:func:`_folded`)."""
+    if output.get_names() and not _folded(output.get_node()):
+        return str(output.get_any_name())
+    return f"{output.get_node().get_friendly_name()}:{output.get_index()}"
+
+
+def _tensor_names(output: Any) -> set[str]:
+    """The framework names of an op output that still name its value (none for a folded op, :func:`_folded`)."""
+    return set() if _folded(output.get_node()) else set(output.get_names())
+
+
+def _folded(node: Any) -> bool:
+    """Whether ``node`` is a convolution or MatMul that a constant elementwise op was folded into (named after it)."""
+    found = _AUTO_NAME.match(str(node.get_friendly_name()))
+    return found is not None and found["type"] in _FOLDED and node.get_type_name() in _FOLDS_INTO
+
+
+def _traced_op(op: Any, names: Mapping[tuple[int, int], str]) -> TracedOp:
+    """One OpenVINO op: its friendly name, type, the tensors it reads and the ones it writes."""
+    return TracedOp(
+        name=str(op.get_friendly_name()),
+        op_type=str(op.get_type_name()),
+        inputs=tuple(names[_port_key(i.get_source_output())] for i in op.inputs()),
+        outputs=tuple(names[_port_key(o)] for o in op.outputs()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
 # The descriptor
 
 F32, F16, BF16, I8 = Precision.FP32, Precision.FP16, Precision.BF16, Precision.INT8
@@ -239,6 +344,7 @@ BACKEND = register_backend(
         runner="modelport.backends.openvino:OpenVINORunner",
         extra="openvino",
         inspector="modelport.inspection.openvino:inspect_openvino",
+        tracer="modelport.backends.openvino:trace_openvino",
         probe="modelport.backends.openvino:probe",
         engine="openvino",
         weights_only=(F16,),

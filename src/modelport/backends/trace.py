@@ -5,19 +5,32 @@ output made a graph output; OpenVINO: ``Model.add_outputs`` on every op output; 
 ``experimental_preserve_all_tensors``), in the runtime's topological order, each tensor with the op that made it and
 the tensors that op read. :func:`trace` opens the model on the named runtime and runs it once.
 
-The tracers live next to their runners (``trace_onnxruntime`` …) and are looked up by runtime name; a runtime without
-one raises :class:`TraceUnavailable` (the caller falls back to bisection and says so).
+The tracers live next to their runners (``onnxruntime.trace_onnx``, ``openvino.trace_openvino``,
+``litert.trace_litert``), named in each backend's descriptor (``Backend.tracer``) by entry point so that neither an
+engine nor a backend module is imported before a trace is asked for, and are looked up by runtime name or alias; a
+runtime without one (TensorFlow, PyTorch, TensorRT) raises :class:`TraceUnavailable` (the caller falls back to
+bisection and says so). Tracers run on CPU at fp32 compute (ONNX Runtime with its graph optimizations off; LiteRT
+without delegates); an int8 TFLite model's tensors are dequantized, ``x = (q − zero_point) · scale``, so they compare
+with a float model's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
+from modelport.backends.base import resolve
+from modelport.backends.runner import RunnerOptions
 from modelport.errors import ModelportError
+
+log = logging.getLogger(__name__)
+
+#: backend name → ``"module:function"`` of its tracer, ``(model, feeds, options) -> Trace``; named by entry point so
+#: that no engine (and no backend module, which imports this one) is imported until a trace is asked for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,3 +84,45 @@ class Trace:
 
 class TraceUnavailable(ModelportError):
     """The runtime cannot expose intermediate tensors of this model (bisect instead)."""
+
+
+def tracer(runtime: str) -> Callable[..., Trace]:
+    """The tracer function of ``runtime`` (a backend name or alias).
+
+    Raises:
+        InvalidInputError: no such runtime.
+        TraceUnavailable: the runtime cannot expose intermediate tensors (the hint says to bisect).
+    """
+    from modelport.backends import backends, get_backend
+
+    backend = get_backend(runtime)
+    entry = backend.tracer
+    if entry is None:
+        traceable = ", ".join(sorted(b.name for b in backends() if b.tracer))
+        raise TraceUnavailable(
+            f"{backend.name} cannot expose intermediate tensors",
+            hint=f"use --bisect (cuts the model and compares the prefixes), or a runtime that can: {traceable}",
+        )
+    return resolve(entry)  # type: ignore[no-any-return]
+
+
+def trace(
+    runtime: str, model: str | Path, feeds: Mapping[str, np.ndarray], options: RunnerOptions | None = None
+) -> Trace:
+    """Run ``model`` once on ``runtime`` with every intermediate tensor it can expose captured.
+
+    Args:
+        runtime: backend name or alias (``onnxruntime``, ``ov``, ``tflite`` …).
+        model: the model file in a format that runtime runs.
+        feeds: input name → array (LiteRT: signature keys or tensor names; float feeds of an int8 input are
+            quantized with the input's scale and zero point).
+        options: threads (device and precision: tracers run on CPU at fp32 compute, so values compare with a float
+            reference).
+
+    Raises:
+        TraceUnavailable: the runtime has no tracer (bisect instead).
+        ModelLoadError, InferenceError: as the runtime's runner raises them.
+    """
+    run = tracer(runtime)
+    log.info("tracing %s on %s", Path(model).name, runtime)
+    return run(Path(model), feeds, options or RunnerOptions())
