@@ -165,7 +165,8 @@ def test_contribution_is_the_error_added_over_the_inputs() -> None:
     assert ranking[0].inherited == pytest.approx(0.1) and ranking[0].contribution == pytest.approx(0.4)
     assert ranking[2].contribution == pytest.approx(0.05)
     assert suggest_exclude(ranking, 1) == ("add_b",)
-    assert suggest_exclude(ranking, 5) == ("add_b", "conv_a", "mm_c")
+    assert suggest_exclude(ranking, 5, share=0.0) == ("add_b", "conv_a", "mm_c")
+    assert suggest_exclude(ranking, 5) == ("add_b",)  # 0.1 and 0.05 are under a quarter of the worst layer's 0.4
 
 
 def test_unmatched_output_is_walked_through_with_the_ops() -> None:

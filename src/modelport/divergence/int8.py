@@ -155,10 +155,16 @@ def _stretch(
     return stretch, upstream
 
 
-def suggest_exclude(ranking: Sequence[LayerContribution], k: int = 3) -> tuple[str, ...]:
-    """The node names of the ``k`` layers adding the most error (positive contributions only), for
-    ``modelport quantize --exclude``."""
-    names = [c.op for c in ranking if c.contribution > 0 and c.op]
+#: a layer is suggested only when it adds at least this share of what the worst layer adds
+SUGGEST_SHARE = 0.25
+
+
+def suggest_exclude(ranking: Sequence[LayerContribution], k: int = 3, share: float = SUGGEST_SHARE) -> tuple[str, ...]:
+    """The node names of at most ``k`` layers adding the most error, for ``modelport quantize --exclude``: positive
+    contributions of at least ``share`` of the largest (the rest is each layer's ordinary rounding — keeping those in
+    float would cost speed for nothing)."""
+    top = max((c.contribution for c in ranking), default=0.0)
+    names = [c.op for c in ranking if c.op and c.contribution > 0 and c.contribution >= share * top]
     return tuple(dict.fromkeys(names))[: max(k, 0)]
 
 
