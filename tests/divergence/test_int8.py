@@ -218,6 +218,8 @@ def test_the_api_and_cli_rank_a_quantized_candidate(
     onnx.save(broken(int8, scale_of(int8, 4, "output")), str(bad))
     report = bisect([fp32, bad], "onnxruntime")
     assert report.ranking and report.ranking[0].op == "conv4" and "conv4" in report.exclude
+    page = report.write_html(tmp_path / "int8.html").read_text()
+    assert "Layers by the quantization error they add" in page and "--exclude conv4" in page
     assert main(["compare", str(fp32), str(bad), "-r", "onnxruntime", "--per-tensor"]) == 1
     text = capsys.readouterr().out
     assert "layers by the quantization error they add" in text and "--exclude conv4" in text

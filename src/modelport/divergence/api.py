@@ -25,7 +25,7 @@ from modelport.backends.trace import Trace, TraceUnavailable, trace
 from modelport.divergence.analysis import Divergence, compare_traces
 from modelport.divergence.bisection import BisectResult, bisect_models
 from modelport.divergence.int8 import LayerContribution, qdq_view, rank_int8, suggest_exclude
-from modelport.divergence.report import to_html
+from modelport.divergence.report import ranking_html, to_html
 from modelport.errors import InvalidInputError
 from modelport.formats import sniff_format
 from modelport.inputs import TensorSpec, random_feeds, verification_shapes
@@ -115,7 +115,8 @@ class DivergenceReport(JsonReport):
     def write_html(self, path: str | Path) -> Path:
         """Write the HTML page alone (the error plot in per-tensor mode, the steps in bisect mode); returns it."""
         if self.divergence is not None:
-            return to_html(self.divergence, path)
+            rows = [(r.op, r.op_type, r.contribution, r.inherited, r.max_abs) for r in self.ranking[:10]]
+            return to_html(self.divergence, path, extra=[ranking_html(rows, self.exclude)] if rows else ())
         return write_text(Path(path), _plain_html(self))
 
 

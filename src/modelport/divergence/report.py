@@ -116,9 +116,10 @@ def table_text(rows: Sequence[TensorError], first: TensorError | None = None) ->
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines)
 
 
-def to_html(divergence: Divergence, path: str | Path, title: str = "") -> Path:
-    """Write a self-contained HTML page (inline SVG plot, tables, no script or external file); returns its path."""
-    heading = title or f"{divergence.candidate} vs {divergence.reference}"
+def to_html(divergence: Divergence, path: str | Path, title: str = "", extra: Sequence[str] = ()) -> Path:
+    """Write a self-contained HTML page (inline SVG plot, tables, no script or external file); returns its path.
+    ``extra``: HTML fragments placed after the plot (the INT8 ranking)."""
+    heading = title or f"{divergence.candidate} against {divergence.reference}"
     rows = condensed(divergence)
     parts = [
         "<!DOCTYPE html>",
@@ -129,6 +130,7 @@ def to_html(divergence: Divergence, path: str | Path, title: str = "") -> Path:
         f'<p class="{"bad" if divergence.first else "good"}">{_e(first_line(divergence))}</p>',
         f"<p>{_e(matched_line(divergence))}; tolerance {_e(str(divergence.tolerance))}</p>",
         svg_plot(divergence),
+        *extra,
         "<h2>Error along the graph (condensed)</h2>",
         _html_table(rows, divergence.first),
         f"<details><summary>All {len(divergence.tensors)} matched tensors</summary>",
@@ -136,6 +138,23 @@ def to_html(divergence: Divergence, path: str | Path, title: str = "") -> Path:
         "</details></body></html>",
     ]
     return write_text(Path(path), "\n".join(parts) + "\n")
+
+
+def ranking_html(rows: Sequence[tuple[str, str, float, float, float]], exclude: Sequence[str]) -> str:
+    """The INT8 ranking as an HTML section: ``(layer, op type, adds, inherited, max abs)`` rows, the suggestion."""
+    cells = "".join(
+        f"<tr><td class=l>{_e(layer)}</td><td class=l>{_e(op)}</td><td>{adds:.3g}</td><td>{inherited:.3g}</td>"
+        f"<td>{max_abs:.3g}</td></tr>"
+        for layer, op, adds, inherited, max_abs in rows
+    )
+    hint = (
+        f"<p>keep in float: <code>modelport quantize … --exclude {_e(','.join(exclude))}</code></p>" if exclude else ""
+    )
+    return (
+        "<h2>Layers by the quantization error they add</h2><p>angle of each layer's output to the reference's, minus "
+        "the largest of its inputs' (radians)</p><table><tr><th class=l>layer</th><th class=l>op</th><th>adds</th>"
+        f"<th>inherited</th><th>max abs</th></tr>{cells}</table>{hint}"
+    )
 
 
 _CSS = (
