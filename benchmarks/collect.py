@@ -27,6 +27,12 @@ ORDER = (
     ("coverage_int8", "benchmarks/bench_coverage.py", "INT8 of the real ONNX models: modelport vs ORT and NNCF"),
     ("coverage_tflite", "benchmarks/bench_coverage.py", "ONNX → TFLite on the real models: modelport vs onnx2tf"),
     (
+        "divergence",
+        "benchmarks/bench_divergence.py",
+        "`compare --per-tensor`: tensors matched per pair (ONNX↔OpenVINO / TFLite / INT8), first divergence, cost vs "
+        "one compare",
+    ),
+    (
         "rewrite",
         "benchmarks/bench_rewrite.py",
         "`rewrite --target`: ops each target cannot run before → after, error, ORT/OpenVINO latency before → after",

@@ -233,3 +233,19 @@ def test_cli_per_tensor(tmp_path: Path, models: dict[str, Path], capsys: pytest.
     assert main(["compare", str(models["ref"]), str(models["fault"]), "--per-tensor", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["divergence"]["first"]["reference"] == f"conv{FAULT}" and data["mode"] == "per-tensor"
+
+
+def test_a_doubtful_shape_match_that_fails_is_dropped_not_flagged() -> None:
+    """A same-shaped tensor that only resembles the reference's (cosine 0.5–0.99) and fails is another tensor — a
+    folded BatchNorm's scale beside its conv in OpenVINO — so it is left unmatched instead of flagging a correct port;
+    a sure one (cosine ≥ 0.99) that fails is flagged."""
+    ref = _trace([("a", (2, 64)), ("b", (2, 64)), ("c", (2, 64))])
+    a, b, c = (ref.tensors[n] for n in "abc")
+    noise = np.random.default_rng(9).standard_normal(b.shape).astype(np.float32)
+    loose = Trace("openvino", Path("m.xml"), (), {"A": a, "B": b + 0.8 * noise, "C": c}, {}, ("C",))
+    div = compare_traces(ref, loose)
+    assert [t.reference for t in div.tensors] == ["a", "c"] and div.first is None
+    close = Trace("openvino", Path("m.xml"), (), {"A": a, "B": b + 0.02 * noise, "C": c}, {}, ("C",))
+    div = compare_traces(ref, close)
+    assert [t.reference for t in div.tensors] == ["a", "b", "c"]
+    assert div.first is not None and div.first.reference == "b"
