@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -304,26 +303,21 @@ def spawn(model_id: str, pair: str, timeout: float) -> Cell:
 
 
 def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    keep = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
-    return f"{model}, {os.cpu_count()} cores; {' '.join(sorted(keep))}"
+    """The machine: CPU model, cores and the flags that change kernel choice (``reports.environment``)."""
+    from modelport.reports.environment import capture_environment
+
+    return capture_environment().summary()
 
 
 def versions() -> str:
-    from importlib.metadata import version
+    from modelport.reports.environment import capture_environment
 
-    out = []
-    for n in ("onnx", "onnxruntime", "openvino", "onnx2tf", "tensorflow", "ai-edge-litert"):
-        try:
-            out.append(f"{n} {version(n)}")
-        except Exception:
-            continue
-    return ", ".join(out)
+    found = capture_environment().package_versions
+    return ", ".join(
+        f"{k} {found[k]}"
+        for k in ("onnx", "onnxruntime", "openvino", "onnx2tf", "tensorflow", "ai-edge-litert")
+        if k in found
+    )
 
 
 def _fmt_s(v: float | None) -> str:

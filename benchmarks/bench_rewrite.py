@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -202,20 +201,19 @@ def _ratio(case: Case, runtime: str) -> str:
 
 
 def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    keep = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
-    return f"{model}, {os.cpu_count()} cores; {' '.join(sorted(keep))}"
+    """The machine: CPU model, cores and the flags that change kernel choice (``reports.environment``)."""
+    from modelport.reports.environment import capture_environment
+
+    return capture_environment().summary()
 
 
 def versions() -> str:
-    from importlib.metadata import version
+    from modelport.reports.environment import capture_environment
 
-    return ", ".join(f"{n} {version(n)}" for n in ("onnx", "onnx-ir", "onnxscript", "onnxruntime", "openvino"))
+    found = capture_environment().package_versions
+    return ", ".join(
+        f"{k} {found[k]}" for k in ("onnx", "onnx-ir", "onnxscript", "onnxruntime", "openvino") if k in found
+    )
 
 
 def render(cases: list[Case], command: str, seconds: float, repeats: int) -> str:
