@@ -25,7 +25,7 @@ import onnx_ir as ir
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, VerificationError
 from modelport.inputs import TensorSpec, check_feeds, load_feeds, random_feeds, search_shapes
 from modelport.model_io import check_proto, load_proto, save_model
-from modelport.passes.api import verification_feeds
+from modelport.passes.api import graph_input_specs, verification_feeds
 from modelport.passes.report import op_histogram
 from modelport.reports.serialize import JsonReport
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
@@ -178,22 +178,8 @@ def ops_of(proto: onnx.ModelProto) -> dict[str, int]:
 
 
 def input_specs(proto: onnx.ModelProto) -> list[TensorSpec]:
-    """The graph inputs (not initializers) as TensorSpecs; symbolic dims keep their names (they share one size)."""
-    graph = ir.serde.deserialize_model(proto).graph
-    specs = []
-    for v in graph.inputs:
-        if v.name in graph.initializers:
-            continue
-        dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
-        shape = None if v.shape is None else tuple(_spec_dim(d) for d in v.shape.dims)
-        specs.append(TensorSpec(v.name or "", dtype, shape))
-    return specs
-
-
-def _spec_dim(dim: int | ir.SymbolicDim) -> int | str | None:
-    if isinstance(dim, int):
-        return dim if dim >= 0 else None  # -1: an exporter's "dynamic"
-    return dim.value or None
+    """The graph inputs (not initializers) as TensorSpecs (:func:`modelport.passes.api.graph_input_specs`)."""
+    return graph_input_specs(ir.serde.deserialize_model(proto).graph)
 
 
 def given_feeds(feeds: str | Path | Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> dict[str, np.ndarray]:

@@ -191,16 +191,23 @@ def _run_unwrapped(manager: ir.passes.PassBase, model: ir.Model) -> None:
         raise PassError(f"optimization failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _input_specs(graph: ir.Graph) -> list[TensorSpec]:
+def graph_input_specs(graph: ir.Graph) -> list[TensorSpec]:
+    """The graph's inputs (initializers excluded) as TensorSpecs. Symbolic dim names are kept: dims that share one get
+    one size across inputs (silero's input and state batch); a negative dim (an exporter's "dynamic") is free."""
     specs = []
     for v in graph.inputs:
         if v.name in graph.initializers:
             continue
         dtype = v.dtype.numpy().name if v.dtype is not None else "float32"
-        # symbolic names are kept: dims that share one get one size across inputs (silero's input and state batch)
-        shape = None if v.shape is None else tuple(d if isinstance(d, int) else (d.value or None) for d in v.shape.dims)
+        shape = None if v.shape is None else tuple(_spec_dim(d) for d in v.shape.dims)
         specs.append(TensorSpec(v.name or "", dtype, shape))
     return specs
+
+
+def _spec_dim(dim: int | ir.SymbolicDim) -> int | str | None:
+    if isinstance(dim, int):
+        return dim if dim >= 0 else None
+    return dim.value or None
 
 
 def verification_feeds(
@@ -209,7 +216,7 @@ def verification_feeds(
     """Seeded random feeds for the optimized model's inputs: one set per shape set of
     :func:`~modelport.inputs.verification_shapes` (two when a dim is still free: the optimized model must stay
     right at any size, not just one)."""
-    specs = _input_specs(graph)
+    specs = graph_input_specs(graph)
     return [
         random_feeds(specs, shapes, seed=seed + i)
         for i, shapes in enumerate(verification_shapes(specs, input_shapes, batch))
@@ -267,7 +274,7 @@ def searched_feed_sets(
     Raises:
         InferenceError: the original refuses every size tried (the message lists them and suggests --input-shape).
     """
-    specs = _input_specs(ir.serde.deserialize_model(original).graph)
+    specs = graph_input_specs(ir.serde.deserialize_model(original).graph)
     options = RunnerOptions(threads=threads, graph_optimization=False)
     with tempfile.TemporaryDirectory(prefix="modelport-verify-") as tmp:
         path = Path(tmp) / "original.onnx"
