@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -87,13 +86,6 @@ def _ops(unsupported: tuple[tuple[str, int], ...]) -> str:
     return ", ".join(f"{op}×{n}" for op, n in unsupported) or "none"
 
 
-def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> str:
-    """``Abs 3 → 0, Sqrt 0 → 3`` for every op whose count changed."""
-    ops = sorted(set(before) | set(after))
-    parts = [f"{op} {before.get(op, 0)} → {after.get(op, 0)}" for op in ops if before.get(op, 0) != after.get(op, 0)]
-    return ", ".join(parts) or "no op changed"
-
-
 def _render(report: RewriteReport, model: Path) -> None:
     out = console()
     title = f"{model.name}" + (f" → {report.outputs[0]}" if report.outputs else "")
@@ -109,7 +101,7 @@ def _render(report: RewriteReport, model: Path) -> None:
     for r in report.rules:
         for why in r.refused:
             out.print(f"{escape(r.name)} refused a match: {escape(why)}")
-    delta = escape(_delta(report.ops_before, report.ops_after))
+    delta = escape(", ".join(f"{op} {a} → {b}" for op, a, b in report.ops_changed) or "no op changed")
     out.print(f"nodes: {report.nodes_before} → {report.nodes_after}; ops: {delta}")
     if report.target:
         out.print(f"ops {report.target} cannot run: before {_ops(report.unsupported_before)}; "

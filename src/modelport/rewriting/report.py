@@ -61,6 +61,13 @@ class RewriteReport(JsonReport):
     outputs: tuple[str, ...] = ()
 
     @property
+    def ops_changed(self) -> tuple[tuple[str, int, int], ...]:
+        """``(op, count before, count after)`` for every op type whose count changed, sorted by op."""
+        ops = sorted(set(self.ops_before) | set(self.ops_after))
+        counts = ((op, self.ops_before.get(op, 0), self.ops_after.get(op, 0)) for op in ops)
+        return tuple(c for c in counts if c[1] != c[2])
+
+    @property
     def matches(self) -> int:
         """Rewrites over all rules."""
         return sum(r.matches for r in self.rules)
