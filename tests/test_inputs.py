@@ -446,3 +446,11 @@ def test_a_recurrent_states_free_middle_dim_is_the_batch() -> None:
     assert first["state"] == (2, first["input"][0], 128) and second["state"] == (2, second["input"][0], 128)
     audio = [TensorSpec("features", "float32", (1, None, 80))]  # not a state: the free dim stays a sequence
     assert verification_shapes(audio)[0]["features"] == (1, FREE_DIM_SIZES["sequence"][0], 80)
+
+
+def test_search_shapes_unknown_given_input_names_the_models_inputs() -> None:
+    from modelport.inputs import search_shapes
+
+    with pytest.raises(InvalidInputError) as err:
+        search_shapes([IMAGE, TOKENS], lambda shapes, size: shapes, given={"foo": (1, 3, 8, 8)})
+    assert "foo" in str(err.value) and "image, tokens" in str(err.value)

@@ -280,10 +280,9 @@ def _given_shapes(
 ) -> dict[str, tuple[int, ...]]:
     """The inputs ``given`` fixes, checked against the model (unknown names, ranks, dims the model fixes)."""
     given = match_input_names(given or {}, {s.name for s in specs})
-    fixed = resolve_shapes([s for s in specs if s.name in given], given, batch) if given else {}
     if set(given) - {s.name for s in specs}:
         resolve_shapes(specs, given)  # raises the unknown-input error naming the model's inputs
-    return fixed
+    return resolve_shapes([s for s in specs if s.name in given], given, batch) if given else {}
 
 
 def _assign(

@@ -35,6 +35,7 @@ VERBS: dict[str, str] = {
     "classify": "classify",
     "depth": "depth",
     "detect": "detect",
+    "serve": "serve",
 }
 VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
 _ROOT_FLAGS = {"--debug", "--verbose", "-v"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -98,8 +99,10 @@ def register(app: typer.Typer) -> None:
         out = console()
         try:
             bars = _TargetBars(Console(stderr=True, highlight=False, log_path=False)) if sys.stderr.isatty() else None
+            # MODELPORT_PROGRESS=lines: the progress messages as plain lines on stderr (what `serve` reads)
+            lines = _print_line if os.environ.get("MODELPORT_PROGRESS") == "lines" and bars is None else None
             with bars or _null():
-                report = port(model, out_dir, options=options, progress=bars)
+                report = port(model, out_dir, options=options, progress=bars or lines)
         except KeyboardInterrupt:
             out.print(f"interrupted: the targets finished so far are in {out_dir / 'report.md'}", markup=False)
             raise
@@ -190,6 +193,10 @@ class _TargetBars:
         else:  # a step begins: the steps before it are done
             self._begun[event.target] = begun = self._begun.get(event.target, 0) + 1
             self._bars.update(task, completed=begun - 1, description=escape(event.text))
+
+
+def _print_line(message: str) -> None:
+    print(f"progress: {message}", file=sys.stderr, flush=True)
 
 
 class _null:
