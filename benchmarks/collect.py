@@ -48,6 +48,7 @@ ORDER = (
         "benchmarks/bench_apps.py (bench_depth.py)",
         "`depth`: ms per pair per runtime, EPE/bad-3px vs OpenCV StereoSGBM, pipelined video",
     ),
+    ("serve", "benchmarks/bench_serve.py", "`serve` on loopback: status latency under 50 pollers, queue order"),
 )
 
 INTRO = """# Benchmarks

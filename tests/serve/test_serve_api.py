@@ -264,3 +264,22 @@ def test_nothing_is_written_outside_the_data_folder(tmp_path: Path) -> None:
         wait_state(c, r.json()["id"], ("done", "failed"))
     after = {p for p in tmp_path.rglob("*")}
     assert {p for p in after - before if data not in p.parents and p != data} == set()
+
+
+def test_uploaded_data_calibrates_a_quantize_job(tmp_path: Path) -> None:
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, image=np.random.default_rng(0).random((16, 1, 28, 28), dtype=np.float32))
+    with client(tmp_path / "data") as c:
+        model = upload_mnist(c)
+        r = c.post("/api/data", files={"file": ("calib.npz", buf.getvalue())})
+        assert r.status_code == 201, r.text
+        data = r.json()["id"]
+        assert c.post("/api/data", files={"file": ("calib.pkl", b"\x80\x04")}).status_code == 415
+        r = c.post("/api/jobs", json={"model": model, "verb": "quantize", "calib": data, "samples": 16})
+        assert r.status_code == 201, r.text
+        job = wait_state(c, r.json()["id"], ("done", "failed"), timeout=300)
+        assert job["state"] == "done", job
+        assert "--calib calib.npz" in job["command"]  # the data by the name it was uploaded with
+        assert any(a["path"].endswith(".onnx") for a in job["artifacts"])

@@ -34,7 +34,7 @@ from typing import Any
 
 from modelport.porting.progress import parse_message
 from modelport.serve.settings import OUTPUT_FILES, ServeSettings
-from modelport.serve.specs import JobSpec, VerbCatalog, command_options
+from modelport.serve.specs import DATA_OPTIONS, JobSpec, VerbCatalog, command_options
 from modelport.serve.store import FINAL_STATES, Job, Store, new_id
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,12 @@ class JobManager:
     def command_line(self, job: Job, model_name: str) -> str:
         """The CLI command a user would type for this job (the model by its uploaded name, ``-o out``)."""
         argv = list(job.argv)
-        shown = [argv[0], model_name, *argv[2:]]
+        names = {}  # uploaded data files by the name they were uploaded with
+        for key in DATA_OPTIONS:
+            upload = self.store.upload(str(job.spec.get(key, "")), "data")
+            if upload is not None:
+                names[upload.path] = upload.filename
+        shown = [argv[0], model_name, *(names.get(a, a) for a in argv[2:])]
         out = shown.index("--output")
         shown[out + 1] = OUTPUT_FILES.get(job.verb, "out")
         shown.remove("--json")
