@@ -283,3 +283,36 @@ def test_uploaded_data_calibrates_a_quantize_job(tmp_path: Path) -> None:
         assert job["state"] == "done", job
         assert "--calib calib.npz" in job["command"]  # the data by the name it was uploaded with
         assert any(a["path"].endswith(".onnx") for a in job["artifacts"])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--host", "0.0.0.0"], "without a token"),
+        (["--token-file", "/nonexistent/token"], "cannot read the token file"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
+def test_serve_cli_bad_settings_are_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "modelport", "serve", "--data", str(tmp_path / "d"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert words in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_short_token_file_is_refused(tmp_path: Path) -> None:
+    from modelport.serve.settings import read_token
+
+    (tmp_path / "t").write_text("short\n")
+    with pytest.raises(InvalidInputError, match="shorter than 16"):
+        read_token(tmp_path / "t")
+    (tmp_path / "t").write_text(TOKEN + "\n")
+    assert read_token(tmp_path / "t") == TOKEN
