@@ -22,10 +22,12 @@ then one plain ``modelport.compare`` of the same pair on the same feeds. Convers
 delete it to retry).
 
 Figures per cell: *ref* N_ref, the tensors the reference's trace exposed (Constant outputs aside); *matched* by name /
-alias / shape+order and matched % = 100·(matched / N_ref) — the issue's goal is ≥ 90 % across converters; *flagged*,
+alias / shape+order and matched % = 100·(matched / N_ref) — the issue's goal is ≥ 90 % across converters; *fused*,
+the unmatched source tensors fused into a matched tensor (recorded by the converter / inferred from the graph,
+``modelport.divergence.fused``) and accounted % = 100·((matched + fused) / N_ref); *flagged*,
 the matched tensors outside tolerance (and how they were matched); *first*, the earliest failing tensor whose matched
 inputs pass; *outputs*, the graph outputs' verdict; the cost ratio t_per-tensor / t_compare (both include opening
-the runtimes); and the op types of the source's tensors left unmatched. ``--render`` re-writes the md from an
+the runtimes); and the op types of the source's tensors neither matched nor fused. ``--render`` re-writes the md from an
 earlier JSON (with ``--explain``: a paragraph after the goal's verdict). Results:
 ``benchmarks/results/divergence.{md,json}``.
 """
@@ -80,7 +82,8 @@ class Cell:
     flagged: int = 0
     convert_note: str = ""
     flagged_by: dict[str, int] = dataclasses.field(default_factory=dict)  # matching method → flagged tensors
-    unmatched_ops: dict[str, int] = dataclasses.field(default_factory=dict)  # op type → unmatched source tensors
+    unmatched_ops: dict[str, int] = dataclasses.field(default_factory=dict)  # op type → unaccounted source tensors
+    fused: dict[str, int] = dataclasses.field(default_factory=dict)  # "recorded" / "graph" → fused source tensors
     first: str = ""
     first_op: str = ""
     outputs_passed: bool | None = None
@@ -96,6 +99,13 @@ class Cell:
     @property
     def matched_pct(self) -> float | None:
         return 100.0 * self.matched_total / self.reference_tensors if self.ok and self.reference_tensors else None
+
+    @property
+    def accounted_pct(self) -> float | None:
+        """(matched + fused into a matched tensor) ÷ ref."""
+        if not (self.ok and self.reference_tensors):
+            return None
+        return 100.0 * (self.matched_total + sum(self.fused.values())) / self.reference_tensors
 
 
 class CachedFailure(Exception):
@@ -251,14 +261,16 @@ def _bisect(cell: Cell, src: Path, other: Path) -> None:
     cell.matched = div.matched_counts()
     cell.flagged = len(div.failed)
     cell.flagged_by = {m: n for m in cell.matched if (n := sum(t.matched_by == m for t in div.failed))}
-    cell.unmatched_ops = unmatched_ops(src, {t.reference for t in div.tensors})
+    cell.fused = div.fused_counts()
+    cell.unmatched_ops = unmatched_ops(src, {t.reference for t in div.tensors} | {f.reference for f in div.fused})
     cell.outputs_passed = div.outputs_passed
     if div.first is not None:
         cell.first, cell.first_op = div.first.reference, f"{div.first.op_type} {div.first.op}"
 
 
 def unmatched_ops(src: Path, matched: set[str]) -> dict[str, int]:
-    """Op type → how many of the source's op outputs (Constant nodes aside, as the trace does) found no match."""
+    """Op type → how many of the source's op outputs (Constant nodes aside, as the trace does) are not in ``matched``
+    (the matched and the fused ones)."""
     import collections
 
     import onnx
@@ -326,19 +338,21 @@ def _fmt_s(v: float | None) -> str:
 
 def _row(c: Cell) -> str:
     if not c.ok:
-        return f"| {c.id} | {c.pair} | ✗ {c.stage}: {c.reason} | | | | | | | | | |"
+        return f"| {c.id} | {c.pair} | ✗ {c.stage}: {c.reason} | | | | | | | | | | | |"
     if c.mode != "per-tensor":
         note = c.note or "bisect mode"
-        return f"| {c.id} | {c.pair} | {note} | | | | | {_yes(c.outputs_passed)} | {_fmt_s(c.per_tensor_seconds)} | " \
-            f"{_fmt_s(c.compare_seconds)} | | |"  # fmt: skip
+        return f"| {c.id} | {c.pair} | {note} | | | | | | | {_yes(c.outputs_passed)} | " \
+            f"{_fmt_s(c.per_tensor_seconds)} | {_fmt_s(c.compare_seconds)} | | |"  # fmt: skip
     m = c.matched
-    pct = c.matched_pct
+    pct, acc = c.matched_pct, c.accounted_pct
     name = f"{c.id} †" if c.convert_note else c.id
     first = f"`{c.first}` ({c.first_op})" if c.first else "—"
     ratio = f"×{c.per_tensor_seconds / c.compare_seconds:.1f}" if c.per_tensor_seconds and c.compare_seconds else "—"
     return (
         f"| {name} | {c.pair} | {c.reference_tensors} | {m.get('name', 0)} / {m.get('alias', 0)} / "
-        f"{m.get('shape+order', 0)} | {'—' if pct is None else f'{pct:.0f} %'} | {_flagged(c)} | {first} | "
+        f"{m.get('shape+order', 0)} | {'—' if pct is None else f'{pct:.0f} %'} | "
+        f"{c.fused.get('recorded', 0)} / {c.fused.get('graph', 0)} | {'—' if acc is None else f'{acc:.0f} %'} | "
+        f"{_flagged(c)} | {first} | "
         f"{_outputs(c)} | {_fmt_s(c.per_tensor_seconds)} | {_fmt_s(c.compare_seconds)} | {ratio} | "
         f"{_ops(c.unmatched_ops, 4)} |"
     )
@@ -357,7 +371,7 @@ def _ops(counts: dict[str, int], top: int) -> str:
 
 
 def unmatched_by_pair(cells: list[Cell], pair: str) -> str:
-    """The op types of the source tensors left unmatched, summed over the pair's models."""
+    """The op types of the source tensors neither matched nor fused, summed over the pair's models."""
     total: dict[str, int] = {}
     for c in cells:
         if c.pair == pair and c.ok:
@@ -379,15 +393,22 @@ def _yes(v: bool | None) -> str:
 def summary(cells: list[Cell], pair: str) -> str:
     mine = [c for c in cells if c.pair == pair]
     pcts = [p for c in mine if (p := c.matched_pct) is not None]
+    accs = [p for c in mine if (p := c.accounted_pct) is not None]
     failed = [c for c in mine if c.matched_pct is None]
     med = f"median {statistics.median(pcts):.0f} %" if pcts else "no model measured"
+    acc = (
+        f"; ≥ {GOAL:.0f} % accounted (matched + fused) on {sum(p >= GOAL for p in accs)} of {len(accs)}, median "
+        f"{statistics.median(accs):.0f} %"
+        if accs
+        else ""
+    )
     ratios = [c.per_tensor_seconds / c.compare_seconds for c in mine if c.ok and c.per_tensor_seconds and
               c.compare_seconds]  # fmt: skip
     cost = f"; per-tensor costs ×{statistics.median(ratios):.1f} a plain compare (median)" if ratios else ""
     not_measured = f"; {len(failed)} not measured ({', '.join(c.id for c in failed)})" if failed else ""
     return (
         f"- **{LABELS[pair]}**: ≥ {GOAL:.0f} % matched on {sum(p >= GOAL for p in pcts)} of {len(pcts)} models; "
-        f"{med}{cost}{not_measured}."
+        f"{med}{acc}{cost}{not_measured}."
     )
 
 
@@ -404,7 +425,10 @@ def render(cells: list[Cell], command: str, verdict: str) -> str:
         "random calibration samples; † where modelport.quantize stood in), and `modelport.bisect([src, other], "
         "runtimes, BisectOptions(feeds, seed=0))` traces both on the same seeded feeds of the `verify_shapes` (filled "
         "as the manifest's `verify_values` say). *ref*: the tensors the source's trace exposed; *matched*: by name / "
-        "alias / shape+order; *%*: matched ÷ ref; *flagged*: matched tensors outside tolerance; *first*: the "
+        "alias / shape+order; *%*: matched ÷ ref; *fused*: unmatched source tensors fused into a matched tensor, "
+        "recorded by the converter (onnx2tf's name map with the TFLite converter's fused names) / inferred from the "
+        "graph (bounded by matched tensors on both sides: OpenVINO IRs record no fused names), accounted for but "
+        "not compared; *acc.*: (matched + fused) ÷ ref; *flagged*: matched tensors outside tolerance; *first*: the "
         "earliest failing tensor whose matched inputs pass (*flagged* says how the flagged tensors were matched); "
         "*outputs*: the graph outputs' verdict (plain compare's in brackets where it differs); *s*: seconds of "
         f"the per-tensor analysis and of one plain `modelport.compare` of the pair ({THREADS} threads, both "
@@ -416,15 +440,15 @@ def render(cells: list[Cell], command: str, verdict: str) -> str:
         "",
         verdict,
         "",
-        "Source tensors left unmatched, by the op that produced them (all models of the pair):",
+        "Source tensors neither matched nor fused, by the op that produced them (all models of the pair):",
         "",
         *[unmatched_by_pair(cells, p) for p in pairs],
         "",
         "## Cells",
         "",
-        "| model | pair | ref | matched name / alias / shape+order | % | flagged | first divergence | outputs | "
-        "per-tensor s | compare s | cost | unmatched source tensors by op |",
-        "|---|---|---:|---|---:|---|---|---|---:|---:|---:|---|",
+        "| model | pair | ref | matched name / alias / shape+order | % | fused recorded / graph | acc. | flagged | "
+        "first divergence | outputs | per-tensor s | compare s | cost | source tensors neither matched nor fused |",
+        "|---|---|---:|---|---:|---|---:|---|---|---|---:|---:|---:|---|",
         *[_row(c) for c in sorted(cells, key=lambda c: (list(PAIRS).index(c.pair), c.id))],
         "",
         *[f"† {c.id}/{c.pair}: {c.convert_note}" for c in cells if c.convert_note],
@@ -433,16 +457,21 @@ def render(cells: list[Cell], command: str, verdict: str) -> str:
 
 
 def goal_verdict(cells: list[Cell]) -> str:
-    """The issue's goal (≥ 90 % of the source's tensors matched across converters), met or not, per pair."""
+    """The issue's goal (≥ 90 % of the source's tensors matched across converters), met or not, per pair, on
+    matched and on accounted (matched + fused)."""
     parts = []
     for pair in PAIRS:
-        pcts = [p for c in cells if c.pair == pair and (p := c.matched_pct) is not None]
-        if not pcts:
-            continue
-        below = [c.id for c in cells if c.pair == pair and (p := c.matched_pct) is not None and p < GOAL]
-        state = "met" if not below else f"not met on {len(below)} of {len(pcts)} ({', '.join(below)})"
-        parts.append(f"{LABELS[pair]}: {state}")
-    return f"Goal (≥ {GOAL:.0f} % of the source's tensors matched across converters): " + "; ".join(parts) + "."
+        states = []
+        for what in ("matched", "accounted"):
+            pcts = {c.id: p for c in cells if c.pair == pair and (p := getattr(c, f"{what}_pct")) is not None}
+            if not pcts:
+                continue
+            below = [i for i, p in pcts.items() if p < GOAL]
+            state = "met" if not below else f"not met on {len(below)} of {len(pcts)} ({', '.join(below)})"
+            states.append(f"{what} {state}")
+        if states:
+            parts.append(f"{LABELS[pair]}: {'; '.join(states)}")
+    return f"Goal (≥ {GOAL:.0f} % of the source's tensors matched across converters): " + " — ".join(parts) + "."
 
 
 def write(results: Path, cells: list[Cell], command: str, explanation: str = "") -> None:
@@ -452,7 +481,9 @@ def write(results: Path, cells: list[Cell], command: str, explanation: str = "")
         "command": command,
         "versions": versions(),
         "machine": cpu_flags(),
-        "cells": [dataclasses.asdict(c) | {"matched_pct": c.matched_pct} for c in cells],
+        "cells": [
+            dataclasses.asdict(c) | {"matched_pct": c.matched_pct, "accounted_pct": c.accounted_pct} for c in cells
+        ],
     }
     (results / "divergence.json").write_text(json.dumps(payload, indent=1), encoding="utf-8")
     (results / "divergence.md").write_text(render(cells, command, verdict), encoding="utf-8")
@@ -495,9 +526,11 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             cell = spawn(model_id, pair, args.timeout)
             cells.append(cell)
-            pct = cell.matched_pct
+            pct, acc = cell.matched_pct, cell.accounted_pct
             state = (
-                f"{pct:.0f} % matched, {cell.flagged} flagged" if pct is not None else f"{cell.stage}: {cell.reason}"
+                f"{pct:.0f} % matched, {acc:.0f} % accounted, {cell.flagged} flagged"
+                if pct is not None and acc is not None
+                else f"{cell.stage}: {cell.reason}"
             )
             print(f"{model_id:22s} {pair:9s} {time.perf_counter() - t0:6.1f}s {state}", flush=True)
             write(args.results, cells, command, args.explain)

@@ -65,7 +65,7 @@ class Cell:
 
 def count_nodes(graph: Any) -> int:
     """Nodes of ``graph`` and, recursively, of every sub-graph attribute (If/Loop/Scan)."""
-    from modelport.model_io import all_nodes
+    from modelport.model_guard import all_nodes
 
     return sum(1 for _ in all_nodes(graph))
 

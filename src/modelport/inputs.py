@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -433,6 +434,11 @@ def search_shapes(
     return ShapeSearch(tuple(sets), tuple(results), tuple(attempts), free=True)
 
 
+#: the most bytes one random feed may take (an input declaring more is a broken or hostile model, or needs its real
+#: size given with --input-shape)
+RANDOM_FEED_LIMIT = 2**31
+
+
 def random_feeds(
     specs: Sequence[TensorSpec],
     shapes: Mapping[str, Sequence[int]] | None = None,
@@ -451,6 +457,11 @@ def random_feeds(
     for spec in specs:
         shape = concrete[spec.name]
         dtype = np.dtype(spec.dtype)
+        if any(d < 0 for d in shape) or math.prod(shape) * max(dtype.itemsize, 4) > RANDOM_FEED_LIMIT:
+            raise InvalidInputError(
+                f"input {spec.name!r} declares shape {list(shape)}: too large for random data",
+                hint="give its size with --input-shape NAME:D0,D1,…",
+            )
         if dtype.kind == "f":
             feeds[spec.name] = rng.random(shape, dtype=np.float32).astype(dtype)
         elif dtype.kind in "iu":

@@ -12,9 +12,12 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import onnx
 import onnx_ir as ir
@@ -22,6 +25,7 @@ from google.protobuf.message import DecodeError
 
 from modelport.errors import ModelLoadError, ModelportError, first_line
 from modelport.formats import Format, sniff_format
+from modelport.model_guard import all_graphs, check_model_file, declared_bytes
 
 log = logging.getLogger(__name__)
 
@@ -31,45 +35,99 @@ PROTOBUF_LIMIT = 2**31 - 1
 EXTERNAL_DATA_THRESHOLD = 1024
 
 
+#: signals held back while a commit or a clean-up runs (a Ctrl-C there would leave a half-moved artifact or a
+#: temporary folder behind); the handler runs right after
+_DEFERRED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Run the block with Python's handlers of SIGINT/SIGTERM/SIGHUP postponed to its end (main thread only).
+
+    A signal that arrives inside is recorded and its original handler (``KeyboardInterrupt``, the CLI's termination)
+    called once the block is done. Signals left at their default or ignored action are not touched.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    saved: dict[int, Any] = {}
+    for sig in _DEFERRED_SIGNALS:
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            saved[sig] = handler
+            signal.signal(sig, lambda signum, _frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if arrived:
+            saved[arrived[0]](arrived[0], None)
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success rename it onto ``dest``, on failure delete it.
 
-    Works for a file or a directory written at the temporary path.
+    Works for a file or a directory written at the temporary path. Creating the temporary folder, the rename and the
+    clean-up hold back Ctrl-C/SIGTERM (:func:`_signals_deferred`), so an interrupted run leaves ``dest`` old or new
+    and no temporary folder.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    tmp = tmp_dir / dest.name
+    tmp_dir: Path | None = None
     try:
+        with _signals_deferred():
+            tmp_dir = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+        tmp = tmp_dir / dest.name
         yield tmp
         if not tmp.exists():
             raise ModelportError(f"nothing was written for {dest}")
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
+        with _signals_deferred():
+            _replace(tmp, dest, tmp_dir)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if tmp_dir is not None:
+            with _signals_deferred():
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _replace(new: Path, dest: Path, aside_dir: Path) -> None:
+    """Rename ``new`` onto ``dest``; an existing directory ``dest`` is first moved into ``aside_dir`` (and moved back
+    if the rename fails), so there is no moment without one or the other."""
+    if dest.is_dir() and not dest.is_symlink():
+        aside = aside_dir / f".old.{dest.name}"
+        os.replace(dest, aside)
+        try:
+            os.replace(new, dest)
+        except OSError:
+            os.replace(aside, dest)
+            raise
+    else:
+        os.replace(new, dest)
 
 
 @contextlib.contextmanager
 def atomic_files(dest_dir: str | Path) -> Iterator[Path]:
     """Yield a staging directory; on success move every file in it into ``dest_dir`` (each by rename).
 
-    For artifacts made of several files (OpenVINO's .xml + .bin, ONNX + external data).
+    For artifacts made of several files (OpenVINO's .xml + .bin, ONNX + external data). The moves run with
+    Ctrl-C/SIGTERM held back (:func:`_signals_deferred`): an interrupted run leaves all old files or all new ones.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=dest_dir))
+    staging: Path | None = None
     try:
+        with _signals_deferred():
+            staging = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=dest_dir))
         yield staging
-        for item in sorted(staging.iterdir()):
-            target = dest_dir / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
+        with _signals_deferred():
+            for item in sorted(staging.iterdir()):
+                _replace(item, dest_dir / item.name, staging)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            with _signals_deferred():
+                shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -88,16 +146,24 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def load_proto(path: str | Path, *, check: bool = True, load_external_data: bool = True) -> onnx.ModelProto:
+def load_proto(
+    path: str | Path, *, check: bool = True, load_external_data: bool = True, max_bytes: int | None = None
+) -> onnx.ModelProto:
     """Read an ONNX file into a ModelProto, with clear errors for every way it can be wrong.
+
+    The file is parsed without its external data first and :func:`check_model_file` vets every tensor (external
+    locations inside the model's folder, files long enough, declared sizes within ``max_bytes``) before any
+    external byte is read.
 
     Args:
         path: the .onnx file (external data is read from beside it).
         check: run ``onnx.checker`` (full check, with external data by path).
         load_external_data: load external tensors into memory.
+        max_bytes: the most tensor data the model may declare (default :func:`memory_limit`).
 
     Raises:
-        ModelLoadError: missing, not ONNX, truncated, or failing the checker.
+        ModelLoadError: missing, not ONNX, truncated, unsafe or impossible external data, tensors larger than
+            the limit or disagreeing with their dims, or failing the checker.
     """
     p = Path(path)
     fmt = sniff_format(p)
@@ -108,32 +174,79 @@ def load_proto(path: str | Path, *, check: bool = True, load_external_data: bool
             hint="convert it first with `modelport convert`",
         )
     try:
-        proto = onnx.load(str(p), load_external_data=load_external_data)
+        proto = onnx.load(str(p), load_external_data=False)
     except DecodeError as exc:
         raise ModelLoadError(
             "file is not a valid ONNX protobuf (truncated or corrupt)", path=p, hint="re-export the model"
         ) from exc
     except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
-        raise ModelLoadError(f"cannot read ONNX model: {exc}", path=p) from exc
+        raise ModelLoadError(f"cannot read ONNX model: {first_line(exc)}", path=p) from exc
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise ModelLoadError("file holds no ONNX graph (truncated or not a model)", path=p)
+    check_model_file(p, proto, max_bytes=max_bytes)
+    if load_external_data:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(proto, str(p.parent))
+        except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+            raise ModelLoadError(f"cannot read the model's external data: {first_line(exc)}", path=p) from exc
     if check:
         check_proto(proto, p)
     return proto
 
 
 def check_proto(proto: onnx.ModelProto, path: str | Path | None = None) -> None:
-    """Run ``onnx.checker`` on a model; on failure raise ModelLoadError with the checker's first line."""
+    """Run ``onnx.checker`` on a model; on failure raise ModelLoadError with the checker's first line.
+
+    A model with external tensors not loaded, or over protobuf's 2 GiB, is checked by ``path`` when given; one over
+    2 GiB without a path through a copy of its structure whose large initializers are stand-ins (the checker cannot
+    serialize it, and copying the weights would double the memory).
+    """
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    over = _over_protobuf_limit(proto)
     try:
-        if path is not None and proto.ByteSize() > PROTOBUF_LIMIT:
-            onnx.checker.check_model(str(path))
+        if path is not None and (external or over):
+            onnx.checker.check_model(str(path))  # external files are found beside the file, not the process
         else:
-            onnx.checker.check_model(proto)
+            onnx.checker.check_model(_skeleton(proto) if over else proto)
     except (onnx.checker.ValidationError, ValueError) as exc:
         first = first_line(exc)
         raise ModelLoadError(
             f"model fails onnx.checker: {first}", path=path, hint="fix the exporter or re-export the model"
         ) from exc
+
+
+def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` whose main-graph initializers of at least 1 MiB are empty tensors of the same name and
+    type, so that the copy costs the structure, not the weights (the checker does not compare an initializer's
+    dims with the graph's)."""
+    skeleton = onnx.ModelProto()
+    _copy_fields(proto, skeleton, skip="graph")
+    _copy_fields(proto.graph, skeleton.graph, skip="initializer")
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or not tensor.HasField("raw_data"):
+            skeleton.graph.initializer.add().CopyFrom(tensor)
+            continue
+        stand_in = skeleton.graph.initializer.add()
+        if _inline_bytes(tensor) < 2**20:
+            stand_in.CopyFrom(tensor)
+            continue
+        stand_in.name, stand_in.data_type = tensor.name, tensor.data_type
+        stand_in.dims.append(0)  # an empty tensor of the same name and type: nothing for the checker to read
+    return skeleton
+
+
+def _copy_fields(src: Any, dst: Any, *, skip: str) -> None:
+    """Copy every set field of protobuf message ``src`` into ``dst`` except ``skip``."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        target = getattr(dst, field.name)
+        if hasattr(target, "extend"):  # a repeated field
+            target.extend(value)
+        elif hasattr(target, "CopyFrom"):  # a message
+            target.CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
 
 
 def load_model(path: str | Path, *, check: bool = True) -> ir.Model:
@@ -172,31 +285,70 @@ def save_model(
     path = Path(path)
     if source is not None and Path(source).resolve() == path.resolve():
         raise ModelportError("refusing to overwrite the input model", path=path, hint="choose another output")
-    proto = to_proto(model)
-    use_external = external_data if external_data is not None else _needs_external_data(proto)
+    use_external = external_data if external_data is not None else _needs_external_data(model)
     if not use_external:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(proto.SerializeToString())
+            tmp.write_bytes(to_proto(model).SerializeToString())
         return path
-    data_name = path.name + ".data"
-    if isinstance(model, onnx.ModelProto):  # onnx.save_model empties the tensors it moves out: use a copy
-        proto = onnx.ModelProto()
-        proto.CopyFrom(model)
     with atomic_files(path.parent) as staging:
+        _save_external(model, staging / path.name, path.name + ".data", size_threshold)
+    return path
+
+
+def _save_external(model: ir.Model | onnx.ModelProto, dest: Path, data_name: str, size_threshold: int) -> None:
+    """Write ``dest`` and its external data file ``data_name`` beside it, tensor by tensor, without first copying
+    the model's weights (onnx-ir's writer; large tensors aligned to 64 KiB so that runtimes can map them)."""
+    if isinstance(model, onnx.ModelProto) and any(g.sparse_initializer for g in all_graphs(model.graph)):
+        proto = onnx.ModelProto()  # onnx-ir keeps no sparse initializers; onnx.save_model empties what it moves out
+        proto.CopyFrom(model)
         onnx.save_model(
             proto,
-            str(staging / path.name),
+            str(dest),
             save_as_external_data=True,
             all_tensors_to_one_file=True,
             location=data_name,
             size_threshold=size_threshold,
         )
-    return path
+        return
+    work = model if isinstance(model, ir.Model) else ir.serde.deserialize_model(model)
+    # onnx-ir moves tensors strictly larger than its threshold; ours moves tensors of at least ``size_threshold``
+    ir.save(work, dest, external_data=data_name, size_threshold_bytes=max(0, size_threshold - 1), alignment=2**16)
 
 
-def _needs_external_data(proto: onnx.ModelProto) -> bool:
-    total = sum(len(t.raw_data) for t in proto.graph.initializer)
-    return total > PROTOBUF_LIMIT - 64 * 2**20
+def _needs_external_data(model: ir.Model | onnx.ModelProto) -> bool:
+    if isinstance(model, ir.Model):
+        total = sum(
+            value.const_value.nbytes
+            for graph in model.graphs()
+            for value in graph.initializers.values()
+            if value.const_value is not None
+        )
+        return total > PROTOBUF_LIMIT - _STRUCTURE_ALLOWANCE
+    return _over_protobuf_limit(model)
+
+
+#: room left for the graph's structure when deciding whether a model's weights still fit in one protobuf
+_STRUCTURE_ALLOWANCE = 64 * 2**20
+
+
+def _over_protobuf_limit(proto: onnx.ModelProto) -> bool:
+    """Whether the main graph's inline initializers leave no room under protobuf's 2 GiB (``ByteSize`` cannot
+    tell: it fails on such a message)."""
+    return sum(_inline_bytes(t) for t in proto.graph.initializer) > PROTOBUF_LIMIT - _STRUCTURE_ALLOWANCE
+
+
+#: bytes one value of each typed field of TensorProto takes when serialized (at most)
+_FIELD_BYTES = {"float_data": 4, "int32_data": 5, "int64_data": 10, "double_data": 8, "uint64_data": 10}
+
+
+def _inline_bytes(tensor: onnx.TensorProto) -> int:
+    """The bytes a tensor holds inline, from its dims (reading ``raw_data``'s length would copy it: upb hands out a
+    new bytes object); typed fields by their value count. A raw_data disagreeing with its dims is refused at load."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return 0
+    if tensor.HasField("raw_data"):
+        return declared_bytes(tensor) or 0
+    return sum(len(getattr(tensor, field)) * size for field, size in _FIELD_BYTES.items())
 
 
 def external_data_files(path: str | Path) -> list[str]:
@@ -286,16 +438,10 @@ def default_opset(proto: onnx.ModelProto) -> int:
     return next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
-def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and, recursively, every sub-graph of its nodes' attributes (If branches, Loop/Scan bodies)."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            for sub in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
-                yield from all_graphs(sub)
-
-
-def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    """Every node of ``graph`` and of its sub-graphs, recursively."""
-    for sub in all_graphs(graph):
-        yield from sub.node
+def serialized_size(proto: onnx.ModelProto) -> int:
+    """Bytes of a model serialized with its tensors inline; also for a model over protobuf's 2 GiB, where
+    ``ByteSize`` fails (then its structure's size plus its large initializers' bytes)."""
+    if not _over_protobuf_limit(proto):
+        return int(proto.ByteSize())
+    inline = sum(size for size in map(_inline_bytes, proto.graph.initializer) if size >= 2**20)
+    return int(_skeleton(proto).ByteSize()) + inline

@@ -19,10 +19,11 @@ Backend: LiteRT (TFLite): runs .tflite on CPU with or without the XNNPACK delega
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -327,6 +328,10 @@ def trace_litert(model: Path, feeds: Mapping[str, np.ndarray], options: RunnerOp
     details = {int(t["index"]): t for t in interp.get_tensor_details()}
     ops, tensors = _traced_ops(interp, details)
     keys = {**in_keys, **out_keys}
+    aliases = {details[i]["name"]: (key,) for i, key in keys.items() if key != details[i]["name"]}
+    mapped, fused = mapped_names(list(tensors), read_tensor_map(model))
+    for name, more in mapped.items():
+        aliases[name] = (*aliases.get(name, ()), *more)
     return Trace(
         runtime="litert",
         model=Path(model),
@@ -334,8 +339,155 @@ def trace_litert(model: Path, feeds: Mapping[str, np.ndarray], options: RunnerOp
         tensors=tensors,
         inputs={details[i]["name"]: dequantize(v, details[i]) for i, v in inputs.items()},
         outputs=tuple(d["name"] for d in interp.get_output_details()),
-        aliases={details[i]["name"]: (key,) for i, key in keys.items() if key != details[i]["name"]},
+        aliases=aliases,
+        fused=fused,
     )
+
+
+#: the metadata entry of a .tflite file that holds the converter's tensor-name map as JSON (:class:`TensorMap`)
+TENSOR_MAP_METADATA = "modelport.tensor_map"
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorMap:
+    """What a converter recorded about the names of a TFLite model's tensors (onnx2tf through modelport).
+
+    Attributes:
+        tensors: source tensor name → the name of the layer whose output holds its value, in the source's graph
+            order.
+        layers: every layer name of the converter's model in its topological order (empty: not recorded).
+    """
+
+    tensors: Mapping[str, str]
+    layers: tuple[str, ...] = ()
+
+
+def read_tensor_map(model: Path) -> TensorMap | None:
+    """The :class:`TensorMap` a conversion stored in ``model``'s metadata (:data:`TENSOR_MAP_METADATA`) or in a
+    ``<file>.tensormap.json`` beside it; None when there is none or it cannot be read."""
+    import json
+
+    sidecar = model.with_name(model.name + ".tensormap.json")
+    try:
+        raw = _metadata(model.read_bytes(), TENSOR_MAP_METADATA)
+        if raw is None and sidecar.is_file():
+            raw = sidecar.read_bytes()
+        data = json.loads(raw) if raw else None
+    except (OSError, ValueError, RuntimeUnavailable) as exc:
+        log.debug("%s: no tensor map (%s)", model.name, first_line(exc))
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("tensors"), dict):
+        return None
+    tensors = {str(k): v for k, v in data["tensors"].items() if isinstance(v, str)}
+    layers = data.get("layers")
+    return TensorMap(tensors, tuple(str(n) for n in layers) if isinstance(layers, list) else ())
+
+
+def write_tensor_map(model: Path, tensor_map: TensorMap) -> None:
+    """Store ``tensor_map`` as JSON in the metadata entry :data:`TENSOR_MAP_METADATA` of the .tflite file ``model``,
+    in place (replacing an earlier one; the caller writes a staging file and commits it atomically)."""
+    import json
+
+    flatbuffer_utils = optional_import("ai_edge_litert.tools.flatbuffer_utils", extra="tflite", what="LiteRT")
+    from ai_edge_litert import schema_py_generated as schema
+
+    text = json.dumps({"tensors": dict(tensor_map.tensors), "layers": list(tensor_map.layers)})  # order kept
+    fb = flatbuffer_utils.read_model(str(model))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(text.encode(), dtype=np.uint8).copy()
+    fb.buffers = [*(fb.buffers or []), buffer]
+    names = (TENSOR_MAP_METADATA, TENSOR_MAP_METADATA.encode())
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = TENSOR_MAP_METADATA, len(fb.buffers) - 1
+    fb.metadata = [*(m for m in (fb.metadata or []) if (m.name or b"") not in names), entry]
+    staged = model.with_name(model.name + ".map-tmp")  # the model is replaced whole or not at all
+    try:
+        flatbuffer_utils.write_model(fb, str(staged))
+        staged.replace(model)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _metadata(data: bytes, name: str) -> bytes | None:
+    """The bytes of the metadata entry ``name`` of a TFLite flatbuffer (None: no such entry)."""
+    import_litert_interpreter()
+    from ai_edge_litert import schema_py_generated as schema
+
+    root = schema.Model.GetRootAs(data, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name() is None or entry.Name().decode("utf-8", "replace") != name:
+            continue
+        buffer = root.Buffers(entry.Buffer())
+        if buffer is None:
+            return None
+        if buffer.DataLength():
+            return bytes(buffer.DataAsNumpy().tobytes())
+        offset, size = int(buffer.Offset()), int(buffer.Size())  # a model > 2 GB keeps buffers after the flatbuffer
+        return data[offset : offset + size] if offset > 1 and size else None
+    return None
+
+
+def mapped_names(
+    tensors: Sequence[str], tensor_map: TensorMap | None
+) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Source names for TFLite tensors through a converter's :class:`TensorMap`.
+
+    A TFLite tensor is named ``<model>/<layer>/<op>``, or several such names ``;``-joined where the TFLite converter
+    fused ops, in no reliable order (a Conv fused with its Relu lists the Relu first, a FULLY_CONNECTED with its bias
+    lists the MatMul first). Its value is the output of the listed layer that comes **last in the layer order**
+    (the end of the fused chain). When source tensors map to that layer, the last of them in the source's order is
+    the tensor's alias (onnx2tf may give an earlier source tensor the layer of a later op it merged it with), and the
+    source tensors of the other listed layers were fused into it; when none does, the tensor is an intermediate of
+    one source op (onnx2tf's HardSigmoid is a Mul, an Add and a clip) and gets no source name. A source name that
+    several TFLite tensors resolve to goes to the last of them in execution order. Without a recorded layer order,
+    the last listed source tensor in the source's order stands for the end of the chain.
+
+    Returns:
+        (tensor → aliases, tensor → fused source names), for the tensor names ``tensors`` (in execution order).
+    """
+    if tensor_map is None or not tensor_map.tensors:
+        return {}, {}
+    order = {source: i for i, source in enumerate(tensor_map.tensors)}
+    depth = {layer: i for i, layer in enumerate(tensor_map.layers)}
+    by_layer: dict[str, list[str]] = {}
+    for source, layer in tensor_map.tensors.items():
+        by_layer.setdefault(layer, []).append(source)
+    holder: dict[str, str] = {}  # source name → the last TFLite tensor that resolves to it
+    chains: dict[str, list[str]] = {}
+    for name in tensors:
+        listed = set(_layers(name, depth or by_layer))
+        chain = sorted({s for layer in listed for s in by_layer.get(layer, ())}, key=order.__getitem__)
+        if depth and listed:
+            last = max(listed, key=depth.__getitem__)
+            if last not in by_layer:  # an intermediate of one source op
+                continue
+            own = by_layer[last][-1]  # the last layer's last source tensor ends the chain
+            chain = [s for s in chain if s != own] + [own]
+        if chain:
+            chains[name] = chain
+            holder[chain[-1]] = name
+    aliases: dict[str, tuple[str, ...]] = {}
+    fused: dict[str, tuple[str, ...]] = {}
+    for name, chain in chains.items():
+        if holder[chain[-1]] == name:
+            aliases[name] = (chain[-1],)
+            if len(chain) > 1:
+                fused[name] = tuple(chain[:-1])
+    return aliases, fused
+
+
+def _layers(name: str, known: Mapping[str, Any]) -> list[str]:
+    """The known layer names in a (``;``-joined) TFLite tensor name, in order: the part after the model's name in
+    each ``<model>/<layer>/<op>…`` segment, or the whole segment (inputs and outputs keep their source names)."""
+    found = []
+    for segment in name.split(";"):
+        parts = segment.split("/")
+        if segment in known:
+            found.append(segment)
+        elif len(parts) >= 2 and parts[1] in known:
+            found.append(parts[1])
+    return found
 
 
 def _traced_ops(

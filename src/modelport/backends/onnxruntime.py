@@ -84,7 +84,7 @@ class OnnxRuntimeRunner(Runner):
                 hint="install onnxruntime-gpu for CUDA/TensorRT, or use --device cpu",
             )
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4  # fatal only: ORT's own error lines would precede our one-line error
         parallel = self.engine.get("execution_mode") == "parallel"
         if self.options.threads:
             so.intra_op_num_threads = self.options.threads
@@ -103,6 +103,14 @@ class OnnxRuntimeRunner(Runner):
                 path=self.model_path,
                 hint="convert it first with `modelport convert`",
             )
+        from modelport.model_guard import check_model_file
+
+        try:  # ORT reads external data itself: vet locations and sizes first
+            proto = check_model_file(self.model_path)
+        except ModelLoadError as exc:
+            raise ModelLoadError(
+                f"onnxruntime cannot load the model: {exc.message}", path=self.model_path, hint=exc.hint
+            ) from exc
         try:
             self._session = ort.InferenceSession(str(self.model_path), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, …)
@@ -112,7 +120,7 @@ class OnnxRuntimeRunner(Runner):
             for i in self._session.get_inputs()
         ]
         self._outputs = [o.name for o in self._session.get_outputs()]
-        self._executed = model_precision(self.model_path)
+        self._executed = model_precision(self.model_path, proto)
         self._ort_version = ort.__version__
         self._threads = self.options.threads
         applied = self._session.get_session_options()  # what the session runs with, read back
@@ -181,14 +189,16 @@ def _dim(d: object) -> int | str | None:
     return None
 
 
-def model_precision(path: Path) -> str:
+def model_precision(path: Path, proto: Any = None) -> str:
     """The precision an ONNX file computes in: int8 if it holds quantized ops, else the float type holding most weights.
 
-    ORT runs exactly what the model holds, so this is what it executes.
+    ORT runs exactly what the model holds, so this is what it executes. ``proto``: the model already parsed
+    (without external data), to spare a second parse.
     """
     import onnx
 
-    proto = onnx.load(str(path), load_external_data=False)
+    if proto is None:
+        proto = onnx.load(str(path), load_external_data=False)
     if any(is_quantized_op(n.op_type) for n in proto.graph.node):
         return Precision.INT8.value
     sizes: dict[int, int] = {}
@@ -318,7 +328,7 @@ def _trace_session(proto: Any, model: Path, options: RunnerOptions) -> Any:
     """An ORT CPU session of ``proto`` with graph optimizations off; external data is read from beside ``model``."""
     ort = import_ort()
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = 4
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if options.threads:
         so.intra_op_num_threads = options.threads

@@ -16,6 +16,7 @@ compute at f32 on CPU.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,13 @@ _EXECUTED = {
 
 
 def import_openvino() -> Any:
-    """Import openvino or raise RuntimeUnavailable naming the extra."""
+    """Import openvino or raise RuntimeUnavailable naming the extra.
+
+    OpenVINO's converter sends usage telemetry over the network from helper processes unless ``openvino_telemetry``
+    is missing (then it uses its built-in no-op); modelport makes it missing: no network at run time, no child
+    processes printing tracebacks on Ctrl-C, and ``convert_model`` ~1 s faster.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     return optional_import("openvino", extra="openvino", what="OpenVINO")
 
 
@@ -76,6 +83,40 @@ def error_text(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     useful = [line for line in lines if not _SOURCE_LOCATION.match(line)]
     return (useful or lines or [type(exc).__name__])[0]
+
+
+def read_ir(core: Any, path: Path) -> Any:
+    """``core.read_model`` with a damaged file's error as :class:`ModelLoadError` (one line, naming the file).
+
+    OpenVINO's IR reader raises ``RuntimeError`` for malformed XML, bad attributes, edges to missing layers, a .bin
+    too short for its constants, and shapes its ops reject; every one of those is a file that cannot be read.
+    """
+    try:
+        return core.read_model(str(path))
+    except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as exc:
+        is_ir = Path(path).suffix.lower() == ".xml"
+        hint = (
+            "an IR is its .xml with the matching .bin beside it; re-export it if either is damaged" if is_ir else None
+        )
+        raise ModelLoadError(f"OpenVINO cannot read the model: {error_text(exc)}", path=path, hint=hint) from exc
+
+
+#: the highest opset version OpenVINO's ONNX frontend is given: it looks up each node's converter by counting down
+#: from the model's opset (about 0.2 µs per version and node: opset 2^31 − 1 runs for many minutes)
+MAX_ONNX_OPSET = 1000
+
+
+def check_onnx_opsets(proto: Any, path: Path) -> None:
+    """Raise :class:`ModelLoadError` for an opset version no ONNX release has (negative or above
+    :data:`MAX_ONNX_OPSET`): a damaged file, on which OpenVINO's frontend would not return."""
+    for opset in proto.opset_import:
+        if not 0 <= int(opset.version) <= MAX_ONNX_OPSET:
+            domain = opset.domain or "ai.onnx"
+            raise ModelLoadError(
+                f"opset {domain} {opset.version} is not a version any ONNX release defines (the file is damaged?)",
+                path=path,
+                hint="re-export the model, or set its opset with `modelport edit set-opset`",
+            )
 
 
 def ov_type_name(element_type: Any) -> str:
@@ -114,10 +155,10 @@ class OpenVINORunner(Runner):
         if sniff_format(self.model_path) is Format.ONNX:
             from modelport.model_io import load_proto
 
-            load_proto(self.model_path, check=False, load_external_data=False)
+            check_onnx_opsets(load_proto(self.model_path, check=False, load_external_data=False), self.model_path)
         config = self._config(core, device)
         try:
-            model = core.read_model(str(self.model_path))
+            model = read_ir(core, self.model_path)
             self._compiled = core.compile_model(model, device, config)
         except RuntimeError as exc:
             raise ModelLoadError(f"OpenVINO cannot load the model: {error_text(exc)}", path=self.model_path) from exc
@@ -293,7 +334,27 @@ def trace_openvino(model: Path, feeds: Mapping[str, np.ndarray], options: Runner
         inputs={k: np.asarray(v) for k, v in feeds.items()},
         outputs=outputs,
         aliases=aliases,
+        fused=_fused_names(ordered, names),
     )
+
+
+def _fused_names(ordered: Any, names: Mapping[tuple[int, int], str]) -> dict[str, tuple[str, ...]]:
+    """Op output → the friendly names of the source ops OpenVINO merged into its op (rt_info ``fused_names_0``,
+    minus the op's own name), for the ops whose rt_info keeps it. OpenVINO 2026's ``convert_model``/``save_model``
+    write none (checked on Conv+BatchNorm and Swish): the comparison then bounds fused tensors by the graph."""
+    fused: dict[str, tuple[str, ...]] = {}
+    for op in ordered:
+        try:
+            info = op.get_rt_info()
+            if "fused_names_0" not in info:
+                continue
+            text = str(info["fused_names_0"].astype(str))
+        except (RuntimeError, TypeError, AttributeError):
+            continue
+        merged = tuple(n for n in dict.fromkeys(text.split(",")) if n and n != op.get_friendly_name())
+        if merged and op.get_output_size():
+            fused[names[_port_key(op.output(0))]] = merged
+    return fused
 
 
 def _port_key(output: Any) -> tuple[int, int]:

@@ -99,10 +99,60 @@ def load_torch_model(source: str | Path, *, trust_remote_code: bool = False) -> 
             raise ModelLoadError(f"cannot load TorchScript: {first_line(exc)}", path=path) from exc
         return module.eval(), kind, _specs_from_signature(module)
     if kind == "exported_program":
-        program = torch.export.load(str(path))
+        if not trust_remote_code:
+            _refuse_pickled_payloads(torch, path)
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:  # torch raises many types on a damaged archive
+            raise ModelLoadError(f"cannot load the exported program: {first_line(exc)}", path=path) from exc
         return program.module(), kind, _specs_from_program(program)
     module = _from_pickle(torch, path, trust_remote_code)
     return module, "eager", _specs_from_module(module)
+
+
+#: file-name prefixes of an ExportedProgram archive's constants that ``torch.export.load`` unpickles as objects
+_OBJECT_PREFIXES = ("custom_obj_", "opaque_obj_")
+
+
+def _refuse_pickled_payloads(torch: Any, path: Path) -> None:
+    """Refuse an ExportedProgram archive whose pickled parts need more than ``torch.load(weights_only=True)``.
+
+    ``torch.export.load`` unpickles sample inputs, legacy weight files and weights saved with ``use_pickle`` with
+    the full unpickler when the weights-only one refuses them, and custom objects always: a crafted archive runs
+    code. Each such part is tried here with the weights-only unpickler first; any refusal, and any custom object,
+    refuses the file (``trust_remote_code`` lifts it).
+
+    Raises:
+        ModelLoadError: naming the first unsafe part.
+    """
+    import io
+    import json
+
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        unsafe = [n for n in names if n.rsplit("/", 1)[-1].startswith(_OBJECT_PREFIXES)]
+        pickled = [n for n in names if n.endswith(".pt")]  # sample inputs, legacy weights and constants
+        for name in (n for n in names if n.endswith("_config.json") and "/data/" in f"/{n}"):
+            try:
+                config = json.loads(archive.read(name)).get("config", {})
+                folder = name.rsplit("/", 1)[0]
+                pickled += [f"{folder}/{m['path_name']}" for m in config.values() if m.get("use_pickle")]
+            except (ValueError, AttributeError, KeyError, TypeError):
+                unsafe.append(name)
+        for name in pickled:
+            blob = archive.read(name) if name in names else b""
+            if not blob:
+                continue
+            try:
+                torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+            except Exception:  # the weights-only unpickler refuses it (or it is not a torch.save blob at all)
+                unsafe.append(name)
+    if unsafe:
+        raise ModelLoadError(
+            f"the exported program holds pickled Python objects ({unsafe[0]}); loading it would run code from the file",
+            path=path,
+            hint="pass --trust-remote-code if you trust its origin",
+        )
 
 
 def _from_factory(spec: str) -> Any:
@@ -121,17 +171,16 @@ def _from_factory(spec: str) -> Any:
 def _from_pickle(torch: Any, path: Path, trust_remote_code: bool) -> Any:
     import pickle
 
-    if not trust_remote_code:
-        try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError) as exc:
-            raise ModelLoadError(
-                "the file is a pickled Python object; unpickling it would run code from the file",
-                path=path,
-                hint="pass --trust-remote-code if you trust its origin, or save it with torch.jit.save/torch.export",
-            ) from exc
-    else:
-        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=not trust_remote_code)
+    except pickle.UnpicklingError as exc:  # what the weights-only unpickler raises on anything but tensors
+        raise ModelLoadError(
+            "the file is a pickled Python object; unpickling it would run code from the file",
+            path=path,
+            hint="pass --trust-remote-code if you trust its origin, or save it with torch.jit.save/torch.export",
+        ) from exc
+    except Exception as exc:  # a damaged archive, or (trusted) code in the pickle that fails
+        raise ModelLoadError(f"cannot load the PyTorch file: {first_line(exc)}", path=path) from exc
     if not isinstance(obj, torch.nn.Module):
         raise ModelLoadError(
             f"the file holds a {type(obj).__name__}, not a model (a state_dict has no architecture)",

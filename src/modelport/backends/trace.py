@@ -64,6 +64,10 @@ class Trace:
         outputs: the graph output names, in order.
         aliases: tensor name → other names the runtime gives the same tensor (OpenVINO keeps a tensor's framework
             names; a converter's recorded name mapping goes here too).
+        fused: tensor name → names of source tensors (or source ops) that the converter or runtime merged into it,
+            so they no longer exist on their own (onnx2tf's recorded map with the TFLite converter's ``;``-joined
+            names; OpenVINO's ``fused_names_0`` where a model keeps it). Per-tensor comparison counts them as
+            accounted for, never as matched.
     """
 
     runtime: str
@@ -73,6 +77,7 @@ class Trace:
     inputs: Mapping[str, np.ndarray]
     outputs: tuple[str, ...]
     aliases: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    fused: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def producer(self, tensor: str) -> TracedOp | None:
         """The op that wrote ``tensor`` (None for a graph input or constant)."""

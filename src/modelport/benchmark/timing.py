@@ -3,6 +3,13 @@
 Feeds are built and checked once, outside the timed region. The loop times each call with
 ``time.perf_counter_ns`` and does nothing else, so its overhead is one clock read and one list append per
 iteration. Percentiles use linear interpolation (numpy's default).
+
+Isolation (``BenchOptions.timeout``, the CLI's ``--timeout``): each runtime may be measured in a child process of
+its own (:func:`~modelport.backends.isolation.call_isolated`). The child opens the runner and runs the same loop,
+so the child's start-up, its engine import and the model's load are outside the timed region, and the numbers are
+those of an in-process run. A runtime that raises, aborts, segfaults or hangs becomes a
+:class:`~modelport.backends.isolation.RuntimeFailure` in the report (and loses its rows) while every other runtime
+is still measured; when every runtime failed, the first one's error is raised.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from typing import TypeAlias
 
 import numpy as np
 
-from modelport.backends import open_runner, parse_backends
-from modelport.backends.base import LoaderOptions
+from modelport.backends import get_backend, open_runner, parse_backends
+from modelport.backends.base import Backend, LoaderOptions
+from modelport.backends.isolation import RuntimeFailure, call_isolated
 from modelport.backends.runner import Runner, RunnerInfo, RunnerOptions
-from modelport.errors import InvalidInputError
+from modelport.errors import InvalidInputError, ModelportError
 from modelport.inputs import default_batch, random_feeds
 from modelport.reports.serialize import JsonReport
 
@@ -105,11 +113,13 @@ class BenchResult(JsonReport):
 
 @dataclasses.dataclass(frozen=True)
 class BenchReport(JsonReport):
-    """Every (runtime, batch) measured for one model."""
+    """Every (runtime, batch) measured for one model; ``failures``: the runtimes that crashed, timed out or raised
+    (they have no results)."""
 
     model: str
     config: tuple[tuple[str, str], ...]
     results: tuple[BenchResult, ...]
+    failures: tuple[RuntimeFailure, ...] = ()
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``bench.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
@@ -130,6 +140,8 @@ class BenchOptions:
         input_shapes: concrete shapes for dynamic dims other than the batch.
         seed: seed of the random feeds.
         loader: how to open sources that need more than a path (TF GraphDef tensors, PyTorch trust).
+        timeout: seconds per runtime, each measured in a child process of its own (a crash or hang fails that
+            runtime only); None measures them all in this process (a raising runtime is still reported alone).
     """
 
     batches: tuple[int, ...] | None = None
@@ -138,10 +150,15 @@ class BenchOptions:
     input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
     seed: int = 0
     loader: LoaderOptions = LoaderOptions()
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.batches is not None and (not self.batches or any(b < 1 for b in self.batches)):
             raise InvalidInputError(f"batch sizes must be ≥ 1, got {list(self.batches)}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise InvalidInputError(
+                f"timeout must be > 0 seconds, got {self.timeout:g}", hint="None runs every runtime in this process"
+            )
 
 
 def time_callable(fn: Callable[[], object], config: BenchConfig) -> list[float]:
@@ -234,37 +251,67 @@ def bench(
     Args:
         model: model file (any format a chosen runtime reads).
         runtimes: runtime names or aliases (``"onnxruntime,openvino"`` or a list).
-        options: batches, runner settings, timing, input shapes, seed, loader options.
+        options: batches, runner settings, timing, input shapes, seed, loader options, the per-runtime timeout.
         progress: called with a line per (runtime, batch) as it starts.
 
     Returns:
-        The report; nothing is written (``report.write(out_dir)`` does).
+        The report; nothing is written (``report.write(out_dir)`` does). A runtime that failed while others were
+        measured is in ``report.failures``.
 
     Raises:
-        InvalidInputError: unknown runtime, bad batch or input shape. ModelLoadError, RuntimeUnavailable: see
-            :func:`modelport.backends.open_runner`.
+        InvalidInputError: unknown runtime. When every runtime failed, the first one's error: InvalidInputError
+            (bad batch or input shape), ModelLoadError, RuntimeUnavailable (see
+            :func:`modelport.backends.open_runner`), or ChildCrashed / ChildTimedOut / ChildFailed from its child.
     """
     names = parse_backends(runtimes if isinstance(runtimes, str) else list(runtimes))
     opts = options or BenchOptions()
+    results: list[BenchResult] = []
+    failures: list[RuntimeFailure] = []
+    errors: list[Exception] = []
+    for name in names:
+        backend = get_backend(name)
+        try:
+            results += call_isolated(
+                _bench_runtime,
+                backend,
+                str(model),
+                opts,
+                timeout_s=opts.timeout,
+                label=name,
+                progress=progress,
+                preload=(__name__,),
+            )
+        except Exception as exc:  # this runtime's failure (ChildFailed, an engine's error …): the others go on
+            log.info("%s failed: %s", name, exc, exc_info=not isinstance(exc, ModelportError))
+            failures.append(RuntimeFailure.from_error(exc, runtime=name, label=name))
+            errors.append(exc)
+    if errors and not results:
+        raise errors[0]
+    cfg_items = tuple((k, str(v)) for k, v in dataclasses.asdict(opts.timing).items())
+    return BenchReport(model=str(model), config=cfg_items, results=tuple(results), failures=tuple(failures))
+
+
+def _bench_runtime(
+    backend: Backend, model: str, opts: BenchOptions, progress: Progress | None = None
+) -> tuple[BenchResult, ...]:
+    """Every batch of ``opts`` on one runtime (what a child process runs: module-level, picklable arguments)."""
     say = progress or (lambda message: None)
     shapes = dict(opts.input_shapes) or None
     results = []
-    for name in names:
-        with open_runner(name, model, opts.runner, opts.loader) as runner:
-            for b in opts.batches if opts.batches is not None else (default_batch(runner.input_specs),):
-                feeds = random_feeds(runner.input_specs, shapes, seed=opts.seed, batch=b)
-                log.info("timing %s batch %d", name, b)
-                say(f"timing {name} at batch {b}")
-                stats = time_runner(runner, feeds, opts.timing)
-                results.append(
-                    BenchResult(
-                        model=Path(model).name,
-                        runtime=name,
-                        batch=b,
-                        latency=stats,
-                        throughput=b / (stats.mean_ms / 1e3),
-                        runner=runner.info(),
-                    )
+    with open_runner(backend, model, opts.runner, opts.loader) as runner:
+        for b in opts.batches if opts.batches is not None else (default_batch(runner.input_specs),):
+            feeds = random_feeds(runner.input_specs, shapes, seed=opts.seed, batch=b)
+            log.info("timing %s batch %d", backend.name, b)
+            say(f"timing {backend.name} at batch {b}")
+            stats = time_runner(runner, feeds, opts.timing)
+            results.append(
+                BenchResult(
+                    model=Path(model).name,
+                    runtime=backend.name,
+                    batch=b,
+                    latency=stats,
+                    throughput=b / (stats.mean_ms / 1e3),
+                    runner=runner.info(),
                 )
-    cfg_items = tuple((k, str(v)) for k, v in dataclasses.asdict(opts.timing).items())
-    return BenchReport(model=str(model), config=cfg_items, results=tuple(results))
+            )
+    return tuple(results)

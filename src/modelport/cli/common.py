@@ -1,10 +1,14 @@
-"""Rendering helpers shared by the CLI verbs: consoles, JSON output, tables (the options are in ``options``)."""
+"""Helpers shared by the CLI verbs: consoles, JSON output, tables, signals (the options are in ``options``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +27,46 @@ def console() -> Console:
     """stdout console; when piped, wide enough for the tables instead of rich's 80 columns."""
     probe = Console()
     return Console(highlight=False, soft_wrap=False, width=None if probe.is_terminal else 160)
+
+
+#: signals that end a run the way Ctrl-C does (``kill``, ``timeout``, a closed terminal): exit code 128 + signal
+TERMINATING_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread when the process receives SIGTERM or SIGHUP; its code is ``128 + signal``.
+
+    A ``SystemExit``, so no ``except Exception`` swallows it and every ``finally`` and ``with`` block on the way out
+    runs: temporary files are deleted, child processes stopped, and no destination is left half written.
+    """
+
+
+@contextlib.contextmanager
+def exit_cleanly_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise :class:`Terminated` (one line on stderr, then a normal unwinding exit).
+
+    Python's default for SIGTERM kills the process at once: ``finally`` blocks never run, and a temporary file being
+    renamed into place stays behind. ``main`` runs a verb inside this. Only in the main thread (where Python delivers
+    signals), only over the default action (a handler someone installed, or ``nohup``'s ignored SIGHUP, is kept), and
+    the previous handlers come back on the way out.
+    """
+
+    def _terminate(signum: int, _frame: object) -> None:
+        sys.stderr.write(f"modelport: terminated ({signal.Signals(signum).name})\n")
+        sys.stderr.flush()
+        raise Terminated(128 + signum)
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for name in TERMINATING_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:
+                previous[sig] = signal.signal(sig, _terminate)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def print_json(text: str) -> None:

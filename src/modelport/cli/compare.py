@@ -1,4 +1,9 @@
-"""``modelport compare MODEL [MODEL2] --runtimes …``."""
+"""``modelport compare MODEL [MODEL2] --runtimes …``.
+
+Each (model, runtime) pair runs in a child process of its own (``--timeout`` seconds each, as ``port``'s targets;
+``--timeout 0``: all in this process): a runtime that crashes, hangs or raises is printed as that runtime's failure
+under the table and the command exits 1; a reference that fails is the one error line.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ if TYPE_CHECKING:
 
     from modelport.divergence.analysis import Divergence
     from modelport.divergence.int8 import LayerContribution
-    from modelport.verify.compare import CompareOptions
+    from modelport.verify.compare import AccuracyReport, CompareOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -60,13 +65,13 @@ def register(app: typer.Typer) -> None:
         html: Path | None = typer.Option(
             None, "--html", help="With --per-tensor/--bisect: write an HTML page plotting the error per tensor."
         ),
+        timeout: float = opt.TIMEOUT,
     ) -> None:
         """Run the same inputs through every (model, runtime) pair and compare with the reference."""
-        from modelport.backends import open_runner
         from modelport.backends.runner import RunnerOptions
         from modelport.errors import InvalidInputError
         from modelport.inputs import load_feeds, load_image_feeds
-        from modelport.verify.compare import CompareOptions, compare
+        from modelport.verify.compare import CompareOptions, compare, reference_inputs
 
         prec = opt.precision(precision)
         names = opt.split_list(runtimes)
@@ -77,23 +82,23 @@ def register(app: typer.Typer) -> None:
             input_shapes=tuple(shapes.items()),
             seed=seed,
             tolerance=opt.tolerance(prec, rtol, atol),
+            timeout=opt.child_timeout(timeout),
         )
         feed_data = None
         if feeds is not None and image:
             raise InvalidInputError("give either --feeds or --image, not both")
         if feeds is not None or image:
-            reference = names[0] if names else "onnxruntime"
-            with open_runner(reference, models[0], options.runner, options.loader) as ref:
-                if feeds is not None:
-                    feed_data = load_feeds(feeds, ref.input_specs)
-                else:
-                    spec = single_input(ref.input_specs)
-                    pre = opt.image_preprocess(
-                        size=image_size, mean=mean, std=std, scale=scale, bgr=bgr, layout=layout,
-                        grayscale=grayscale, spec=spec,
-                    )  # fmt: skip
-                    assert pre is not None
-                    feed_data = load_image_feeds(image, spec, pre)
+            specs = list(reference_inputs(models[0], names[0] if names else "onnxruntime", options=options))
+            if feeds is not None:
+                feed_data = load_feeds(feeds, specs)
+            else:
+                spec = single_input(specs)
+                pre = opt.image_preprocess(
+                    size=image_size, mean=mean, std=std, scale=scale, bgr=bgr, layout=layout,
+                    grayscale=grayscale, spec=spec,
+                )  # fmt: skip
+                assert pre is not None
+                feed_data = load_image_feeds(image, spec, pre)
         if per_tensor or bisect:
             _divergence(models, names, options, feed_data, "bisect" if bisect else "per-tensor", html, as_json)
             return
@@ -109,9 +114,24 @@ def register(app: typer.Typer) -> None:
             feeds_text = ", ".join(f"{n} {list(s)} {d}" for n, s, d in report.feeds)
             out.print(f"reference: {reference}; feeds: {feeds_text}", markup=False)
             out.print(comparison_table(report.comparisons, f"outputs vs reference ({escape(str(tol))})"))
-            out.print("[green]all outputs match[/]" if report else "[red]mismatch[/]")
+            for failure in report.failures:
+                out.print(f"[red]{escape(failure.line())}[/]")
+            out.print(_verdict(report))
         if not report:
             raise typer.Exit(code=1)
+
+
+def _verdict(report: AccuracyReport) -> str:
+    """The last line: all matched, or what did not."""
+    if report:
+        return "[green]all outputs match[/]"
+    words = []
+    if not all(c.passed for c in report.comparisons):
+        words.append("mismatch")
+    if report.failures:
+        n = len(report.failures)
+        words.append(f"{n} runtime{'s' if n > 1 else ''} failed")
+    return f"[red]{'; '.join(words)}[/]"
 
 
 def _divergence(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 
+from modelport.cli.common import exit_cleanly_on_signals
 from modelport.errors import ModelportError
 
 #: verb → the module under modelport.cli that registers it (several verbs may share one module).
@@ -36,15 +38,19 @@ VERBS: dict[str, str] = {
     "depth": "depth",
     "detect": "detect",
     "serve": "serve",
+    "cluster": "cluster",
 }
 VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
 _ROOT_FLAGS = {"--debug", "--verbose", "-v"}
+_ROOT_OPTIONS = {"--max-memory"}  # root options that take a value
 
 
 def invoked_verb(args: Sequence[str]) -> str | None:
     """The verb a command line runs (the first argument that is not a root flag), if it is a known one."""
+    skip = False
     for arg in args:
-        if arg in _ROOT_FLAGS:
+        if skip or arg in _ROOT_FLAGS or arg.split("=", 1)[0] in _ROOT_OPTIONS:
+            skip = arg in _ROOT_OPTIONS
             continue
         return arg if arg in VERBS else None
     return None
@@ -70,9 +76,22 @@ def build_app(verb: str | None = None) -> typer.Typer:
     def _root(
         debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show info logs."),
+        max_memory: str | None = typer.Option(
+            None,
+            "--max-memory",
+            help="Most tensor data a model may declare (e.g. 8G; default: this machine's memory); a model asking "
+            "for more is refused before anything is allocated.",
+        ),
     ) -> None:
         level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        if not debug:  # onnx-ir logs a failed shape inference as a warning with a whole traceback
+            logging.getLogger("onnx_ir").setLevel(logging.ERROR)
+        if max_memory is not None:
+            from modelport.model_guard import MAX_MEMORY_ENV, parse_size
+
+            parse_size(max_memory)  # a bad size is one clear error here, not in a child process later
+            os.environ[MAX_MEMORY_ENV] = max_memory  # read by the guards here and in every child process
 
     for name in (VERBS[verb],) if verb in VERBS else VERB_MODULES:
         importlib.import_module(f"modelport.cli.{name}").register(app)
@@ -98,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         app = build_app(invoked_verb(args))
         # without standalone mode, a verb's `raise typer.Exit(code)` comes back as the return value
-        result = app(args=args, prog_name="modelport", standalone_mode=False)
+        with exit_cleanly_on_signals():  # SIGTERM/SIGHUP unwind like Ctrl-C: temporary files removed, exit 128 + N
+            result = app(args=args, prog_name="modelport", standalone_mode=False)
     except ModelportError as exc:
         if debug:
             traceback.print_exc()
@@ -120,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("modelport: interrupted", markup=False)
         return 130
+    if result == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into Exit(130), returned here without a word
+        err.print("modelport: interrupted", markup=False)
     return result if isinstance(result, int) else 0
 
 

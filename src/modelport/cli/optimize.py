@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         """Optimize an ONNX graph (fold, fuse, eliminate) and verify it against the original."""
         from modelport.errors import InvalidInputError
         from modelport.passes import OptimizeOptions, optimize, registry
+        from modelport.passes.api import onnx_outputs, refuse_overwrite
 
         if list_passes:
             _print_passes(registry())
@@ -59,6 +60,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             threads=threads,
         )
+        refuse_overwrite(onnx_outputs(output), [model])  # before the work, not after it
         feed_data = onnx_feeds(feeds, model) if feeds is not None else None
         report = optimize(model, options=options, feeds=feed_data).write(output)
         if as_json:

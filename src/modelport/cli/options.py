@@ -46,6 +46,43 @@ FEEDS: Any = typer.Option(
     None, "--feeds", help="Inputs to verify on: .npz with one array per input name, or .npy for a single input."
 )
 
+#: port's targets, compare's and bench's runtimes: each in a child process with this limit (0: all in this process)
+TIMEOUT: Any = typer.Option(
+    900.0,
+    "--timeout",
+    help="Seconds per target (port) or runtime (compare, bench), each in its own process (0: all in this process, "
+    "no limit).",
+)
+
+
+def child_timeout(seconds: float) -> float | None:
+    """``--timeout`` as the API's ``timeout``: 0 runs everything in this process (None).
+
+    Raises:
+        InvalidInputError: a negative number of seconds.
+    """
+    if seconds < 0:
+        raise InvalidInputError(
+            f"--timeout must be > 0 seconds, got {seconds:g}", hint="--timeout 0 runs everything in this process"
+        )
+    return seconds or None
+
+
+#: bench/port across the device nodes of a Ray cluster (docs/cluster.md)
+CLUSTER: Any = typer.Option(
+    None, "--cluster", help="Run on the device nodes of the Ray cluster at this head address (HOST:PORT)."
+)
+DEVICES: Any = typer.Option(
+    None, "--devices", help="With --cluster: comma-separated device labels to run on (default: every device)."
+)
+
+
+def no_devices_without_cluster(devices: str | None) -> None:
+    """``--devices`` means nothing without ``--cluster``: one clear error instead of silently ignoring it."""
+    if devices:
+        raise InvalidInputError("--devices needs --cluster ADDRESS", hint="see docs/cluster.md")
+
+
 # --- how a model file is opened (backends.LoaderOptions) --------------------------------------------------
 
 TRUST_REMOTE_CODE: Any = typer.Option(

@@ -59,14 +59,14 @@ def register(app: typer.Typer) -> None:
         threads: int | None = opt.THREADS,
         seconds: float = typer.Option(1.0, "--seconds", help="Benchmark time per target."),
         budget: float = typer.Option(10.0, "--budget", help="Seconds per target for the engine-settings search."),
-        timeout: float = typer.Option(
-            900.0, "--timeout", help="Seconds per target, each in its own process (0: all in this process, no limit)."
-        ),
+        timeout: float = opt.TIMEOUT,
         quick: bool = typer.Option(False, "--quick", help="A first look: short timing and search, fewer samples."),
         rtol: float | None = opt.RTOL,
         atol: float | None = opt.ATOL,
         seed: int = opt.SEED,
         as_json: bool = opt.JSON,
+        cluster: str | None = opt.CLUSTER,
+        devices: str | None = opt.DEVICES,
     ) -> None:
         """Port any model to the fastest verified target for this machine: convert, verify, tune, benchmark."""
         from modelport.benchmark.timing import BenchConfig
@@ -92,11 +92,15 @@ def register(app: typer.Typer) -> None:
             outputs=tuple(opt.split_list(outputs)),
             trust_remote_code=trust_remote_code,
             budget=budget,
-            timeout=timeout or None,
+            timeout=opt.child_timeout(timeout),
             quick=quick,
             **opt.api_kwargs(PortOptions, **opt.tolerance_fields(rtol, atol)),
         )
         out = console()
+        if cluster is not None:
+            _port_fleet(out, model, out_dir, options, cluster, devices, as_json)
+            return
+        opt.no_devices_without_cluster(devices)
         try:
             bars = _TargetBars(Console(stderr=True, highlight=False, log_path=False)) if sys.stderr.isatty() else None
             # MODELPORT_PROGRESS=lines: the progress messages as plain lines on stderr (what `serve` reads)
@@ -112,6 +116,41 @@ def register(app: typer.Typer) -> None:
             _print_report(out, report, out_dir)
         if not report:
             raise typer.Exit(code=1)
+
+
+def _port_fleet(
+    out: Console, model: str | None, out_dir: Path, options: Any, address: str, devices: str | None, as_json: bool
+) -> None:
+    """``port --cluster``: port on every device; each device's report and artifacts in ``OUT/devices/DEVICE/``."""
+    from modelport.cluster.fleet import FleetOptions, fleet_port
+
+    err = Console(stderr=True, highlight=False)
+    fleet = FleetOptions(devices=tuple(opt.split_list(devices or "")))
+    report = fleet_port(model, out_dir, address=address, options=options, fleet=fleet, progress=err.print)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        for run in report.runs:
+            node = f"node {run.node_address}"
+            if run.environment is not None:
+                node += f", {run.environment.cpu_model}, {run.environment.cpu_count} cores"
+            out.print(f"[bold]{run.device}[/] ({node}, {run.seconds:.0f} s)", highlight=False)
+            if run.port is not None:
+                for table in _rich_tables(run.port):
+                    out.print(table)
+                out.print(f"fastest verified on {run.device}: [bold]{run.port.fastest or '–'}[/]")
+                out.print(f"report: {out_dir / 'devices' / run.device / 'report.html'}", markup=False)
+            else:
+                out.print(f"[red]{run.device}: {run.error or 'no result'}[/]", markup=True, highlight=False)
+        out.print(f"fleet report: {out_dir / 'fleet.json'}", markup=False)
+    if not report:
+        raise typer.Exit(code=1)
+
+
+def _rich_tables(report: PortReport) -> Any:
+    from modelport.porting.render import rich_tables
+
+    return rich_tables(report)
 
 
 def _print_report(out: Console, report: PortReport, out_dir: Path) -> None:

@@ -73,6 +73,10 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             threads=threads,
         )
+        if output is not None:  # before the work, not after it (the write checks the split's other files too)
+            from modelport.passes.api import onnx_outputs, refuse_overwrite
+
+            refuse_overwrite(onnx_outputs(output), [model])
         feed_data = onnx_feeds(feeds, model) if feeds is not None else None
         result = rewrite(model, options=options, feeds=feed_data)
         report = result.write(output) if output is not None else result.report

@@ -127,6 +127,63 @@ class ConsoleRenderer(TranscribeListener):
             self.errors[source] = error
 
 
+def _transcribe_cluster(
+    inputs: list[Path],
+    address: str,
+    model_options: ModelOptions,
+    decode_options: DecodeOptions,
+    out: Path | None,
+    fmts: tuple[OutputFormat, ...],
+    overwrite: bool,
+    out_console: Console,
+) -> None:
+    """``transcribe --cluster``: one actor per node, one progress bar over the whole archive, the manifest."""
+    from modelport.apps.transcribe.batch import MANIFEST_NAME
+    from modelport.cluster.archive import transcribe_on_cluster
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    renderer = ConsoleRenderer(out_console, err, multi=True, prefix=True, quiet=True)
+    bar = Progress(
+        TextColumn("archive"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} files"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task("archive", total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar if err.is_terminal else _Quiet():
+        manifest = transcribe_on_cluster(
+            inputs,
+            address=address,
+            model=model_options,
+            options=decode_options,
+            out_dir=out,
+            formats=fmts,
+            overwrite=overwrite,
+            listener=renderer,
+            progress=advance,
+        )
+    _summary(manifest, out_console, manifest.load_seconds)
+    if not manifest.ok:
+        failed = manifest.count(FileStatus.FAILED)
+        where = f"see {out / MANIFEST_NAME}" if out is not None else "see the messages above"
+        raise AppError(f"{failed} of {len(manifest.files)} files failed", hint=where)
+
+
+class _Quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
 def _summary(manifest: BatchManifest, out: Console, load_seconds: float) -> None:
     done, skipped, failed = (manifest.count(s) for s in (FileStatus.DONE, FileStatus.SKIPPED, FileStatus.FAILED))
     audio = sum(f.duration for f in manifest.files)
@@ -171,6 +228,7 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo files whose outputs exist."),
         offline: bool = typer.Option(False, "--offline", help="Never contact the model hub."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print the segments."),
+        cluster: str | None = opt.CLUSTER,
     ) -> None:
         """Transcribe speech in audio or video files with Whisper (faster-whisper / CTranslate2)."""
         from modelport.apps.transcribe import Transcriber
@@ -196,6 +254,9 @@ def register(app: typer.Typer) -> None:
         multi = len(inputs) > 1 or any(p.is_dir() for p in inputs)
         out_console = _stdout()
         err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+        if cluster is not None:
+            _transcribe_cluster(inputs, cluster, model_options, decode_options, out, fmts, overwrite, out_console)
+            return
         renderer = ConsoleRenderer(out_console, err_console, multi=multi, prefix=multi and workers > 1, quiet=quiet)
         with Transcriber(model_options) as transcriber:
             if renderer.progress is not None:

@@ -24,7 +24,8 @@ import onnx
 import onnx_ir as ir
 
 from modelport.errors import ModelportError, first_line, optional_import
-from modelport.model_io import all_nodes, load_proto, save_model
+from modelport.model_guard import all_nodes
+from modelport.model_io import load_proto, save_model
 
 log = logging.getLogger(__name__)
 

@@ -72,7 +72,8 @@ from modelport.errors import ConversionError, ModelportError, RuntimeUnavailable
 from modelport.formats import Format, Precision
 from modelport.inputs import TensorSpec, random_feeds, verification_shapes
 from modelport.inspection.onnx_model import tensor_spec
-from modelport.model_io import all_nodes, atomic_path, load_proto
+from modelport.model_guard import all_nodes
+from modelport.model_io import atomic_path, load_proto
 from modelport.verify.matching import match_name
 
 log = logging.getLogger(__name__)
@@ -564,7 +565,37 @@ def tflite_from_onnx(
             raise ConversionError(f"onnx2tf wrote no {produced.name}", path=src)
         with atomic_path(dst) as out:
             shutil.copyfile(produced, out)
-    return result.notes()
+            mapped = store_tensor_map(Path(out), result)
+    notes = result.notes()
+    if mapped:
+        notes.append(f"the ONNX names of {mapped} tensors recorded in the TFLite metadata (modelport.tensor_map)")
+    return notes
+
+
+def store_tensor_map(tflite: Path, result: Onnx2tfOutput) -> int:
+    """Store the tensor-name map the onnx2tf worker captured (``{ONNX tensor name: Keras layer name}`` and the layer
+    order, :data:`~modelport.conversion._onnx2tf_worker.TENSOR_MAP_FILE`) in ``tflite``'s metadata, keyed by the
+    source model's names (the copy's sanitized names mapped back), so that per-tensor comparison can name the TFLite
+    tensors (:func:`modelport.backends.litert.trace_litert`).
+
+    Returns:
+        How many tensors the stored map names (0: none captured, or it could not be stored; never raises).
+    """
+    import json
+
+    from modelport.backends.litert import TensorMap, write_tensor_map
+    from modelport.conversion._onnx2tf_worker import TENSOR_MAP_FILE
+
+    try:
+        captured = json.loads((result.saved_model / TENSOR_MAP_FILE).read_text(encoding="utf-8"))
+        back = {new: old for old, new in result.renamed}
+        tensors = {back.get(k, k): v for k, v in captured["tensors"].items() if isinstance(v, str)}
+        if tensors:
+            write_tensor_map(tflite, TensorMap(tensors, tuple(str(n) for n in captured.get("layers", ()))))
+        return len(tensors)
+    except Exception as exc:  # the map is optional: never fail a conversion over it
+        log.debug("%s: tensor map not stored: %s", tflite.name, exc)
+        return 0
 
 
 @register_converter(Format.ONNX, Format.TFLITE)

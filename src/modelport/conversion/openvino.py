@@ -33,7 +33,7 @@ from typing import Any
 import onnx
 
 from modelport.backends import open_runner
-from modelport.backends.openvino import error_text, import_openvino, unconverted_ops
+from modelport.backends.openvino import check_onnx_opsets, error_text, import_openvino, unconverted_ops
 from modelport.conversion.base import ConversionReport, ConvertOptions, files_size, register_converter
 from modelport.errors import ConversionError, InferenceError, ModelportError, first_line
 from modelport.formats import Format, Precision
@@ -66,7 +66,8 @@ def openvino_from_onnx(src: Path, out_dir: Path, options: ConvertOptions) -> Con
     ov = import_openvino()
     check_ir_precision(options)
     t0 = time.perf_counter()
-    load_proto(src, check=False, load_external_data=False)  # a broken file: ModelLoadError, not frontend noise
+    proto = load_proto(src, check=False, load_external_data=False)  # a broken file: ModelLoadError, not frontend noise
+    check_onnx_opsets(proto, src)  # an absurd opset would keep OpenVINO's frontend busy for minutes
     with tempfile.TemporaryDirectory(prefix="modelport-ov-") as tmp:
         model, notes = _convert(ov, src, Path(tmp), options)
     engine = f"openvino {ov.get_version()}"

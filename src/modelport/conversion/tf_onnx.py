@@ -252,9 +252,12 @@ def with_initial_state(proto: onnx.ModelProto, state: Sequence[StateVariable]) -
 
 def _tflite_io(src: Path) -> dict[str, dict[str, str]]:
     """Signature key (or tensor name) → TFLite tensor name, for inputs and outputs."""
-    from modelport.backends.litert import import_litert_interpreter
+    from modelport.backends.litert import import_litert_interpreter, load_error
 
-    interp = import_litert_interpreter().Interpreter(model_path=str(src))
+    try:
+        interp = import_litert_interpreter().Interpreter(model_path=str(src))
+    except (RuntimeError, ValueError) as exc:  # "Registration failed" for a builtin code the interpreter lacks …
+        raise load_error(exc, src) from exc
     names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
     sigs = interp._get_full_signature_list()
     if len(sigs) == 1:

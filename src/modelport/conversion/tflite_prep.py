@@ -122,6 +122,9 @@ def prepare_tflite(src: Path, work_dir: Path) -> PreparedTflite:
         ModelLoadError: the file is not a readable TFLite flatbuffer.
         ConversionError: its state cannot be made explicit, or a custom op's options are not understood.
     """
+    from modelport.backends.litert_check import check_tflite
+
+    check_tflite(src)  # indices, operator order, constant sizes: a bad file is one error, not an engine's crash
     try:
         model = flatbuffer_tools().read_model_from_bytearray(bytearray(src.read_bytes()))
     except Exception as exc:  # struct.error, IndexError … from reading past the end of a cut file

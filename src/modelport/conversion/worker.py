@@ -13,6 +13,13 @@ process down. Each such job is a module run as ``python -m <module> <request.jso
 * **child** (:func:`serve`): reads the request, runs the job on it, and writes ``{"error": null}`` or
   ``{"error": message, "type": exception type, "trace": traceback tail}``; exit status 0 or 1.
 
+No orphans: the parent kills the child's group on every way out of the wait (the timeout, Ctrl-C, any exception).
+A parent that dies without that clean-up (SIGKILL; SIGTERM with no handler) cannot: the child, in its own session,
+is out of reach of whatever killed the parent's group. So the child is started by
+:func:`modelport.backends.isolation.command`, which watches the parent from the child's first instant (before the
+engine's imports) and, once it is gone, kills the child's process group, the engine's subprocesses included,
+within :data:`~modelport.backends.isolation.PARENT_POLL_S`.
+
 TensorFlow's C++ logging is silenced (``TF_CPP_MIN_LOG_LEVEL=3``) and GPUs are hidden unless the caller chose
 some (``CUDA_VISIBLE_DEVICES``): these are CPU conversions.
 """
@@ -27,12 +34,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from modelport.backends.isolation import command
 from modelport.errors import ConversionError, first_line
 
 log = logging.getLogger(__name__)
@@ -122,14 +129,16 @@ def run_worker(
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
     }
-    cmd = [sys.executable, "-m", module, str(req)]
+    cmd = command(os.getpid(), module, str(req))  # `python -m module req`, dying with this process
     with log_path.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             returncode = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            raise ConversionError(f"{what} took longer than {timeout_s:.0f} s", path=src) from None
+            raise ConversionError(
+                f"{what} took longer than {timeout_s:.0f} s; it was stopped with its subprocesses", path=src
+            ) from None
         except BaseException:  # interrupted: leave no engine running behind us
             _kill_group(proc)
             raise

@@ -26,6 +26,12 @@ Each pair is judged by the one comparator (:func:`~modelport.verify.comparator.c
 layouts and compares integer tensors exactly; max abs :math:`\max|o-r|`, max rel and cosine
 :math:`\frac{r\cdot o}{\lVert r\rVert\lVert o\rVert}` come from its metrics.
 
+A reference tensor left unmatched because the candidate fused it into another tensor is **fused into** that tensor
+(:mod:`modelport.divergence.fused`: recorded by the converter or runtime, or bounded by matched tensors in both
+graphs): it is accounted for, not matched, and never compared itself. A failing shape+order pair whose reference
+tensor would be fused, without it, into passing tensors is dropped (a tensor and its fused twin, not a fault).
+*matched* % is matched ÷ reference tensors; *accounted* % is (matched + fused) ÷ reference tensors.
+
 The **first divergence** is the earliest failing tensor in the reference's topological order whose matched inputs
 all pass: the op that produced it is where the error starts, not where it is inherited.
 """
@@ -39,6 +45,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from modelport.backends.trace import Trace, TracedOp
+from modelport.divergence.fused import FusedTensor, fused_tensors
 from modelport.errors import InvalidInputError, VerificationError
 from modelport.formats import Precision
 from modelport.reports.serialize import JsonReport
@@ -103,6 +110,9 @@ class Divergence(JsonReport):
         reference_tensors: how many tensors the reference exposed.
         first: the earliest failing tensor whose matched inputs all pass (None: none failed).
         outputs_passed: the graph outputs' verdict.
+        fused: the unmatched reference tensors fused into matched candidate tensors (accounted for, not compared).
+        matched_percent: matched ÷ reference tensors, in percent (one decimal).
+        accounted_percent: (matched + fused) ÷ reference tensors, in percent (one decimal).
     """
 
     reference: str
@@ -112,6 +122,18 @@ class Divergence(JsonReport):
     reference_tensors: int
     first: TensorError | None
     outputs_passed: bool
+    fused: tuple[FusedTensor, ...] = ()
+    matched_percent: float = 0.0
+    accounted_percent: float = 0.0
+
+    @property
+    def accounted(self) -> int:
+        """Reference tensors matched or fused into a matched tensor."""
+        return len(self.tensors) + len(self.fused)
+
+    def fused_counts(self) -> dict[str, int]:
+        """How many reference tensors were fused, by how it is known ("recorded", "graph"; zeros included)."""
+        return {h: sum(f.how == h for f in self.fused) for h in ("recorded", "graph")}
 
     @property
     def passed(self) -> bool:
@@ -181,7 +203,15 @@ def compare_traces(reference: Trace, candidate: Trace, tolerance: Tolerance | No
         for m in matches
     )
     errors = tuple(e for e in errors if e.reference in reference.outputs or not _doubtful(e))
-    log.info("matched %d of %d tensors of %s in %s", len(errors), len(reference.tensors), label_ref, label_cand)
+    errors, fused = _fusion_first(reference, candidate, errors)
+    log.info(
+        "matched %d of %d tensors of %s in %s (%d more fused)",
+        len(errors),
+        len(reference.tensors),
+        label_ref,
+        label_cand,
+        len(fused),
+    )
     return Divergence(
         reference=label_ref,
         candidate=label_cand,
@@ -190,7 +220,14 @@ def compare_traces(reference: Trace, candidate: Trace, tolerance: Tolerance | No
         reference_tensors=len(reference.tensors),
         first=first_divergence(errors),
         outputs_passed=_outputs_passed(reference, candidate, tol),
+        fused=fused,
+        matched_percent=_percent(len(errors), len(reference.tensors)),
+        accounted_percent=_percent(len(errors) + len(fused), len(reference.tensors)),
     )
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
 
 
 def _doubtful(error: TensorError) -> bool:
@@ -200,6 +237,25 @@ def _doubtful(error: TensorError) -> bool:
     flagged (graph outputs, which pair by order, are always kept). A fault is still found through the tensors matched
     by name or surely by shape."""
     return error.matched_by == "shape+order" and not error.passed and error.cosine < SURE_SIMILARITY
+
+
+def _fusion_first(
+    reference: Trace, candidate: Trace, errors: tuple[TensorError, ...]
+) -> tuple[tuple[TensorError, ...], tuple[FusedTensor, ...]]:
+    """The judged pairs and the fused tensors, where a failing shape+order pair is dropped when, unpaired, its
+    reference tensor is fused into matched tensors that all pass: such a pair is a tensor and its fused twin
+    (OpenVINO's conv with the BatchNorm scale folded in, cosine 0.99 to the conv output), since a real fault would
+    show in the tensors it is fused into."""
+    outputs = set(reference.outputs)
+    suspect = {e.reference for e in errors if e.matched_by == "shape+order" and not e.passed}
+    suspect -= outputs
+    if suspect:
+        kept = {e.reference: e.candidate for e in errors if e.reference not in suspect}
+        passed = {e.reference for e in errors if e.passed}
+        fused = fused_tensors(reference, candidate, kept)
+        dropped = {f.reference for f in fused if f.reference in suspect and set(f.compared_as) <= passed}
+        errors = tuple(e for e in errors if e.reference not in dropped)
+    return errors, fused_tensors(reference, candidate, {e.reference: e.candidate for e in errors})
 
 
 def _label(trace: Trace) -> str:

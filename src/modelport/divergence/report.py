@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelport.divergence.analysis import Divergence, TensorError
+from modelport.divergence.fused import FusedTensor
 from modelport.model_io import write_text
 
 #: a tensor joins the condensed table when its error grew by more than this factor
@@ -60,9 +61,29 @@ def _said(t: TensorError | None) -> str:
 
 
 def matched_line(divergence: Divergence) -> str:
-    """ "matched 118 of 120 tensors: 100 by name, 18 by shape+order"."""
+    """ "matched 118 of 120 tensors: 100 by name, 18 by shape+order (98.3 %); 2 more fused into matched tensors
+    (2 inferred from the graph); accounted 100.0 %"."""
     counts = ", ".join(f"{n} by {m}" for m, n in divergence.matched_counts().items() if n)
-    return f"matched {len(divergence.tensors)} of {divergence.reference_tensors} tensors: {counts}"
+    line = (
+        f"matched {len(divergence.tensors)} of {divergence.reference_tensors} tensors: {counts} "
+        f"({divergence.matched_percent:.1f} %)"
+    )
+    if divergence.fused:
+        how = divergence.fused_counts()
+        said = ", ".join(f"{n} {_HOW[h]}" for h, n in how.items() if n)
+        line += f"; {len(divergence.fused)} more fused into matched tensors ({said})"
+    return f"{line}; accounted {divergence.accounted_percent:.1f} %"
+
+
+_HOW = {"recorded": "recorded by the converter", "graph": "inferred from the graph"}
+
+
+def fused_table_text(fused: Sequence[FusedTensor]) -> str:
+    """The fused tensors as a fixed-width text table: tensor, op, compared as (the matched tensors), how."""
+    header = ("tensor", "op", "fused into (compared as)", "how")
+    lines = [header] + [(f.reference, f.op_type, ", ".join(f.compared_as), f.how) for f in fused]
+    widths = [max(len(row[c]) for row in lines) for c in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines)
 
 
 def condensed(divergence: Divergence, limit: int = LIMIT) -> tuple[TensorError, ...]:
@@ -135,7 +156,9 @@ def to_html(divergence: Divergence, path: str | Path, title: str = "", extra: Se
         _html_table(rows, divergence.first),
         f"<details><summary>All {len(divergence.tensors)} matched tensors</summary>",
         _html_table(divergence.tensors, divergence.first),
-        "</details></body></html>",
+        "</details>",
+        _fused_html(divergence.fused),
+        "</body></html>",
     ]
     return write_text(Path(path), "\n".join(parts) + "\n")
 
@@ -249,6 +272,22 @@ def _html_table(rows: Sequence[TensorError], first: TensorError | None) -> str:
             f'<td>{t.max_rel:.3g}</td><td>{t.cosine:.6f}</td><td class="l">{"pass" if t.passed else "FAIL"}</td></tr>'
         )
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _fused_html(fused: Sequence[FusedTensor]) -> str:
+    """The fused tensors as a collapsed HTML table ("" when none)."""
+    if not fused:
+        return ""
+    rows = "".join(
+        f'<tr><td class="l">{_e(f.reference)}</td><td class="l">{_e(f.op_type)}</td>'
+        f'<td class="l">{_e(", ".join(f.compared_as))}</td><td class="l">{_e(_HOW.get(f.how, f.how))}</td></tr>'
+        for f in fused
+    )
+    return (
+        f"<details><summary>{len(fused)} tensors fused into matched tensors (accounted for, not compared)</summary>"
+        '<table><tr><th class="l">tensor</th><th class="l">op</th><th class="l">fused into (compared as)</th>'
+        f'<th class="l">how</th></tr>{rows}</table></details>'
+    )
 
 
 def _e(text: str) -> str:

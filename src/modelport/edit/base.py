@@ -25,7 +25,7 @@ import onnx_ir as ir
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, VerificationError
 from modelport.inputs import TensorSpec, check_feeds, load_feeds, random_feeds, search_shapes
 from modelport.model_io import check_proto, load_proto, save_model
-from modelport.passes.api import graph_input_specs, verification_feeds
+from modelport.passes.api import graph_input_specs, onnx_outputs, refuse_overwrite, verification_feeds
 from modelport.passes.report import op_histogram
 from modelport.reports.serialize import JsonReport
 from modelport.verify.comparator import Comparison, compare_outputs, worst_of
@@ -142,10 +142,14 @@ class EditResult:
 
 
 def refuse_source(dst: Path, sources: Sequence[str]) -> None:
-    """Raise InvalidInputError when ``dst`` is one of the ``sources`` (an edit never overwrites its input)."""
-    for source in sources:
-        if dst.exists() and Path(source).exists() and dst.resolve() == Path(source).resolve():
-            raise InvalidInputError("refusing to overwrite an input model", path=dst, hint="choose another output")
+    """Raise InvalidInputError when writing ``dst`` would replace a file of one of the ``sources``: the model, its
+    external data or an IR's ``.bin``, by path, symlink or hard link (an edit never overwrites its input).
+
+    ``dst`` is an ONNX file (with the external data file it may get, ``dst.data``) or an IR ``.xml`` (with its
+    ``.bin``).
+    """
+    outputs = [dst, dst.with_suffix(".bin")] if dst.suffix.lower() == ".xml" else onnx_outputs(dst)
+    refuse_overwrite(outputs, [s for s in sources if s != IN_MEMORY], noun="an input model")
 
 
 IN_MEMORY = "<model>"

@@ -62,8 +62,7 @@ class IrEditResult:
         dst = Path(path)
         if dst.suffix.lower() != ".xml":
             raise InvalidInputError("an OpenVINO IR is written as NAME.xml (+ NAME.bin)", path=dst)
-        refuse_source(dst, self.report.sources)
-        refuse_source(dst.with_suffix(".bin"), [str(Path(s).with_suffix(".bin")) for s in self.report.sources])
+        refuse_source(dst, self.report.sources)  # the .xml and its .bin
         ov = import_openvino()
         with atomic_files(dst.parent) as staging:
             ov.save_model(self.model, str(staging / dst.name), compress_to_fp16=False)

@@ -33,7 +33,8 @@ from modelport.edit.base import (
     verify_against_original,
 )
 from modelport.errors import InvalidInputError
-from modelport.model_io import all_graphs, all_nodes, check_proto
+from modelport.model_guard import all_graphs, all_nodes
+from modelport.model_io import check_proto
 
 log = logging.getLogger(__name__)
 

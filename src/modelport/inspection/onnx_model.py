@@ -16,10 +16,16 @@ from modelport.model_io import external_data_files, load_proto
 
 
 def _onnx_dtype(elem_type: int) -> str:
+    """NumPy's name of an ONNX element type; the enum's name when NumPy has none; ``unknown(N)`` for a code ONNX
+    does not define (a damaged or future file: inspect shows it rather than failing)."""
     try:
         return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
+        pass
+    try:
         return onnx.TensorProto.DataType.Name(elem_type).lower()
+    except ValueError:
+        return f"unknown({elem_type})"
 
 
 def tensor_spec(vi: onnx.ValueInfoProto) -> TensorSpec:

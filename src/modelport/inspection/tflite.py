@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelport.errors import ModelLoadError
+from modelport.errors import ModelLoadError, first_line
 from modelport.formats import Format
 from modelport.inputs import Dim, TensorSpec
 from modelport.inspection.summary import ModelSummary, QuantizedTensor, SignatureSummary
@@ -29,7 +29,7 @@ def _tflite_modules() -> tuple[Any, Any]:
 
 
 def _name(raw: bytes | str | None) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw or "")
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
 
 
 def _dtype(schema: Any, code: int) -> str:
@@ -50,13 +50,26 @@ def _keyed(schema: Any, graph: Any, tensor_map: Any) -> TensorSpec:
     return TensorSpec(_name(tensor_map.name), spec.dtype, spec.shape)
 
 
+def read_tflite(path: Path) -> Any:
+    """The object model of a .tflite file whose structure is sound (indices in range, operators in an order that
+    runs: :func:`modelport.backends.litert_check.check_tflite`); :class:`ModelLoadError` otherwise."""
+    from modelport.backends.litert_check import check_tflite
+
+    _, fb = _tflite_modules()
+    check_tflite(path)
+    try:
+        model = fb.read_model(str(path))
+    except Exception as exc:  # the flatbuffer reader raises struct/index/unicode errors on corrupt files
+        raise ModelLoadError(
+            f"cannot read the TFLite flatbuffer (truncated or corrupt): {first_line(exc)}", path=path
+        ) from exc
+    return model
+
+
 def inspect_tflite(path: Path, fmt: Format | None = None) -> ModelSummary:
     """Summarise a .tflite file: I/O, op histogram, parameters, quantization parameters, signatures."""
     schema, fb = _tflite_modules()
-    try:
-        model = fb.read_model(str(path))
-    except Exception as exc:  # the flatbuffer reader raises struct/index errors on corrupt files
-        raise ModelLoadError(f"cannot read the TFLite flatbuffer: {exc}", path=path) from exc
+    model = read_tflite(path)
     op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     hist: collections.Counter[str] = collections.Counter()
     for graph in model.subgraphs:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +25,24 @@ import onnx_ir.passes.common as common
 
 from modelport.backends import open_runner
 from modelport.backends.runner import RunnerOptions
-from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, PassError, VerificationError
+from modelport.errors import (
+    InferenceError,
+    InvalidInputError,
+    ModelLoadError,
+    PassError,
+    VerificationError,
+    first_line,
+)
 from modelport.inputs import TensorSpec, random_feeds, search_shapes, verification_shapes
-from modelport.model_io import check_proto, default_opset, load_proto, save_model, to_proto
+from modelport.model_io import (
+    check_proto,
+    default_opset,
+    external_data_files,
+    load_proto,
+    save_model,
+    serialized_size,
+    to_proto,
+)
 from modelport.passes.base import (
     InstrumentedPass,
     ModelportPass,
@@ -113,11 +129,52 @@ class OptimizeResult:
         """
         dst = Path(path)
         source = Path(self.report.source) if self.report.source != IN_MEMORY else None
-        if source is not None and dst.exists() and dst.resolve() == source.resolve():
-            raise InvalidInputError("refusing to overwrite the input model", path=dst, hint="choose another output")
+        refuse_overwrite(onnx_outputs(dst), [source] if source is not None else [])
         save_model(self.model, dst, source=source)
         before = source.stat().st_size if source is not None and source.is_file() else self.report.size_before
         return self.report.with_sizes(before, dst.stat().st_size)
+
+
+def onnx_outputs(dst: Path) -> list[Path]:
+    """The files saving an ONNX model at ``dst`` may write: the model and its external data (``dst.data``)."""
+    return [dst, dst.with_name(dst.name + ".data")]
+
+
+def input_files(source: str | Path) -> list[Path]:
+    """The files a model reads: the model itself, an ONNX model's external data files, an OpenVINO IR's ``.bin``."""
+    path = Path(source)
+    found = [path]
+    if path.suffix.lower() == ".xml":
+        found.append(path.with_suffix(".bin"))
+    elif path.is_file() and path.suffix.lower() == ".onnx":
+        try:
+            found += [path.parent / name for name in external_data_files(path)]
+        except Exception as exc:  # an unreadable source fails where it is read, with its own error
+            log.debug("cannot list the external data of %s: %s", path, exc)
+    return found
+
+
+def refuse_overwrite(outputs: Sequence[Path], sources: Sequence[str | Path], *, noun: str = "the input model") -> None:
+    """Refuse to write any of ``outputs`` over a file one of ``sources`` reads (inputs are never modified).
+
+    Two paths are the same file when they name the same inode: a symlink to the input and a hard link to it count, as
+    does the input's external data (``a.onnx`` whose tensors live in ``b.onnx.data`` is broken by writing ``b.onnx``
+    with external data). ``noun`` names the source in the message (an edit with several says "an input model").
+
+    Raises:
+        InvalidInputError: an output is the input or one of its files.
+    """
+    existing = [out for out in outputs if out.exists()]
+    if not existing:
+        return
+    for source in sources:
+        for used in input_files(source):
+            for out in existing:
+                if used.exists() and os.path.samefile(out, used):
+                    what = noun if used == Path(source) else f"{used.name}, a file of the input {source}"
+                    raise InvalidInputError(
+                        f"refusing to overwrite {what}", path=out, hint="choose another output path"
+                    )
 
 
 def default_passes() -> list[str]:
@@ -336,7 +393,10 @@ def optimize(
     names, pass_opts = _plan(resolve_passes(opts.passes, opts.skip), shapes, opts.batch, opts.opset)
     pass_opts.update(dict(opts.pass_options))
     original, source = _load(model)
-    before = ir.serde.deserialize_model(original)
+    try:
+        before = ir.serde.deserialize_model(original)
+    except ir.serde.SerdeError as exc:  # e.g. an initializer of a data type ONNX does not define
+        raise ModelLoadError(f"cannot read the graph: {first_line(exc.__cause__ or exc)}", path=source) from exc
     nodes_before, ops_before = count_nodes(before), op_histogram(before)
     say(f"running {len(names)} passes")
     job = _Job(original, pass_opts, opts, shapes, feeds, say)
@@ -356,8 +416,8 @@ def optimize(
         iterations=iterations,
         verification=comparison,
         seconds=time.perf_counter() - start,
-        size_before=original.ByteSize(),
-        size_after=optimized.ByteSize(),
+        size_before=serialized_size(original),
+        size_after=serialized_size(optimized),
         opset_before=default_opset(original),
         opset_after=default_opset(optimized),
         rolled_back=rolled_back,

@@ -34,7 +34,8 @@ from modelport.data.samples import fixed_batch
 from modelport.errors import InvalidInputError
 from modelport.formats import Format, Precision, sniff_format
 from modelport.inputs import TensorSpec, default_batch, verification_shapes, with_shapes
-from modelport.model_io import all_nodes, external_data_files, load_proto, write_text
+from modelport.model_guard import all_nodes
+from modelport.model_io import external_data_files, load_proto, write_text
 from modelport.quantization.engine import Built, Job, Progress, speedup
 from modelport.quantization.feeds import run_whole, whole_feed_reason, whole_feed_samples
 from modelport.quantization.measure import bench_feeds, error_against_fp32, interleaved_latency

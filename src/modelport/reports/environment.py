@@ -40,6 +40,7 @@ PACKAGES = (
     "ctranslate2",
     "av",
     "opencv-python-headless",
+    "ray",
 )
 
 #: CPU features that change which kernels runtimes pick.

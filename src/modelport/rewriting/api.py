@@ -37,7 +37,14 @@ from onnxscript.rewriter import MatchingTracer, MatchStatus, RewriteRuleSet
 from modelport.errors import InferenceError, InvalidInputError, ModelLoadError, PassError, VerificationError
 from modelport.model_io import check_proto, load_proto, save_model
 from modelport.passes import run_passes
-from modelport.passes.api import CandidateFailed, searched_feed_sets, verification_feeds, verify_models
+from modelport.passes.api import (
+    CandidateFailed,
+    onnx_outputs,
+    refuse_overwrite,
+    searched_feed_sets,
+    verification_feeds,
+    verify_models,
+)
 from modelport.passes.base import count_nodes
 from modelport.passes.report import op_histogram
 from modelport.rewriting.nms_split import NmsCut, has_nms_proto, sidecar, split_before_nms, write_split
@@ -111,12 +118,12 @@ class RewriteResult:
         """
         dst = Path(path)
         src = Path(self.report.source)
-        if self.report.source != IN_MEMORY and dst.exists() and dst.resolve() == src.resolve():
-            raise InvalidInputError("refusing to overwrite the input model", path=dst, hint="choose another output")
+        tail = dst.with_suffix(".tail.onnx")
+        written = onnx_outputs(dst) + ([*onnx_outputs(tail), sidecar(dst)] if self.split is not None else [])
+        refuse_overwrite(written, [src] if self.report.source != IN_MEMORY else [])
         if self.split is None:
             save_model(self.model, dst, source=src if src.is_file() else None)
             return dataclasses.replace(self.report, outputs=(str(dst),))
-        tail = dst.with_suffix(".tail.onnx")
         save_model(self.split.head, dst)
         save_model(self.split.tail, tail)
         desc = write_split(dataclasses.replace(self.split.cut, head=dst, tail=tail), sidecar(dst))

@@ -15,9 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import onnx
-
 from modelport.errors import AppError, PassError
+from modelport.model_io import load_proto
 from modelport.rewriting.nms_split import NmsCut, has_nms, read_split, split_before_nms, write_split
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def cut_before_nms(source: Path, cache_dir: Path | None = None) -> NmsCut:
     if cached is not None:
         log.debug("NMS cut of %s from %s", source, folder)
         return cached
-    proto = onnx.load(str(source))
+    proto = load_proto(source, check=False)  # the guards: external data inside its folder, declared sizes
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=folder.parent))
     try:

@@ -24,6 +24,7 @@ from modelport.apps.transcribe.results import (
     FileOutcome,
     FileStatus,
     OutputFormat,
+    TranscriptionResult,
 )
 from modelport.errors import InvalidInputError, ModelportError
 
@@ -79,7 +80,7 @@ def plan_inputs(inputs: Sequence[str | Path], out_dir: Path | None) -> list[Plan
     ]
 
 
-def _existing_outputs(item: PlannedInput, formats: Sequence[OutputFormat]) -> list[Path] | None:
+def existing_outputs(item: PlannedInput, formats: Sequence[OutputFormat]) -> list[Path] | None:
     """The outputs when all exist and none is older than the input; else None."""
     if item.out_base is None or not formats or not item.path.is_file():
         return None
@@ -110,7 +111,7 @@ class _Batch:
 
     def run_one(self, item: PlannedInput) -> FileOutcome:
         source = str(item.path)
-        existing = None if self.overwrite else _existing_outputs(item, self.formats)
+        existing = None if self.overwrite else existing_outputs(item, self.formats)
         if existing is not None:
             self.listener.on_skip(source, existing)
             return FileOutcome(source, FileStatus.SKIPPED, outputs=tuple(map(str, existing)))
@@ -123,15 +124,20 @@ class _Batch:
             self.listener.on_error(source, exc)
             return FileOutcome(source, FileStatus.FAILED, error=str(exc), error_type=type(exc).__name__)
         self.listener.on_done(source, result, written)
-        return FileOutcome(
-            source,
-            FileStatus.DONE,
-            outputs=tuple(map(str, written)),
-            language=result.language,
-            duration=round(result.duration, 3),
-            elapsed=round(result.elapsed, 3),
-            segments=len(result.segments),
-        )
+        return done_outcome(result, written, source)
+
+
+def done_outcome(result: TranscriptionResult, written: Sequence[Path], source: str | None = None) -> FileOutcome:
+    """The manifest entry of a transcribed file (its outputs, language, durations)."""
+    return FileOutcome(
+        source or result.source,
+        FileStatus.DONE,
+        outputs=tuple(map(str, written)),
+        language=result.language,
+        duration=round(result.duration, 3),
+        elapsed=round(result.elapsed, 3),
+        segments=len(result.segments),
+    )
 
 
 def transcribe_files(

@@ -1,0 +1,296 @@
+"""``bench`` / ``port`` on every device of a Ray cluster, merged into one report.
+
+For each device (a node label, :mod:`.nodes`) one Ray task runs the verb on a node of that device, pinned to it
+(``NodeAffinitySchedulingStrategy``), holding the device's quantity-1 ``device:NAME`` resource (so one benchmark at a
+time per device, whoever else submits) and **every CPU of that node** (nothing else of Ray's runs beside it while it
+measures). The model goes into the object store once and every device reads it from there. ``port`` builds the
+artifacts on the device itself (which runtimes and precisions are fast is the device's question), and its output
+folder comes back into ``OUT/devices/DEVICE/``.
+
+Failures: an unknown device fails at once (:func:`.nodes.nodes_for`); a task past ``timeout_s`` is cancelled and
+reported; a node lost mid-run fails only its device's task, which is retried on the next node with the same label
+(``retries`` times) and otherwise reported — the other devices' results stand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from modelport.benchmark.timing import BenchOptions, BenchReport
+from modelport.cluster.connection import task_error
+from modelport.cluster.nodes import NodeInfo, list_nodes, nodes_for
+from modelport.cluster.tasks import device_task, zip_folder
+from modelport.errors import InvalidInputError, ModelLoadError
+from modelport.model_io import write_text
+from modelport.porting.pipeline import PortOptions
+from modelport.porting.results import PortReport
+from modelport.reports.environment import Environment
+from modelport.reports.serialize import JsonReport
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "fleet.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetOptions:
+    """How a verb runs across a cluster.
+
+    Attributes:
+        devices: the devices to run on (node ``device`` labels); empty: every device of the cluster.
+        timeout_s: seconds one device's run may take (then it is cancelled and reported).
+        retries: how many other nodes of the same device to try when a node is lost.
+    """
+
+    devices: tuple[str, ...] = ()
+    timeout_s: float = 3600.0
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise InvalidInputError(f"the cluster timeout must be > 0 seconds, got {self.timeout_s:g}")
+        if self.retries < 0:
+            raise InvalidInputError(f"retries must be ≥ 0, got {self.retries}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceRun(JsonReport):
+    """One device's run: on which node, that node's environment, the verb's report or the error.
+
+    Attributes:
+        device: the device name.
+        node_id: the node that ran it (the last one tried).
+        node_address: its IP address.
+        attempts: nodes tried (more than 1 when a node was lost).
+        seconds: wall time of the run, queueing for the device included.
+        environment: the node's environment (CPU flags, versions, GPUs).
+        bench: bench's report (verb ``bench``).
+        port: port's report (verb ``port``); its artifacts are in ``OUT/devices/DEVICE/``.
+        error: why there is no report.
+    """
+
+    device: str
+    node_id: str
+    node_address: str
+    attempts: int
+    seconds: float
+    environment: Environment | None = None
+    bench: BenchReport | None = None
+    port: PortReport | None = None
+    error: str | None = None
+
+    @property
+    def fastest(self) -> str | None:
+        """The fastest verified target (port) or fastest runtime at its first batch (bench) on this device."""
+        if self.port is not None:
+            return self.port.fastest
+        if self.bench is not None and self.bench.results:
+            best = min(self.bench.results, key=lambda r: r.latency.p50_ms)
+            return f"{best.label} ({best.latency.p50_ms:.3f} ms p50, batch {best.batch})"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class FleetReport(JsonReport):
+    """Every device's run of one verb on one model."""
+
+    verb: str
+    model: str
+    address: str
+    runs: tuple[DeviceRun, ...]
+    seconds: float
+
+    def __bool__(self) -> bool:
+        return all(r.error is None and (r.port is None or bool(r.port)) for r in self.runs)
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write ``fleet.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
+        return write_text(Path(out_dir) / REPORT_NAME, self.to_json() + "\n")
+
+
+def fleet_bench(
+    model: str | Path,
+    runtimes: Sequence[str],
+    *,
+    address: str,
+    options: BenchOptions | None = None,
+    fleet: FleetOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FleetReport:
+    """``bench`` the model on every device of the cluster at ``address``; one merged report."""
+    return _run(
+        "bench", model, None, address, tuple(runtimes), options or BenchOptions(), fleet or FleetOptions(), progress
+    )
+
+
+def fleet_port(
+    model: str | Path | None,
+    out_dir: str | Path,
+    *,
+    address: str,
+    options: PortOptions | None = None,
+    fleet: FleetOptions | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FleetReport:
+    """``port`` the model (None: the shipped MNIST ConvNet) on every device; each device's output folder lands in
+    ``OUT/devices/DEVICE/``.
+
+    Raises:
+        InvalidInputError: ``calib``/``eval`` name local files (only built-in sources such as ``mnist`` reach the
+            nodes yet), or an unknown device.
+    """
+    opts = options or PortOptions()
+    for name, value in (("--calib", opts.calib), ("--eval", opts.eval)):
+        if isinstance(value, (str, Path)) and Path(value).exists():
+            raise InvalidInputError(
+                f"{name} {value} is a local file, which --cluster does not send to the nodes",
+                hint="use a built-in source (mnist, random)",
+            )
+    if model is None:
+        from modelport.assets import default_model_path
+
+        model = default_model_path()
+    return _run("port", model, Path(out_dir), address, (), opts, fleet or FleetOptions(), progress)
+
+
+def _run(
+    verb: str,
+    model: str | Path,
+    out_dir: Path | None,
+    address: str,
+    runtimes: tuple[str, ...],
+    options: Any,
+    fleet: FleetOptions,
+    progress: Callable[[str], None] | None,
+) -> FleetReport:
+    from modelport.cluster.connection import connected
+
+    say = progress or (lambda _m: None)
+    main, bundle = bundle_model(Path(model))
+    start = time.perf_counter()
+    with connected(address) as ray:
+        candidates = nodes_for(list_nodes(ray), fleet.devices)
+        blob = ray.put(bundle)
+        pending = {d: _Attempt(d, nodes) for d, nodes in candidates.items()}
+        remote = ray.remote(device_task)
+        refs: dict[Any, _Attempt] = {}
+        for attempt in pending.values():
+            refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options)] = attempt
+            say(f"{attempt.device}: started on {attempt.node.address}")
+        runs: list[DeviceRun] = []
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+            now = time.perf_counter()
+            for ref in ready:
+                attempt = refs.pop(ref)
+                try:
+                    answer = ray.get(ref)
+                except Exception as exc:  # the task's or the node's failure: that device's alone
+                    retry = attempt.next_node(exc, fleet.retries)
+                    if retry:
+                        refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options)] = attempt
+                        say(f"{attempt.device}: node lost, retrying on {attempt.node.address}")
+                        continue
+                    runs.append(attempt.failed(task_error(exc), now))
+                    say(f"{attempt.device}: failed: {task_error(exc)}")
+                    continue
+                runs.append(attempt.done(verb, answer, now, out_dir))
+                say(f"{attempt.device}: done")
+            for ref, attempt in list(refs.items()):
+                if now - attempt.started > fleet.timeout_s:
+                    ray.cancel(ref, force=True)
+                    refs.pop(ref)
+                    runs.append(attempt.failed(f"timed out after {fleet.timeout_s:g} s", now))
+                    say(f"{attempt.device}: timed out")
+    order = list(candidates)
+    runs.sort(key=lambda r: order.index(r.device))
+    report = FleetReport(verb, str(model), address, tuple(runs), time.perf_counter() - start)
+    if out_dir is not None:
+        report.write(out_dir)
+    return report
+
+
+class _Attempt:
+    """One device's run across the nodes it may be retried on."""
+
+    def __init__(self, device: str, nodes: list[NodeInfo]) -> None:
+        self.device, self.nodes = device, nodes
+        self.index = 0
+        self.started = time.perf_counter()
+
+    @property
+    def node(self) -> NodeInfo:
+        return self.nodes[self.index]
+
+    def submit(
+        self, ray: Any, remote: Any, verb: str, main: str, blob: Any, runtimes: tuple[str, ...], options: Any
+    ) -> Any:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        node = self.node
+        cpus = max(node.cpus, 1.0)
+        return remote.options(
+            num_cpus=cpus,
+            resources={f"device:{self.device}": 1},
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
+            max_retries=0,
+        ).remote(verb, main, blob, runtimes, options, int(cpus))
+
+    def next_node(self, exc: BaseException, retries: int) -> bool:
+        """Move to the next node of this device when ``exc`` is a lost node and retries remain."""
+        lost = type(exc).__name__ in ("NodeDiedError", "WorkerCrashedError", "TaskUnschedulableError")
+        if lost and self.index < min(retries, len(self.nodes) - 1):
+            self.index += 1
+            return True
+        return False
+
+    def failed(self, reason: str, now: float) -> DeviceRun:
+        n = self.node
+        return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, error=reason)
+
+    def done(self, verb: str, answer: dict[str, Any], now: float, out_dir: Path | None) -> DeviceRun:
+        n = self.node
+        env = Environment.from_json(answer["environment"])
+        reports: dict[str, Any] = {}
+        if verb == "bench":
+            reports["bench"] = BenchReport.from_json(answer["report"])
+        else:
+            reports["port"] = PortReport.from_json(answer["report"])
+            if out_dir is not None and answer.get("artifacts"):
+                unpack(answer["artifacts"], out_dir / "devices" / self.device)
+        return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, env, **reports)
+
+
+def bundle_model(path: Path) -> tuple[str, bytes]:
+    """The model's files as one zip and the main file's path inside it: a folder (SavedModel) whole; an OpenVINO
+    .xml with its .bin; an ONNX file with its external data files; any other file alone."""
+    if not path.exists():
+        raise ModelLoadError("file not found", path=path, hint="check the path")
+    if path.is_dir():
+        return path.name, zip_folder(path.parent, sorted(p for p in path.rglob("*")))
+    files = [path]
+    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
+        files.append(path.with_suffix(".bin"))
+    elif path.suffix == ".onnx":
+        from modelport.model_io import external_data_files
+
+        files += [path.parent / name for name in external_data_files(path)]
+    return path.name, zip_folder(path.parent, files)
+
+
+def unpack(blob: bytes, dest: Path) -> None:
+    """A node's zipped output into ``dest`` (entries that would leave it are refused)."""
+    root = dest.resolve()
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        for info in archive.infolist():
+            target = (root / info.filename).resolve()
+            if root not in target.parents:
+                raise InvalidInputError(f"a node sent an artifact path outside the output folder: {info.filename!r}")
+        archive.extractall(root)

@@ -1,0 +1,104 @@
+"""What runs on the nodes: module-level functions Ray ships by reference (every node has the same modelport).
+
+A model crosses the cluster as one zip of its files (an OpenVINO IR's .xml and .bin, an ONNX file and its external
+data, a SavedModel folder); reports come back as JSON text and ``port``'s artifacts as a zip, so a node needs nothing
+from the driver but the versions ``cluster status`` checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+
+def doctor_task() -> str:
+    """``doctor`` on this node, as JSON."""
+    from modelport.diagnostics import doctor
+
+    return doctor().to_json()
+
+
+def device_task(
+    verb: str, main: str, bundle: bytes, runtimes: tuple[str, ...], options: Any, threads: int
+) -> dict[str, Any]:
+    """Run ``bench`` or ``port`` on this node.
+
+    Args:
+        verb: ``bench`` or ``port``.
+        main: the model's path inside ``bundle``.
+        bundle: the zipped model files.
+        runtimes: bench's runtimes (unused by port, whose options name its targets).
+        options: the verb's options (BenchOptions / PortOptions); bench's threads default to this node's CPUs.
+        threads: the CPUs reserved for the task on this node.
+
+    Returns:
+        ``{"report": JSON, "environment": JSON, "artifacts": zip bytes or None}`` — ``port``'s output folder comes
+        back zipped (its report and every artifact built on this device).
+    """
+    from modelport.reports.environment import capture_environment
+
+    with tempfile.TemporaryDirectory(prefix="modelport-node-") as tmp:
+        folder = Path(tmp) / "model"
+        with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
+            archive.extractall(folder)
+        model = folder / main
+        artifacts = None
+        report: Any
+        if verb == "bench":
+            from modelport.benchmark.timing import bench
+
+            if options.runner.threads is None:
+                options = dataclasses.replace(options, runner=dataclasses.replace(options.runner, threads=threads))
+            report = bench(model, runtimes, options=options)
+        else:
+            from modelport.porting.pipeline import port
+
+            out = Path(tmp) / "out"
+            report = port(model, out, options=options)
+            artifacts = zip_folder(out)
+        return {"report": report.to_json(), "environment": capture_environment().to_json(), "artifacts": artifacts}
+
+
+def zip_folder(folder: Path, files: list[Path] | None = None) -> bytes:
+    """The files under ``folder`` (or just ``files``, by their paths relative to it) as one zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in files if files is not None else sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buf.getvalue()
+
+
+class ArchiveWorker:
+    """One Whisper model loaded on one node (a Ray actor: ``ray.remote(ArchiveWorker)``), transcribing the files it
+    is sent one after another. The model is a name (resolved on the node: its cache, or the hub unless offline) or
+    a folder the driver sent zipped (``model_bundle``), unpacked once into a private temporary folder."""
+
+    def __init__(self, model_options: Any, model_bundle: bytes | None, threads: int) -> None:
+        from modelport.apps.transcribe import Transcriber
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="modelport-whisper-")
+        if model_bundle is not None:
+            folder = Path(self._tmp.name) / "model"
+            with zipfile.ZipFile(io.BytesIO(model_bundle)) as archive:
+                archive.extractall(folder)
+            model_options = dataclasses.replace(model_options, model=folder / Path(str(model_options.model)).name)
+        self.transcriber = Transcriber(dataclasses.replace(model_options, threads=threads, workers=1))
+
+    def load_seconds(self) -> float:
+        return float(self.transcriber.load_seconds)
+
+    def transcribe(self, name: str, audio: bytes, options: Any) -> str:
+        """Transcribe one file sent as bytes (``name`` keeps its suffix for the decoder); the result as JSON."""
+        path = Path(self._tmp.name) / "input" / Path(name).name
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(audio)
+        try:
+            result = self.transcriber.transcribe_file(path, options)
+        finally:
+            path.unlink(missing_ok=True)
+        return dataclasses.replace(result, source=name).to_json()
