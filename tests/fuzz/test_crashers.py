@@ -17,7 +17,7 @@ Found by the campaign (before the fixes, a traceback from ``inspect``):
   first (operator inputs too: LiteRT refuses those models, so ``inspect`` says so rather than summarising them).
 * TFLite operators out of order (one reads a tensor no earlier operator wrote) → SIGSEGV in TensorFlow's
   interpreter under ``convert`` (tf2onnx); ``check_tflite`` rejects them
-  (``inspect``; the converters' first read, ``tflite_prep.prepare_tflite``, once it calls it).
+  (``inspect``, and ``tflite_prep.prepare_tflite``, the converters' first read).
 * TFLite constants whose buffer is shorter than their shape (or with a negative dim), builtin operator codes past
   the schema → ``ValueError`` from the interpreter that tf2onnx opens under ``convert``; ``check_tflite`` names
   the tensor or code.
