@@ -166,3 +166,24 @@ def test_timeout_is_one_option_on_port_compare_and_bench(capsys: pytest.CaptureF
     for options in (CompareOptions, BenchOptions):
         with pytest.raises(InvalidInputError, match="timeout must be > 0 seconds"):
             options(timeout=0)
+
+
+def test_a_forked_child_starts_its_own_forkserver(mlp: Path) -> None:
+    """A process forked after the forkserver started (a fuzzing harness, a pre-forking server) isolates its runtimes
+    too: it must not reuse the parent's server record (before: ChildProcessError in os.waitpid, reported as every
+    runtime's failure)."""
+    import os
+
+    options = CompareOptions(timeout=120.0)
+    first = compare([mlp, mlp], ["onnxruntime", "onnxruntime"], options=options)  # starts this process's server
+    assert not first.failures
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            again = compare([mlp, mlp], ["onnxruntime", "onnxruntime"], options=options)
+            code = 0 if not again.failures and again.comparisons else 3
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -150,6 +150,31 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+def _forget_inherited_forkserver() -> None:
+    """In a child made by ``os.fork()``: forget the forkserver the parent started.
+
+    multiprocessing keeps one forkserver per process in a module-level object; a forked child inherits the record of
+    the parent's server, which is not the child's own child, so the next call would fail in ``os.waitpid``
+    (``ChildProcessError``: a runtime's "failure" that is nobody's). Forgetting it makes the child start its own
+    server on its next isolated call; the parent's server keeps running (the parent holds its own end of the pipe).
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    if server is None or getattr(server, "_forkserver_pid", None) is None:
+        return
+    with contextlib.suppress(OSError, TypeError):
+        os.close(server._forkserver_alive_fd)  # this process's copy of the parent's end
+    server._forkserver_pid = None
+    server._forkserver_address = None
+    server._forkserver_alive_fd = None
+    server._lock = threading.Lock()  # the parent's may have been held at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_forkserver)
+
+
 def _context(preload: Sequence[str] = ()) -> ForkServerContext | SpawnContext:
     if start_method() != "forkserver":
         return multiprocessing.get_context("spawn")
