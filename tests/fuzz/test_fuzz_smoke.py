@@ -11,7 +11,11 @@ About 60 s on 2 cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import campaign
@@ -47,14 +51,31 @@ def report(results: list[campaign.Result]) -> str:
     )
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "tflite", "openvino"])
-def test_fuzz_smoke(tmp_path: Path, fmt: str) -> None:
+def run_smoke(fmt: str, folder: str) -> list[dict[str, object]]:
+    """The smoke of one format, in the process that calls it (see :func:`test_fuzz_smoke`)."""
     seeds = {
         "onnx": lambda: [fuzz_seeds.onnx_seed()],
         "tflite": lambda: [fuzz_seeds.tflite_seed()],
-        "openvino": lambda: [fuzz_seeds.openvino_seed(tmp_path / "seed")],
+        "openvino": lambda: [fuzz_seeds.openvino_seed(Path(folder) / "seed")],
     }[fmt]()
-    results = smoke(fmt, seeds, tmp_path / "out")
+    return [dataclasses.asdict(r) for r in smoke(fmt, seeds, Path(folder) / "out")]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite", "openvino"])
+def test_fuzz_smoke(tmp_path: Path, fmt: str) -> None:
+    # The cases fork from a fresh parent, as the campaign's do: forked from this test process they would inherit
+    # whatever earlier tests left in it (engine thread pools, a forkserver), which is not what a user's run meets.
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import test_fuzz_smoke as t; "
+        "print('RESULTS ' + json.dumps(t.run_smoke(sys.argv[2], sys.argv[3])))"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code, str(Path(__file__).parent), fmt, str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-4000:]
+    line = next(ln for ln in child.stdout.splitlines() if ln.startswith("RESULTS "))
+    results = [campaign.Result(**r) for r in json.loads(line[len("RESULTS ") :])]
     inspected = [r for r in results if r.verb == "inspect"]
     assert len(inspected) == CASES, "every distinct case ran inspect"
     assert {r.outcome for r in inspected} <= {"ok", "error"}, report(results)
