@@ -79,6 +79,14 @@ class Trace:
     aliases: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     fused: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
+    def producers(self) -> dict[str, TracedOp]:
+        """Tensor name → the first op that writes it (graph inputs and constants have none)."""
+        found: dict[str, TracedOp] = {}
+        for op in self.ops:
+            for out in op.outputs:
+                found.setdefault(out, op)
+        return found
+
     def producer(self, tensor: str) -> TracedOp | None:
         """The op that wrote ``tensor`` (None for a graph input or constant)."""
         for op in self.ops:

@@ -196,7 +196,7 @@ def compare_traces(reference: Trace, candidate: Trace, tolerance: Tolerance | No
             hint="are these two ports of the same model? per-tensor comparison needs tensors of the same shapes in "
             "the same order; try --bisect, or compare the outputs only",
         )
-    producers = _producers(reference.ops)
+    producers = reference.producers()
     matched = {m.reference for m in matches}
     errors = tuple(
         _judge(m, reference, candidate, producers.get(m.reference), tol, _upstream(m.reference, producers, matched))
@@ -260,14 +260,6 @@ def _fusion_first(
 
 def _label(trace: Trace) -> str:
     return f"{trace.model.name}@{trace.runtime}"
-
-
-def _producers(ops: Sequence[TracedOp]) -> dict[str, TracedOp]:
-    found: dict[str, TracedOp] = {}
-    for op in ops:
-        for out in op.outputs:
-            found.setdefault(out, op)
-    return found
 
 
 def _upstream(tensor: str, producers: Mapping[str, TracedOp], matched: set[str], limit: int = 64) -> tuple[str, ...]:

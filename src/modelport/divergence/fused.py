@@ -62,7 +62,7 @@ def fused_tensors(reference: Trace, candidate: Trace, matched: Mapping[str, str]
         candidate: the candidate trace.
         matched: reference tensor → the candidate tensor it was matched to (the judged pairs only).
     """
-    producers = _producers(reference.ops)
+    producers = reference.producers()
     back = {c: r for r, c in matched.items()}
     recorded = _recorded_index(candidate, reference.ops)
     regions = _regions(reference, candidate, matched, producers)
@@ -85,14 +85,6 @@ def fused_tensors(reference: Trace, candidate: Trace, matched: Mapping[str, str]
     return tuple(found)
 
 
-def _producers(ops: Sequence[TracedOp]) -> dict[str, TracedOp]:
-    found: dict[str, TracedOp] = {}
-    for op in ops:
-        for out in op.outputs:
-            found.setdefault(out, op)
-    return found
-
-
 def _recorded_index(candidate: Trace, reference_ops: Sequence[TracedOp]) -> dict[str, str]:
     """Source tensor name → the candidate tensor the candidate's trace says it was fused into (a recorded source op
     name stands for the op's outputs)."""
@@ -113,7 +105,7 @@ def _regions(
     """Unmatched reference tensor → the matched reference tensors whose accepted region holds it (graph rule)."""
     back = {c: r for r, c in matched.items()}
     identity = {r: r for r in matched}
-    cand_producers = _producers(candidate.ops)
+    cand_producers = candidate.producers()
     found: dict[str, list[str]] = {}
     for d in reference.tensors:
         if d not in matched or d not in producers:
