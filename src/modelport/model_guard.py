@@ -103,6 +103,18 @@ def memory_limit() -> int:
     return min(limits, default=2**62)
 
 
+def read_structure(path: Path) -> onnx.ModelProto:
+    """Parse an ONNX file without its external data, every parse failure one ``ModelLoadError``."""
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except DecodeError as exc:
+        raise ModelLoadError(
+            "file is not a valid ONNX protobuf (truncated or corrupt)", path=path, hint="re-export the model"
+        ) from exc
+    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
+        raise ModelLoadError(f"cannot read ONNX model: {first_line(exc)}", path=path) from exc
+
+
 def check_model_file(
     path: str | Path, proto: onnx.ModelProto | None = None, *, max_bytes: int | None = None
 ) -> onnx.ModelProto:
@@ -122,14 +134,7 @@ def check_model_file(
     """
     p = Path(path)
     if proto is None:
-        try:
-            proto = onnx.load(str(p), load_external_data=False)
-        except DecodeError as exc:
-            raise ModelLoadError(
-                "file is not a valid ONNX protobuf (truncated or corrupt)", path=p, hint="re-export the model"
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot read ONNX model: {first_line(exc)}", path=p) from exc
+        proto = read_structure(p)
     check_external_data(p, proto)
     check_tensor_sizes(proto, p, max_bytes=max_bytes)
     return proto

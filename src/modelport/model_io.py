@@ -21,11 +21,10 @@ from typing import Any
 
 import onnx
 import onnx_ir as ir
-from google.protobuf.message import DecodeError
 
 from modelport.errors import ModelLoadError, ModelportError, first_line
 from modelport.formats import Format, sniff_format
-from modelport.model_guard import all_graphs, check_model_file, declared_bytes
+from modelport.model_guard import all_graphs, check_model_file, declared_bytes, read_structure
 
 log = logging.getLogger(__name__)
 
@@ -173,14 +172,7 @@ def load_proto(
             path=p,
             hint="convert it first with `modelport convert`",
         )
-    try:
-        proto = onnx.load(str(p), load_external_data=False)
-    except DecodeError as exc:
-        raise ModelLoadError(
-            "file is not a valid ONNX protobuf (truncated or corrupt)", path=p, hint="re-export the model"
-        ) from exc
-    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError) as exc:
-        raise ModelLoadError(f"cannot read ONNX model: {first_line(exc)}", path=p) from exc
+    proto = read_structure(p)
     if not proto.HasField("graph") or (not proto.graph.node and not proto.graph.output):
         raise ModelLoadError("file holds no ONNX graph (truncated or not a model)", path=p)
     check_model_file(p, proto, max_bytes=max_bytes)
