@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +60,69 @@ def test_fleet_bench_on_unknown_device_fails_fast(ray_cluster: Any) -> None:
         fleet_bench(MNIST, ["onnxruntime"], address=ray_cluster.address, fleet=FleetOptions(devices=("gpu",)))
 
 
-def test_fleet_port_brings_back_each_devices_artifacts(ray_cluster: Any, tmp_path: Path) -> None:
+def test_fleet_port_builds_once_and_each_device_measures_the_build(ray_cluster: Any, tmp_path: Path) -> None:
     from modelport.formats import Precision
     from modelport.porting.pipeline import PortOptions
+    from modelport.porting.results import PREBUILT_HOP
 
-    options = PortOptions(targets=("onnxruntime",), precisions=(Precision.FP32,), quick=True)
+    options = PortOptions(targets=("onnxruntime", "openvino"), precisions=(Precision.FP32,), quick=True)
     report = fleet_port(
-        MNIST, tmp_path, address=ray_cluster.address, options=options, fleet=FleetOptions(devices=("pi4",))
+        MNIST, tmp_path, address=ray_cluster.address, options=options, fleet=FleetOptions(devices=("pi4", "nuc"))
     )
+    assert report, report
+    assert report.build is not None
+    assert [a.label for a in report.build.artifacts] == ["onnxruntime/fp32", "openvino/fp32"]
+    build_xml = tmp_path / "build" / "targets" / "openvino-fp32" / "model.xml"
+    for run in report.runs:
+        assert run.error is None and run.port is not None and run.port.fastest is not None
+        folder = tmp_path / "devices" / run.device
+        ov = next(t for t in run.port.targets if t.runtime == "openvino")
+        assert ov.verified and ov.route[-1] == PREBUILT_HOP, ov.route  # measured there, converted once here
+        assert Path(ov.artifact) == folder / "targets" / "openvino-fp32" / "model.xml"
+        assert Path(ov.artifact).read_bytes() == build_xml.read_bytes()
+        assert (folder / "targets" / "openvino-fp32" / "runtime.json").exists()  # the device's own settings
+        assert run.port.source == str(MNIST)  # not the node's temporary copy
+        assert str(folder) in (folder / "report.md").read_text()
+    assert build_xml.read_bytes().startswith(b"<?xml")
+    fleet = json.loads((tmp_path / "fleet.json").read_text())
+    assert fleet["build"]["artifacts"][1]["artifact"] == "targets/openvino-fp32/model.xml"
+
+
+def test_fleet_port_sends_local_calibration_and_evaluation_files(ray_cluster: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    from modelport.formats import Precision
+    from modelport.porting.pipeline import PortOptions, default_eval_set
+
+    _, samples = default_eval_set(limit=200)
+    (name,) = samples.inputs
+    np.savez(tmp_path / "calib.npz", **{name: samples.inputs[name][:100]})
+    np.savez(tmp_path / "eval.npz", **{name: samples.inputs[name][100:]}, labels=samples.labels[100:])
+    options = PortOptions(
+        targets=("onnxruntime",),
+        precisions=(Precision.INT8,),
+        calib=tmp_path / "calib.npz",
+        eval=str(tmp_path / "eval.npz"),
+        quick=True,
+        budget=0,
+    )
+    out = tmp_path / "out"
+    report = fleet_port(MNIST, out, address=ray_cluster.address, options=options, fleet=FleetOptions(devices=("pi4",)))
     (run,) = report.runs
-    assert run.error is None and run.port is not None and run.port.fastest == "onnxruntime/fp32"
-    assert (tmp_path / "devices" / "pi4" / "report.html").exists()
-    assert (tmp_path / "devices" / "pi4" / "targets" / "onnxruntime-fp32" / "model.onnx").exists()
-    assert (tmp_path / "fleet.json").exists()
+    assert run.error is None and run.port is not None, run.error
+    assert run.port.calibration == "INT8 calibrated on 64 samples of feeds:calib.npz"  # --quick: 64
+    (int8,) = run.port.targets
+    assert int8.accuracy is not None and int8.accuracy.samples == 100 and int8.accuracy.top1 is not None
+    assert report.build is not None and report.build.artifacts == ()  # INT8 is built on the device
+
+
+def test_fleet_port_refuses_in_memory_data() -> None:
+    import numpy as np
+
+    from modelport.porting.pipeline import PortOptions
+
+    with pytest.raises(InvalidInputError, match="not a ndarray"):
+        fleet_port(MNIST, "unused", address="127.0.0.1:1", options=PortOptions(calib=np.zeros((4, 1, 28, 28))))
 
 
 def test_one_failing_device_does_not_stop_the_others(ray_cluster: Any) -> None:
@@ -106,6 +157,18 @@ def test_cli_bench_on_one_device(ray_cluster: Any, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "pi4 (node" in out and "fastest on pi4: onnxruntime/" in out
+
+
+def test_cli_port_on_one_device(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelport.cli.main import main
+
+    args = ["port", str(MNIST), "--cluster", ray_cluster.address, "--devices", "pi4", "-o", str(tmp_path)]
+    code = main([*args, "--to", "onnxruntime", "--precision", "fp32", "--quick", "--budget", "0"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "fastest verified on pi4: onnxruntime/fp32" in out
+    assert "built once on " in out and ": onnxruntime/fp32" in out
+    assert (tmp_path / "devices" / "pi4" / "targets" / "onnxruntime-fp32" / "model.onnx").exists()
 
 
 def test_cli_devices_without_cluster_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

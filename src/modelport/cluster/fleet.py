@@ -3,9 +3,14 @@
 For each device (a node label, :mod:`.nodes`) one Ray task runs the verb on a node of that device, pinned to it
 (``NodeAffinitySchedulingStrategy``), holding the device's quantity-1 ``device:NAME`` resource (so one benchmark at a
 time per device, whoever else submits) and **every CPU of that node** (nothing else of Ray's runs beside it while it
-measures). The model goes into the object store once and every device reads it from there. ``port`` builds the
-artifacts on the device itself (which runtimes and precisions are fast is the device's question), and its output
-folder comes back into ``OUT/devices/DEVICE/``.
+measures). The model goes into the object store once and every device reads it from there.
+
+``port`` asks each device which targets it would port to (its runtimes and precisions), then builds every portable
+artifact once, here (:mod:`modelport.porting.prebuilt`: the prepared source and the float conversions, in
+``OUT/build/``), and sends that build to the devices, which verify, tune and time each target on their own runtime;
+INT8, compiled engines and whatever this machine cannot convert are built on the device. Local ``--calib`` /
+``--eval`` files travel with the model. Each device's output folder (the build, plus what the device made) lands in
+``OUT/devices/DEVICE/``.
 
 Failures: an unknown device fails at once (:func:`.nodes.nodes_for`); a task past ``timeout_s`` is cancelled and
 reported; a node lost mid-run fails only its device's task, which is retried on the next node with the same label
@@ -17,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
+import shutil
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -26,10 +33,12 @@ from typing import Any
 from modelport.benchmark.timing import BenchOptions, BenchReport
 from modelport.cluster.connection import task_error
 from modelport.cluster.nodes import NodeInfo, list_nodes, nodes_for
-from modelport.cluster.tasks import device_task, zip_folder
+from modelport.cluster.tasks import device_task, targets_task, zip_folder
 from modelport.errors import InvalidInputError, ModelLoadError
+from modelport.formats import Precision
 from modelport.model_io import write_text
-from modelport.porting.pipeline import PortOptions
+from modelport.porting.pipeline import PortOptions, write_reports
+from modelport.porting.prebuilt import Prebuilt
 from modelport.porting.results import PortReport
 from modelport.reports.environment import Environment
 from modelport.reports.serialize import JsonReport
@@ -106,6 +115,7 @@ class FleetReport(JsonReport):
     address: str
     runs: tuple[DeviceRun, ...]
     seconds: float
+    build: Prebuilt | None = None
 
     def __bool__(self) -> bool:
         return all(r.error is None and (r.port is None or bool(r.port)) for r in self.runs)
@@ -142,16 +152,21 @@ def fleet_port(
     """``port`` the model (None: the shipped MNIST ConvNet) on every device; each device's output folder lands in
     ``OUT/devices/DEVICE/``.
 
+    The portable artifacts are built once, here, into ``OUT/build/`` (see the module docstring); ``calib``/``eval``
+    naming local files or folders are sent to the nodes with the model (other API sources — arrays, callables — are
+    refused: they are read here, not on the devices).
+
     Raises:
-        InvalidInputError: ``calib``/``eval`` name local files (only built-in sources such as ``mnist`` reach the
-            nodes yet), or an unknown device.
+        InvalidInputError: an unknown device, or ``calib``/``eval`` that cannot reach the nodes.
+        ModelportError: the source cannot be prepared (converted to ONNX, optimized).
     """
     opts = options or PortOptions()
     for name, value in (("--calib", opts.calib), ("--eval", opts.eval)):
-        if isinstance(value, (str, Path)) and Path(value).exists():
+        if value is not None and not isinstance(value, str | Path):
             raise InvalidInputError(
-                f"{name} {value} is a local file, which --cluster does not send to the nodes",
-                hint="use a built-in source (mnist, random)",
+                f"{name}: with --cluster, data must be a file, a folder or a built-in source (mnist, random), "
+                f"not a {type(value).__name__}",
+                hint="save the samples as an .npz file and pass its path",
             )
     if model is None:
         from modelport.assets import default_model_path
@@ -174,15 +189,21 @@ def _run(
 
     say = progress or (lambda _m: None)
     main, bundle = bundle_model(Path(model))
+    data = _data_bundles(options) if verb == "port" else {}
     start = time.perf_counter()
+    build: Prebuilt | None = None
     with connected(address) as ray:
         candidates = nodes_for(list_nodes(ray), fleet.devices)
+        extra: dict[str, Any] = {}
+        if verb == "port" and out_dir is not None:
+            build = _build_once(ray, Path(model), out_dir / BUILD_DIR, options, candidates, say)
+            extra = {"build": ray.put(zip_folder(out_dir / BUILD_DIR)), "data": data}
         blob = ray.put(bundle)
         pending = {d: _Attempt(d, nodes) for d, nodes in candidates.items()}
         remote = ray.remote(device_task)
         refs: dict[Any, _Attempt] = {}
         for attempt in pending.values():
-            refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options)] = attempt
+            refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
             say(f"{attempt.device}: started on {attempt.node.address}")
         runs: list[DeviceRun] = []
         while refs:
@@ -195,13 +216,13 @@ def _run(
                 except Exception as exc:  # the task's or the node's failure: that device's alone
                     retry = attempt.next_node(exc, fleet.retries)
                     if retry:
-                        refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options)] = attempt
+                        refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
                         say(f"{attempt.device}: node lost, retrying on {attempt.node.address}")
                         continue
                     runs.append(attempt.failed(task_error(exc), now))
                     say(f"{attempt.device}: failed: {task_error(exc)}")
                     continue
-                runs.append(attempt.done(verb, answer, now, out_dir))
+                runs.append(attempt.done(verb, answer, now, out_dir, str(model)))
                 say(f"{attempt.device}: done")
             for ref, attempt in list(refs.items()):
                 if now - attempt.started > fleet.timeout_s:
@@ -211,7 +232,7 @@ def _run(
                     say(f"{attempt.device}: timed out")
     order = list(candidates)
     runs.sort(key=lambda r: order.index(r.device))
-    report = FleetReport(verb, str(model), address, tuple(runs), time.perf_counter() - start)
+    report = FleetReport(verb, str(model), address, tuple(runs), time.perf_counter() - start, build)
     if out_dir is not None:
         report.write(out_dir)
     return report
@@ -230,7 +251,15 @@ class _Attempt:
         return self.nodes[self.index]
 
     def submit(
-        self, ray: Any, remote: Any, verb: str, main: str, blob: Any, runtimes: tuple[str, ...], options: Any
+        self,
+        ray: Any,
+        remote: Any,
+        verb: str,
+        main: str,
+        blob: Any,
+        runtimes: tuple[str, ...],
+        options: Any,
+        extra: dict[str, Any],
     ) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -241,7 +270,7 @@ class _Attempt:
             resources={f"device:{self.device}": 1},
             scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
             max_retries=0,
-        ).remote(verb, main, blob, runtimes, options, int(cpus))
+        ).remote(verb, main, blob, runtimes, options, int(cpus), **extra)
 
     def next_node(self, exc: BaseException, retries: int) -> bool:
         """Move to the next node of this device when ``exc`` is a lost node and retries remain."""
@@ -255,17 +284,109 @@ class _Attempt:
         n = self.node
         return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, error=reason)
 
-    def done(self, verb: str, answer: dict[str, Any], now: float, out_dir: Path | None) -> DeviceRun:
+    def done(self, verb: str, answer: dict[str, Any], now: float, out_dir: Path | None, model: str) -> DeviceRun:
         n = self.node
         env = Environment.from_json(answer["environment"])
         reports: dict[str, Any] = {}
         if verb == "bench":
             reports["bench"] = BenchReport.from_json(answer["report"])
         else:
-            reports["port"] = PortReport.from_json(answer["report"])
-            if out_dir is not None and answer.get("artifacts"):
-                unpack(answer["artifacts"], out_dir / "devices" / self.device)
+            port = PortReport.from_json(answer["report"])
+            if out_dir is not None:
+                dest = out_dir / "devices" / self.device
+                if (out_dir / BUILD_DIR).is_dir():
+                    link_tree(out_dir / BUILD_DIR, dest)
+                if answer.get("artifacts"):
+                    unpack(answer["artifacts"], dest)
+                port = _local_paths(port, answer.get("out", ""), dest, model)
+                write_reports(port, dest)  # the node wrote its own temporary paths into them
+            reports["port"] = port
         return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, env, **reports)
+
+
+#: where ``port --cluster`` builds the portable artifacts once (``OUT/build``).
+BUILD_DIR = "build"
+#: seconds to wait for the devices to say which targets they would port to.
+PLAN_TIMEOUT_S = 300.0
+
+
+def _build_once(
+    ray: Any,
+    model: Path,
+    build_dir: Path,
+    options: PortOptions,
+    candidates: dict[str, list[NodeInfo]],
+    say: Callable[[str], None],
+) -> Prebuilt:
+    """Ask every device for its targets (a light task on its first node, no CPU held), then build the portable
+    ones here once. A device that does not answer in time builds everything itself."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from modelport.porting.prebuilt import build_once
+
+    remote = ray.remote(targets_task)
+    refs = {
+        remote.options(
+            num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[0].node_id, soft=True), max_retries=1
+        ).remote(options): device
+        for device, nodes in candidates.items()
+    }
+    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=PLAN_TIMEOUT_S)
+    for ref in late:
+        ray.cancel(ref, force=True)
+        say(f"{refs[ref]}: did not say which targets it ports to within {PLAN_TIMEOUT_S:g} s: it builds them itself")
+    targets: list[tuple[str, Precision]] = []
+    for ref in ready:
+        try:
+            targets += [(r, Precision(p)) for r, p in ray.get(ref) if (r, Precision(p)) not in targets]
+        except Exception as exc:  # that device builds its own
+            say(f"{refs[ref]}: could not list its targets ({task_error(exc)}): it builds them itself")
+    say(f"building {len(targets)} targets once, here: " + ", ".join(f"{r}/{p.value}" for r, p in targets))
+    build = build_once(model, build_dir, targets, options=options)
+    for label, why in build.left:
+        say(f"{label}: not built here ({why}): each device builds it")
+    return build
+
+
+def _data_bundles(options: PortOptions) -> dict[str, tuple[str, bytes]]:
+    """Local ``calib``/``eval`` files or folders, zipped for the nodes, by option name."""
+    found = {}
+    for field in ("calib", "eval"):
+        value = getattr(options, field)
+        if isinstance(value, str | Path) and Path(value).exists():
+            path = Path(value)
+            files = sorted(p for p in path.rglob("*")) if path.is_dir() else [path]
+            found[field] = (path.name, zip_folder(path.parent, files))
+    return found
+
+
+def link_tree(src: Path, dest: Path) -> None:
+    """Every file under ``src`` at the same place under ``dest``: hard links (no copy of a large artifact), else
+    copies (another file system)."""
+    for path in sorted(src.rglob("*")):
+        if not path.is_file():
+            continue
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def _local_paths(report: PortReport, node_out: str, dest: Path, model: str) -> PortReport:
+    """The report with the node's temporary paths replaced: the source by ``model``, the artifacts by their paths
+    in ``dest``."""
+    if not node_out:
+        return report
+    targets = tuple(
+        dataclasses.replace(t, artifact=str(dest / Path(t.artifact).relative_to(node_out)))
+        if t.artifact and Path(t.artifact).is_relative_to(node_out)
+        else t
+        for t in report.targets
+    )
+    return dataclasses.replace(report, source=model, targets=targets)
 
 
 def bundle_model(path: Path) -> tuple[str, bytes]:
@@ -293,4 +414,6 @@ def unpack(blob: bytes, dest: Path) -> None:
             target = (root / info.filename).resolve()
             if root not in target.parents:
                 raise InvalidInputError(f"a node sent an artifact path outside the output folder: {info.filename!r}")
+            if not info.is_dir():
+                target.unlink(missing_ok=True)  # never write through a hard link into the shared build
         archive.extractall(root)

@@ -22,8 +22,25 @@ def doctor_task() -> str:
     return doctor().to_json()
 
 
+def targets_task(options: Any) -> list[tuple[str, str]]:
+    """The (runtime, precision) targets ``port`` would choose on this node with ``options`` (its own defaults when
+    the options name none)."""
+    from modelport.porting.pipeline import choose_targets
+    from modelport.reports.environment import capture_environment
+
+    runtimes, precisions, _ = choose_targets(options, capture_environment())
+    return [(r, p.value) for r in runtimes for p in precisions]
+
+
 def device_task(
-    verb: str, main: str, bundle: bytes, runtimes: tuple[str, ...], options: Any, threads: int
+    verb: str,
+    main: str,
+    bundle: bytes,
+    runtimes: tuple[str, ...],
+    options: Any,
+    threads: int,
+    build: bytes | None = None,
+    data: dict[str, tuple[str, bytes]] | None = None,
 ) -> dict[str, Any]:
     """Run ``bench`` or ``port`` on this node.
 
@@ -34,17 +51,19 @@ def device_task(
         runtimes: bench's runtimes (unused by port, whose options name its targets).
         options: the verb's options (BenchOptions / PortOptions); bench's threads default to this node's CPUs.
         threads: the CPUs reserved for the task on this node.
+        build: port's build made once by the driver (:mod:`modelport.porting.prebuilt`), zipped: its prepared
+            source and artifacts are verified and measured here, not made again.
+        data: port's local data files, zipped, by the option they stand for (``calib``/``eval`` → (name, zip)).
 
     Returns:
         ``{"report": JSON, "environment": JSON, "artifacts": zip bytes or None}`` — ``port``'s output folder comes
-        back zipped (its report and every artifact built on this device).
+        back zipped (its report and every file made on this device; the driver's build is not sent back).
     """
     from modelport.reports.environment import capture_environment
 
     with tempfile.TemporaryDirectory(prefix="modelport-node-") as tmp:
         folder = Path(tmp) / "model"
-        with zipfile.ZipFile(io.BytesIO(bundle)) as archive:
-            archive.extractall(folder)
+        unzip(bundle, folder)
         model = folder / main
         artifacts = None
         report: Any
@@ -56,11 +75,32 @@ def device_task(
             report = bench(model, runtimes, options=options)
         else:
             from modelport.porting.pipeline import port
+            from modelport.porting.prebuilt import read_prebuilt
 
+            for field, (name, blob) in (data or {}).items():
+                unzip(blob, Path(tmp) / "data" / field)
+                options = dataclasses.replace(options, **{field: Path(tmp) / "data" / field / name})
             out = Path(tmp) / "out"
-            report = port(model, out, options=options)
-            artifacts = zip_folder(out)
-        return {"report": report.to_json(), "environment": capture_environment().to_json(), "artifacts": artifacts}
+            unchanged = unzip(build, out) if build is not None else {}
+            prebuilt = read_prebuilt(out) if build is not None else None
+            report = port(model, out, options=options, prebuilt=prebuilt)
+            made = [p for p in sorted(out.rglob("*")) if p.is_file() and unchanged.get(p) != _stamp(p)]
+            artifacts = zip_folder(out, made)
+        env = capture_environment().to_json()
+        return {"report": report.to_json(), "environment": env, "artifacts": artifacts, "out": str(Path(tmp) / "out")}
+
+
+def unzip(blob: bytes, dest: Path) -> dict[Path, tuple[int, int]]:
+    """Unpack a zip sent by the driver into ``dest``; each file's (size, mtime) as unpacked."""
+    with zipfile.ZipFile(io.BytesIO(blob)) as archive:
+        archive.extractall(dest)
+        names = [dest / info.filename for info in archive.infolist() if not info.is_dir()]
+    return {p: _stamp(p) for p in names}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def zip_folder(folder: Path, files: list[Path] | None = None) -> bytes:
@@ -84,8 +124,7 @@ class ArchiveWorker:
         self._tmp = tempfile.TemporaryDirectory(prefix="modelport-whisper-")
         if model_bundle is not None:
             folder = Path(self._tmp.name) / "model"
-            with zipfile.ZipFile(io.BytesIO(model_bundle)) as archive:
-                archive.extractall(folder)
+            unzip(model_bundle, folder)
             model_options = dataclasses.replace(model_options, model=folder / Path(str(model_options.model)).name)
         self.transcriber = Transcriber(dataclasses.replace(model_options, threads=threads, workers=1))
 

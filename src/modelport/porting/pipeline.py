@@ -32,6 +32,7 @@ from modelport.model_io import load_proto, write_text
 from modelport.porting.defaults import default_precisions, default_runtimes, explain
 from modelport.porting.int8 import flag_slower_int8
 from modelport.porting.isolate import isolation_available, run_isolated
+from modelport.porting.prebuilt import Prebuilt
 from modelport.porting.progress import done_message, start_message, step_message, target_steps
 from modelport.porting.results import PortOptions, PortReport, TargetResult
 from modelport.porting.source import prepare_source
@@ -192,6 +193,7 @@ def port(
     options: PortOptions | None = None,
     eval_set: SampleSet | None = None,
     progress: Progress | None = None,
+    prebuilt: Prebuilt | None = None,
 ) -> PortReport:
     """Port ``model`` (any format ``convert`` reads; None: the shipped MNIST ConvNet) to every target; write the
     artifacts and reports.
@@ -200,9 +202,12 @@ def port(
     non-ONNX source), ``targets/<runtime>-<precision>/…`` (each with ``runtime.json`` when settings were tuned) and
     ``report.json``, ``report.md``, ``report.html``. Returns the report; ``bool(report)`` is False when any target
     failed verification or conversion. ``eval_set`` (samples, e.g. from :func:`modelport.data.load_samples`)
-    overrides ``options.eval``; with neither and no model, the MNIST test split evaluates.
+    overrides ``options.eval``; with neither and no model, the MNIST test split evaluates. ``prebuilt``: the build
+    that :func:`~modelport.porting.prebuilt.build_once` made in ``out_dir`` for this source and options — its
+    prepared source and artifacts are verified and measured here, not made again (``port --cluster``).
 
     Raises:
+        InvalidInputError: ``prebuilt`` was made from another source or with other options.
         KeyboardInterrupt: after writing the report of the targets finished so far (``interrupted``).
     """
     t0 = time.perf_counter()
@@ -223,8 +228,12 @@ def port(
     fmt = source_format(src)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    say(f"preparing the source model ({fmt.value})")
-    prepared = prepare_source(src, fmt, out, opts)
+    if prebuilt is None:
+        say(f"preparing the source model ({fmt.value})")
+        prepared = prepare_source(src, fmt, out, opts)
+    else:
+        prebuilt.check(src, opts, out)
+        prepared = prebuilt.prepared(out, opts)
     source_nodes = _count_nodes(src if fmt is Format.ONNX else prepared.onnx)
     with open_runner("onnxruntime", prepared.onnx, RunnerOptions(threads=opts.threads)) as ref:
         specs = ref.input_specs
@@ -265,6 +274,7 @@ def port(
                     eval_set if labelled else None,
                     calib_set if calib_set is not None else eval_set,
                     job_opts,
+                    prebuilt.artifact_for(runtime, precision) if prebuilt is not None else None,
                 )
                 results.append(_run_job(job, opts, say))
                 say(done_message(label, results[-1].status))

@@ -131,6 +131,34 @@ class Throughput(JsonReport):
         return f"batch {self.batch}, {self.requests} requests × {self.threads} thread{'s' if self.threads != 1 else ''}"
 
 
+#: the route hop that marks an artifact the measuring machine did not convert itself (:mod:`.prebuilt`).
+PREBUILT_HOP = "built once elsewhere (prebuilt.json)"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltArtifact(JsonReport):
+    """One target's artifact from the build.
+
+    Attributes:
+        runtime, precision: the target.
+        artifact: the model file, relative to the build folder.
+        route: the conversion hops from the source.
+        seconds: the conversion's wall time on the building machine.
+        size_bytes: the artifact's files.
+    """
+
+    runtime: str
+    precision: Precision
+    artifact: str
+    route: tuple[str, ...]
+    seconds: float
+    size_bytes: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime}/{self.precision.value}"
+
+
 @dataclasses.dataclass(frozen=True)
 class TargetResult(JsonReport):
     """One (runtime, precision) target: its artifact, verification, speed and accuracy.

@@ -51,17 +51,22 @@ class PreparedSource:
     loader: LoaderOptions = LoaderOptions()
 
 
-def prepare_source(src: Path, fmt: Format, out_dir: Path, opts: PortOptions) -> PreparedSource:
-    """``OUT/model.onnx`` from ``src`` (any format ``convert`` reads); see the module docstring."""
-    route: tuple[str, ...] = ()
-    verification = None
-    convert_opts = ConvertOptions(
+def source_convert_options(opts: PortOptions) -> ConvertOptions:
+    """How the source is converted to ONNX and opened (its GraphDef tensor names, trust flag, shapes)."""
+    return ConvertOptions(
         name="model",
         inputs=opts.inputs,
         outputs=opts.outputs,
         trust_remote_code=opts.trust_remote_code,
         input_shapes=opts.input_shapes,
     )
+
+
+def prepare_source(src: Path, fmt: Format, out_dir: Path, opts: PortOptions) -> PreparedSource:
+    """``OUT/model.onnx`` from ``src`` (any format ``convert`` reads); see the module docstring."""
+    route: tuple[str, ...] = ()
+    verification = None
+    convert_opts = source_convert_options(opts)
     onnx_src = src
     if fmt is not Format.ONNX:
         if not alternative_routes(fmt, Format.ONNX):

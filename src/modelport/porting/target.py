@@ -34,7 +34,7 @@ from modelport.formats import Format, Precision
 from modelport.inputs import random_feeds
 from modelport.model_io import load_proto
 from modelport.porting.int8 import FLAG
-from modelport.porting.results import PortOptions, SettingTrial, TargetResult, Throughput
+from modelport.porting.results import PREBUILT_HOP, BuiltArtifact, PortOptions, SettingTrial, TargetResult, Throughput
 from modelport.porting.settings import parallel_requests, search_settings, settings_text
 from modelport.porting.source import copy_source
 from modelport.quantization.api import quantize, quantized_ops
@@ -60,6 +60,7 @@ class TargetJob:
         feeds: verification feeds (source input names).
         eval_set, calib_set: evaluation (labelled: top-1) and INT8 calibration samples.
         options: the port options (data sources already read: None here).
+        prebuilt: the artifact built once elsewhere (:mod:`.prebuilt`), verified and measured here as is.
     """
 
     runtime: str
@@ -74,6 +75,7 @@ class TargetJob:
     eval_set: SampleSet | None
     calib_set: SampleSet | None
     options: PortOptions
+    prebuilt: BuiltArtifact | None = None
 
 
 def target_dir(out_dir: Path, runtime: str, precision: Precision) -> Path:
@@ -182,8 +184,8 @@ def _float_target(job: TargetJob, say: Progress) -> TargetResult:
     runtime, precision = job.runtime, job.precision
     fmt = get_backend(runtime).artifact_format
     try:
-        say(f"building the {fmt.value} artifact")
-        artifact, route, convert_s, size = _build(job, fmt)
+        say(f"building the {fmt.value} artifact" if job.prebuilt is None else f"the {fmt.value} artifact: prebuilt")
+        artifact, route, convert_s, size = build_artifact(job)
     except ModelportError as exc:
         return TargetResult(runtime, precision, "failed", reason=str(exc), route=job.source_route)
     base = TargetResult(
@@ -202,9 +204,15 @@ def _float_target(job: TargetJob, say: Progress) -> TargetResult:
         return dataclasses.replace(base, reason=str(exc))
 
 
-def _build(job: TargetJob, fmt: Format) -> tuple[Path, tuple[str, ...], float, int]:
-    """(artifact, route, seconds, bytes): the source itself when it already is this (non-ONNX) format at fp32, else
-    a conversion from ``model.onnx`` (for an ONNX source: the optimized model)."""
+def build_artifact(job: TargetJob) -> tuple[Path, tuple[str, ...], float, int]:
+    """(artifact, route, seconds, bytes) of a float target: the build made once elsewhere when the job carries one,
+    the source itself when it already is this (non-ONNX) format at fp32, else a conversion from ``model.onnx``
+    (for an ONNX source: the optimized model)."""
+    fmt = get_backend(job.runtime).artifact_format
+    if job.prebuilt is not None:
+        built = job.prebuilt
+        artifact = job.target_dir.parent.parent / built.artifact
+        return artifact, (*built.route, PREBUILT_HOP), built.seconds, built.size_bytes
     t0 = time.perf_counter()
     if fmt is job.source_format and fmt is not Format.ONNX and job.precision is Precision.FP32:
         artifact, files = copy_source(job.source, fmt, job.target_dir)

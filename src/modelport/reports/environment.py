@@ -93,6 +93,11 @@ class Environment(JsonReport):
         return f"{self.cpu_model} ({self.cpu_count} cores; {flags}), {self.memory_gb:.0f} GiB, Python {self.python}"
 
 
+def cpu_description() -> str:
+    """The CPU model and core count, without importing any engine (what a light record needs)."""
+    return f"{_cpuinfo()[0]}, {os.cpu_count() or 1} cores"
+
+
 def _cpuinfo() -> tuple[str, set[str]]:
     model = platform.processor() or platform.machine()
     flags: set[str] = set()
