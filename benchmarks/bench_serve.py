@@ -156,9 +156,12 @@ def _markdown(r: dict[str, object], args: argparse.Namespace) -> str:
 
 
 def _machine() -> str:
+    from importlib.metadata import version
+
     from modelport.reports.environment import capture_environment
 
-    return capture_environment().summary()
+    web = ", ".join(f"{name} {version(name)}" for name in ("fastapi", "starlette", "uvicorn", "modelport"))
+    return f"{capture_environment().summary()}; {web}"
 
 
 def _free_port() -> int:

@@ -120,3 +120,43 @@ def test_cli_transcribe_cluster(
     )
     assert code == 0, capsys.readouterr()
     assert len(list(tmp_path.rglob("*.txt"))) == 3
+
+
+def test_cli_transcribe_cuda_on_a_cluster_without_gpus_is_one_clear_error(
+    ray_cluster: Any, archive: Path, tiny_en_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelport.cli.main import main
+
+    args = ["transcribe", str(archive / "day2"), "--cluster", ray_cluster.address, "--model", str(tiny_en_dir)]
+    assert main([*args, "--device", "cuda", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no alive node of the cluster has a GPU" in err and "Traceback" not in err
+    assert not list(tmp_path.rglob("*.txt"))
+
+
+def _node(cpus: float, gpus: float = 0, alive: bool = True) -> Any:
+    from modelport.cluster.nodes import NodeInfo
+
+    return NodeInfo(f"id-{cpus}-{gpus}", "10.0.0.2", None, cpus, gpus, (), alive, False)
+
+
+def test_one_actor_per_node_and_one_per_gpu_sharing_the_cpus() -> None:
+    from modelport.apps.transcribe.results import Device
+    from modelport.cluster.archive import actor_plan
+
+    nodes = [_node(4), _node(16, gpus=2), _node(8, alive=False), _node(0)]
+    plan = [(n.cpus, count, cpus) for n, count, cpus in actor_plan(nodes, Device.AUTO)]
+    assert plan == [(4, 1, 4), (16, 2, 8)]
+    assert [(n.cpus, count) for n, count, _ in actor_plan(nodes, Device.CPU)] == [(4, 1), (16, 1)]  # GPUs unused
+    assert [(n.gpus, count) for n, count, _ in actor_plan(nodes, Device.CUDA)] == [(2, 2)]  # GPU nodes only
+
+
+def test_cuda_on_a_cluster_without_gpus_fails_at_once() -> None:
+    from modelport.apps.transcribe.results import Device
+    from modelport.cluster.archive import actor_plan
+    from modelport.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="no alive node of the cluster has a GPU"):
+        actor_plan([_node(4), _node(2, gpus=1, alive=False)], Device.CUDA)
+    with pytest.raises(InvalidInputError, match="no node with CPUs"):
+        actor_plan([_node(0, gpus=1)], Device.AUTO)

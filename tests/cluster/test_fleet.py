@@ -86,6 +86,12 @@ def test_fleet_port_builds_once_and_each_device_measures_the_build(ray_cluster: 
     assert build_xml.read_bytes().startswith(b"<?xml")
     fleet = json.loads((tmp_path / "fleet.json").read_text())
     assert fleet["build"]["artifacts"][1]["artifact"] == "targets/openvino-fp32/model.xml"
+    md = (tmp_path / "fleet.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| openvino/fp32 |"))
+    assert row.count(" ms") == 2, row  # measured on both devices
+    assert sum(line.count("★") for line in md.splitlines() if line.startswith("| ")) == 2  # one per device
+    page = (tmp_path / "fleet.html").read_text()
+    assert 'href="devices/pi4/report.html"' in page and "Built once on" in page
 
 
 def test_fleet_port_sends_local_calibration_and_evaluation_files(ray_cluster: Any, tmp_path: Path) -> None:
@@ -157,6 +163,7 @@ def test_cli_bench_on_one_device(ray_cluster: Any, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0, out
     assert "pi4 (node" in out and "fastest on pi4: onnxruntime/" in out
+    assert "median latency per runtime and device" in out
 
 
 def test_cli_port_on_one_device(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -126,6 +126,9 @@ def _bench_fleet(
                 _print_bench(out, run.bench, f"{where}: latency of {model.name} (ms)")
             else:
                 out.print(f"[red]{escape(where)}: {escape(run.error or 'no result')}[/]")
+        from modelport.cli.cluster import fleet_matrix
+
+        out.print(fleet_matrix(report, "median latency per runtime and device"))
         for run in report.runs:
             out.print(f"fastest on {run.device}: {escape(run.fastest or '–')}")
     if not report or any(r.bench is not None and r.bench.failures for r in report.runs):

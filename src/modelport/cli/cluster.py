@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -59,3 +61,16 @@ def register(app: typer.Typer) -> None:
                 out.print(f"[red]versions differ between nodes: {', '.join(report.mismatched)} (they must match)[/]")
         if report.mismatched or any(s.doctor is None and s.node.alive for s in report.nodes):
             raise typer.Exit(code=1)  # a dead node is listed, not a failure: Ray keeps lost nodes in its table
+
+
+def fleet_matrix(report: Any, title: str) -> Table:
+    """The fleet's target × device matrix (:func:`modelport.cluster.render.matrix`) as a terminal table."""
+    from modelport.cluster.render import matrix
+
+    headers, rows = matrix(report)
+    table = Table(title=title, title_justify="left", min_width=len(title))  # a narrow table would wrap the title
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(escape(c) for c in row))
+    return table

@@ -142,13 +142,16 @@ def _port_fleet(
                 out.print(f"report: {out_dir / 'devices' / run.device / 'report.html'}", markup=False)
             else:
                 out.print(f"[red]{run.device}: {run.error or 'no result'}[/]", markup=True, highlight=False)
+        from modelport.cli.cluster import fleet_matrix
+
+        out.print(fleet_matrix(report, "median latency per target and device (★ the device's fastest verified)"))
         if report.build is not None:
             b = report.build
             built = ", ".join(a.label for a in b.artifacts) or "none"
             out.print(f"built once on {b.machine} in {b.seconds:.1f} s: {built}", markup=False)
             for label, why in b.left:
                 out.print(f"built on each device instead: {label} ({why})", markup=False)
-        out.print(f"fleet report: {out_dir / 'fleet.json'}", markup=False)
+        out.print(f"fleet report: {out_dir / 'fleet.html'} (and fleet.md, fleet.json)", markup=False)
     if not report:
         raise typer.Exit(code=1)
 

@@ -24,6 +24,7 @@ from modelport.apps.transcribe.formats import write_outputs
 from modelport.apps.transcribe.results import (
     BatchManifest,
     DecodeOptions,
+    Device,
     FileOutcome,
     FileStatus,
     ModelOptions,
@@ -168,24 +169,46 @@ class _Dispatch:
             self.started.remove(actor)
 
 
-def _start_actors(ray: Any, nodes: list[NodeInfo], model: ModelOptions, bundle: bytes | None) -> list[Any]:
-    """One actor per alive node with CPUs (one per GPU on GPU nodes), pinned to its node with its share of CPUs."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+def actor_plan(nodes: Sequence[NodeInfo], device: Device) -> list[tuple[NodeInfo, int, int]]:
+    """(node, actors, CPUs each) for the archive: one actor per alive node with CPUs, one per GPU on GPU nodes
+    (``device`` auto or cuda; with ``cpu`` the GPUs are left alone), the node's CPUs shared between its actors.
 
+    Raises:
+        InvalidInputError: no node with CPUs, or ``cuda`` asked for on a cluster without GPUs (at once: an actor
+            waiting for a GPU that never comes would wait forever).
+    """
     usable = [n for n in nodes if n.alive and n.cpus >= 1]
     if not usable:
         raise InvalidInputError("the cluster has no node with CPUs to transcribe on", hint="see docs/cluster.md")
+    if device is Device.CUDA:
+        usable = [n for n in usable if n.gpus >= 1]
+        if not usable:
+            raise InvalidInputError(
+                "--device cuda, but no alive node of the cluster has a GPU",
+                hint="start the GPU nodes with `ray start … --num-gpus N`, or use --device auto to run on CPUs",
+            )
+    plan = []
+    for node in usable:
+        count = int(node.gpus) if node.gpus >= 1 and device is not Device.CPU else 1
+        plan.append((node, count, max(1, int(node.cpus // count))))
+    return plan
+
+
+def _start_actors(ray: Any, nodes: list[NodeInfo], model: ModelOptions, bundle: bytes | None) -> list[Any]:
+    """The actors of :func:`actor_plan`, pinned to their nodes, each holding its CPUs (and its GPU)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    plan = actor_plan(nodes, model.device)
     remote = ray.remote(ArchiveWorker)
     blob = ray.put(bundle) if bundle is not None else None
     actors = []
-    for node in usable:
-        count = int(node.gpus) if node.gpus >= 1 else 1
-        cpus = max(1, int(node.cpus // count))
+    for node, count, cpus in plan:
+        gpu = node.gpus >= 1 and model.device is not Device.CPU
         for _ in range(count):
             actors.append(
                 remote.options(
                     num_cpus=cpus,
-                    num_gpus=1 if node.gpus >= 1 else 0,
+                    num_gpus=1 if gpu else 0,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node.node_id, soft=False),
                     max_restarts=0,
                 ).remote(model, blob, cpus)

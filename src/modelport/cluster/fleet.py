@@ -56,11 +56,14 @@ class FleetOptions:
         devices: the devices to run on (node ``device`` labels); empty: every device of the cluster.
         timeout_s: seconds one device's run may take (then it is cancelled and reported).
         retries: how many other nodes of the same device to try when a node is lost.
+        build_once: ``port`` builds the portable artifacts once, on this machine (False: every device builds all of
+            its targets itself, as a local ``port`` would; the benchmark's comparison).
     """
 
     devices: tuple[str, ...] = ()
     timeout_s: float = 3600.0
     retries: int = 1
+    build_once: bool = True
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -121,8 +124,14 @@ class FleetReport(JsonReport):
         return all(r.error is None and (r.port is None or bool(r.port)) for r in self.runs)
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write ``fleet.json`` into ``out_dir`` (created if needed) atomically; returns its path."""
-        return write_text(Path(out_dir) / REPORT_NAME, self.to_json() + "\n")
+        """Write ``fleet.json``, ``fleet.md`` and ``fleet.html`` (:mod:`.render`) into ``out_dir`` (created if
+        needed), each atomically; returns the JSON's path."""
+        from modelport.cluster.render import fleet_html, fleet_markdown
+
+        out = Path(out_dir)
+        write_text(out / "fleet.md", fleet_markdown(self))
+        write_text(out / "fleet.html", fleet_html(self))
+        return write_text(out / REPORT_NAME, self.to_json() + "\n")
 
 
 def fleet_bench(
@@ -195,9 +204,11 @@ def _run(
     with connected(address) as ray:
         candidates = nodes_for(list_nodes(ray), fleet.devices)
         extra: dict[str, Any] = {}
-        if verb == "port" and out_dir is not None:
+        if verb == "port" and out_dir is not None and fleet.build_once:
             build = _build_once(ray, Path(model), out_dir / BUILD_DIR, options, candidates, say)
-            extra = {"build": ray.put(zip_folder(out_dir / BUILD_DIR)), "data": data}
+            extra = {"build": ray.put(zip_folder(out_dir / BUILD_DIR))}
+        if data:
+            extra["data"] = data
         blob = ray.put(bundle)
         pending = {d: _Attempt(d, nodes) for d, nodes in candidates.items()}
         remote = ray.remote(device_task)
@@ -222,7 +233,8 @@ def _run(
                     runs.append(attempt.failed(task_error(exc), now))
                     say(f"{attempt.device}: failed: {task_error(exc)}")
                     continue
-                runs.append(attempt.done(verb, answer, now, out_dir, str(model)))
+                built = out_dir / BUILD_DIR if build is not None and out_dir is not None else None
+                runs.append(attempt.done(verb, answer, now, out_dir, str(model), built))
                 say(f"{attempt.device}: done")
             for ref, attempt in list(refs.items()):
                 if now - attempt.started > fleet.timeout_s:
@@ -284,7 +296,9 @@ class _Attempt:
         n = self.node
         return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, error=reason)
 
-    def done(self, verb: str, answer: dict[str, Any], now: float, out_dir: Path | None, model: str) -> DeviceRun:
+    def done(
+        self, verb: str, answer: dict[str, Any], now: float, out_dir: Path | None, model: str, built: Path | None
+    ) -> DeviceRun:
         n = self.node
         env = Environment.from_json(answer["environment"])
         reports: dict[str, Any] = {}
@@ -294,8 +308,8 @@ class _Attempt:
             port = PortReport.from_json(answer["report"])
             if out_dir is not None:
                 dest = out_dir / "devices" / self.device
-                if (out_dir / BUILD_DIR).is_dir():
-                    link_tree(out_dir / BUILD_DIR, dest)
+                if built is not None:
+                    link_tree(built, dest)
                 if answer.get("artifacts"):
                     unpack(answer["artifacts"], dest)
                 port = _local_paths(port, answer.get("out", ""), dest, model)
