@@ -193,6 +193,38 @@ def test_unreachable_cluster_is_one_clear_error(capsys: pytest.CaptureFixture[st
     assert "cannot connect to a Ray cluster at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
 
 
+def test_two_drivers_benchmarking_one_device_take_turns(ray_cluster: Any) -> None:
+    """Two fleet runs submitted at once for the same device: the device's quantity-1 resource (and its CPUs, all
+    reserved) make them run one after the other, never side by side."""
+    import threading
+
+    import ray
+
+    from modelport.cluster.connection import NAMESPACE
+
+    ray.init(address=ray_cluster.address, namespace=NAMESPACE, log_to_driver=False)  # shared by both runs
+    try:
+        options = BenchOptions(timing=BenchConfig(warmup=2, seconds=2.0))
+        reports: list[Any] = []
+
+        def run() -> None:
+            reports.append(fleet_bench(MNIST, ["onnxruntime"], address=ray_cluster.address, options=options,
+                                       fleet=FleetOptions(devices=("pi4",))))  # fmt: skip
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    finally:
+        ray.shutdown()
+    assert len(reports) == 2
+    (first,), (second,) = sorted((r.runs for r in reports), key=lambda runs: runs[0].ran[0])
+    assert first.error is None and second.error is None
+    assert first.ran is not None and second.ran is not None
+    assert first.ran[1] <= second.ran[0], (first.ran, second.ran)  # the second started after the first ended
+
+
 def test_a_node_lost_mid_run_is_retried_on_another_node_of_its_device(ray_cluster: Any) -> None:
     """Last in the module: it removes a node from the shared cluster."""
     import threading

@@ -86,6 +86,8 @@ class DeviceRun(JsonReport):
         bench: bench's report (verb ``bench``).
         port: port's report (verb ``port``); its artifacts are in ``OUT/devices/DEVICE/``.
         error: why there is no report.
+        ran: when the verb ran on the node, (start, end) in seconds since the epoch (the node's clock), without the
+            wait for the device.
     """
 
     device: str
@@ -97,6 +99,7 @@ class DeviceRun(JsonReport):
     bench: BenchReport | None = None
     port: PortReport | None = None
     error: str | None = None
+    ran: tuple[float, float] | None = None
 
     @property
     def fastest(self) -> str | None:
@@ -315,7 +318,8 @@ class _Attempt:
                 port = _local_paths(port, answer.get("out", ""), dest, model)
                 write_reports(port, dest)  # the node wrote its own temporary paths into them
             reports["port"] = port
-        return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, env, **reports)
+        ran = tuple(answer["ran"]) if answer.get("ran") else None
+        return DeviceRun(self.device, n.node_id, n.address, self.index + 1, now - self.started, env, **reports, ran=ran)
 
 
 #: where ``port --cluster`` builds the portable artifacts once (``OUT/build``).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,11 +57,13 @@ def device_task(
         data: port's local data files, zipped, by the option they stand for (``calib``/``eval`` → (name, zip)).
 
     Returns:
-        ``{"report": JSON, "environment": JSON, "artifacts": zip bytes or None}`` — ``port``'s output folder comes
-        back zipped (its report and every file made on this device; the driver's build is not sent back).
+        ``{"report": JSON, "environment": JSON, "artifacts": zip bytes or None, "out": the node's output folder,
+        "ran": (start, end) in seconds since the epoch}`` — ``port``'s output folder comes back zipped (its report
+        and every file made on this device; the driver's build is not sent back).
     """
     from modelport.reports.environment import capture_environment
 
+    began = time.time()
     with tempfile.TemporaryDirectory(prefix="modelport-node-") as tmp:
         folder = Path(tmp) / "model"
         unzip(bundle, folder)
@@ -87,7 +90,9 @@ def device_task(
             made = [p for p in sorted(out.rglob("*")) if p.is_file() and unchanged.get(p) != _stamp(p)]
             artifacts = zip_folder(out, made)
         env = capture_environment().to_json()
-        return {"report": report.to_json(), "environment": env, "artifacts": artifacts, "out": str(Path(tmp) / "out")}
+        out_dir = str(Path(tmp) / "out")
+        ran = (began, time.time())
+        return {"report": report.to_json(), "environment": env, "artifacts": artifacts, "out": out_dir, "ran": ran}
 
 
 def unzip(blob: bytes, dest: Path) -> dict[Path, tuple[int, int]]:
