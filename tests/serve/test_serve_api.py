@@ -88,6 +88,7 @@ def test_convert_job_runs_the_cli_with_the_same_option_names(tmp_path: Path) -> 
         ({"verb": "rm -rf", "model": "MODEL"}, "verb", "must be one of"),
         ({"verb": "port", "model": "MODEL", "output": "/etc"}, "output", "set by the server"),
         ({"verb": "port", "model": "MODEL", "trust_remote_code": True}, "trust_remote_code", "not allowed"),
+        ({"verb": "port", "model": "MODEL", "cluster": "10.0.0.5:6379"}, "cluster", "never connects"),
         ({"verb": "port", "model": "MODEL", "bogus": 1}, "bogus", "not an option"),
         ({"verb": "port", "model": "MODEL", "seconds": "fast"}, "seconds", "valid number"),
         ({"verb": "port", "model": "MODEL", "quick": "yes"}, "quick", "true or false"),

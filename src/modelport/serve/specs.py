@@ -26,6 +26,8 @@ from modelport.serve.settings import JOB_VERBS
 SERVER_OPTIONS = frozenset({"output", "json"})
 #: options a job may never set
 FORBIDDEN_OPTIONS = frozenset({"trust-remote-code", "list-passes", "debug"})
+#: options that would make the server connect elsewhere (a Ray cluster at an address the client names)
+REMOTE_OPTIONS = frozenset({"cluster", "devices"})
 #: options whose value names data: an uploaded data id or a built-in source name
 DATA_OPTIONS = frozenset({"calib", "eval", "feeds"})
 #: options whose value becomes part of a file name
@@ -146,6 +148,8 @@ def _check_field(key: str, value: Any, info: OptionInfo | None, data_exists: Cal
         return "set by the server (artifacts go to the job's folder; the report is always kept)"
     if key in FORBIDDEN_OPTIONS:
         return "not allowed in a job (the service never runs code from an upload)"
+    if key in REMOTE_OPTIONS:
+        return "not allowed in a job (the service never connects to an address a client names: use the CLI)"
     if info is None:
         return "not an option of this verb"
     if info.is_flag:
