@@ -5,8 +5,9 @@ whichever machine converts it: conversion is deterministic and does not look at 
 devices is how fast the artifact runs, which engine settings suit it and whether the device's kernels still agree
 with the source. So :func:`build_once` prepares the source and converts every *portable* target once, and each
 device's :func:`~modelport.porting.pipeline.port` takes that build (``prebuilt=``) and only verifies, tunes and
-times the targets on its own runtime. A device then needs the runtimes, not the converters (TensorFlow and onnx2tf
-for TFLite, which a Raspberry Pi rarely has).
+times the targets on its own runtime. A device then needs the target runtimes and the source's runtime (every
+target is verified against the source), not the converters (TensorFlow and onnx2tf for TFLite, which a Raspberry Pi
+rarely has).
 
 Built on the device all the same:
 
