@@ -120,6 +120,34 @@ def test_output_onto_the_input_is_refused(mlp: Path, capsys: pytest.CaptureFixtu
     assert rc == 2 and "refusing to overwrite" in text and mlp.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    ("verb", "extra"),
+    [
+        ("rename", ["--map", "x=inp"]),
+        ("set-batch", ["--batch", "2"]),
+        ("set-input-shape", ["--input-shape", "x:2,8"]),
+        ("set-opset", ["--opset", "17"]),
+        ("shrink-constants", []),
+        ("merge", []),
+        ("extract", ["--inputs", "x", "--outputs", "y"]),
+        ("add-outputs", ["r"]),
+        ("remove-outputs", ["y"]),
+    ],
+)
+def test_output_onto_the_input_is_refused_before_the_edit_runs(
+    mlp: Path, verb: str, extra: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import modelport.edit
+
+    def must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError(f"{verb} ran before the output was checked")
+
+    monkeypatch.setattr(modelport.edit, verb.replace("-", "_"), must_not_run)
+    models = [str(mlp), str(mlp)] if verb == "merge" else [str(mlp)]
+    rc, text = _edit([verb, *models, *extra, "-o", str(mlp)], capsys)
+    assert rc == 2 and "refusing to overwrite" in text, text
+
+
 def test_set_batch_on_a_fixed_batch_names_the_dim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fixed = models.save(models.fixed_batch_mlp(2), tmp_path / "fixed.onnx")
     rc, text = _edit(["set-batch", str(fixed), "--batch", "3", "-o", str(tmp_path / "out.onnx")], capsys)

@@ -80,6 +80,7 @@ def _register_merge(edit_app: typer.Typer) -> None:
         """Merge ONNX models into one graph (a chain or in parallel), verified against the sources."""
         from modelport.edit import merge
 
+        guard_output(output, *models)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -115,6 +116,7 @@ def _register_extract(edit_app: typer.Typer) -> None:
         inner tensors."""
         from modelport.edit import extract
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -144,6 +146,7 @@ def _register_outputs(edit_app: typer.Typer, verb: str) -> None:
         from modelport.edit import add_outputs, remove_outputs
 
         edit = add_outputs if adding else remove_outputs
+        guard_output(output, model)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -183,6 +186,14 @@ def check_options(
         feeds=feeds,
         threads=threads,
     )
+
+
+def guard_output(output: Path, *models: Path) -> None:
+    """Refuse an output that would replace an input model (or its external data, an IR's .bin) before the edit and
+    its verification run; the edit's own write checks again."""
+    from modelport.edit.base import refuse_source
+
+    refuse_source(output, [str(m) for m in models])
 
 
 def finish(result: EditResult | IrEditResult, output: Path, check: CheckOptions, as_json: bool) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from modelport.cli import options as opt
-from modelport.cli.edit_graph import BATCH, OUTPUT, VERIFY, check_options, finish
+from modelport.cli.edit_graph import BATCH, OUTPUT, VERIFY, check_options, finish, guard_output
 
 _MODEL: Any = typer.Argument(..., help="The ONNX model to edit (never modified).")
 _IR: Any = typer.Argument(..., help="The OpenVINO IR (.xml, with its .bin beside it) to edit (never modified).")
@@ -57,6 +57,7 @@ def _register_rename(edit_app: typer.Typer) -> None:
         """Rename tensors and/or nodes (exact names or substrings), everywhere they appear, sub-graphs included."""
         from modelport.edit import rename
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -82,6 +83,7 @@ def _register_shapes(edit_app: typer.Typer) -> None:
         """Fix every input's dynamic leading (batch) dim; inner shapes are inferred again."""
         from modelport.edit import set_batch
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(verify, rtol, atol, seed, feeds=feeds, threads=threads)
         finish(set_batch(model, batch, check=check), output, check, as_json)
 
@@ -101,6 +103,7 @@ def _register_shapes(edit_app: typer.Typer) -> None:
         """Give inputs whole static shapes (--input-shape NAME:D0,D1,…); inner shapes are inferred again."""
         from modelport.edit import set_input_shape
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(verify, rtol, atol, seed, feeds=feeds, threads=threads)
         finish(set_input_shape(model, opt.input_shapes(input_shape), check=check), output, check, as_json)
 
@@ -122,6 +125,7 @@ def _register_shapes(edit_app: typer.Typer) -> None:
         """Convert the model to another opset (onnx.version_converter)."""
         from modelport.edit import set_opset
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -152,6 +156,7 @@ def _register_constants(edit_app: typer.Typer) -> None:
         """Merge equal initializers and Constant nodes; optionally move big initializers to external data."""
         from modelport.edit import shrink_constants
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(
             verify, rtol, atol, seed, input_shape=input_shape, batch=batch, feeds=feeds, threads=threads
         )
@@ -177,6 +182,7 @@ def _register_ir(edit_app: typer.Typer) -> None:
         """Rename inputs/outputs of an OpenVINO IR (OpenVINO's API; weights kept bit for bit)."""
         from modelport.edit import ir_rename
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(verify, rtol, atol, seed, feeds=feeds, threads=threads)
         finish(ir_rename(model, _pairs(mapping, "--map", "="), check=check), output, check, as_json)
 
@@ -196,6 +202,7 @@ def _register_ir(edit_app: typer.Typer) -> None:
         """Reshape inputs of an OpenVINO IR (Model.reshape; OpenVINO infers the rest of the graph)."""
         from modelport.edit import ir_set_shape
 
+        guard_output(output, model)  # before the work, not after it
         check = check_options(verify, rtol, atol, seed, feeds=feeds, threads=threads)
         finish(ir_set_shape(model, opt.input_shapes(input_shape), check=check), output, check, as_json)
 
