@@ -12,17 +12,9 @@ from modelport.backends.runner import RunnerInfo
 from modelport.benchmark.timing import LatencyStats
 from modelport.data.metrics import TaskMetrics
 from modelport.formats import Format, Precision
-from modelport.porting.render import (
-    HEADERS,
-    pareto_front,
-    port_html,
-    port_markdown,
-    rich_tables,
-    route_text,
-    scatter_svg,
-    target_rows,
-)
+from modelport.porting.render import HEADERS, port_html, port_markdown, rich_tables, route_text, target_rows
 from modelport.porting.results import PortReport, SettingTrial, TargetResult, Throughput
+from modelport.porting.scatter import pareto_front, scatter_svg
 from modelport.reports.environment import Environment
 from modelport.verify.comparator import Comparison
 from modelport.verify.metrics import OutputMetrics
