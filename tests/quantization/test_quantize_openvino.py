@@ -19,7 +19,7 @@ from modelport.backends.openvino import import_openvino
 from modelport.benchmark.timing import BenchConfig
 from modelport.conversion import ChainOptions, ConvertOptions, convert
 from modelport.errors import InvalidInputError
-from modelport.quantization import CalibrationMethod, QuantizeOptions, QuantizeReport, quantize
+from modelport.quantization import CalibrationMethod, QuantizeOptions, QuantizeReport, ov_validation, quantize
 from modelport.quantization import openvino as ov_engine
 from modelport.quantization.api import prepare
 from modelport.verify.compare import Tolerance, compare_outputs
@@ -199,7 +199,7 @@ def test_agreement_score_matches_the_int8_tolerance() -> None:
     rng = np.random.default_rng(3)
     ref = rng.standard_normal((4, 50)).astype(np.float32)
     tol = Tolerance.for_precision("int8")
-    agreement = ov_engine._Agreement([[ref]], tol)
+    agreement = ov_validation.Agreement([[ref]], tol)
     assert agreement.ratio(0, ref, ref) == 0.0
     for noise in (0.01, 0.05, 0.1, 0.2, 0.5):
         out = ref + noise * rng.standard_normal(ref.shape).astype(np.float32)
