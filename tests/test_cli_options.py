@@ -86,8 +86,9 @@ RAISED_BY: tuple[Rule, ...] = (
         "cluster/",
         (),
         "flags of `ray start`, quoted in the hints that say how to start a node",
-        frozenset({"--head", "--address", "--labels", "--resources"}),
+        frozenset({"--head", "--address", "--labels", "--resources", "--num-gpus"}),
     ),
+    Rule("cluster/archive.py", ("transcribe",), "only transcribe runs archive actors", frozenset({"--device"})),
     Rule(
         "cluster/fleet.py",
         ("port",),

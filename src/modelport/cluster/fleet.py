@@ -36,7 +36,7 @@ from modelport.cluster.nodes import NodeInfo, list_nodes, nodes_for
 from modelport.cluster.tasks import device_task, targets_task, zip_folder
 from modelport.errors import InvalidInputError, ModelLoadError
 from modelport.formats import Precision
-from modelport.model_io import write_text
+from modelport.model_io import atomic_path, write_text
 from modelport.porting.pipeline import PortOptions, write_reports
 from modelport.porting.prebuilt import Prebuilt
 from modelport.porting.results import PortReport
@@ -390,7 +390,8 @@ def link_tree(src: Path, dest: Path) -> None:
         try:
             os.link(path, target)
         except OSError:
-            shutil.copy2(path, target)
+            with atomic_path(target) as tmp:
+                shutil.copy2(path, tmp)
 
 
 def _local_paths(report: PortReport, node_out: str, dest: Path, model: str) -> PortReport:
