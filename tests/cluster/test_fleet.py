@@ -193,6 +193,30 @@ def test_unreachable_cluster_is_one_clear_error(capsys: pytest.CaptureFixture[st
     assert "cannot connect to a Ray cluster at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
 
 
+def test_ctrl_c_keeps_the_devices_that_finished(ray_cluster: Any, tmp_path: Path) -> None:
+    from modelport.formats import Precision
+    from modelport.porting.pipeline import PortOptions
+
+    options = PortOptions(targets=("onnxruntime",), precisions=(Precision.FP32,), quick=True, budget=0)
+
+    def interrupt_after_the_first(line: str) -> None:
+        if line.endswith(": done"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fleet_port(
+            MNIST, tmp_path, address=ray_cluster.address, options=options, fleet=FleetOptions(devices=("pi4", "nuc")),
+            progress=interrupt_after_the_first,
+        )  # fmt: skip
+    fleet = json.loads((tmp_path / "fleet.json").read_text())
+    assert fleet["interrupted"] is True
+    runs = {r["device"]: r for r in fleet["runs"]}
+    finished = [d for d, r in runs.items() if r["port"] is not None]
+    stopped = [d for d, r in runs.items() if r["error"] == "interrupted (Ctrl-C) before it finished"]
+    assert len(finished) == 1 and len(stopped) == 1, runs
+    assert "Interrupted" in (tmp_path / "fleet.md").read_text()
+
+
 def test_two_drivers_benchmarking_one_device_take_turns(ray_cluster: Any) -> None:
     """Two fleet runs submitted at once for the same device: the device's quantity-1 resource (and its CPUs, all
     reserved) make them run one after the other, never side by side."""

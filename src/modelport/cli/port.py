@@ -126,7 +126,12 @@ def _port_fleet(
 
     err = Console(stderr=True, highlight=False)
     fleet = FleetOptions(devices=tuple(opt.split_list(devices or "")))
-    report = fleet_port(model, out_dir, address=address, options=options, fleet=fleet, progress=err.print)
+    try:
+        report = fleet_port(model, out_dir, address=address, options=options, fleet=fleet, progress=err.print)
+    except KeyboardInterrupt:
+        if (out_dir / "fleet.json").exists():
+            out.print(f"interrupted: the devices finished so far are in {out_dir / 'fleet.html'}", markup=False)
+        raise
     if as_json:
         print_json(report.to_json())
     else:

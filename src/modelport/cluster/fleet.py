@@ -122,9 +122,10 @@ class FleetReport(JsonReport):
     runs: tuple[DeviceRun, ...]
     seconds: float
     build: Prebuilt | None = None
+    interrupted: bool = False  # Ctrl-C: the devices that had not finished are errors "interrupted"
 
     def __bool__(self) -> bool:
-        return all(r.error is None and (r.port is None or bool(r.port)) for r in self.runs)
+        return not self.interrupted and all(r.error is None and (r.port is None or bool(r.port)) for r in self.runs)
 
     def write(self, out_dir: str | Path) -> Path:
         """Write ``fleet.json``, ``fleet.md`` and ``fleet.html`` (:mod:`.render`) into ``out_dir`` (created if
@@ -171,6 +172,8 @@ def fleet_port(
     Raises:
         InvalidInputError: an unknown device, or ``calib``/``eval`` that cannot reach the nodes.
         ModelportError: the source cannot be prepared (converted to ONNX, optimized).
+        KeyboardInterrupt: after cancelling the devices still running and writing ``fleet.json`` with the devices
+            that finished (``interrupted``).
     """
     opts = options or PortOptions()
     for name, value in (("--calib", opts.calib), ("--eval", opts.eval)):
@@ -220,36 +223,45 @@ def _run(
             refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
             say(f"{attempt.device}: started on {attempt.node.address}")
         runs: list[DeviceRun] = []
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
-            now = time.perf_counter()
-            for ref in ready:
-                attempt = refs.pop(ref)
-                try:
-                    answer = ray.get(ref)
-                except Exception as exc:  # the task's or the node's failure: that device's alone
-                    retry = attempt.next_node(exc, fleet.retries)
-                    if retry:
-                        refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
-                        say(f"{attempt.device}: node lost, retrying on {attempt.node.address}")
+        interrupted = False
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+                now = time.perf_counter()
+                for ref in ready:
+                    attempt = refs.pop(ref)
+                    try:
+                        answer = ray.get(ref)
+                    except Exception as exc:  # the task's or the node's failure: that device's alone
+                        if attempt.next_node(exc, fleet.retries):
+                            refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
+                            say(f"{attempt.device}: node lost, retrying on {attempt.node.address}")
+                            continue
+                        runs.append(attempt.failed(task_error(exc), now))
+                        say(f"{attempt.device}: failed: {task_error(exc)}")
                         continue
-                    runs.append(attempt.failed(task_error(exc), now))
-                    say(f"{attempt.device}: failed: {task_error(exc)}")
-                    continue
-                built = out_dir / BUILD_DIR if build is not None and out_dir is not None else None
-                runs.append(attempt.done(verb, answer, now, out_dir, str(model), built))
-                say(f"{attempt.device}: done")
-            for ref, attempt in list(refs.items()):
-                if now - attempt.started > fleet.timeout_s:
-                    ray.cancel(ref, force=True)
-                    refs.pop(ref)
-                    runs.append(attempt.failed(f"timed out after {fleet.timeout_s:g} s", now))
-                    say(f"{attempt.device}: timed out")
+                    built = out_dir / BUILD_DIR if build is not None and out_dir is not None else None
+                    runs.append(attempt.done(verb, answer, now, out_dir, str(model), built))
+                    say(f"{attempt.device}: done")
+                for ref, attempt in list(refs.items()):
+                    if now - attempt.started > fleet.timeout_s:
+                        ray.cancel(ref, force=True)
+                        refs.pop(ref)
+                        runs.append(attempt.failed(f"timed out after {fleet.timeout_s:g} s", now))
+                        say(f"{attempt.device}: timed out")
+        except KeyboardInterrupt:  # Ctrl-C: stop the devices still running, keep what finished
+            interrupted = True
+            now = time.perf_counter()
+            for ref, attempt in refs.items():
+                ray.cancel(ref, force=True)
+                runs.append(attempt.failed("interrupted (Ctrl-C) before it finished", now))
     order = list(candidates)
     runs.sort(key=lambda r: order.index(r.device))
-    report = FleetReport(verb, str(model), address, tuple(runs), time.perf_counter() - start, build)
+    report = FleetReport(verb, str(model), address, tuple(runs), time.perf_counter() - start, build, interrupted)
     if out_dir is not None:
         report.write(out_dir)
+    if interrupted:
+        raise KeyboardInterrupt
     return report
 
 

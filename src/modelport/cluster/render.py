@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from modelport.cluster.fleet import DeviceRun, FleetReport
 
 FASTEST = "★"
+INTERRUPTED = "**Interrupted** (Ctrl-C): the devices that had not finished were stopped; their rows say so."
 #: CPU flags that decide which kernels run (shown per device; the rest are in fleet.json).
 KEY_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "asimd", "asimddp", "sve")
 #: engine versions shown per device.
@@ -103,6 +104,7 @@ def fleet_markdown(report: FleetReport) -> str:
         f"{report.seconds:.0f} s in all. Median latency per target and device ({FASTEST}: the device's fastest "
         + ("verified target)." if report.verb == "port" else "runtime)."),
         "",
+        *([INTERRUPTED, ""] if report.interrupted else []),
         *_md_table(*matrix(report)),
         "",
         "## Devices",
@@ -120,7 +122,8 @@ def fleet_markdown(report: FleetReport) -> str:
 
 _PAGE_CSS = """table.matrix td{text-align:right;white-space:nowrap}table.matrix td:first-child{text-align:left}
 td.best{font-weight:bold;background:#e8f5e9}td.bad{color:#b00020}td.none{color:#999}
-table.devices td,table.devices th{font-size:.9em;vertical-align:top;text-align:left}"""
+table.devices td,table.devices th{font-size:.9em;vertical-align:top;text-align:left}
+.alert{background:#fff3cd;border:1px solid #e0c060;padding:.5em .8em;font-weight:bold}"""
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str) -> str:
@@ -160,6 +163,7 @@ def fleet_html(report: FleetReport) -> str:
 <p>Model <code>{esc(report.model)}</code> on the cluster at <code>{esc(report.address)}</code>, {len(report.runs)}
 devices, {report.seconds:.0f} s in all. Median latency per target and device; {FASTEST} the device's fastest
 {what}.</p>
+{'<p class="alert">' + esc(INTERRUPTED.replace("**", "")) + "</p>" if report.interrupted else ""}
 {_html_table(*matrix(report), "matrix")}
 <h2>Devices</h2>
 {_html_table(*device_rows(report), "devices")}
