@@ -49,7 +49,11 @@ ORDER = (
         "`depth`: ms per pair per runtime, EPE/bad-3px vs OpenCV StereoSGBM, pipelined video",
     ),
     ("serve", "benchmarks/bench_serve.py", "`serve` on loopback: status latency under 50 pollers, queue order"),
-    ("cluster", "benchmarks/bench_cluster.py", "Ray on loopback: an archive over 1–3 actors vs local, fleet bench"),
+    (
+        "cluster",
+        "benchmarks/bench_cluster.py",
+        "Ray on loopback: an archive over 1–3 actors vs local, fleet bench, port built once vs on each device",
+    ),
 )
 
 INTRO = """# Benchmarks
