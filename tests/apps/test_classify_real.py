@@ -5,6 +5,7 @@ dynamic height and width) on text lines drawn in the test, on ONNX Runtime and O
 from __future__ import annotations
 
 import importlib.util
+import statistics
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -72,8 +73,12 @@ def test_text_direction(direction_model: Path, text_lines: Path, runtime: str) -
     assert report.accuracy.mapping == "class folders by label name"
     assert report.batch == 4 and "48×192" in report.preprocessing
     for r in report.images:
-        assert r.correct and r.predictions[0].probability > 0.8
+        assert r.correct
         assert sum(p.probability for p in r.predictions) == pytest.approx(1.0, abs=1e-3)
+    # confident on the whole, not on every line: how sure it is of one drawn line moves with OpenCV's rasteriser
+    # (the upright "upside down" line: 0.89 with opencv 5.0, 0.56 with 5.1 — still correct)
+    confidence = [r.predictions[0].probability for r in report.images]
+    assert statistics.median(confidence) > 0.95 and statistics.mean(confidence) > 0.9, confidence
 
 
 def test_a_dynamic_image_size_needs_one(direction_model: Path, text_lines: Path) -> None:
