@@ -30,8 +30,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelport.backends import get_backend, open_runner
-from modelport.backends.runner import RunnerOptions
+from modelport.backends import get_backend
 from modelport.conversion import source_format
 from modelport.errors import InvalidInputError, ModelportError
 from modelport.formats import Format, Precision
@@ -98,10 +97,8 @@ class Prebuilt(JsonReport):
 
     def prepared(self, out_dir: Path, options: PortOptions) -> PreparedSource:
         """The :class:`PreparedSource` ``port`` would have made in ``out_dir``, from this build."""
-        onnx = out_dir / "model.onnx"
-        with open_runner("onnxruntime", onnx, RunnerOptions(threads=options.threads)) as probe:
-            specs = tuple(probe.input_specs)
-        return PreparedSource(onnx, specs, self.route, None, self.optimization, source_convert_options(options).loader)
+        loader = source_convert_options(options).loader
+        return PreparedSource(out_dir / "model.onnx", self.route, None, self.optimization, loader)
 
 
 def portable(runtime: str, precision: Precision) -> bool:

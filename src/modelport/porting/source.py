@@ -23,7 +23,7 @@ from modelport.conversion import ChainOptions, ConvertOptions, convert_chain
 from modelport.conversion.routes import alternative_routes
 from modelport.errors import InvalidInputError
 from modelport.formats import Format
-from modelport.inputs import TensorSpec, default_batch, resolve_shapes
+from modelport.inputs import default_batch, resolve_shapes
 from modelport.model_io import atomic_files, load_proto, save_model
 from modelport.passes import OptimizeOptions, optimize
 from modelport.porting.results import OptimizationSummary, PortOptions
@@ -36,7 +36,6 @@ class PreparedSource:
 
     Attributes:
         onnx: ``OUT/model.onnx``.
-        specs: its inputs.
         route: the conversion hops from the source to ONNX (empty for an ONNX source).
         verification: the converted ONNX against the source (None for an ONNX source).
         optimization: what the optimizer did (None with ``optimize=False``).
@@ -44,7 +43,6 @@ class PreparedSource:
     """
 
     onnx: Path
-    specs: tuple[TensorSpec, ...]
     route: tuple[str, ...] = ()
     verification: Comparison | None = None
     optimization: OptimizationSummary | None = None
@@ -105,7 +103,7 @@ def prepare_source(src: Path, fmt: Format, out_dir: Path, opts: PortOptions) -> 
         )
     else:
         save_model(proto, dst, source=src)
-    return PreparedSource(dst, specs, route, verification, optimization, convert_opts.loader)
+    return PreparedSource(dst, route, verification, optimization, convert_opts.loader)
 
 
 def copy_source(src: Path, fmt: Format, target_dir: Path) -> tuple[Path, list[Path]]:
