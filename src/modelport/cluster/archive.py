@@ -33,7 +33,7 @@ from modelport.apps.transcribe.results import (
 )
 from modelport.cluster.connection import task_error
 from modelport.cluster.nodes import NodeInfo, list_nodes
-from modelport.cluster.tasks import ArchiveWorker, zip_folder
+from modelport.cluster.tasks import ArchiveWorker, zip_path
 from modelport.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
@@ -219,9 +219,7 @@ def _start_actors(ray: Any, nodes: list[NodeInfo], model: ModelOptions, bundle: 
 def _model_bundle(model: ModelOptions) -> bytes | None:
     """A model folder on this machine, zipped for the nodes; None for a name each node resolves itself."""
     path = Path(str(model.model))
-    if not path.is_dir():
-        return None
-    return zip_folder(path.parent, sorted(p for p in path.rglob("*")))
+    return zip_path(path) if path.is_dir() else None
 
 
 def _write(

@@ -33,7 +33,7 @@ from typing import Any
 from modelport.benchmark.timing import BenchOptions, BenchReport
 from modelport.cluster.connection import task_error
 from modelport.cluster.nodes import NodeInfo, list_nodes, nodes_for
-from modelport.cluster.tasks import device_task, targets_task, zip_folder
+from modelport.cluster.tasks import device_task, targets_task, zip_folder, zip_path
 from modelport.errors import InvalidInputError, ModelLoadError
 from modelport.formats import Precision
 from modelport.model_io import atomic_path, write_text
@@ -384,9 +384,7 @@ def _data_bundles(options: PortOptions) -> dict[str, tuple[str, bytes]]:
     for field in ("calib", "eval"):
         value = getattr(options, field)
         if isinstance(value, str | Path) and Path(value).exists():
-            path = Path(value)
-            files = sorted(p for p in path.rglob("*")) if path.is_dir() else [path]
-            found[field] = (path.name, zip_folder(path.parent, files))
+            found[field] = (Path(value).name, zip_path(Path(value)))
     return found
 
 
@@ -425,16 +423,14 @@ def bundle_model(path: Path) -> tuple[str, bytes]:
     .xml with its .bin; an ONNX file with its external data files; any other file alone."""
     if not path.exists():
         raise ModelLoadError("file not found", path=path, hint="check the path")
-    if path.is_dir():
-        return path.name, zip_folder(path.parent, sorted(p for p in path.rglob("*")))
-    files = [path]
+    extra: list[Path] = []
     if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        files.append(path.with_suffix(".bin"))
-    elif path.suffix == ".onnx":
+        extra.append(path.with_suffix(".bin"))
+    elif path.suffix == ".onnx" and path.is_file():
         from modelport.model_io import external_data_files
 
-        files += [path.parent / name for name in external_data_files(path)]
-    return path.name, zip_folder(path.parent, files)
+        extra += [path.parent / name for name in external_data_files(path)]
+    return path.name, zip_path(path, extra)
 
 
 def unpack(blob: bytes, dest: Path) -> None:

@@ -108,6 +108,13 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def zip_path(path: Path, extra: list[Path] | None = None) -> bytes:
+    """A file (with ``extra`` files beside it) or a whole folder as one zip, under its own name: what the driver
+    sends to the nodes (a model, a data folder), unpacked there by :func:`unzip`."""
+    files = sorted(path.rglob("*")) if path.is_dir() else [path, *(extra or [])]
+    return zip_folder(path.parent, files)
+
+
 def zip_folder(folder: Path, files: list[Path] | None = None) -> bytes:
     """The files under ``folder`` (or just ``files``, by their paths relative to it) as one zip."""
     buf = io.BytesIO()
