@@ -14,7 +14,7 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from modelport.reports.render import CSS
+from modelport.reports.render import CSS, markdown_table
 
 if TYPE_CHECKING:
     from modelport.cluster.fleet import DeviceRun, FleetReport
@@ -87,15 +87,6 @@ def build_lines(report: FleetReport) -> list[str]:
     return lines
 
 
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return out
-
-
 def fleet_markdown(report: FleetReport) -> str:
     lines = [
         f"# modelport {report.verb} on a fleet",
@@ -105,11 +96,11 @@ def fleet_markdown(report: FleetReport) -> str:
         + ("verified target)." if report.verb == "port" else "runtime)."),
         "",
         *([INTERRUPTED, ""] if report.interrupted else []),
-        *_md_table(*matrix(report)),
+        *markdown_table(*matrix(report)),
         "",
         "## Devices",
         "",
-        *_md_table(*device_rows(report)),
+        *markdown_table(*device_rows(report)),
         "",
     ]
     build = build_lines(report)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from modelport.porting.scatter import format_ms, scatter_svg
-from modelport.reports.render import CSS
+from modelport.reports.render import CSS, markdown_table
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -236,15 +236,6 @@ TRIAL_HEADERS = ["settings tried", "p50 ms", "outcome"]
 # --- Markdown ------------------------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return lines + ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-
-
 def _markdown_item(label: str, text: str, kind: str) -> str:
     head, _, tail = text.partition("\0")
     mark = {"code": "`", "strong": "**"}.get(kind, "")
@@ -258,7 +249,7 @@ def _markdown_details(t: TargetResult) -> list[str]:
     if notes:
         lines += ["- notes:"] + [f"  - {n.strip()}" for n in notes]
     if t.trials:
-        lines += ["", *_md_table(TRIAL_HEADERS, trial_rows(t))]
+        lines += ["", *markdown_table(TRIAL_HEADERS, trial_rows(t))]
     if t.command:
         lines += ["", "Reproduce:", "", "```bash", t.command, "```"]
     return [*lines, ""]
@@ -270,7 +261,7 @@ def port_markdown(report: PortReport) -> str:
     if report.interrupted:
         lines += [f"> **{interrupted_text(report)}**", ""]
     lines += [_markdown_item(*item) for item in summary_items(report)]
-    lines += ["", *_md_table(HEADERS, target_rows(report)), ""]
+    lines += ["", *markdown_table(HEADERS, target_rows(report)), ""]
     lines += [
         f"{FASTEST_MARK} fastest verified target (latency) · {THROUGHPUT_MARK} most samples/s; details below.",
         "",
