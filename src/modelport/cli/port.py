@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -126,10 +127,12 @@ def _port_fleet(
 
     err = Console(stderr=True, highlight=False)
     fleet = FleetOptions(devices=tuple(opt.split_list(devices or "")))
+    started = time.time()
     try:
         report = fleet_port(model, out_dir, address=address, options=options, fleet=fleet, progress=err.print)
     except KeyboardInterrupt:
-        if (out_dir / "fleet.json").exists():
+        written = out_dir / "fleet.json"
+        if written.exists() and written.stat().st_mtime >= started:  # not an earlier run's
             out.print(f"interrupted: the devices finished so far are in {out_dir / 'fleet.html'}", markup=False)
         raise
     if as_json:

@@ -222,6 +222,7 @@ def _run(
         for attempt in pending.values():
             refs[attempt.submit(ray, remote, verb, main, blob, runtimes, options, extra)] = attempt
             say(f"{attempt.device}: started on {attempt.node.address}")
+        built = out_dir / BUILD_DIR if build is not None and out_dir is not None else None
         runs: list[DeviceRun] = []
         interrupted = False
         try:
@@ -240,7 +241,6 @@ def _run(
                         runs.append(attempt.failed(task_error(exc), now))
                         say(f"{attempt.device}: failed: {task_error(exc)}")
                         continue
-                    built = out_dir / BUILD_DIR if build is not None and out_dir is not None else None
                     runs.append(attempt.done(verb, answer, now, out_dir, str(model), built))
                     say(f"{attempt.device}: done")
                 for ref, attempt in list(refs.items()):

@@ -67,7 +67,7 @@ def device_task(
     with tempfile.TemporaryDirectory(prefix="modelport-node-") as tmp:
         folder = Path(tmp) / "model"
         unzip(bundle, folder)
-        model = folder / main
+        model, out = folder / main, Path(tmp) / "out"
         artifacts = None
         report: Any
         if verb == "bench":
@@ -83,16 +83,14 @@ def device_task(
             for field, (name, blob) in (data or {}).items():
                 unzip(blob, Path(tmp) / "data" / field)
                 options = dataclasses.replace(options, **{field: Path(tmp) / "data" / field / name})
-            out = Path(tmp) / "out"
             unchanged = unzip(build, out) if build is not None else {}
             prebuilt = read_prebuilt(out) if build is not None else None
             report = port(model, out, options=options, prebuilt=prebuilt)
             made = [p for p in sorted(out.rglob("*")) if p.is_file() and unchanged.get(p) != _stamp(p)]
             artifacts = zip_folder(out, made)
         env = capture_environment().to_json()
-        out_dir = str(Path(tmp) / "out")
         ran = (began, time.time())
-        return {"report": report.to_json(), "environment": env, "artifacts": artifacts, "out": out_dir, "ran": ran}
+        return {"report": report.to_json(), "environment": env, "artifacts": artifacts, "out": str(out), "ran": ran}
 
 
 def unzip(blob: bytes, dest: Path) -> dict[Path, tuple[int, int]]:
