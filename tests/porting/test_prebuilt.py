@@ -91,3 +91,18 @@ def test_reading_a_folder_without_a_build_is_one_clear_error(tmp_path: Path) -> 
     (tmp_path / PREBUILT_NAME).write_text('{"source": 3}')
     with pytest.raises(InvalidInputError, match="not a build record"):
         read_prebuilt(tmp_path)
+
+
+def test_a_source_whose_external_data_changed_is_another_source(tmp_path: Path) -> None:
+    import onnx
+
+    from modelport.porting.prebuilt import source_digest
+
+    source = tmp_path / "model.onnx"
+    onnx.save(onnx.load(MNIST), source, save_as_external_data=True, location="model.onnx.data", size_threshold=0)
+    before = source_digest(source)
+    data = tmp_path / "model.onnx.data"
+    blob = bytearray(data.read_bytes())
+    blob[-1] ^= 1  # one weight bit: the .onnx file itself is unchanged
+    data.write_bytes(bytes(blob))
+    assert source_digest(source) != before

@@ -423,14 +423,9 @@ def bundle_model(path: Path) -> tuple[str, bytes]:
     .xml with its .bin; an ONNX file with its external data files; any other file alone."""
     if not path.exists():
         raise ModelLoadError("file not found", path=path, hint="check the path")
-    extra: list[Path] = []
-    if path.suffix == ".xml" and path.with_suffix(".bin").exists():
-        extra.append(path.with_suffix(".bin"))
-    elif path.suffix == ".onnx" and path.is_file():
-        from modelport.model_io import external_data_files
+    from modelport.passes.api import input_files
 
-        extra += [path.parent / name for name in external_data_files(path)]
-    return path.name, zip_path(path, extra)
+    return path.name, zip_path(path, [p for p in input_files(path)[1:] if p.is_file()])
 
 
 def unpack(blob: bytes, dest: Path) -> None:

@@ -35,6 +35,7 @@ from modelport.conversion import source_format
 from modelport.errors import InvalidInputError, ModelportError
 from modelport.formats import Format, Precision
 from modelport.model_io import write_text
+from modelport.passes.api import input_files
 from modelport.porting.results import BuiltArtifact, OptimizationSummary, PortOptions
 from modelport.porting.source import PreparedSource, prepare_source, source_convert_options
 from modelport.porting.target import TargetJob, build_artifact, target_dir
@@ -107,11 +108,13 @@ def portable(runtime: str, precision: Precision) -> bool:
 
 
 def source_digest(path: Path) -> str:
-    """sha256 over the source's files (a folder: every file, by relative path)."""
+    """sha256 over the source's files, each by its path relative to the source's folder: a folder's every file; a
+    model file with the files it reads (an ONNX model's external data, an OpenVINO IR's ``.bin``)."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        digest.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+    root = path if path.is_dir() else path.parent
+    files = sorted(path.rglob("*")) if path.is_dir() else input_files(path)
+    for f in (f for f in files if f.is_file()):
+        digest.update(f.relative_to(root).as_posix().encode())
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
